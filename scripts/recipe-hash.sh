@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Print the recipe hash of a fleet image recipe: host or apps.
+set -euo pipefail
+# shellcheck source=lib/fleet-common.sh
+. "$(dirname "$0")/lib/fleet-common.sh"
+[ $# -eq 1 ] || fleet_die "usage: $0 host|apps"
+# shellcheck disable=SC2046
+fleet_recipe_hash $(fleet_recipe_paths "$1")
