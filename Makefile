@@ -1,0 +1,52 @@
+# Ops portal. `make run` starts the portal; `make test` runs every test. See README.md.
+SHELL := /bin/bash
+PY := .venv/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test venv venv-dev prepare lint check-migrations fleet fleet-down fleet-status bench clean
+
+venv:
+	@scripts/venv.sh requirements.txt
+
+venv-dev:
+	@scripts/venv.sh "requirements.txt requirements-dev.txt"
+
+# Embedded defaults: SQLite under var/, Redis on 127.0.0.1:6379, secrets generated once.
+prepare: venv
+	@scripts/ensure-redis.sh
+	@scripts/portal-env.sh
+	@set -a; . var/portal.env; set +a; \
+	  $(PY) manage.py migrate --no-input -v0 && \
+	  $(PY) manage.py collectstatic --no-input -v0 && \
+	  $(PY) manage.py bootstrap
+
+run: prepare
+	@scripts/run-portal.sh
+
+# Everything the tests need (idempotent), then lint, migrations check and the whole suite.
+test: venv-dev
+	@scripts/test-prereqs.sh
+	@$(PY) -m ruff check .
+	@DEBUG=true $(PY) manage.py makemigrations --check --dry-run -v0
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv-dev
+	@$(PY) -m ruff check .
+
+# A demo fleet registered in the portal (make run must have prepared var/portal.env).
+fleet: prepare
+	@scripts/ensure-docker.sh
+	@$(PY) -m fleet up $${FLEET_SIZE:-5}
+	@set -a; . var/portal.env; set +a; $(PY) manage.py register_fleet var/fleet/current/inventory.json
+
+fleet-down: venv
+	@$(PY) -m fleet down
+
+fleet-status: venv
+	@$(PY) -m fleet status
+
+bench: venv-dev
+	@$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf var/staticfiles .pytest_cache .ruff_cache

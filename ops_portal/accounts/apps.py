@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "ops_portal.accounts"
+    label = "accounts"
+    verbose_name = "Access"
+
+    def ready(self):
+        from . import audit_actions, signals  # noqa: F401  (registers audit actions and receivers)

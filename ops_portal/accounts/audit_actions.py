@@ -1,0 +1,15 @@
+from ops_portal.audit.registry import register, register_crud
+
+register_crud("environment", "Environment")
+register_crud("team", "Team")
+register_crud("rolebinding", "Role binding")
+register("user.create", "User created")
+register("user.update", "User changed")
+register("user.deactivate", "User deactivated")
+register("user.set_password", "User's password set by an administrator")
+register("user.change_password", "User changed their own password")
+register("auth.login", "Signed in")
+register("auth.login_failed", "Sign-in failed")
+register("auth.logout", "Signed out")
+register("token.create", "API token created")
+register("token.revoke", "API token revoked")

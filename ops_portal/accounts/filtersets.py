@@ -1,0 +1,50 @@
+import django_filters
+from django.contrib.auth import get_user_model
+
+from .choices import Role
+from .models import APIToken, Environment, RoleBinding, Team
+
+
+class EnvironmentFilterSet(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="iexact")
+
+    class Meta:
+        model = Environment
+        fields = ["name", "is_production"]
+
+
+class TeamFilterSet(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains")
+    member = django_filters.CharFilter(field_name="members__username")
+
+    class Meta:
+        model = Team
+        fields = ["name", "member"]
+
+
+class RoleBindingFilterSet(django_filters.FilterSet):
+    user = django_filters.CharFilter(field_name="user__username")
+    team = django_filters.CharFilter(field_name="team__name")
+    environment = django_filters.CharFilter(field_name="environment__name")
+    role = django_filters.ChoiceFilter(choices=Role.choices)
+    all_environments = django_filters.BooleanFilter(field_name="environment", lookup_expr="isnull")
+
+    class Meta:
+        model = RoleBinding
+        fields = ["user", "team", "environment", "role", "all_environments"]
+
+
+class UserFilterSet(django_filters.FilterSet):
+    username = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = get_user_model()
+        fields = ["username", "is_active"]
+
+
+class APITokenFilterSet(django_filters.FilterSet):
+    revoked = django_filters.BooleanFilter(field_name="revoked", lookup_expr="isnull", exclude=True)
+
+    class Meta:
+        model = APIToken
+        fields = ["revoked"]

@@ -1,0 +1,136 @@
+"""The permission layer: one place that answers "may this user do this, and where?".
+
+Views, the API, websocket consumers and tasks all ask here. Deny by default: a user sees and
+changes only what their role bindings (direct or through a team) allow, per environment.
+Models declare `environment_path`, the lookup from the model to its Environment ("pk" for the
+Environment itself, None for global objects that only all-environment bindings reach).
+"""
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import Q
+
+from .choices import ROLE_ACTIONS, Action
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where an action is allowed: everywhere, or in a set of environment ids."""
+
+    everywhere: bool
+    environment_ids: frozenset
+
+    def allows(self, environment_id) -> bool:
+        if self.everywhere:
+            return True
+        return environment_id is not None and environment_id in self.environment_ids
+
+    @property
+    def empty(self) -> bool:
+        return not self.everywhere and not self.environment_ids
+
+
+NOWHERE = Scope(False, frozenset())
+EVERYWHERE = Scope(True, frozenset())
+_CACHE_ATTR = "_ops_portal_scopes"
+
+
+def _compute_scopes(user):
+    from .models import RoleBinding
+
+    rows = (
+        RoleBinding.objects.filter(Q(user=user) | Q(team__members=user))
+        .values_list("role", "environment_id")
+        .distinct()
+    )
+    everywhere = set()
+    per_env = {action: set() for action in Action.values}
+    for role, environment_id in rows:
+        for action in ROLE_ACTIONS.get(role, ()):
+            if environment_id is None:
+                everywhere.add(action)
+            else:
+                per_env[action].add(environment_id)
+    return {
+        action: EVERYWHERE if action in everywhere else Scope(False, frozenset(per_env[action]))
+        for action in Action.values
+    }
+
+
+def scope_for(user, action, *, fresh=False) -> Scope:
+    """The scope of `action` for `user`, cached on the user object unless fresh=True."""
+    if action not in Action.values:
+        raise ValueError(f"unknown action {action!r}")
+    if user is None or not user.is_authenticated or not user.is_active:
+        return NOWHERE
+    if user.is_superuser:
+        return EVERYWHERE
+    scopes = None if fresh else getattr(user, _CACHE_ATTR, None)
+    if scopes is None:
+        scopes = _compute_scopes(user)
+        setattr(user, _CACHE_ATTR, scopes)
+    return scopes[action]
+
+
+def forget(user):
+    """Drop cached scopes (after the user's bindings changed)."""
+    if user is not None and hasattr(user, _CACHE_ATTR):
+        delattr(user, _CACHE_ATTR)
+
+
+def environment_id_of(obj):
+    """Follow the model's environment_path from an instance to an environment id (or None)."""
+    path = getattr(type(obj), "environment_path", None)
+    if path is None:
+        return None
+    if path == "pk":
+        return obj.pk
+    *hops, last = path.split("__")
+    target = obj
+    for hop in hops:
+        target = getattr(target, hop)
+        if target is None:
+            return None
+    return getattr(target, f"{last}_id")
+
+
+def restrict(queryset, user, action):
+    """Filter a queryset down to the rows `user` may perform `action` on."""
+    scope = scope_for(user, action)
+    if scope.everywhere:
+        return queryset
+    path = queryset.model.environment_path
+    if path is None or not scope.environment_ids:
+        return queryset.none()
+    return queryset.filter(**{f"{path}__in": scope.environment_ids})
+
+
+def can(user, action, environment=None) -> bool:
+    """May `user` do `action` in `environment` (an Environment, an id, or None for global)?"""
+    environment_id = getattr(environment, "pk", environment)
+    return scope_for(user, action).allows(environment_id)
+
+
+def can_on(user, action, obj) -> bool:
+    return can(user, action, environment_id_of(obj))
+
+
+def require(user, action, environment=None):
+    if not can(user, action, environment):
+        raise PermissionDenied(f"You may not {action} here.")
+
+
+def require_on(user, action, obj):
+    if not can_on(user, action, obj):
+        raise PermissionDenied(f"You may not {action} {obj}.")
+
+
+def has_any(user, action) -> bool:
+    """Does the user hold `action` in at least one environment?"""
+    return not scope_for(user, action).empty
+
+
+class RestrictedQuerySet(models.QuerySet):
+    def restrict(self, user, action=Action.VIEW):
+        return restrict(self, user, action)

@@ -1,0 +1,134 @@
+from django.contrib import messages
+from django.contrib.auth import get_user_model, update_session_auth_hash
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from ops_portal.core.web import actor, attempt
+
+from . import services
+from .choices import ROLE_ACTIONS, Action
+from .forms import BindingForm, EnvironmentForm, ThrottledAuthenticationForm, TokenForm, UserCreateForm
+from .models import APIToken, Environment, RoleBinding, Team
+from .permissions import has_any, restrict, scope_for
+
+User = get_user_model()
+
+
+class LoginView(auth_views.LoginView):
+    authentication_form = ThrottledAuthenticationForm
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    template_name = "accounts/password_change.html"
+
+    def form_valid(self, form):
+        # Through the service, so the change is audited.
+        services.change_own_password(actor(self.request), self.request.user, form.cleaned_data["old_password"],
+                                     form.cleaned_data["new_password1"])
+        update_session_auth_hash(self.request, self.request.user)
+        messages.success(self.request, "Your password was changed.")
+        return redirect("dashboard:home")
+
+
+def _require_manage_somewhere(user):
+    if not has_any(user, Action.MANAGE):
+        raise PermissionDenied("Only administrators manage access.")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def access(request):
+    """Users, role bindings, teams and environments, for administrators."""
+    user = request.user
+    _require_manage_somewhere(user)
+    global_admin = scope_for(user, Action.MANAGE).everywhere
+    manageable_envs = restrict(Environment.objects.all(), user, Action.MANAGE)
+    binding_form = BindingForm(environments=manageable_envs, prefix="binding")
+    user_form = UserCreateForm(prefix="user")
+    env_form = EnvironmentForm(prefix="env")
+    if request.method == "POST":
+        kind = request.POST.get("form")
+        if kind == "binding":
+            binding_form = BindingForm(request.POST, environments=manageable_envs, prefix="binding")
+            if binding_form.is_valid():
+                data = binding_form.cleaned_data
+                if attempt(request, services.create_binding, actor(request), role=data["role"],
+                           environment=data["environment"], form=binding_form, success="Role binding added.",
+                           **data["subject"]):
+                    return redirect("access")
+        elif kind == "user" and global_admin:
+            user_form = UserCreateForm(request.POST, prefix="user")
+            if user_form.is_valid():
+                data = user_form.cleaned_data
+                if attempt(request, services.create_user, actor(request), username=data["username"],
+                           email=data["email"], password=data["password"] or None, form=user_form,
+                           success=f"User {data['username']} created."):
+                    return redirect("access")
+        elif kind == "environment" and global_admin:
+            env_form = EnvironmentForm(request.POST, prefix="env")
+            if env_form.is_valid():
+                if attempt(request, services.create_environment, actor(request), form=env_form,
+                           success="Environment created.", **env_form.cleaned_data):
+                    return redirect("access")
+    context = {
+        "global_admin": global_admin,
+        "bindings": restrict(RoleBinding.objects.select_related("user", "team", "environment"), user,
+                             Action.MANAGE),
+        "users": User.objects.order_by("username") if global_admin else None,
+        "teams": Team.objects.prefetch_related("members") if global_admin else None,
+        "environments": restrict(Environment.objects.all(), user, Action.VIEW),
+        "binding_form": binding_form,
+        "user_form": user_form,
+        "env_form": env_form,
+        "role_actions": {role: sorted(actions) for role, actions in ROLE_ACTIONS.items()},
+    }
+    return render(request, "accounts/access.html", context)
+
+
+@login_required
+@require_POST
+def delete_binding(request, pk):
+    binding = get_object_or_404(restrict(RoleBinding.objects.all(), request.user, Action.MANAGE), pk=pk)
+    attempt(request, services.delete_binding, actor(request), binding, success="Role binding removed.")
+    return redirect("access")
+
+
+@login_required
+@require_POST
+def toggle_user(request, pk):
+    target = get_object_or_404(User, pk=pk)
+    if target.pk == request.user.pk:
+        messages.error(request, "You cannot deactivate yourself.")
+        return redirect("access")
+    attempt(request, services.update_user, actor(request), target, is_active=not target.is_active,
+            success=f"User {target.username} {'deactivated' if target.is_active else 'activated'}.")
+    return redirect("access")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def tokens(request):
+    form = TokenForm()
+    new_key = None
+    if request.method == "POST":
+        form = TokenForm(request.POST)
+        if form.is_valid():
+            result = attempt(request, services.create_token, actor(request), form=form, **form.cleaned_data)
+            if result:
+                new_key = result[1]
+                form = TokenForm()
+    context = {"tokens": APIToken.objects.filter(user=request.user), "form": form, "new_key": new_key}
+    return render(request, "accounts/tokens.html", context)
+
+
+@login_required
+@require_POST
+def revoke_token(request, pk):
+    token = get_object_or_404(APIToken, pk=pk, user=request.user)
+    attempt(request, services.revoke_token, actor(request), token, success="Token revoked.")
+    return redirect("tokens")

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class AuditConfig(AppConfig):
+    name = "ops_portal.audit"
+    label = "audit"
+    verbose_name = "Audit log"
+
+    def ready(self):
+        from . import audit_actions  # noqa: F401

@@ -1,0 +1,23 @@
+import django_filters
+
+from ops_portal.core.choices import Source
+
+from .models import AuditEvent
+
+
+class AuditEventFilterSet(django_filters.FilterSet):
+    actor = django_filters.CharFilter(field_name="actor_name")
+    action = django_filters.CharFilter()
+    action_prefix = django_filters.CharFilter(field_name="action", lookup_expr="startswith")
+    object_type = django_filters.CharFilter()
+    object_id = django_filters.CharFilter()
+    environment = django_filters.CharFilter(field_name="environment_name")
+    source = django_filters.ChoiceFilter(choices=Source.choices)
+    request_id = django_filters.CharFilter()
+    since = django_filters.IsoDateTimeFilter(field_name="time", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="time", lookup_expr="lt")
+    q = django_filters.CharFilter(field_name="object_repr", lookup_expr="icontains")
+
+    class Meta:
+        model = AuditEvent
+        fields = []

@@ -1,0 +1,31 @@
+"""The Celery application: Redis broker, tasks from every app, heartbeats for health and reaping."""
+import os
+
+from celery import Celery, signals
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ops_portal.settings")
+
+app = Celery("ops_portal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@signals.worker_ready.connect
+def _start_worker_heartbeat(sender, **kwargs):
+    from ops_portal.core import heartbeat
+
+    heartbeat.start("worker", sender.hostname)
+
+
+@signals.beat_init.connect
+def _start_beat_heartbeat(sender, **kwargs):
+    from ops_portal.core import heartbeat
+
+    heartbeat.start("beat", "beat")
+
+
+@signals.worker_shutting_down.connect
+def _stop_worker_heartbeat(sender, **kwargs):
+    from ops_portal.core import heartbeat
+
+    heartbeat.stop()

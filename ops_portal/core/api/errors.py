@@ -1,0 +1,68 @@
+"""One error format for the whole API:
+
+    {"error": {"status": 400, "code": "invalid", "message": "...", "fields": {"name": ["..."]}},
+     "request_id": "..."}
+"""
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "too_large"
+
+
+def django_validation_error_fields(exc):
+    if hasattr(exc, "error_dict"):
+        return {
+            ("non_field_errors" if key == "__all__" else key): [str(m) for e in errors for m in e.messages]
+            for key, errors in exc.error_dict.items()
+        }
+    return {"non_field_errors": [str(m) for m in exc.messages]}
+
+
+def _flatten_first(fields):
+    for key, value in fields.items():
+        if isinstance(value, list) and value:
+            first = value[0]
+            if isinstance(first, dict):
+                return _flatten_first(first)
+            return first if key == "non_field_errors" else f"{key}: {first}"
+        if isinstance(value, dict):
+            return _flatten_first(value)
+    return "Invalid input."
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(django_validation_error_fields(exc))
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, IntegrityError):
+        exc = Conflict("The change conflicts with existing data (a duplicate or a row in use).")
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    request = context.get("request")
+    body = {"status": response.status_code, "code": "error", "message": ""}
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        body.update(code="invalid", fields=detail, message=_flatten_first(detail))
+    elif isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        body.update(code=codes if isinstance(codes, str) else "error", message=str(exc.detail))
+    response.data = {"error": body, "request_id": getattr(request, "request_id", None)}
+    return response

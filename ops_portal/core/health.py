@@ -1,0 +1,89 @@
+"""Liveness, readiness and metrics endpoints for load balancers, compose and Prometheus."""
+import hmac
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, HttpResponseForbidden, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from . import heartbeat, metrics
+from . import redis as portal_redis
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """The process answers."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return {"ok": True, "vendor": connection.vendor}
+
+
+def _check_redis():
+    portal_redis.client().ping()
+    return {"ok": True}
+
+
+def _check_workers():
+    names = heartbeat.alive("worker")
+    return {"ok": bool(names), "alive": names}
+
+
+def _check_beat():
+    names = heartbeat.alive("beat")
+    return {"ok": bool(names), "alive": names}
+
+
+CHECKS = {"database": _check_database, "redis": _check_redis, "worker": _check_workers, "beat": _check_beat}
+
+
+def run_checks(names):
+    results = {}
+    for name in names:
+        try:
+            results[name] = CHECKS[name]()
+        except Exception as exc:  # a failing dependency is the answer, not an error
+            results[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return results
+
+
+@never_cache
+@require_GET
+def readyz(request):
+    """Ready to serve: database and Redis answer, a worker and beat are alive.
+
+    ?check=database,redis limits the checks (the web container's own healthcheck uses that, so a
+    stopped worker does not take the web tier out of the load balancer).
+    """
+    wanted = [c for c in request.GET.get("check", "").split(",") if c] or list(CHECKS)
+    unknown = [c for c in wanted if c not in CHECKS]
+    if unknown:
+        return JsonResponse({"status": "error", "error": f"unknown checks: {', '.join(unknown)}"}, status=400)
+    results = run_checks(wanted)
+    ok = all(r["ok"] for r in results.values())
+    return JsonResponse({"status": "ok" if ok else "unavailable", "checks": results}, status=200 if ok else 503)
+
+
+@never_cache
+@require_GET
+def metrics_view(request):
+    """Prometheus text format. With METRICS_TOKEN set, a bearer token is required."""
+    if settings.METRICS_TOKEN:
+        given = request.META.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), settings.METRICS_TOKEN.encode()):
+            return HttpResponseForbidden("metrics token required\n", content_type="text/plain")
+    return HttpResponse(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@metrics.register_collector
+def _health_gauges():
+    results = run_checks(["worker", "beat"])
+    yield ("opsportal_workers_alive", "Celery workers with a current heartbeat.", "gauge",
+           [({}, len(results["worker"].get("alive", [])))])
+    yield ("opsportal_beat_alive", "Beat schedulers with a current heartbeat.", "gauge",
+           [({}, len(results["beat"].get("alive", [])))])

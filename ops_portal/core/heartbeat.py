@@ -1,0 +1,60 @@
+"""Worker and beat heartbeats in Redis.
+
+A daemon thread refreshes `<prefix>:heartbeat:<kind>:<name>` every HEARTBEAT_INTERVAL seconds with a
+TTL of HEARTBEAT_TTL. Readiness checks and the job reaper read them: a key that expired means the
+process is gone (or stuck past its TTL).
+"""
+import json
+import logging
+import os
+import socket
+import threading
+import time
+
+from django.conf import settings
+
+from . import redis as portal_redis
+
+log = logging.getLogger(__name__)
+_stop = threading.Event()
+_thread = None
+
+
+def _key(kind, name):
+    return portal_redis.key("heartbeat", kind, name)
+
+
+def beat_once(kind, name):
+    payload = json.dumps({"name": name, "pid": os.getpid(), "host": socket.gethostname(), "time": time.time()})
+    portal_redis.client().set(_key(kind, name), payload, ex=settings.HEARTBEAT_TTL)
+
+
+def _run(kind, name):
+    while not _stop.is_set():
+        try:
+            beat_once(kind, name)
+        except Exception:  # Redis briefly away: keep trying, readiness will show it
+            log.warning("heartbeat to Redis failed", exc_info=True)
+        _stop.wait(settings.HEARTBEAT_INTERVAL)
+
+
+def start(kind, name):
+    global _thread
+    _stop.clear()
+    _thread = threading.Thread(target=_run, args=(kind, name), name=f"heartbeat-{kind}", daemon=True)
+    _thread.start()
+
+
+def stop():
+    _stop.set()
+
+
+def alive(kind):
+    """Names of the processes of `kind` whose heartbeat is current."""
+    client = portal_redis.client()
+    prefix = _key(kind, "")
+    return sorted(raw.decode()[len(prefix):] for raw in client.scan_iter(match=prefix + "*", count=500))
+
+
+def is_alive(kind, name):
+    return bool(portal_redis.client().exists(_key(kind, name)))

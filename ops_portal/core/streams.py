@@ -1,0 +1,75 @@
+"""Live streams over websockets: a registry of stream kinds and a publisher.
+
+A stream kind decides, through the permission layer, which Channels groups a user may join for
+the parameters they ask for, and may serve a backlog ("everything after seq N") so a client that
+connects late or reconnects misses nothing. Publishers anywhere (web, worker, beat) call publish().
+"""
+import logging
+import re
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+_GROUP = re.compile(r"^[A-Za-z0-9_.-]{1,90}$")
+_STREAMS = {}
+
+
+class StreamDenied(Exception):
+    """The user may not subscribe (code 'forbidden') or the parameters are wrong ('invalid')."""
+
+    def __init__(self, message, code="forbidden"):
+        super().__init__(message)
+        self.code = code
+
+
+class Stream:
+    """Base stream kind. Subclasses set `name` and implement `groups`; `backlog` is optional."""
+
+    name = ""
+    ordered = False  # events carry a "seq" and the backlog can be asked "since seq N"
+
+    def groups(self, user, params):
+        """Authorise and return the group names to join; raise StreamDenied otherwise."""
+        raise NotImplementedError
+
+    def backlog(self, user, params, since):
+        """Events after `since` (sync; runs in a thread). Only for ordered streams."""
+        return []
+
+
+def register(stream_cls):
+    stream = stream_cls()
+    if not stream.name or stream.name in _STREAMS:
+        raise ValueError(f"stream {stream.name!r} is unnamed or registered twice")
+    _STREAMS[stream.name] = stream
+    return stream_cls
+
+
+def get(name):
+    return _STREAMS.get(name)
+
+
+def names():
+    return sorted(_STREAMS)
+
+
+def check_group(name):
+    if not _GROUP.match(name):
+        raise ValueError(f"invalid group name {name!r}")
+    return name
+
+
+def publish(group, payload):
+    """Send one event to everyone subscribed to `group` (from sync code: web, worker, beat)."""
+    async_to_sync(get_channel_layer().group_send)(
+        check_group(group), {"type": "stream.event", "group": group, "payload": payload}
+    )
+
+
+def publish_many(group, payloads):
+    """Send several events as one channel message (a job's batch of output lines)."""
+    if payloads:
+        async_to_sync(get_channel_layer().group_send)(
+            check_group(group), {"type": "stream.batch", "group": group, "payloads": list(payloads)}
+        )

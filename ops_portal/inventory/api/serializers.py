@@ -1,0 +1,75 @@
+from rest_framework import serializers
+
+from ops_portal.accounts.models import Environment
+
+from ..models import Credential, Host, HostGroup
+
+
+class EnvironmentField(serializers.SlugRelatedField):
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="name", queryset=Environment.objects.all(), **kwargs)
+
+
+class CredentialSerializer(serializers.ModelSerializer):
+    environment = EnvironmentField()
+    private_key = serializers.CharField(write_only=True, trim_whitespace=False,
+                                        style={"base_template": "textarea.html"},
+                                        help_text="OpenSSH or PEM private key. Never returned.")
+    passphrase = serializers.CharField(write_only=True, required=False, allow_blank=True,
+                                       help_text="Never returned.")
+
+    class Meta:
+        model = Credential
+        fields = ["id", "name", "environment", "username", "private_key", "passphrase", "public_key",
+                  "fingerprint", "created", "rotated"]
+        read_only_fields = ["public_key", "fingerprint", "created", "rotated"]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if self.instance is not None:  # the key changes only through rotate
+            fields.pop("private_key")
+            fields.pop("passphrase")
+        return fields
+
+
+class RotateCredentialSerializer(serializers.Serializer):
+    private_key = serializers.CharField(write_only=True, trim_whitespace=False)
+    passphrase = serializers.CharField(write_only=True, required=False, allow_blank=True)
+
+
+class HostGroupSerializer(serializers.ModelSerializer):
+    environment = EnvironmentField()
+
+    class Meta:
+        model = HostGroup
+        fields = ["id", "name", "environment", "description", "variables", "created"]
+        read_only_fields = ["created"]
+        validators = []
+
+
+class HostSerializer(serializers.ModelSerializer):
+    environment = EnvironmentField()
+    credential = serializers.SlugRelatedField(slug_field="name", queryset=Credential.objects.all(),
+                                              required=False, allow_null=True)
+    groups = serializers.SlugRelatedField(slug_field="name", queryset=HostGroup.objects.all(), many=True,
+                                          required=False)
+
+    class Meta:
+        model = Host
+        fields = ["id", "name", "address", "port", "username", "transport", "environment", "credential",
+                  "groups", "tags", "variables", "enabled", "host_key", "offered_host_key", "reachability",
+                  "last_seen", "last_error", "created", "updated"]
+        read_only_fields = ["offered_host_key", "reachability", "last_seen", "last_error", "created", "updated"]
+
+    def validate(self, attrs):
+        groups = attrs.get("groups")
+        environment = attrs.get("environment") or getattr(self.instance, "environment", None)
+        if groups and environment is not None:
+            names = {g.name for g in groups}
+            # Group names are unique per environment: resolve them in the host's environment.
+            attrs["groups"] = list(HostGroup.objects.filter(environment=environment, name__in=names))
+            missing = names - {g.name for g in attrs["groups"]}
+            if missing:
+                errors = [f"No group {n} in {environment}." for n in sorted(missing)]
+                raise serializers.ValidationError({"groups": errors})
+        return attrs

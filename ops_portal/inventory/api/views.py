@@ -1,0 +1,75 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from ops_portal.core.api.viewsets import ServiceModelViewSet
+
+from .. import services
+from ..filtersets import CredentialFilterSet, HostFilterSet, HostGroupFilterSet
+from ..models import Credential, Host, HostGroup
+from . import serializers as s
+
+
+class CredentialViewSet(ServiceModelViewSet):
+    """SSH credentials. Keys and passphrases are write-only: stored encrypted, never returned."""
+
+    queryset = Credential.objects.select_related("environment")
+    serializer_class = s.CredentialSerializer
+    filterset_class = CredentialFilterSet
+    ordering_fields = ["name", "created"]
+
+    def perform_create(self, serializer):
+        return services.create_credential(self.actor, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        return services.update_credential(self.actor, serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.delete_credential(self.actor, instance)
+
+    @extend_schema(request=s.RotateCredentialSerializer, responses=s.CredentialSerializer)
+    @action(detail=True, methods=["post"])
+    def rotate(self, request, pk=None):
+        """Replace the private key (and passphrase)."""
+        serializer = s.RotateCredentialSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        credential = services.rotate_credential(self.actor, self.get_object(), **serializer.validated_data)
+        return Response(s.CredentialSerializer(credential).data)
+
+
+class HostGroupViewSet(ServiceModelViewSet):
+    queryset = HostGroup.objects.select_related("environment")
+    serializer_class = s.HostGroupSerializer
+    filterset_class = HostGroupFilterSet
+    ordering_fields = ["name", "created"]
+
+    def perform_create(self, serializer):
+        return services.create_group(self.actor, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        return services.update_group(self.actor, serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.delete_group(self.actor, instance)
+
+
+class HostViewSet(ServiceModelViewSet):
+    queryset = Host.objects.select_related("environment", "credential").prefetch_related("groups")
+    serializer_class = s.HostSerializer
+    filterset_class = HostFilterSet
+    ordering_fields = ["name", "created", "last_seen"]
+
+    def perform_create(self, serializer):
+        return services.create_host(self.actor, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        return services.update_host(self.actor, serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.delete_host(self.actor, instance)
+
+    @extend_schema(request=None, responses=s.HostSerializer)
+    @action(detail=True, methods=["post"], url_path="accept-host-key")
+    def accept_host_key(self, request, pk=None):
+        """Pin the new host key the host offered (after checking it out of band)."""
+        return Response(s.HostSerializer(services.accept_host_key(self.actor, self.get_object())).data)

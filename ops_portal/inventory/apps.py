@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class InventoryConfig(AppConfig):
+    name = "ops_portal.inventory"
+    label = "inventory"
+    verbose_name = "Inventory"
+
+    def ready(self):
+        from . import audit_actions  # noqa: F401

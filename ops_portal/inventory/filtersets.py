@@ -1,0 +1,43 @@
+import django_filters
+
+from .choices import Reachability, Transport
+from .models import Credential, Host, HostGroup
+
+
+class CredentialFilterSet(django_filters.FilterSet):
+    environment = django_filters.CharFilter(field_name="environment__name")
+    name = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = Credential
+        fields = ["environment", "name"]
+
+
+class HostGroupFilterSet(django_filters.FilterSet):
+    environment = django_filters.CharFilter(field_name="environment__name")
+    name = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = HostGroup
+        fields = ["environment", "name"]
+
+
+class HostFilterSet(django_filters.FilterSet):
+    environment = django_filters.CharFilter(field_name="environment__name")
+    name = django_filters.CharFilter(lookup_expr="icontains")
+    group = django_filters.CharFilter(field_name="groups__name")
+    tag = django_filters.CharFilter(method="filter_tag")
+    transport = django_filters.ChoiceFilter(choices=Transport.choices)
+    reachability = django_filters.ChoiceFilter(choices=Reachability.choices)
+
+    class Meta:
+        model = Host
+        fields = ["environment", "name", "group", "tag", "transport", "reachability", "enabled"]
+
+    def filter_tag(self, queryset, name, value):
+        # JSON containment is not portable to SQLite; match the quoted tag in the JSON text.
+        from django.db import connection
+
+        if connection.vendor == "postgresql":
+            return queryset.filter(tags__contains=[value])
+        return queryset.filter(tags__icontains=f'"{value}"')

@@ -1,0 +1,119 @@
+import re
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+
+from ops_portal.accounts.models import Environment
+from ops_portal.accounts.permissions import RestrictedQuerySet
+from ops_portal.core.crypto import EncryptedTextField
+
+from .choices import Reachability, Transport
+
+name_validator = RegexValidator(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$",
+    "Use letters, digits, dots, hyphens and underscores (1-128 characters).",
+)
+# A host name or an IP address: no spaces, quotes or shell metacharacters.
+address_validator = RegexValidator(r"^[A-Za-z0-9:.\-\[\]%]{1,253}$", "Enter a host name or an IP address.")
+username_validator = RegexValidator(r"^[a-z_][a-z0-9_.-]{0,31}$", "Enter a valid POSIX user name.")
+TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")
+
+
+def validate_tags(value):
+    if not isinstance(value, list) or not all(isinstance(t, str) and TAG.match(t) for t in value):
+        raise ValidationError("Tags must be a list of short words (letters, digits, . _ : -).")
+
+
+def validate_variables(value):
+    if not isinstance(value, dict) or not all(isinstance(k, str) and re.match(r"^[A-Za-z_]\w*$", k) for k in value):
+        raise ValidationError("Variables must be an object whose keys are identifiers.")
+
+
+class Credential(models.Model):
+    """An SSH private key (and passphrase), encrypted at rest and never returned by the API."""
+
+    name = models.CharField(max_length=128, unique=True, validators=[name_validator])
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="credentials")
+    username = models.CharField(max_length=32, validators=[username_validator], default="root")
+    private_key = EncryptedTextField()
+    passphrase = EncryptedTextField(blank=True, default="")
+    # Public half and fingerprint, derived at save time, safe to show.
+    public_key = models.TextField(blank=True, editable=False)
+    fingerprint = models.CharField(max_length=128, blank=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    rotated = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = RestrictedQuerySet.as_manager()
+    environment_path = "environment"
+    audit_secret_fields = ("private_key", "passphrase")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class HostGroup(models.Model):
+    name = models.CharField(max_length=128, validators=[name_validator])
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="host_groups")
+    description = models.CharField(max_length=255, blank=True)
+    variables = models.JSONField(default=dict, blank=True, validators=[validate_variables])
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    environment_path = "environment"
+
+    class Meta:
+        ordering = ["environment__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["environment", "name"], name="hostgroup_unique_name")]
+
+    def __str__(self):
+        return f"{self.environment.name}/{self.name}" if self.environment_id else self.name
+
+
+class Host(models.Model):
+    name = models.CharField(max_length=128, unique=True, validators=[name_validator])
+    address = models.CharField(max_length=253, validators=[address_validator])
+    port = models.PositiveIntegerField(default=22, validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    username = models.CharField(max_length=32, blank=True, validators=[username_validator],
+                                help_text="Empty: the credential's user name.")
+    transport = models.CharField(max_length=8, choices=Transport.choices, default=Transport.SSH)
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="hosts")
+    credential = models.ForeignKey(Credential, null=True, blank=True, on_delete=models.PROTECT, related_name="hosts")
+    groups = models.ManyToManyField(HostGroup, blank=True, related_name="hosts")
+    tags = models.JSONField(default=list, blank=True, validators=[validate_tags])
+    variables = models.JSONField(default=dict, blank=True, validators=[validate_variables])
+    enabled = models.BooleanField(default=True)
+    # The pinned SSH host key ("ssh-ed25519 AAAA..."), trusted on first use.
+    host_key = models.TextField(blank=True)
+    # A different key the host presented; connections fail until an admin accepts it.
+    offered_host_key = models.TextField(blank=True, editable=False)
+    reachability = models.CharField(max_length=20, choices=Reachability.choices, default=Reachability.UNKNOWN)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    environment_path = "environment"
+    audit_exclude = ("updated",)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["environment", "name"])]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        if self.credential_id and self.environment_id and self.credential.environment_id != self.environment_id:
+            raise ValidationError({"credential": "The credential belongs to another environment."})
+        for group in (self.groups.all() if self.pk else []):
+            if group.environment_id != self.environment_id:
+                raise ValidationError({"groups": f"Group {group.name} belongs to another environment."})
+
+    @property
+    def login_user(self):
+        return self.username or (self.credential.username if self.credential_id else "root")

@@ -1,0 +1,30 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from ops_portal.core import health
+from ops_portal.core.api.router import router
+from ops_portal.core.api.status import PingView
+
+# Each app's api/urls.py registers its viewsets on the shared router when imported.
+api_modules = [
+    "ops_portal.accounts.api.urls",
+    "ops_portal.audit.api.urls",
+    "ops_portal.inventory.api.urls",
+]
+api_patterns = [path("", include(module)) for module in api_modules]
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics_view, name="metrics"),
+    path("api/", include((api_patterns + [path("status/ping/", PingView.as_view(), name="status-ping")]
+                          + router.urls, "api"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
+    path("admin/", admin.site.urls),
+    path("", include("ops_portal.accounts.urls")),
+    path("", include("ops_portal.audit.urls")),
+    path("", include("ops_portal.inventory.urls")),
+    path("", include("ops_portal.dashboard.urls")),
+]
