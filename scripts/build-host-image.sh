@@ -30,6 +30,7 @@ BUILD_TMP="${FLEET_BUILD_TMP:-/dev/shm}"
 fleet_build_lock
 if [ "$FORCE" -eq 0 ] && fleet_image_exists "$TAG"; then
     docker tag "$TAG" "$REPO:latest"
+    fleet_prune_old_tags "$REPO" "$HASH"
     fleet_log "$TAG exists; tagged latest"
     echo "$TAG"
     exit 0
@@ -74,8 +75,7 @@ docker import \
     --change "LABEL org.opencontainers.image.title=opsportal-host opsportal.recipe=$HASH" \
     "$WORK/rootfs.tar" "$TAG" >/dev/null
 docker tag "$TAG" "$REPO:latest"
-# Old recipes' tags stay until pruned by hand (docker image rm) — cheap, and a
-# concurrent run may still use them.
+fleet_prune_old_tags "$REPO" "$HASH"
 size="$(docker image inspect -f '{{.Size}}' "$TAG")"
 fleet_log "built $TAG in $((SECONDS - started))s (rootfs $((built - started))s, import $((SECONDS - built))s, $((size / 1000000)) MB)"
 echo "$TAG"

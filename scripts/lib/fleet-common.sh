@@ -45,3 +45,17 @@ fleet_build_lock() {
     exec 9>"$FLEET_VAR/cache/fleet/build.lock"
     flock 9
 }
+
+# Untag images of REPO built from other recipes than HASH. An image that a
+# container still uses keeps its layers (docker only drops the tag).
+fleet_prune_old_tags() {
+    local repo="$1" hash="$2" tag
+    docker image ls --format '{{.Tag}}' "$repo" | while read -r tag; do
+        case "$tag" in
+            *"$hash"*) ;;
+            *[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f])
+                docker image rm "$repo:$tag" >/dev/null 2>&1 && fleet_log "untagged old $repo:$tag" || true
+                ;;
+        esac
+    done
+}
