@@ -150,6 +150,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Overridable only so the test suite can use a fast hasher; production keeps Django's defaults.
+_hashers = env_list("PASSWORD_HASHERS", [])
+if _hashers:
+    PASSWORD_HASHERS = _hashers
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:home"
 LOGOUT_REDIRECT_URL = "login"

@@ -7,4 +7,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Access"
 
     def ready(self):
-        from . import audit_actions, signals  # noqa: F401  (registers audit actions and receivers)
+        from . import audit_actions, schema, signals  # noqa: F401  (registers actions, schema, receivers)

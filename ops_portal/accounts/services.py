@@ -32,6 +32,8 @@ def update_environment(actor, environment, **fields):
 
 
 def delete_environment(actor, environment):
+    """Only administrators of all environments remove one (its own admins could lock others out)."""
+    _require_global_admin(actor)
     delete_object(actor, environment)
 
 

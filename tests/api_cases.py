@@ -1,0 +1,170 @@
+"""Cases for the generated authorization matrix, one per registered API endpoint.
+
+Every viewset registered on the API router must have a case here (test_every_endpoint_has_a_case
+fails otherwise), so new endpoints join the matrix as they are added. A case says how to make one
+object in an environment, what to POST and PATCH, and which action writes need.
+"""
+from ops_portal.accounts.choices import Action, Role
+from tests import factories
+
+# Scope kinds: objects living in an environment, global objects (only all-environment bindings
+# reach them), and per-user objects (each user sees only their own).
+ENVIRONMENT, GLOBAL, OWN = "environment", "global", "own"
+
+
+class Case:
+    basename = ""
+    scope = ENVIRONMENT
+    write_action = Action.MANAGE
+    audit_prefix = ""
+    writable = True
+    deletable = True
+    updatable = True
+
+    def make(self, environment, owner=None):
+        raise NotImplementedError
+
+    def create_payload(self, environment):
+        raise NotImplementedError
+
+    def update_payload(self, obj):
+        raise NotImplementedError
+
+
+class EnvironmentCase(Case):
+    basename = "environment"
+    scope = "self"  # an environment is its own scope
+    audit_prefix = "environment"
+
+    def make(self, environment, owner=None):
+        return environment
+
+    def create_payload(self, environment):
+        return {"name": "gamma", "description": "new"}
+
+    def update_payload(self, obj):
+        return {"description": "changed"}
+
+
+class TeamCase(Case):
+    basename = "team"
+    scope = GLOBAL
+    audit_prefix = "team"
+
+    def make(self, environment, owner=None):
+        return factories.team()
+
+    def create_payload(self, environment):
+        return {"name": "night-shift", "description": "on call"}
+
+    def update_payload(self, obj):
+        return {"description": "changed"}
+
+
+class RoleBindingCase(Case):
+    basename = "rolebinding"
+    audit_prefix = "rolebinding"
+    updatable = False
+
+    def make(self, environment, owner=None):
+        return factories.binding(role=Role.VIEWER, user=factories.user(), environment=environment)
+
+    def create_payload(self, environment):
+        return {"user": factories.user().username, "role": Role.OPERATOR, "environment": environment.name}
+
+
+class UserCase(Case):
+    basename = "user"
+    scope = GLOBAL
+    audit_prefix = "user"
+    deletable = False
+
+    def make(self, environment, owner=None):
+        return factories.user()
+
+    def create_payload(self, environment):
+        return {"username": "newcomer", "email": "new@example.com"}
+
+    def update_payload(self, obj):
+        return {"email": "changed@example.com"}
+
+
+class TokenCase(Case):
+    basename = "apitoken"
+    scope = OWN
+    audit_prefix = "token"
+    updatable = False
+
+    def make(self, environment, owner=None):
+        from ops_portal.accounts.models import APIToken, hash_token
+
+        key = APIToken.generate_key()
+        return APIToken.objects.create(user=owner or factories.user(), name="t", key_hash=hash_token(key),
+                                       key_prefix=key[:10])
+
+    def create_payload(self, environment):
+        return {"name": "ci"}
+
+
+class AuditCase(Case):
+    basename = "auditevent"
+    writable = False
+
+    def make(self, environment, owner=None):
+        from django.db import transaction
+
+        from ops_portal.audit.services import record
+        from ops_portal.core.context import Actor
+
+        with transaction.atomic():
+            return record(Actor.system(), "audit.export", environment=environment, object_repr="probe")
+
+
+class CredentialCase(Case):
+    basename = "credential"
+    audit_prefix = "credential"
+
+    def make(self, environment, owner=None):
+        return factories.credential(environment)
+
+    def create_payload(self, environment):
+        from tests.keys import ED25519_PRIVATE
+
+        return {"name": "deploy-key", "environment": environment.name, "username": "deploy",
+                "private_key": ED25519_PRIVATE}
+
+    def update_payload(self, obj):
+        return {"username": "ops"}
+
+
+class HostGroupCase(Case):
+    basename = "hostgroup"
+    audit_prefix = "hostgroup"
+
+    def make(self, environment, owner=None):
+        return factories.host_group(environment)
+
+    def create_payload(self, environment):
+        return {"name": "web", "environment": environment.name, "variables": {"port": 80}}
+
+    def update_payload(self, obj):
+        return {"description": "changed"}
+
+
+class HostCase(Case):
+    basename = "host"
+    audit_prefix = "host"
+
+    def make(self, environment, owner=None):
+        return factories.host(environment)
+
+    def create_payload(self, environment):
+        return {"name": "web-01", "address": "127.0.0.1", "port": 2222, "environment": environment.name,
+                "tags": ["web"]}
+
+    def update_payload(self, obj):
+        return {"tags": ["db"]}
+
+
+CASES = [EnvironmentCase(), TeamCase(), RoleBindingCase(), UserCase(), TokenCase(), AuditCase(),
+         CredentialCase(), HostGroupCase(), HostCase()]

@@ -1,0 +1,25 @@
+"""Environment for the test suite, loaded as a plugin (-p tests.testenv) before Django starts.
+
+Tests run against the real PostgreSQL (database `test`; pytest-django creates test_test) and the
+real Redis, in their own Redis database and key prefix so a running portal is not disturbed.
+"""
+import os
+
+DEFAULTS = {
+    "DJANGO_SETTINGS_MODULE": "ops_portal.settings",
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+    "REDIS_URL": "redis://127.0.0.1:6379/13",
+    "REDIS_PREFIX": "opsportal-test",
+    "DEBUG": "true",
+    "SECRET_KEY": "test-secret-key-not-for-production-0123456789abcdefghijklmnop",
+    # A fixed Fernet key so encrypted columns are readable by worker subprocesses.
+    "ENCRYPTION_KEYS": "hCkNoW9Y3rqzx0gk5yR9JrZ2sHkq3m4E0b7mQJkV1pA=",
+    "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+    "HEARTBEAT_INTERVAL": "1",
+    "HEARTBEAT_TTL": "3",
+    "LOGIN_THROTTLE_ATTEMPTS": "5",
+    # Users are created by the hundred; PBKDF2's million rounds would dominate the run.
+    "PASSWORD_HASHERS": "django.contrib.auth.hashers.MD5PasswordHasher",
+}
+for name, value in DEFAULTS.items():
+    os.environ.setdefault(name, value)
