@@ -17,9 +17,10 @@ class Actor:
 
     @classmethod
     def from_request(cls, request, *, source=None):
-        user = request.user if request.user.is_authenticated else None
+        user = getattr(request, "user", None)
+        user = user if user is not None and user.is_authenticated else None
         if source is None:
-            source = Source.API if request.path.startswith("/api/") else Source.WEB
+            source = Source.API if getattr(request, "path", "").startswith("/api/") else Source.WEB
         return cls(
             user_id=user.pk if user else None,
             username=user.get_username() if user else "",

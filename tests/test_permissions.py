@@ -1,0 +1,76 @@
+"""The permission layer: deny by default, scoped by environment, teams count, superusers pass."""
+import pytest
+from django.contrib.auth.models import AnonymousUser
+
+from ops_portal.accounts.choices import Action, Role
+from ops_portal.accounts.models import Environment
+from ops_portal.accounts.permissions import can, forget, restrict, scope_for
+from ops_portal.inventory.models import Host
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_user_without_bindings_may_do_nothing(envs):
+    user = factories.user()
+    for action in Action.values:
+        assert scope_for(user, action).empty
+    assert not restrict(Environment.objects.all(), user, Action.VIEW).exists()
+
+
+def test_anonymous_and_inactive_users_get_nothing(envs):
+    inactive = factories.user(is_active=False)
+    factories.binding(role=Role.ADMIN, user=inactive, environment=None)
+    assert scope_for(AnonymousUser(), Action.VIEW).empty
+    assert scope_for(inactive, Action.VIEW).empty
+
+
+def test_an_operator_in_staging_sees_staging_only(make_user):
+    staging, production = factories.environment("staging"), factories.environment("production")
+    operator = make_user(Role.OPERATOR, staging)
+    factories.host(staging, "s1"), factories.host(production, "p1")
+    assert list(restrict(Host.objects.all(), operator, Action.VIEW).values_list("name", flat=True)) == ["s1"]
+    assert can(operator, Action.OPERATE, staging) and not can(operator, Action.OPERATE, production)
+    assert not can(operator, Action.MANAGE, staging)
+    assert not can(operator, Action.APPROVE, staging)
+
+
+def test_team_bindings_apply_to_members(envs):
+    alpha, _ = envs
+    member = factories.user()
+    team = factories.team(members=[member])
+    factories.binding(role=Role.APPROVER, team=team, environment=alpha)
+    assert can(member, Action.APPROVE, alpha)
+    assert not can(member, Action.OPERATE, alpha)
+
+
+def test_a_binding_for_all_environments_covers_new_ones(make_user):
+    viewer = make_user(Role.VIEWER, None)
+    later = factories.environment("later")
+    assert can(viewer, Action.VIEW, later)
+    assert not can(viewer, Action.OPERATE, later)
+
+
+def test_superusers_may_do_everything(envs):
+    root = factories.superuser()
+    assert all(scope_for(root, action).everywhere for action in Action.values)
+
+
+def test_scopes_are_cached_until_forgotten(make_user, envs):
+    alpha, beta = envs
+    user = make_user(Role.VIEWER, alpha)
+    assert not can(user, Action.VIEW, beta)
+    factories.binding(role=Role.VIEWER, user=user, environment=beta)
+    assert not can(user, Action.VIEW, beta)  # cached for the request
+    forget(user)
+    assert can(user, Action.VIEW, beta)
+    assert scope_for(user, Action.VIEW, fresh=True).environment_ids == {alpha.pk, beta.pk}
+
+
+def test_global_objects_are_reachable_only_through_all_environment_bindings(make_user, envs):
+    alpha, _ = envs
+    env_admin = make_user(Role.ADMIN, alpha)
+    global_admin = make_user(Role.ADMIN, None)
+    team = factories.team()
+    assert not restrict(type(team).objects.all(), env_admin, Action.MANAGE).exists()
+    assert restrict(type(team).objects.all(), global_admin, Action.MANAGE).exists()

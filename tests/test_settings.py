@@ -1,0 +1,90 @@
+"""Settings come from the environment, strictly; production-like settings pass check --deploy."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from ops_portal.core import env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_manage(*args, env_overrides, drop=()):
+    environment = {k: v for k, v in os.environ.items() if k not in drop}
+    environment.update(env_overrides)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("value, expected", [("true", True), ("1", True), ("off", False), ("No", False)])
+def test_booleans_parse(monkeypatch, value, expected):
+    monkeypatch.setenv("X_FLAG", value)
+    assert env.env_bool("X_FLAG") is expected
+
+
+def test_a_misspelt_boolean_is_a_startup_error(monkeypatch):
+    monkeypatch.setenv("X_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="X_FLAG must be a boolean"):
+        env.env_bool("X_FLAG", False)
+
+
+def test_integers_are_bounded(monkeypatch):
+    monkeypatch.setenv("X_NUM", "0")
+    with pytest.raises(ImproperlyConfigured, match="between 1"):
+        env.env_int("X_NUM", 5, minimum=1, maximum=10)
+
+
+def test_database_urls_parse(tmp_path):
+    pg = env.parse_database_url("postgres://ops:s%40cret@db.example:6543/portal?sslmode=require", base_dir=tmp_path)
+    assert (pg["ENGINE"], pg["NAME"], pg["USER"], pg["PASSWORD"], pg["HOST"], pg["PORT"]) == (
+        "django.db.backends.postgresql", "portal", "ops", "s@cret", "db.example", "6543")
+    assert pg["OPTIONS"] == {"sslmode": "require"}
+    lite = env.parse_database_url("sqlite:///var/x.sqlite3", base_dir=tmp_path)
+    assert lite["NAME"] == str(tmp_path / "var/x.sqlite3")
+    with pytest.raises(ImproperlyConfigured, match="not supported"):
+        env.parse_database_url("mysql://x/y", base_dir=tmp_path)
+
+
+def test_missing_secret_key_stops_startup_when_debug_is_off():
+    result = run_manage("check", env_overrides={"DEBUG": "false"}, drop=("SECRET_KEY",))
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_missing_encryption_key_stops_startup_when_debug_is_off():
+    result = run_manage("check", env_overrides={"DEBUG": "false"}, drop=("ENCRYPTION_KEYS",))
+    assert result.returncode != 0
+    assert "ENCRYPTION_KEYS must be set" in result.stderr
+
+
+def test_check_deploy_is_clean_for_a_production_like_environment():
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env_overrides={
+        "DEBUG": "false", "ALLOWED_HOSTS": "ops.example.com", "HTTPS": "true",
+        "SECRET_KEY": "a-long-random-production-secret-key-for-the-check-0123456789-abcdefghij",
+    })
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_embedded_sqlite_default_migrates_and_bootstraps(tmp_path):
+    """Without DATABASE_URL the portal uses SQLite under its var directory."""
+    overrides = {"OPS_PORTAL_VAR_DIR": str(tmp_path)}
+    result = run_manage("migrate", "--no-input", "-v0", env_overrides=overrides, drop=("DATABASE_URL",))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "portal.sqlite3").exists()
+    result = run_manage("bootstrap", env_overrides=overrides, drop=("DATABASE_URL",))
+    assert result.returncode == 0, result.stderr
+    assert "Sign in as  admin  with password" in result.stdout
+    assert "Registered this machine" in result.stdout
+    again = run_manage("bootstrap", env_overrides=overrides, drop=("DATABASE_URL",))
+    assert again.returncode == 0 and "Administrator created" not in again.stdout
+    script = (
+        "from ops_portal.audit.models import AuditEvent; from ops_portal.inventory.models import Host;"
+        "print(Host.objects.get(transport='local').environment.name, AuditEvent.objects.filter("
+        "action='user.create').count(), AuditEvent.objects.filter(action='host.create').count())"
+    )
+    result = run_manage("shell", "--no-imports", "-c", script, env_overrides=overrides, drop=("DATABASE_URL",))
+    assert result.stdout.split() == ["development", "1", "1"], result.stderr
