@@ -27,12 +27,13 @@ class StatusStream(streams.Stream):
     name = "status"
 
     def groups(self, user, params):
-        groups = [SYSTEM_GROUP, user_group(user.pk)]
+        """Without parameters: system and personal messages; with {"environment": name}: that
+        environment's messages only."""
         env_name = params.get("environment")
-        if env_name is not None:
-            environment = Environment.objects.filter(name=str(env_name)).first()
-            # The same answer for "does not exist" and "not yours": no probing of names.
-            if environment is None or not can(user, Action.VIEW, environment):
-                raise streams.StreamDenied("You may not view that environment.")
-            groups.append(environment_group(environment.pk))
-        return groups
+        if env_name is None:
+            return [SYSTEM_GROUP, user_group(user.pk)]
+        environment = Environment.objects.filter(name=str(env_name)).first()
+        # The same answer for "does not exist" and "not yours": no probing of names.
+        if environment is None or not can(user, Action.VIEW, environment):
+            raise streams.StreamDenied("You may not view that environment.")
+        return [environment_group(environment.pk)]

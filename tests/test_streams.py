@@ -1,0 +1,106 @@
+"""Websockets: authenticate before accepting, authorise every subscription, deliver events."""
+import pytest
+from asgiref.sync import sync_to_async
+
+from ops_portal.accounts.choices import Role
+from ops_portal.core import status, streams
+from tests import factories
+from tests.wsclient import communicator, receive_until, session_cookie_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+@sync_to_async
+def viewer_of(env_name):
+    environment = factories.environment(env_name)
+    other = factories.environment(f"{env_name}-other")
+    user = factories.user()
+    factories.binding(role=Role.VIEWER, user=user, environment=environment)
+    return user, environment, other, session_cookie_for(user)
+
+
+async def test_an_unauthenticated_socket_is_refused_before_accept():
+    comm = communicator()
+    connected, code = await comm.connect()
+    assert not connected
+    await comm.disconnect()
+
+
+async def test_a_bad_token_is_refused():
+    comm = communicator(token="opt_" + "x" * 40)
+    connected, _ = await comm.connect()
+    assert not connected
+
+
+async def test_a_viewer_cannot_subscribe_to_another_environments_stream():
+    user, environment, other, cookie = await viewer_of("alpha")
+    comm = communicator(cookie)
+    connected, _ = await comm.connect()
+    assert connected
+    assert (await comm.receive_json_from())["type"] == "hello"
+    await comm.send_json_to({"action": "subscribe", "id": "a", "stream": "status",
+                             "params": {"environment": other.name}})
+    denied = await comm.receive_json_from()
+    assert (denied["type"], denied["id"], denied["code"]) == ("error", "a", "forbidden")
+    await comm.send_json_to({"action": "subscribe", "id": "b", "stream": "status",
+                             "params": {"environment": "no-such-env"}})
+    assert (await comm.receive_json_from())["code"] == "forbidden"  # same answer: no probing names
+    await comm.send_json_to({"action": "subscribe", "id": "c", "stream": "status",
+                             "params": {"environment": environment.name}})
+    assert (await comm.receive_json_from()) == {"type": "subscribed", "id": "c", "stream": "status"}
+    # Events for the other environment never reach this socket; its own do.
+    await sync_to_async(streams.publish)(status.environment_group(other.pk), {"message": "secret"})
+    await sync_to_async(streams.publish)(status.environment_group(environment.pk), {"message": "mine"})
+    message = await comm.receive_json_from(timeout=5)
+    assert message == {"type": "events", "id": "c", "items": [{"message": "mine"}]}
+    await comm.disconnect()
+
+
+async def test_a_revoked_binding_stops_new_subscriptions_on_an_open_socket():
+    user, environment, _, cookie = await viewer_of("gamma")
+    comm = communicator(cookie)
+    await comm.connect()
+    await comm.receive_json_from()
+    await sync_to_async(lambda: user.role_bindings.all().delete())()
+    await comm.send_json_to({"action": "subscribe", "id": "x", "stream": "status",
+                             "params": {"environment": environment.name}})
+    assert (await comm.receive_json_from())["code"] == "forbidden"
+    await comm.disconnect()
+
+
+async def test_bad_messages_get_errors_not_disconnects():
+    _, _, _, cookie = await viewer_of("delta")
+    comm = communicator(cookie)
+    await comm.connect()
+    await comm.receive_json_from()
+    for message in ({"action": "subscribe", "id": "a", "stream": "nope"},
+                    {"action": "subscribe", "id": "", "stream": "status"},
+                    {"action": "subscribe", "id": "b", "stream": "status", "since": -1},
+                    {"action": "dance"}):
+        await comm.send_json_to(message)
+        assert (await comm.receive_json_from())["code"] == "invalid"
+    await comm.send_json_to({"action": "ping", "id": "p"})
+    assert await comm.receive_json_from() == {"type": "pong", "id": "p"}
+    await comm.disconnect()
+
+
+async def test_a_token_client_can_subscribe():
+    @sync_to_async
+    def token_user():
+        from ops_portal.accounts import services
+        from ops_portal.core.context import Actor
+
+        user = factories.user()
+        return services.create_token(Actor.for_user(user, source="api"), name="ws")[1], user
+
+    key, user = await token_user()
+    comm = communicator(token=key)
+    connected, _ = await comm.connect()
+    assert connected
+    assert (await comm.receive_json_from())["user"] == user.username
+    await comm.send_json_to({"action": "subscribe", "id": "s", "stream": "status"})
+    assert (await comm.receive_json_from())["type"] == "subscribed"
+    await sync_to_async(streams.publish)(status.user_group(user.pk), {"message": "hi"})
+    messages = await receive_until(comm, lambda m: m["type"] == "events")
+    assert messages[-1]["items"] == [{"message": "hi"}]
+    await comm.disconnect()
