@@ -40,7 +40,7 @@ def resolved():
 def test_the_file_matches_the_compose_schema():
     _need(SCHEMA)
     document = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    jsonschema.validate(document, json.loads(SCHEMA.read_text()))
+    jsonschema.Draft7Validator(json.loads(SCHEMA.read_text())).validate(document)
 
 
 def test_every_service_has_a_healthcheck(resolved):
