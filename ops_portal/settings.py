@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "ops_portal.accounts",
     "ops_portal.audit",
     "ops_portal.inventory",
+    "ops_portal.jobs",
     "ops_portal.dashboard",
 ]
 
@@ -260,6 +261,8 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "default")
 # Seconds between worker and beat heartbeats, and how long a heartbeat stays valid.
 HEARTBEAT_INTERVAL = env_int("HEARTBEAT_INTERVAL", 10, minimum=1)
 HEARTBEAT_TTL = env_int("HEARTBEAT_TTL", 30, minimum=2)
+# A running job whose worker stopped heartbeating for this long is marked lost by the reaper.
+JOB_LOST_AFTER_SECONDS = env_int("JOB_LOST_AFTER_SECONDS", 60, minimum=5)
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "127.0.0.1")

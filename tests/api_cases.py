@@ -4,6 +4,10 @@ Every viewset registered on the API router must have a case here (test_every_end
 fails otherwise), so new endpoints join the matrix as they are added. A case says how to make one
 object in an environment, what to POST and PATCH, and which action writes need.
 """
+from datetime import timedelta
+
+from django.utils import timezone
+
 from ops_portal.accounts.choices import Action, Role
 from tests import factories
 
@@ -17,6 +21,7 @@ class Case:
     scope = ENVIRONMENT
     write_action = Action.MANAGE
     audit_prefix = ""
+    audit_create = None  # the audit action of a create, when not "<prefix>.create"
     writable = True
     deletable = True
     updatable = True
@@ -166,5 +171,63 @@ class HostCase(Case):
         return {"tags": ["db"]}
 
 
+class JobTemplateCase(Case):
+    basename = "jobtemplate"
+    audit_prefix = "jobtemplate"
+
+    def make(self, environment, owner=None):
+        from ops_portal.jobs.models import JobTemplate
+
+        return JobTemplate.objects.create(name=f"tpl-{environment.name}", environment=environment,
+                                          action="host.command", selector={"all": True})
+
+    def create_payload(self, environment):
+        return {"name": "uptime", "environment": environment.name, "action": "host.command",
+                "selector": {"tags": ["web"]}, "action_params": {"command": "uptime"},
+                "strategy": {"kind": "rolling", "batch_size": 2}}
+
+    def update_payload(self, obj):
+        return {"description": "changed"}
+
+
+class JobCase(Case):
+    basename = "job"
+    audit_prefix = "job"
+    write_action = Action.OPERATE
+    audit_create = "job.launch"
+    updatable = False
+    deletable = False
+
+    def make(self, environment, owner=None):
+        from ops_portal.jobs.models import Job, JobTarget
+
+        job = Job.objects.create(name="probe", environment=environment, action="host.command", plan_hash="x")
+        JobTarget.objects.create(job=job, index=0, kind="host", ref_id=0, name="h")
+        return job
+
+    def create_payload(self, environment):
+        factories.host(environment, f"matrix-{environment.name}")
+        return {"environment": environment.name, "action": "host.command", "params": {"command": "true"},
+                "selector": {"names": [f"matrix-{environment.name}"]}}
+
+
+class FreezeWindowCase(Case):
+    basename = "freezewindow"
+    audit_prefix = "freezewindow"
+    updatable = False
+
+    def make(self, environment, owner=None):
+        from ops_portal.jobs.models import FreezeWindow
+
+        now = timezone.now()
+        return FreezeWindow.objects.create(environment=environment, starts=now, ends=now + timedelta(hours=1),
+                                           reason="release")
+
+    def create_payload(self, environment):
+        now = timezone.now()
+        return {"environment": environment.name, "starts": now.isoformat(),
+                "ends": (now + timedelta(hours=2)).isoformat(), "reason": "quarter close"}
+
+
 CASES = [EnvironmentCase(), TeamCase(), RoleBindingCase(), UserCase(), TokenCase(), AuditCase(),
-         CredentialCase(), HostGroupCase(), HostCase()]
+         CredentialCase(), HostGroupCase(), HostCase(), JobTemplateCase(), JobCase(), FreezeWindowCase()]

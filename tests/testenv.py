@@ -18,6 +18,7 @@ DEFAULTS = {
     "HEARTBEAT_INTERVAL": "1",
     "HEARTBEAT_TTL": "3",
     "LOGIN_THROTTLE_ATTEMPTS": "5",
+    "JOB_LOST_AFTER_SECONDS": "6",
     # Users are created by the hundred; PBKDF2's million rounds would dominate the run.
     "PASSWORD_HASHERS": "django.contrib.auth.hashers.MD5PasswordHasher",
 }

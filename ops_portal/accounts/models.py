@@ -22,6 +22,8 @@ class Environment(models.Model):
     description = models.CharField(max_length=255, blank=True)
     # Production-like environments are gated: policies ask for approval, freezes apply.
     is_production = models.BooleanField(default=False)
+    allow_adhoc_jobs = models.BooleanField(
+        default=True, help_text="Operators may run actions without a template here.")
     created = models.DateTimeField(auto_now_add=True)
 
     objects = RestrictedQuerySet.as_manager()

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from fleet.recipes import REPO_ROOT, RECIPES, image_tags, recipe_files, recipe_hash
+from fleet.recipes import RECIPES, REPO_ROOT, image_tags, recipe_files, recipe_hash
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))

@@ -10,7 +10,7 @@ User = get_user_model()
 class EnvironmentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Environment
-        fields = ["id", "name", "description", "is_production", "created"]
+        fields = ["id", "name", "description", "is_production", "allow_adhoc_jobs", "created"]
         read_only_fields = ["created"]
 
 

@@ -1,0 +1,107 @@
+from rest_framework import serializers
+
+from ops_portal.inventory.api.serializers import EnvironmentField
+
+from .. import actions
+from ..models import FreezeWindow, Job, JobTarget, JobTemplate
+
+
+class ActionSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    target_kind = serializers.CharField()
+    description = serializers.CharField()
+    mutating = serializers.BooleanField()
+    parameters = serializers.ListField(child=serializers.DictField())
+
+
+class JobTemplateSerializer(serializers.ModelSerializer):
+    environment = EnvironmentField()
+    action = serializers.ChoiceField(choices=[])
+    selector = serializers.JSONField()
+    action_params = serializers.JSONField(required=False)
+    parameters = serializers.JSONField(required=False)
+    strategy = serializers.JSONField(required=False)
+
+    class Meta:
+        model = JobTemplate
+        fields = ["id", "name", "description", "environment", "action", "selector", "action_params", "parameters",
+                  "strategy", "timeout_seconds", "target_timeout_seconds", "concurrency_limit", "queue", "enabled",
+                  "version", "created", "updated"]
+        read_only_fields = ["version", "created", "updated"]
+        validators = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = list(actions.all_actions())
+
+
+class LaunchSerializer(serializers.Serializer):
+    params = serializers.JSONField(required=False, default=dict, help_text="Values for the template's parameters.")
+    emergency = serializers.BooleanField(required=False, default=False,
+                                         help_text="Run during a freeze (admins; give a reason).")
+    emergency_reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
+    not_before = serializers.DateTimeField(required=False, allow_null=True, default=None,
+                                           help_text="Hold the job until then (a maintenance window).")
+
+
+class AdhocJobSerializer(LaunchSerializer):
+    environment = EnvironmentField()
+    action = serializers.ChoiceField(choices=[])
+    selector = serializers.JSONField()
+    strategy = serializers.JSONField(required=False, default=None)
+    name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
+    timeout_seconds = serializers.IntegerField(required=False, default=3600, min_value=1, max_value=7 * 86400)
+    target_timeout_seconds = serializers.IntegerField(required=False, default=None, min_value=1, allow_null=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = list(actions.all_actions())
+
+
+class JobTargetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobTarget
+        fields = ["index", "kind", "ref_id", "name", "batch", "state", "exit_code", "changed", "started", "finished",
+                  "error", "fingerprint", "data"]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    template = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = Job
+        fields = ["id", "name", "template", "template_version", "environment", "action", "state", "params",
+                  "strategy", "timeout_seconds", "target_timeout_seconds", "plan_hash", "queue", "emergency",
+                  "emergency_reason", "not_before", "created_by_name", "source", "request_id", "relaunch_of",
+                  "created", "queued_at", "started", "finished", "worker", "waiting_reason", "cancel_requested",
+                  "cancel_requested_by", "targets_total", "targets_done", "targets_failed", "error", "last_seq"]
+        read_only_fields = fields
+
+
+class JobDetailSerializer(JobSerializer):
+    targets = JobTargetSerializer(many=True, read_only=True)
+
+    class Meta(JobSerializer.Meta):
+        fields = JobSerializer.Meta.fields + ["targets"]
+        read_only_fields = fields
+
+
+class JobEventSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    kind = serializers.CharField()
+    time = serializers.FloatField()
+    text = serializers.CharField()
+    target = serializers.IntegerField(required=False)
+    stream = serializers.CharField(required=False)
+    data = serializers.JSONField(required=False)
+
+
+class FreezeWindowSerializer(serializers.ModelSerializer):
+    environment = EnvironmentField()
+
+    class Meta:
+        model = FreezeWindow
+        fields = ["id", "environment", "starts", "ends", "reason", "created"]
+        read_only_fields = ["created"]

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from ops_portal.core.api.router import router
+
+from . import views
+
+router.register("job-templates", views.JobTemplateViewSet)
+router.register("jobs", views.JobViewSet)
+router.register("freezes", views.FreezeWindowViewSet)
+
+urlpatterns = [path("actions/", views.ActionListView.as_view(), name="actions")]

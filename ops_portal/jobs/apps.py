@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class JobsConfig(AppConfig):
+    name = "ops_portal.jobs"
+    label = "jobs"
+    verbose_name = "Jobs"
+
+    def ready(self):
+        from . import audit_actions, streams  # noqa: F401
+        from .actions import load_all
+
+        load_all()

@@ -1,0 +1,18 @@
+from ops_portal.audit.registry import register, register_crud
+
+register_crud("jobtemplate", "Job template")
+register_crud("freezewindow", "Freeze window")
+register("job.launch", "Job launched")
+register("job.relaunch", "Job launched again")
+register("job.pending_approval", "Job waits for approval")
+register("job.queued", "Job queued")
+register("job.running", "Job started on a worker")
+register("job.succeeded", "Job succeeded")
+register("job.failed", "Job failed")
+register("job.canceled", "Job canceled")
+register("job.timed_out", "Job timed out")
+register("job.lost", "Job lost: its worker died")
+register("job.rejected", "Job rejected by an approver")
+register("job.expired", "Job's approval request expired")
+register("job.cancel_requested", "Cancel of a job requested")
+register("job.emergency", "Job marked as an emergency to run during a freeze")

@@ -1,0 +1,38 @@
+import django_filters
+
+from .choices import JobState
+from .models import FreezeWindow, Job, JobTemplate
+
+
+class JobTemplateFilterSet(django_filters.FilterSet):
+    environment = django_filters.CharFilter(field_name="environment__name")
+    name = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = JobTemplate
+        fields = ["environment", "name", "action", "enabled"]
+
+
+class JobFilterSet(django_filters.FilterSet):
+    environment = django_filters.CharFilter(field_name="environment__name")
+    state = django_filters.MultipleChoiceFilter(choices=JobState.choices)
+    template = django_filters.CharFilter(field_name="template__name")
+    created_by = django_filters.CharFilter(field_name="created_by_name")
+    host = django_filters.NumberFilter(method="filter_host")
+    since = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="lt")
+
+    class Meta:
+        model = Job
+        fields = ["environment", "state", "action", "template", "created_by", "host", "since", "until"]
+
+    def filter_host(self, queryset, name, value):
+        return queryset.filter(targets__kind="host", targets__ref_id=value).distinct()
+
+
+class FreezeWindowFilterSet(django_filters.FilterSet):
+    environment = django_filters.CharFilter(field_name="environment__name")
+
+    class Meta:
+        model = FreezeWindow
+        fields = ["environment"]

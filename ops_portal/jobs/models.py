@@ -1,0 +1,197 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from ops_portal.accounts.models import Environment
+from ops_portal.accounts.permissions import RestrictedQuerySet
+from ops_portal.core.choices import Source
+from ops_portal.core.crypto import EncryptedTextField
+from ops_portal.inventory.models import name_validator
+
+from .choices import EventKind, JobState, TargetState
+
+
+class JobTemplate(models.Model):
+    """A reusable, parameterised action on a selection of targets in one environment."""
+
+    name = models.CharField(max_length=128, validators=[name_validator])
+    description = models.CharField(max_length=255, blank=True)
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="job_templates")
+    action = models.CharField(max_length=64)
+    # Which targets: {"kind": "host", "names": [...], "pattern": "web-*", "groups": [...], "tags": [...]}
+    selector = models.JSONField(default=dict)
+    # Fixed values for the action's parameters, and typed parameters asked for at launch.
+    action_params = models.JSONField(default=dict, blank=True)
+    parameters = models.JSONField(default=list, blank=True)
+    strategy = models.JSONField(default=dict, blank=True)
+    timeout_seconds = models.PositiveIntegerField(default=3600, validators=[MinValueValidator(1),
+                                                                            MaxValueValidator(7 * 86400)])
+    target_timeout_seconds = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+    concurrency_limit = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="At most this many jobs of this template run at once (empty: no limit).")
+    queue = models.CharField(max_length=64, default="default", validators=[name_validator])
+    enabled = models.BooleanField(default=True)
+    # Bumped on every change, so approvals and schedules can tell an edited template.
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    environment_path = "environment"
+    audit_prefix = "jobtemplate"
+    audit_exclude = ("updated",)
+
+    class Meta:
+        ordering = ["environment__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["environment", "name"], name="jobtemplate_unique_name")]
+
+    def __str__(self):
+        return self.name
+
+
+class Job(models.Model):
+    template = models.ForeignKey(JobTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    template_version = models.PositiveIntegerField(null=True, blank=True)
+    name = models.CharField(max_length=200)
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="jobs")
+    action = models.CharField(max_length=64, db_index=True)
+    state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED, db_index=True)
+    # The frozen plan: parameters (secrets redacted), strategy and timeouts; targets are JobTarget rows.
+    params = models.JSONField(default=dict, blank=True)
+    secret_params = EncryptedTextField(blank=True, default="")
+    strategy = models.JSONField(default=dict, blank=True)
+    timeout_seconds = models.PositiveIntegerField(default=3600)
+    target_timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    plan_hash = models.CharField(max_length=64, editable=False)
+    queue = models.CharField(max_length=64, default="default")
+    emergency = models.BooleanField(default=False, help_text="Runs during a freeze (admins only, audited).")
+    emergency_reason = models.CharField(max_length=500, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True, help_text="Held until then (a maintenance window).")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_by_name = models.CharField(max_length=150, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
+    request_id = models.CharField(max_length=64, blank=True)
+    relaunch_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    waiting_reason = models.CharField(max_length=300, blank=True)
+    cancel_requested = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.CharField(max_length=150, blank=True)
+    targets_total = models.PositiveIntegerField(default=0)
+    targets_done = models.PositiveIntegerField(default=0)
+    targets_failed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    last_seq = models.PositiveBigIntegerField(default=0)
+
+    objects = RestrictedQuerySet.as_manager()
+    environment_path = "environment"
+    audit_exclude = ("secret_params", "heartbeat", "last_seq", "targets_done", "targets_failed")
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+        indexes = [models.Index(fields=["state", "created"]), models.Index(fields=["environment", "-created"])]
+
+    def __str__(self):
+        return f"#{self.pk} {self.name}"
+
+    @property
+    def is_finished(self):
+        from .choices import FINISHED_STATES
+
+        return self.state in FINISHED_STATES
+
+
+class JobTarget(models.Model):
+    """One target of a job's frozen plan, with its result."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="targets")
+    index = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16)
+    ref_id = models.BigIntegerField()
+    name = models.CharField(max_length=200)
+    # What was approved: the target as resolved at launch (address, image digest, ...).
+    fingerprint = models.JSONField(default=dict, blank=True)
+    batch = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=16, choices=TargetState.choices, default=TargetState.PENDING)
+    exit_code = models.IntegerField(null=True, blank=True)
+    changed = models.BooleanField(null=True, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    data = models.JSONField(null=True, blank=True)
+
+    environment_path = "job__environment"
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="jobtarget_unique_index")]
+        indexes = [models.Index(fields=["kind", "ref_id"])]
+
+    def __str__(self):
+        return f"{self.job_id}/{self.name}"
+
+
+class JobEvent(models.Model):
+    """One output line or state change; (job, seq) is unique and increasing."""
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events", db_index=False)
+    seq = models.PositiveBigIntegerField()
+    time = models.DateTimeField()
+    kind = models.CharField(max_length=8, choices=EventKind.choices)
+    target = models.IntegerField(null=True, blank=True)  # JobTarget.index
+    stream = models.CharField(max_length=6, blank=True)
+    text = models.TextField(blank=True)
+    data = models.JSONField(null=True, blank=True)
+
+    environment_path = "job__environment"
+
+    class Meta:
+        ordering = ["job", "seq"]
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="jobevent_unique_seq")]
+
+    def __str__(self):
+        return f"{self.job_id}#{self.seq} {self.kind}"
+
+
+class Lease(models.Model):
+    """A target is changed by one job at a time: the job holding its lease."""
+
+    target_key = models.CharField(max_length=64, unique=True)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="leases")
+    acquired = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.target_key} held by job {self.job_id}"
+
+
+class FreezeWindow(models.Model):
+    """While a freeze is on, nothing new starts in the environment unless marked emergency."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="freezes")
+    starts = models.DateTimeField()
+    ends = models.DateTimeField()
+    reason = models.CharField(max_length=255)
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    environment_path = "environment"
+
+    class Meta:
+        ordering = ["-starts"]
+
+    def __str__(self):
+        return f"freeze of {self.environment} {self.starts:%Y-%m-%d %H:%M}–{self.ends:%Y-%m-%d %H:%M}"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        if self.starts and self.ends and self.ends <= self.starts:
+            raise ValidationError({"ends": "A freeze must end after it starts."})

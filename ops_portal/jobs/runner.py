@@ -1,0 +1,380 @@
+"""Running a job on a worker: claim it, take leases, run its targets by strategy, finish it.
+
+Threads: the Celery task's thread drives the strategy; a bounded pool runs targets (never one
+thread per target); the EventWriter thread does every database write; a supervisor thread
+heartbeats, watches for cancel requests and enforces the job timeout.
+"""
+import json
+import logging
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import requests
+from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from ops_portal.core.choices import Source
+from ops_portal.core.context import Actor
+from schedulers import local
+from schedulers.base import BackendError, CancelToken, CommandResult
+
+from . import actions, services
+from . import strategy as strategies
+from .choices import EventKind, JobState, TargetState
+from .events import EventWriter
+from .models import Job, JobTarget, Lease
+
+log = logging.getLogger(__name__)
+SUPERVISE_INTERVAL = 1.0
+
+
+def worker_name():
+    from celery import current_task
+
+    request = getattr(current_task, "request", None)
+    return getattr(request, "hostname", None) or socket.gethostname()
+
+
+def worker_actor(job):
+    """The launching user, acting through the worker (so the audit log says who and how)."""
+    return Actor(job.created_by_id, job.created_by_name, Source.WORKER, job.request_id or "")
+
+
+def lease_key(kind, ref_id):
+    return f"{kind}:{ref_id}"
+
+
+# Claiming ----------------------------------------------------------------------------------
+
+@dataclass
+class Claim:
+    job: Job | None = None
+    retry_at: object = None  # a datetime when the job should be tried again
+
+
+def _wait(job, reason):
+    if job.waiting_reason != reason:
+        job.waiting_reason = reason[:300]
+        job.save(update_fields=["waiting_reason"])
+        services._publish_job(job)
+
+
+def claim(job_id, worker):
+    """Move a queued job to running if nothing holds it back; otherwise record why it waits."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().select_related("environment", "template").filter(pk=job_id).first()
+        if job is None or job.state != JobState.QUEUED:
+            return Claim()
+        actor = worker_actor(job)
+        if job.cancel_requested:
+            JobTarget.objects.filter(job=job).update(state=TargetState.CANCELED)
+            services.transition(actor, job, JobState.CANCELED)
+            return Claim()
+        now = timezone.now()
+        if job.not_before and job.not_before > now:
+            _wait(job, f"held until {job.not_before:%Y-%m-%d %H:%M:%S %Z}")
+            return Claim(retry_at=job.not_before)
+        freeze = services.active_freeze(job.environment, now)
+        if freeze is not None and not job.emergency:
+            _wait(job, f"frozen until {freeze.ends:%Y-%m-%d %H:%M:%S %Z}: {freeze.reason}")
+            return Claim(retry_at=freeze.ends)
+        template = job.template
+        if template is not None and template.concurrency_limit:
+            running = Job.objects.filter(template=template, state=JobState.RUNNING).count()
+            if running >= template.concurrency_limit:
+                _wait(job, f"waiting: {running} jobs of this template already run (limit "
+                           f"{template.concurrency_limit})")
+                return Claim()
+        spec = actions.get(job.action)
+        if spec is not None and spec.mutating:
+            blocked = _lease_blocker(job)
+            if blocked:
+                _wait(job, blocked)
+                return Claim()
+        services.transition(actor, job, JobState.RUNNING, worker=worker)
+        return Claim(job=job)
+
+
+def _lease_blocker(job):
+    """Take the leases of all the job's targets, or say what holds them (first come, first served)."""
+    refs = list(job.targets.values_list("kind", "ref_id", "name"))
+    keys = {lease_key(kind, ref): name for kind, ref, name in refs}
+    held = Lease.objects.filter(target_key__in=keys).exclude(job=job).select_related("job").first()
+    if held is not None:
+        return f"waiting for lease on {keys[held.target_key]} (held by job #{held.job_id})"
+    # An older queued job that wants the same targets goes first.
+    earlier = (JobTarget.objects.filter(job__state=JobState.QUEUED, job__created__lt=job.created,
+                                        kind__in={k for k, _, _ in refs}, ref_id__in={r for _, r, _ in refs})
+               .exclude(job=job).values_list("job_id", "name").first())
+    if earlier is not None:
+        return f"waiting for lease on {earlier[1]} (job #{earlier[0]} is ahead)"
+    try:
+        with transaction.atomic():
+            Lease.objects.bulk_create([Lease(target_key=key, job=job) for key in keys])
+    except IntegrityError:
+        return "waiting for lease (taken a moment ago)"
+    return ""
+
+
+# Running -----------------------------------------------------------------------------------
+
+@dataclass
+class TargetContext:
+    """What an action's run() gets for one target."""
+
+    job: Job
+    target: JobTarget
+    params: dict
+    cancel: CancelToken
+    timeout: int | None
+    writer: EventWriter
+    resources: dict = field(default_factory=dict)
+    obj: object = None  # the inventory object (a Host), loaded before the threads start
+
+    def output(self, stream, line):
+        self.writer.output(self.target.index, stream, line)
+
+    def info(self, text):
+        self.writer.emit(EventKind.INFO, text, target=self.target.index)
+
+    def after(self, func):
+        """Run func() with database access in the writer thread (pin a host key, store facts)."""
+        self.writer.call(func)
+
+
+class JobRunner:
+    def __init__(self, job):
+        self.job = job
+        self.spec = actions.get(job.action)
+        self.cancel = CancelToken()
+        self.stop_reason = ""
+        self.failures = 0
+        self.lock = threading.Lock()
+        self.writer = EventWriter(job)
+        self.resources = {}
+        self.targets = list(job.targets.order_by("index"))
+        self.params = {**job.params, **(json.loads(job.secret_params) if job.secret_params else {})}
+        self.threshold = strategies.failure_threshold(len(self.targets), job.strategy)
+        self._done = threading.Event()
+        self.objects = {}
+
+    # Supervisor: heartbeat, cancel requests, the job timeout --------------------------------
+
+    def _supervise(self):
+        deadline = time.monotonic() + self.job.timeout_seconds
+        try:
+            while not self._done.wait(SUPERVISE_INTERVAL):
+                close_old_connections()
+                row = Job.objects.filter(pk=self.job.pk).values_list("cancel_requested", flat=True).first()
+                Job.objects.filter(pk=self.job.pk).update(heartbeat=timezone.now())
+                if row and not self.cancel.is_set():
+                    self.cancel.cancel("canceled")
+                    self.writer.emit(EventKind.INFO, "Cancel requested: ending the remote processes…")
+                if time.monotonic() > deadline and not self.cancel.is_set():
+                    self.cancel.cancel("timed_out")
+                    self.writer.emit(EventKind.INFO, f"Job timeout of {self.job.timeout_seconds}s reached.")
+        finally:
+            connection.close()
+
+    # Targets --------------------------------------------------------------------------------
+
+    def _set_target(self, target, **fields):
+        for name, value in fields.items():
+            setattr(target, name, value)
+        job_id, index = self.job.pk, target.index
+        done = fields.get("state") in (TargetState.OK, TargetState.FAILED, TargetState.CANCELED,
+                                       TargetState.TIMED_OUT, TargetState.SKIPPED)
+        failed = fields.get("state") in (TargetState.FAILED, TargetState.TIMED_OUT)
+
+        def save():
+            JobTarget.objects.filter(job_id=job_id, index=index).update(**fields)
+            if done:
+                Job.objects.filter(pk=job_id).update(targets_done=F("targets_done") + 1,
+                                                     targets_failed=F("targets_failed") + int(failed))
+
+        self.writer.call(save)
+        self.writer.emit(EventKind.TARGET, target.name, target=index, data={
+            "state": target.state, "exit_code": target.exit_code, "changed": target.changed,
+            "error": target.error[:500] if target.error else "",
+        })
+
+    def _run_target(self, target, spec=None):
+        spec = spec or self.spec
+        if self.cancel.is_set() or self.stop_reason:
+            state = TargetState.CANCELED if self.cancel.is_set() else TargetState.SKIPPED
+            self._set_target(target, state=state, finished=timezone.now())
+            return state
+        self._set_target(target, state=TargetState.RUNNING, started=timezone.now())
+        ctx = TargetContext(self.job, target, self.params, self.cancel, self.job.target_timeout_seconds,
+                            self.writer, self.resources, self.objects.get((target.kind, target.ref_id)))
+        try:
+            result = spec.run(ctx)
+        except BackendError as exc:
+            result = CommandResult(error=str(exc))
+        except Exception as exc:  # a bug in an action fails its target, not the worker
+            log.exception("action %s failed on %s", spec.name, target.name)
+            result = CommandResult(error=f"internal error: {type(exc).__name__}: {exc}")
+        if result.canceled:
+            state = TargetState.CANCELED
+        elif result.timed_out:
+            state = TargetState.TIMED_OUT
+        elif result.ok:
+            state = TargetState.OK
+        else:
+            state = TargetState.FAILED
+        self._set_target(target, state=state, exit_code=result.exit_code, changed=result.changed,
+                         error=result.error, finished=timezone.now(), data=result.data or None)
+        if state in (TargetState.FAILED, TargetState.TIMED_OUT):
+            with self.lock:
+                self.failures += 1
+                if self.threshold is not None and self.failures > self.threshold and not self.stop_reason:
+                    self.stop_reason = f"{self.failures} targets failed (threshold {self.threshold})"
+        return state
+
+    def _run_batch(self, indexes):
+        limit = min(self.job.strategy.get("limit", strategies.DEFAULT_LIMIT), len(indexes))
+        with ThreadPoolExecutor(max_workers=max(1, limit), thread_name_prefix=f"job-{self.job.pk}") as pool:
+            return list(pool.map(lambda i: self._run_target(self.targets[i]), indexes))
+
+    # Between batches ------------------------------------------------------------------------
+
+    def _health_gate(self, gate):
+        for attempt in range(1, gate["retries"] + 1):
+            if self.cancel.is_set():
+                return False
+            if gate["type"] == "http":
+                try:
+                    response = requests.get(gate["url"], timeout=gate["timeout"])
+                    ok, detail = 200 <= response.status_code < 300, f"HTTP {response.status_code}"
+                except requests.RequestException as exc:
+                    ok, detail = False, f"{type(exc).__name__}: {exc}"
+            else:
+                result = local.run(["sh", "-c", gate["command"]], timeout=gate["timeout"], cancel=self.cancel,
+                                   on_line=lambda stream, line: self.writer.emit(EventKind.INFO, f"gate: {line}"))
+                ok, detail = result.ok, f"exit {result.exit_code}" if not result.error else result.error
+            self.writer.emit(EventKind.INFO, f"Health gate attempt {attempt}: {'passed' if ok else 'failed'} "
+                                             f"({detail})")
+            if ok:
+                return True
+            self.cancel.wait(gate["interval"])
+        return False
+
+    def _rollback(self):
+        spec = actions.get(self.job.strategy.get("rollback_action") or "")
+        if spec is None:
+            return
+        done = [t for t in self.targets if t.state == TargetState.OK]
+        self.writer.emit(EventKind.INFO, f"Rolling back {len(done)} targets with {spec.name}.")
+        saved_reason, self.stop_reason = self.stop_reason, ""
+        for target in done:
+            ctx = TargetContext(self.job, target, self.params, self.cancel, self.job.target_timeout_seconds,
+                                self.writer, self.resources, self.objects.get((target.kind, target.ref_id)))
+            try:
+                result = spec.run(ctx)
+            except BackendError as exc:
+                result = CommandResult(error=str(exc))
+            if result.ok:
+                self._set_target(target, state=TargetState.ROLLED_BACK)
+            else:
+                self.writer.emit(EventKind.INFO, f"Rollback failed on {target.name}: {result.error}",
+                                 target=target.index)
+        self.stop_reason = saved_reason
+
+    # The whole job -------------------------------------------------------------------------
+
+    def run(self):
+        supervisor = threading.Thread(target=self._supervise, name=f"job-{self.job.pk}-supervisor", daemon=True)
+        supervisor.start()
+        error = ""
+        try:
+            self.objects = load_objects(self.targets)
+            if self.spec.prepare is not None:
+                self.spec.prepare(self)
+            self.writer.emit(EventKind.STATE, "running", data={"state": JobState.RUNNING,
+                                                                "worker": self.job.worker})
+            batches = strategies.batches(len(self.targets), self.job.strategy)
+            gate = self.job.strategy.get("health_gate")
+            pause = self.job.strategy.get("pause_seconds", 0)
+            for number, indexes in enumerate(batches):
+                if len(batches) > 1:
+                    self.writer.emit(EventKind.INFO, f"Batch {number + 1} of {len(batches)}: {len(indexes)} targets.")
+                self._run_batch(indexes)
+                last = number == len(batches) - 1
+                if self.cancel.is_set() or self.stop_reason or last:
+                    continue
+                if gate and not self._health_gate(gate):
+                    self.stop_reason = "the health gate failed"
+                    continue
+                if pause:
+                    self.writer.emit(EventKind.INFO, f"Pausing {pause}s before the next batch.")
+                    self.cancel.wait(pause)
+            if self.stop_reason and not self.cancel.is_set():
+                self.writer.emit(EventKind.INFO, f"Rollout stopped: {self.stop_reason}.")
+                self._rollback()
+        except Exception as exc:
+            log.exception("job %s failed in the runner", self.job.pk)
+            error = f"runner error: {type(exc).__name__}: {exc}"
+            for target in self.targets:
+                if target.state in (TargetState.PENDING, TargetState.RUNNING):
+                    self._set_target(target, state=TargetState.FAILED, error=error)
+        finally:
+            self._done.set()
+            close_resources(self.resources)
+        self.finish(error)
+
+    def finish(self, error=""):
+        if self.cancel.reason == "timed_out":
+            final = JobState.TIMED_OUT
+        elif self.cancel.is_set():
+            final = JobState.CANCELED
+        elif error or self.stop_reason or any(t.state in (TargetState.FAILED, TargetState.TIMED_OUT,
+                                                          TargetState.ROLLED_BACK) for t in self.targets):
+            final = JobState.FAILED
+        else:
+            final = JobState.SUCCEEDED
+        self.writer.emit(EventKind.STATE, final, data={"state": final})
+        writer_error = None
+        try:
+            self.writer.close()
+        except RuntimeError as exc:
+            writer_error = exc
+            final = JobState.FAILED
+        close_old_connections()
+        message = error or (f"Rollout stopped: {self.stop_reason}" if self.stop_reason else "")
+        if writer_error is not None:
+            message = f"storing output failed: {writer_error.__cause__}"
+        with transaction.atomic():
+            job = Job.objects.select_for_update().get(pk=self.job.pk)
+            if job.state == JobState.RUNNING:
+                services.transition(worker_actor(job), job, final, error=message)
+        transaction.on_commit(dispatch_soon)
+        return final
+
+
+def load_objects(targets):
+    """The inventory objects behind the targets, loaded once in the task thread."""
+    from ops_portal.inventory.models import Host
+
+    host_ids = [t.ref_id for t in targets if t.kind == "host"]
+    hosts = Host.objects.select_related("credential").in_bulk(host_ids)
+    return {("host", pk): host for pk, host in hosts.items()}
+
+
+def close_resources(resources):
+    for resource in resources.values():
+        closer = getattr(resource, "close", None)
+        if callable(closer):
+            try:
+                closer()
+            except Exception:
+                log.warning("closing a job resource failed", exc_info=True)
+
+
+def dispatch_soon():
+    from .tasks import dispatch_waiting
+
+    dispatch_waiting.delay()

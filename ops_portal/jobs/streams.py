@@ -1,0 +1,86 @@
+"""Live job streams: one job's events (ordered, resumable), the jobs list, and an object's jobs."""
+from ops_portal.accounts.choices import Action
+from ops_portal.accounts.models import Environment
+from ops_portal.accounts.permissions import can, restrict
+from ops_portal.core import streams
+from ops_portal.inventory.models import Host
+
+from . import groups
+from .models import Job, JobEvent
+
+BACKLOG_LIMIT = 200000
+
+
+def _int_param(params, name):
+    value = params.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise streams.StreamDenied(f"{name} must be a whole number.", code="invalid")
+    return value
+
+
+def event_payload(event):
+    payload = {"seq": event.seq, "kind": event.kind, "time": event.time.timestamp(), "text": event.text}
+    if event.target is not None:
+        payload["target"] = event.target
+    if event.stream:
+        payload["stream"] = event.stream
+    if event.data is not None:
+        payload["data"] = event.data
+    return payload
+
+
+@streams.register
+class JobStream(streams.Stream):
+    """{"job": id}: every event of the job after `since`, then live ones."""
+
+    name = "job"
+    ordered = True
+
+    def _job(self, user, params):
+        job = Job.objects.filter(pk=_int_param(params, "job")).only("pk", "environment_id").first()
+        if job is None or not can(user, Action.VIEW, job.environment_id):
+            raise streams.StreamDenied("You may not view that job.")
+        return job
+
+    def groups(self, user, params):
+        return [groups.job(self._job(user, params).pk)]
+
+    def backlog(self, user, params, since):
+        job = self._job(user, params)
+        rows = (JobEvent.objects.filter(job=job, seq__gt=since).order_by("seq")
+                .only("seq", "kind", "time", "text", "target", "stream", "data")[:BACKLOG_LIMIT])
+        return [event_payload(event) for event in rows.iterator(chunk_size=5000)]
+
+
+@streams.register
+class JobsStream(streams.Stream):
+    """Job state and progress changes in every environment the user may view (or one: {"environment"})."""
+
+    name = "jobs"
+
+    def groups(self, user, params):
+        environments = restrict(Environment.objects.all(), user, Action.VIEW)
+        if "environment" in params:
+            environments = environments.filter(name=str(params["environment"]))
+            if not environments.exists():
+                raise streams.StreamDenied("You may not view that environment.")
+        return [groups.jobs_in(pk) for pk in environments.values_list("pk", flat=True)]
+
+
+OBJECT_KINDS = {"host": Host}
+
+
+@streams.register
+class ObjectJobsStream(streams.Stream):
+    """{"kind": "host", "id": 12}: jobs that act on one object."""
+
+    name = "object"
+
+    def groups(self, user, params):
+        model = OBJECT_KINDS.get(params.get("kind"))
+        if model is None:
+            raise streams.StreamDenied("kind must be one of: " + ", ".join(OBJECT_KINDS), code="invalid")
+        obj = model.objects.filter(pk=_int_param(params, "id")).first()
+        if obj is None or not can(user, Action.VIEW, obj.environment_id):
+            raise streams.StreamDenied("You may not view that object.")
+        return [groups.object_jobs(params["kind"], obj.pk)]

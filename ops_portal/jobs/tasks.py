@@ -1,0 +1,84 @@
+"""Celery tasks of the jobs engine: run a job, dispatch waiting jobs, reap lost ones."""
+import logging
+from datetime import timedelta
+
+from celery import shared_task, signals
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .choices import JobState, TargetState
+from .models import Job, JobTarget
+
+log = logging.getLogger(__name__)
+# A running job whose heartbeat is older than this is lost (its worker died or hangs).
+LOST_AFTER = timedelta(seconds=getattr(settings, "JOB_LOST_AFTER_SECONDS", 60))
+# A queued job with no message in flight for this long is enqueued again.
+REQUEUE_AFTER = timedelta(minutes=2)
+
+
+# The job enforces its own timeout; the task limit is only a backstop beyond the longest allowed job.
+@shared_task(name="jobs.run", acks_late=True, ignore_result=True, soft_time_limit=8 * 86400, time_limit=8 * 86400 + 60)
+def run_job(job_id):
+    """Claim and run one job. Safe to deliver twice: only a queued job is claimed."""
+    from .runner import JobRunner, claim, worker_name
+
+    outcome = claim(job_id, worker_name())
+    if outcome.retry_at is not None:
+        run_job.apply_async((job_id,), eta=outcome.retry_at)
+    if outcome.job is not None:
+        JobRunner(outcome.job).run()
+
+
+@shared_task(name="jobs.dispatch_waiting", ignore_result=True)
+def dispatch_waiting():
+    """Give queued jobs that wait (for a lease, a concurrency slot) or lost their message a new try."""
+    now = timezone.now()
+    waiting = (Job.objects.filter(state=JobState.QUEUED).exclude(waiting_reason="")
+               .exclude(waiting_reason__startswith="held until").exclude(waiting_reason__startswith="frozen until"))
+    stale = Job.objects.filter(state=JobState.QUEUED, waiting_reason="", queued_at__lt=now - REQUEUE_AFTER)
+    count = 0
+    for job_id, queue in (waiting | stale).order_by("created").values_list("pk", "queue")[:1000]:
+        run_job.apply_async((job_id,), queue=queue)
+        count += 1
+    return count
+
+
+@shared_task(name="jobs.reap_lost", ignore_result=True)
+def reap_lost_jobs():
+    """Mark running jobs whose heartbeat stopped as lost, keeping each target's last state."""
+    from .runner import worker_actor
+    from .services import transition
+
+    cutoff = timezone.now() - LOST_AFTER
+    reaped = 0
+    for job_id in Job.objects.filter(state=JobState.RUNNING, heartbeat__lt=cutoff).values_list("pk", flat=True):
+        reaped += mark_lost(job_id, f"no heartbeat from worker since {cutoff:%H:%M:%S}", only_before=cutoff,
+                            transition=transition, worker_actor=worker_actor)
+    return reaped
+
+
+def mark_lost(job_id, reason, *, only_before=None, transition=None, worker_actor=None):
+    if transition is None:
+        from .services import transition
+    if worker_actor is None:
+        from .runner import worker_actor
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id, state=JobState.RUNNING).first()
+        if job is None or (only_before is not None and job.heartbeat and job.heartbeat >= only_before):
+            return 0
+        JobTarget.objects.filter(job=job, state=TargetState.RUNNING).update(state=TargetState.LOST)
+        JobTarget.objects.filter(job=job, state=TargetState.PENDING).update(state=TargetState.SKIPPED)
+        transition(worker_actor(job), job, JobState.LOST, error=f"Lost: {reason}. Worker: {job.worker}")
+        transaction.on_commit(dispatch_waiting.delay)
+        return 1
+
+
+@signals.worker_ready.connect
+def _reap_own_jobs_on_start(sender, **kwargs):
+    """Jobs this worker ran before it restarted cannot still be running: they are lost now."""
+    try:
+        for job_id in Job.objects.filter(state=JobState.RUNNING, worker=sender.hostname).values_list("pk", flat=True):
+            mark_lost(job_id, "the worker restarted")
+    except Exception:  # the database may be briefly away at start; the reaper catches up
+        log.warning("could not reap this worker's earlier jobs", exc_info=True)
