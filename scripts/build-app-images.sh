@@ -9,7 +9,7 @@
 # Each also gets a recipe-hash tag (web:v1-<hash>, burner:<hash>, crasher:<hash>).
 # When all hash tags exist, only the stable tags are (re)pointed, unless --force.
 set -euo pipefail
-FLEET_LOG_TAG=build-app-images
+export FLEET_LOG_TAG=build-app-images
 # shellcheck source=lib/fleet-common.sh
 . "$(dirname "$0")/lib/fleet-common.sh"
 
@@ -52,6 +52,9 @@ if [ "$FORCE" -eq 1 ] || [ "$all_exist" -eq 0 ]; then
     for applet in $("$BUSYBOX" --list); do
         [ "$applet" = busybox ] || ln -sf busybox "$ctx/rootfs/bin/$applet"
     done
+    # Modes from the checkout depend on its umask; set them.
+    chmod -R u=rwX,go=rX "$ctx/rootfs"
+    chmod 0755 "$ctx/rootfs/usr/local/bin/app-entrypoint" "$ctx"/rootfs/www/cgi-bin/*
     chmod 1777 "$ctx/rootfs/tmp"
     # Same mtimes every build: layers depend on content, not on the checkout's age.
     find "$ctx" -exec touch -h -d @1700000000 {} +

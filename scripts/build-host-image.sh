@@ -10,7 +10,7 @@
 # FLEET_DEBIAN_SECURITY (default http://deb.debian.org/debian-security),
 # FLEET_BUILD_TMP (tmpfs for the build, default /dev/shm).
 set -euo pipefail
-FLEET_LOG_TAG=build-host-image
+export FLEET_LOG_TAG=build-host-image
 # shellcheck source=lib/fleet-common.sh
 . "$(dirname "$0")/lib/fleet-common.sh"
 

@@ -18,9 +18,10 @@
 #   FLEET_DOCKERD_LOG        its log file
 #   FLEET_DOCKERD_WAIT       seconds to wait for it to answer (default 60)
 #   FLEET_SWARM_LISTEN       swarm listen address (default 127.0.0.1:2377)
+#   FLEET_SWARM_INIT_ARGS    extra arguments for docker swarm init
 #   FLEET_SKIP_PACKAGES=1    do not check or install the build tools
 set -euo pipefail
-FLEET_LOG_TAG=ensure-docker
+export FLEET_LOG_TAG=ensure-docker
 # shellcheck source=lib/fleet-common.sh
 . "$(dirname "$0")/lib/fleet-common.sh"
 
@@ -89,7 +90,7 @@ start_dockerd() {
     # setsid: own session, so it survives the shell (and CI step) that started it.
     # shellcheck disable=SC2086
     fleet_as_root setsid nohup dockerd --pidfile "$DOCKERD_PIDFILE" ${FLEET_DOCKERD_ARGS:-} \
-        >>"$DOCKERD_LOG" 2>&1 </dev/null &
+        >>"$DOCKERD_LOG" 2>&1 </dev/null 8>&- &
     disown || true
 }
 
@@ -112,7 +113,9 @@ ensure_swarm() {
         active) ;;
         inactive)
             fleet_log "initialising swarm on 127.0.0.1"
-            docker swarm init --advertise-addr 127.0.0.1 --listen-addr "$SWARM_LISTEN" >/dev/null
+            # shellcheck disable=SC2086
+            docker swarm init --advertise-addr 127.0.0.1 --listen-addr "$SWARM_LISTEN" \
+                ${FLEET_SWARM_INIT_ARGS:-} >/dev/null
             ;;
         *) fleet_die "swarm is '$state' on this engine; fix it by hand (docker swarm leave --force?)" ;;
     esac

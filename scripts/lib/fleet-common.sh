@@ -54,7 +54,7 @@ fleet_prune_old_tags() {
         case "$tag" in
             *"$hash"*) ;;
             *[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f])
-                docker image rm "$repo:$tag" >/dev/null 2>&1 && fleet_log "untagged old $repo:$tag" || true
+                if docker image rm "$repo:$tag" >/dev/null 2>&1; then fleet_log "untagged old $repo:$tag"; fi
                 ;;
         esac
     done

@@ -1,0 +1,73 @@
+"""Image recipes: the files that define each fleet image, and their hash.
+
+An image is tagged with the hash of its recipe and rebuilt only when that hash has no
+image yet. scripts/lib/fleet-common.sh computes the same hash in shell (the build
+scripts tag with it); tests/fleet checks that both agree.
+"""
+
+import hashlib
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Keep in step with fleet_recipe_paths in scripts/lib/fleet-common.sh.
+RECIPES = {
+    "host": ("fleet/images/host", "scripts/build-host-image.sh", "scripts/lib/fleet-common.sh"),
+    "apps": ("fleet/images/apps", "scripts/build-app-images.sh", "scripts/lib/fleet-common.sh"),
+}
+
+BUILD_SCRIPTS = {
+    "host": "scripts/build-host-image.sh",
+    "apps": "scripts/build-app-images.sh",
+}
+
+
+def var_dir():
+    """Return the project's var/ directory (FLEET_VAR overrides it)."""
+    return Path(os.environ.get("FLEET_VAR") or REPO_ROOT / "var")
+
+
+def recipe_files(name, root=REPO_ROOT):
+    """Return the recipe's files as sorted paths relative to root (as `find -type f` sees them)."""
+    found = []
+    for rel in RECIPES[name]:
+        path = root / rel
+        if path.is_file() and not path.is_symlink():
+            found.append(rel)
+            continue
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            for filename in filenames:
+                full = Path(dirpath) / filename
+                if filename.endswith(".pyc") or full.is_symlink() or not full.is_file():
+                    continue
+                found.append(full.relative_to(root).as_posix())
+    return sorted(found, key=lambda p: p.encode())
+
+
+def recipe_hash(name, root=REPO_ROOT):
+    """Return the 12-hex-digit hash of the recipe `name` ("host" or "apps")."""
+    lines = []
+    for rel in recipe_files(name, root):
+        digest = hashlib.sha256((root / rel).read_bytes()).hexdigest()
+        lines.append(f"{digest}  {rel}\n")
+    return hashlib.sha256("".join(lines).encode()).hexdigest()[:12]
+
+
+def image_tags(hashes=None):
+    """Return {image: (hash tag, stable tag)} for every fleet image."""
+    hashes = hashes or {name: recipe_hash(name) for name in RECIPES}
+    host, apps = hashes["host"], hashes["apps"]
+    return {
+        "host": (f"opsportal/host:{host}", "opsportal/host:latest"),
+        "web:v1": (f"opsportal/web:v1-{apps}", "opsportal/web:v1"),
+        "web:v2": (f"opsportal/web:v2-{apps}", "opsportal/web:v2"),
+        "burner": (f"opsportal/burner:{apps}", "opsportal/burner:latest"),
+        "crasher": (f"opsportal/crasher:{apps}", "opsportal/crasher:latest"),
+    }
+
+
+def recipe_of(image):
+    """Return the recipe name ("host" or "apps") that builds the image key from image_tags()."""
+    return "host" if image == "host" else "apps"
