@@ -20,8 +20,11 @@ def _group_alive(pgid):
     return True
 
 
-def end_process_group(pgid, grace=KILL_GRACE):
-    """TERM the group, KILL what is left after `grace`, and return True once the group is gone."""
+def end_process_group(pgid, grace=KILL_GRACE, reap=None):
+    """TERM the group, KILL what is left after `grace`, and return True once the group is gone.
+
+    `reap` collects our own child (the group leader) so a zombie does not count as alive.
+    """
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pgid, sig)
@@ -29,9 +32,13 @@ def end_process_group(pgid, grace=KILL_GRACE):
             return True
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
+            if reap is not None:
+                reap()
             if not _group_alive(pgid):
                 return True
             time.sleep(0.05)
+    if reap is not None:
+        reap()
     return not _group_alive(pgid)
 
 
@@ -77,7 +84,7 @@ def run(argv, *, on_line, cancel: CancelToken | None = None, timeout=None, env=N
             for line in lines:
                 on_line(key.data, line)
     if outcome is not None:
-        gone = end_process_group(pgid)
+        gone = end_process_group(pgid, reap=proc.poll)
         proc.wait(timeout=10)
         selector.close()
         for stream in (proc.stdout, proc.stderr):
@@ -91,5 +98,5 @@ def run(argv, *, on_line, cancel: CancelToken | None = None, timeout=None, env=N
     exit_code = proc.wait()
     # Children left running in the group after the leader exited are ended too.
     if _group_alive(pgid):
-        end_process_group(pgid)
+        end_process_group(pgid, reap=proc.poll)
     return CommandResult(exit_code=exit_code)

@@ -21,6 +21,7 @@ def validate_definitions(definitions):
     seen = set()
     for index, item in enumerate(definitions):
         where = f"parameter {index + 1}"
+        errors_before = len(errors)
         if not isinstance(item, dict):
             errors.append(f"{where}: must be an object.")
             continue
@@ -42,7 +43,7 @@ def validate_definitions(definitions):
                 re.compile(item["pattern"])
             except (re.error, TypeError):
                 errors.append(f"{where}: pattern is not a valid regular expression.")
-        if "default" in item and item["default"] is not None and not errors:
+        if "default" in item and item["default"] is not None and len(errors) == errors_before:
             try:
                 _coerce(item, item["default"])
             except ValueError as exc:

@@ -66,7 +66,8 @@ def _wait(job, reason):
 def claim(job_id, worker):
     """Move a queued job to running if nothing holds it back; otherwise record why it waits."""
     with transaction.atomic():
-        job = Job.objects.select_for_update().select_related("environment", "template").filter(pk=job_id).first()
+        job = (Job.objects.select_for_update(of=("self",)).select_related("environment", "template")
+               .filter(pk=job_id).first())
         if job is None or job.state != JobState.QUEUED:
             return Claim()
         actor = worker_actor(job)
@@ -106,10 +107,12 @@ def _lease_blocker(job):
     held = Lease.objects.filter(target_key__in=keys).exclude(job=job).select_related("job").first()
     if held is not None:
         return f"waiting for lease on {keys[held.target_key]} (held by job #{held.job_id})"
-    # An older queued job that wants the same targets goes first.
+    # An older queued job that wants the same targets goes first, unless a window or freeze holds it.
     earlier = (JobTarget.objects.filter(job__state=JobState.QUEUED, job__created__lt=job.created,
                                         kind__in={k for k, _, _ in refs}, ref_id__in={r for _, r, _ in refs})
-               .exclude(job=job).values_list("job_id", "name").first())
+               .exclude(job=job).exclude(job__waiting_reason__startswith="held until")
+               .exclude(job__waiting_reason__startswith="frozen until")
+               .values_list("job_id", "name").first())
     if earlier is not None:
         return f"waiting for lease on {earlier[1]} (job #{earlier[0]} is ahead)"
     try:
