@@ -112,7 +112,7 @@ def test_cancel_ends_the_whole_process_group_before_the_job_shows_canceled(env, 
     services.request_cancel(actor, job)
     job = wait_job(job, JobState.CANCELED, timeout=30)
     assert pgrep(f"sleep {marker}") == []
-    assert set(job.targets.values_list("state", flat=True)) == {TargetState.CANCELED}, list(job.targets.values("error", "exit_code"))
+    assert set(job.targets.values_list("state", flat=True)) == {TargetState.CANCELED}
     assert AuditEvent.objects.filter(action="job.cancel_requested", object_id=str(job.pk)).exists()
 
 
@@ -128,6 +128,7 @@ def test_the_job_timeout_ends_it_as_timed_out(env, live_worker):
     local_hosts(env, 1)
     marker = f"32{uuid.uuid4().int % 10**6:06d}"
     job = wait_job(launch(operator(env), env, f"sleep {marker}", timeout_seconds=2), JobState.TIMED_OUT, 30)
+    assert job.targets.get().state == TargetState.TIMED_OUT
     assert pgrep(f"sleep {marker}") == []
 
 
