@@ -222,7 +222,7 @@ class JobRunner:
             log.exception("action %s failed on %s", spec.name, target.name)
             result = CommandResult(error=f"internal error: {type(exc).__name__}: {exc}")
         if result.canceled:
-            state = TargetState.CANCELED
+            state = TargetState.TIMED_OUT if self.cancel.reason == "timed_out" else TargetState.CANCELED
         elif result.timed_out:
             state = TargetState.TIMED_OUT
         elif result.ok:
