@@ -32,7 +32,12 @@ DRAIN_AFTER_EXIT = 2.0  # how long output may trail the exit status (a holder ou
 MARKER_WAIT = 5.0
 
 END_SESSION = r"""
-alive() { kill -s 0 -- "-$1" 2>/dev/null || pgrep -s "$1" >/dev/null 2>&1; }
+# A session is alive while any of its processes is not a zombie (zombies are dead, awaiting their
+# parent); without procps ps, the process group alone is checked.
+alive() {
+    out=$(ps -o stat= -s "$1" 2>/dev/null) || { kill -s 0 -- "-$1" 2>/dev/null; return; }
+    printf '%s\n' "$out" | grep -q '^[^Z]'
+}
 end_session() {
     alive "$1" || return 0
     kill -s TERM -- "-$1" 2>/dev/null; pkill -TERM -s "$1" 2>/dev/null

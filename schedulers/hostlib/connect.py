@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import paramiko
 from fabric import Config, Connection
+from paramiko.pkey import UnknownKeyType
 from paramiko.ssh_exception import NoValidConnectionsError
 
 from ..base import BackendError, CancelToken
@@ -103,7 +104,7 @@ def parse_public_key(line, *, what="pinned host key"):
         raise ValueError(f"{what} {line!r} is not a 'type base64' public key line")
     try:
         return paramiko.PKey.from_type_string(fields[0], base64.b64decode(fields[1], validate=True))
-    except (binascii.Error, paramiko.SSHException, ValueError, TypeError) as exc:
+    except (binascii.Error, paramiko.SSHException, UnknownKeyType, ValueError, TypeError) as exc:
         raise ValueError(f"{what} is not a valid {fields[0]} key: {exc}")
 
 

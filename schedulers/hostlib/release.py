@@ -50,9 +50,11 @@ if [ "$reuse" = 0 ]; then
     mv -T -- "$tmp" "releases/$id"
 fi
 prev=$(readlink current 2>/dev/null || true)
-ln -s -- "releases/$id" ".current-$n"
-mv -T -- ".current-$n" current
-printf '%s\n' "$id" >>.deploys
+if [ "$prev" != "releases/$id" ]; then
+    ln -s -- "releases/$id" ".current-$n"
+    mv -T -- ".current-$n" current
+    printf '%s\n' "$id" >>.deploys
+fi
 printf 'OPSPORTAL-PREVIOUS %s\n' "$prev"
 """
 
@@ -97,10 +99,15 @@ def _history(conn, base_dir):
     return unknown + order, current
 
 
+def releases_to_prune(order, current, keep):
+    """The releases to delete: all but the last `keep` of order (oldest first) and the current one."""
+    kept = set(order[-keep:]) | ({current} if current else set())
+    return [release for release in order if release not in kept]
+
+
 def _prune(conn, target, base_dir, keep, cancel):
     order, current = _history(conn, base_dir)
-    kept = set(order[-keep:]) | ({current} if current else set())
-    doomed = [release for release in order if release not in kept]
+    doomed = releases_to_prune(order, current, keep)
     if doomed:
         paths = []
         for release in doomed:
@@ -190,6 +197,12 @@ def deploy_release(pool_or_conn, target, *, base_dir: str, release_id: str, arch
             data["pruned"], data["releases"] = _prune(conn, target, base_dir, keep, cancel)
         except BackendError as exc:
             return CommandResult(error=str(exc), changed=None, data=data)
+    if data["previous"] == release_id:
+        # Deployed again while current: nothing switched (the hook ran, as a retry wants).
+        order = data["releases"]
+        data["previous"] = order[order.index(release_id) - 1] if order.index(release_id) > 0 else None
+        data["already_current"] = True
+        return CommandResult(exit_code=0, changed=False, data=data)
     return CommandResult(exit_code=0, changed=True, data=data)
 
 

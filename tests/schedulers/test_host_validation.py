@@ -177,7 +177,8 @@ def test_the_killer_ends_a_session_that_ignores_term(tmp_path):
                          text=True, timeout=30)
     proc.wait(timeout=5)
     assert out.stdout.startswith("gone"), out
-    assert subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True).returncode == 1
+    states = subprocess.run(["ps", "-o", "stat=", "-s", str(proc.pid)], capture_output=True, text=True).stdout
+    assert all(state.startswith("Z") for state in states.split()), states  # zombies await their reaper
 
 
 def _alive(pid):
