@@ -1,0 +1,98 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from ops_portal.accounts.choices import Action
+from ops_portal.accounts.models import Environment
+from ops_portal.accounts.permissions import can, has_any, restrict
+from ops_portal.core.web import actor, attempt, paginate
+
+from . import actions, services
+from .choices import ACTIVE_STATES, FINISHED_STATES, JobState
+from .filtersets import JobFilterSet
+from .forms import AdhocForm, LaunchForm
+from .models import Job, JobTemplate
+
+
+@login_required
+def job_list(request):
+    queryset = restrict(Job.objects.select_related("environment"), request.user, Action.VIEW)
+    filterset = JobFilterSet(request.GET, queryset=queryset)
+    page = paginate(request, filterset.qs if filterset.is_valid() else queryset.none())
+    params = request.GET.copy()
+    params.pop("page", None)
+    return render(request, "jobs/list.html", {"page": page, "filterset": filterset, "states": JobState.choices,
+                                              "query": params.urlencode(),
+                                              "can_launch": has_any(request.user, Action.OPERATE)})
+
+
+@login_required
+def job_detail(request, pk):
+    job = get_object_or_404(restrict(Job.objects.select_related("environment", "template"), request.user,
+                                     Action.VIEW), pk=pk)
+    context = {
+        "job": job,
+        "targets": job.targets.order_by("index"),
+        "can_operate": can(request.user, Action.OPERATE, job.environment),
+        "active": job.state in ACTIVE_STATES,
+        "finished": job.state in FINISHED_STATES,
+        "spec": actions.get(job.action),
+    }
+    return render(request, "jobs/detail.html", context)
+
+
+@login_required
+@require_POST
+def job_cancel(request, pk):
+    job = get_object_or_404(restrict(Job.objects.all(), request.user, Action.VIEW), pk=pk)
+    attempt(request, services.request_cancel, actor(request), job, success="Cancel requested.")
+    return redirect("jobs:detail", pk=job.pk)
+
+
+@login_required
+@require_POST
+def job_relaunch(request, pk):
+    job = get_object_or_404(restrict(Job.objects.all(), request.user, Action.VIEW), pk=pk)
+    new = attempt(request, services.relaunch, actor(request), job, success="Launched again.")
+    return redirect("jobs:detail", pk=new.pk if new else job.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def job_new(request):
+    environments = restrict(Environment.objects.all(), request.user, Action.OPERATE)
+    if not environments.exists():
+        raise PermissionDenied("You may not launch jobs in any environment.")
+    form = AdhocForm(request.POST or None, environments=environments)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        job = attempt(request, services.launch_adhoc, actor(request), environment=data["environment"],
+                      action=data["action"], values=form.action_values(), selector=data["selector"],
+                      strategy=data["strategy"], form=form)
+        if job:
+            return redirect("jobs:detail", pk=job.pk)
+    return render(request, "jobs/new.html", {"form": form})
+
+
+@login_required
+def template_list(request):
+    templates = restrict(JobTemplate.objects.select_related("environment"), request.user, Action.VIEW)
+    return render(request, "jobs/templates.html", {"templates": templates})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def template_launch(request, pk):
+    template = get_object_or_404(restrict(JobTemplate.objects.select_related("environment"), request.user,
+                                          Action.VIEW), pk=pk)
+    form = LaunchForm(request.POST or None, template=template)
+    if request.method == "POST" and form.is_valid():
+        job = attempt(request, services.launch, actor(request), template, form.values(), form=form)
+        if job:
+            messages.success(request, f"Launched job #{job.pk}.")
+            return redirect("jobs:detail", pk=job.pk)
+    return render(request, "jobs/launch.html", {"template": template, "form": form,
+                                                "can_operate": can(request.user, Action.OPERATE,
+                                                                   template.environment)})

@@ -1,0 +1,183 @@
+/* Jobs pages: live list, and the job page with its virtualised log, target grid and progress. */
+(function () {
+  "use strict";
+
+  var STATE_LABELS = {
+    pending_approval: "Waiting for approval", queued: "Queued", running: "Running", succeeded: "Succeeded",
+    failed: "Failed", canceled: "Canceled", timed_out: "Timed out", lost: "Lost (worker died)",
+    rejected: "Rejected", expired: "Approval expired", pending: "Pending", ok: "OK", skipped: "Skipped",
+    rolled_back: "Rolled back"
+  };
+  var FINISHED = ["succeeded", "failed", "canceled", "timed_out", "lost", "rejected", "expired"];
+
+  function badge(state) {
+    var span = document.createElement("span");
+    span.className = "badge state-" + state;
+    span.dataset.state = state;
+    span.textContent = STATE_LABELS[state] || state;
+    return span;
+  }
+
+  function setBadge(cell, state) {
+    if (!cell) { return; }
+    cell.textContent = "";
+    cell.appendChild(badge(state));
+  }
+
+  /* A log that renders only the rows in view, so 100,000 lines stay fast. */
+  function LogView(root) {
+    this.root = root;
+    this.spacer = root.querySelector(".log-spacer");
+    this.rows = root.querySelector(".log-rows");
+    this.lines = [];        // {target, stream, text, kind}
+    this.visible = null;    // indexes into lines when filtered
+    this.rowHeight = 18;
+    this.follow = true;
+    this.names = {};
+    this.pending = false;
+    var self = this;
+    root.addEventListener("scroll", function () { self.schedule(); });
+  }
+
+  LogView.prototype.add = function (items) {
+    for (var i = 0; i < items.length; i++) {
+      var item = items[i];
+      this.lines.push(item);
+      if (this.visible && this.matches(item)) { this.visible.push(this.lines.length - 1); }
+    }
+    this.schedule();
+  };
+
+  LogView.prototype.matches = function (item) {
+    return this.filter === undefined || this.filter === "" || String(item.target) === this.filter;
+  };
+
+  LogView.prototype.setFilter = function (value) {
+    this.filter = value;
+    if (value === "") { this.visible = null; }
+    else {
+      this.visible = [];
+      for (var i = 0; i < this.lines.length; i++) { if (this.matches(this.lines[i])) { this.visible.push(i); } }
+    }
+    this.schedule();
+  };
+
+  LogView.prototype.count = function () { return this.visible ? this.visible.length : this.lines.length; };
+
+  LogView.prototype.schedule = function () {
+    var self = this;
+    if (this.pending) { return; }
+    this.pending = true;
+    window.requestAnimationFrame(function () { self.pending = false; self.render(); });
+  };
+
+  LogView.prototype.render = function () {
+    var total = this.count();
+    this.spacer.style.height = (total * this.rowHeight) + "px";
+    if (this.follow) { this.root.scrollTop = this.root.scrollHeight; }
+    var first = Math.max(0, Math.floor(this.root.scrollTop / this.rowHeight) - 20);
+    var last = Math.min(total, first + Math.ceil(this.root.clientHeight / this.rowHeight) + 40);
+    this.rows.style.transform = "translateY(" + (first * this.rowHeight) + "px)";
+    var fragment = document.createDocumentFragment();
+    for (var i = first; i < last; i++) {
+      var item = this.lines[this.visible ? this.visible[i] : i];
+      var row = document.createElement("div");
+      row.className = "log-row " + (item.stream === "stderr" ? "stderr" : item.kind);
+      var who = item.target !== undefined ? (this.names[item.target] || "#" + item.target) : "";
+      row.textContent = (who ? who + " | " : "-- ") + item.text;
+      fragment.appendChild(row);
+    }
+    this.rows.textContent = "";
+    this.rows.appendChild(fragment);
+    var counter = document.querySelector(".js-log-count");
+    if (counter) { counter.textContent = total + " lines"; }
+  };
+
+  function jobPage(root) {
+    var jobId = parseInt(root.dataset.job, 10);
+    var total = parseInt(root.dataset.total, 10) || 0;
+    var log = new LogView(document.getElementById("log"));
+    var rows = {};
+    document.querySelectorAll("#targets tbody tr").forEach(function (tr) {
+      rows[tr.dataset.index] = tr;
+      log.names[tr.dataset.index] = tr.children[1].textContent;
+    });
+    var done = 0, failed = 0, counted = {};
+
+    function progress() {
+      var ok = document.querySelector(".js-bar-ok"), bad = document.querySelector(".js-bar-failed");
+      if (total) {
+        ok.style.width = ((done - failed) / total * 100) + "%";
+        bad.style.width = (failed / total * 100) + "%";
+      }
+      document.querySelector(".js-progress-text").textContent =
+        done + " of " + total + " targets done, " + failed + " failed";
+    }
+
+    function targetEvent(item) {
+      var data = item.data || {}, tr = rows[item.target];
+      if (!tr) { return; }
+      setBadge(tr.querySelector(".js-tstate"), data.state);
+      tr.querySelector(".js-exit").textContent = data.exit_code === null || data.exit_code === undefined ? "" : data.exit_code;
+      tr.querySelector(".js-changed").textContent = data.changed === true ? "yes" : data.changed === false ? "no" : "—";
+      tr.querySelector(".js-terror").textContent = data.error || "";
+      var isDone = ["ok", "failed", "canceled", "timed_out", "skipped"].indexOf(data.state) >= 0;
+      if (isDone && !counted[item.target]) {
+        counted[item.target] = true;
+        done += 1;
+        if (data.state === "failed" || data.state === "timed_out") { failed += 1; }
+      }
+    }
+
+    var follow = document.querySelector(".js-log-follow");
+    follow.addEventListener("change", function () { log.follow = follow.checked; log.schedule(); });
+    document.querySelector(".js-log-target").addEventListener("change", function (e) { log.setFilter(e.target.value); });
+
+    window.OpsPortal.socket.subscribe("job", { job: jobId }, function (items) {
+      var lines = [];
+      items.forEach(function (item) {
+        if (item.kind === "target") { targetEvent(item); lines.push({ target: item.target, kind: "target",
+          text: "** " + (item.data && item.data.state) + (item.data && item.data.error ? ": " + item.data.error : "") }); }
+        else if (item.kind === "state") {
+          setBadge(document.querySelector(".js-state"), item.data.state);
+          lines.push({ kind: "state", text: "job " + item.data.state });
+          if (FINISHED.indexOf(item.data.state) >= 0) {
+            var cancel = document.querySelector(".js-cancel");
+            if (cancel) { cancel.remove(); }
+          }
+        } else { lines.push(item); }
+      });
+      log.add(lines);
+      progress();
+    });
+    window.OpsPortal.socket.subscribe("jobs", {}, function (items) {
+      items.forEach(function (summary) {
+        if (summary.id !== jobId) { return; }
+        setBadge(document.querySelector(".js-state"), summary.state);
+        document.querySelector(".js-waiting").textContent = summary.waiting_reason || "";
+        var button = document.querySelector(".js-cancel button");
+        if (button && summary.cancel_requested) { button.disabled = true; button.textContent = "Canceling…"; }
+      });
+    });
+  }
+
+  function listPage(table) {
+    window.OpsPortal.socket.subscribe("jobs", {}, function (items) {
+      items.forEach(function (summary) {
+        var tr = table.querySelector("tr[data-job='" + summary.id + "']");
+        if (!tr) { document.getElementById("jobs-new-notice").hidden = false; return; }
+        setBadge(tr.querySelector(".js-state"), summary.state);
+        var text = summary.targets_done + "/" + summary.targets_total;
+        tr.querySelector(".js-progress").textContent = text + (summary.targets_failed ? " (" + summary.targets_failed + " failed)" : "");
+        if (summary.finished) { tr.querySelector(".js-finished").textContent = summary.finished.replace("T", " ").slice(0, 19); }
+      });
+    });
+  }
+
+  document.addEventListener("portal:ready", function () {
+    var job = document.getElementById("job");
+    if (job) { jobPage(job); }
+    var table = document.getElementById("jobs");
+    if (table) { listPage(table); }
+  });
+})();

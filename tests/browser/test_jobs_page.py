@@ -1,0 +1,60 @@
+"""The job page in a real browser: launch from the form, watch output and targets arrive live."""
+import pytest
+
+from ops_portal.accounts.choices import Role
+from ops_portal.inventory.choices import Transport
+from tests import factories
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.live]
+
+
+def sign_in(page, base, username):
+    page.goto(base + "/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", factories.PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/")
+
+
+def test_launch_an_action_and_follow_it_live(page, live_web, live_worker):
+    env = factories.environment("staging")
+    for name in ("app-1", "app-2"):
+        factories.host(env, name, transport=Transport.LOCAL)
+    user = factories.user("opal")
+    factories.binding(role=Role.OPERATOR, user=user, environment=env)
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, live_web.url, "opal")
+    page.goto(live_web.url + "/jobs/new/")
+    page.select_option("select[name=action]", "host.command")
+    page.fill("textarea[name=command]", 'for i in $(seq 1 30); do echo "$OPSPORTAL_TARGET step $i"; sleep 0.05; done')
+    page.click("main button.primary")
+    page.wait_for_selector("#job")
+    page.wait_for_selector("#targets .js-tstate .state-ok >> nth=1", timeout=30000)
+    page.wait_for_selector(".js-state .badge[data-state=succeeded]")
+    assert page.locator(".js-progress-text").inner_text() == "2 of 2 targets done, 0 failed"
+    page.select_option(".js-log-target", "1")
+    page.uncheck(".js-log-follow")
+    page.locator("#log").evaluate("el => el.scrollTop = 0")
+    page.wait_for_selector("#log .log-row")
+    first_rows = page.locator("#log .log-row").all_inner_texts()
+    assert first_rows[0] == "app-2 | ** running"
+    assert "app-2 | app-2 step 1" in first_rows
+    assert all(row.startswith("app-2 |") for row in first_rows)
+    assert page.locator(".js-log-count").inner_text() == "32 lines"
+    assert errors == []
+
+
+def test_cancel_from_the_job_page(page, live_web, live_worker):
+    env = factories.environment("staging")
+    factories.host(env, "app-1", transport=Transport.LOCAL)
+    user = factories.user("otto")
+    factories.binding(role=Role.OPERATOR, user=user, environment=env)
+    sign_in(page, live_web.url, "otto")
+    page.goto(live_web.url + "/jobs/new/")
+    page.fill("textarea[name=command]", "echo started; sleep 600")
+    page.click("main button.primary")
+    page.wait_for_selector("text=started")
+    page.click(".js-cancel button")
+    page.wait_for_selector(".js-state .badge[data-state=canceled]", timeout=30000)
+    assert page.locator("#targets .js-tstate").inner_text() == "Canceled"

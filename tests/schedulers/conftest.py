@@ -1,0 +1,67 @@
+"""Fixtures for the host backend's tests against the real fleet (sshd hosts in containers).
+
+The `fleet` fixture comes from fleet.pytest_plugin, which the host test modules register.
+"""
+import uuid
+from pathlib import Path
+
+import pytest
+
+from schedulers.host import SSHPool, SSHTarget
+
+
+def ssh_target(host, private_key, **overrides):
+    """An SSHTarget for a fleet host, pinned to the key the fleet read from the host's own log."""
+    fields = {"name": host.name, "address": host.address, "port": host.port, "username": host.user,
+              "private_key": private_key, "pinned_host_key": host.host_key, "connect_timeout": 10.0}
+    fields.update(overrides)
+    return SSHTarget(**fields)
+
+
+@pytest.fixture(scope="session")
+def fleet_key(fleet):
+    return Path(fleet.key_path).read_text()
+
+
+@pytest.fixture(scope="session")
+def targets(fleet, fleet_key):
+    return [ssh_target(host, fleet_key) for host in fleet.hosts]
+
+
+@pytest.fixture
+def target(targets):
+    return targets[0]
+
+
+@pytest.fixture
+def pool():
+    with SSHPool(8) as pool:
+        yield pool
+
+
+@pytest.fixture
+def unique():
+    """A fresh name for paths and markers, so tests never see each other's leftovers."""
+    return f"opsportal-test-{uuid.uuid4().hex[:10]}"
+
+
+class Lines:
+    """An on_line callback that keeps (seconds since start, stream, text)."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.started = clock()
+        self.seen = []
+
+    def __call__(self, stream, text):
+        self.seen.append((self.clock() - self.started, stream, text))
+
+    def texts(self, stream=None):
+        return [text for _, s, text in self.seen if stream in (None, s)]
+
+
+@pytest.fixture
+def lines():
+    import time
+
+    return Lines(time.monotonic)
