@@ -393,8 +393,9 @@ def list_runs(client=None):
     runs = {}
     objects = client.containers.list(all=True, filters={"label": LABEL}, sparse=True)
     objects += client.networks.list(filters={"label": LABEL})
+    objects += client.images.list(filters={"label": LABEL})  # snapshots made by start_host()
     for obj in objects:
-        labels = obj.attrs.get("Labels") or {}
+        labels = obj.attrs.get("Labels") or (obj.attrs.get("Config") or {}).get("Labels") or {}
         run_id = labels.get(LABEL_RUN)
         if not run_id:
             continue
