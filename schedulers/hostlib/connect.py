@@ -205,13 +205,13 @@ def connect(target: SSHTarget) -> HostConnection:
     try:
         conn.open()
     except HostKeyMismatch:
-        conn.close()
+        _discard(conn)
         raise
     except paramiko.BadHostKeyException as exc:
-        conn.close()
+        _discard(conn)
         raise HostKeyMismatch(target, exc.expected_key, exc.key)
     except Exception as exc:
-        conn.close()
+        _discard(conn)
         error = _connect_error(target, exc, fingerprint(pkey), time.monotonic() - started)
         if error is None:
             raise
@@ -222,6 +222,14 @@ def connect(target: SSHTarget) -> HostConnection:
     conn.trusted_on_first_use = expected is None
     conn.transport.set_keepalive(30)
     return conn
+
+
+def _discard(conn):
+    """Close a connection that failed to open: Fabric's close() skips a transport it never recorded."""
+    try:
+        conn.close()
+    finally:
+        conn.client.close()
 
 
 class SSHPool:
@@ -243,7 +251,8 @@ class SSHPool:
         self._connect = connect
         self._cond = threading.Condition()
         self._idle = []  # [(target, conn, released_at)], oldest first
-        self._leased = set()
+        # By identity: Fabric Connections to the same host/user/port compare (and hash) equal.
+        self._leased = {}
         self._opening = 0
         self._closed = False
         self.opened = 0  # connections opened over the pool's life (for tests and metrics)
@@ -282,7 +291,7 @@ class SSHPool:
                     self._expire(to_close)
                     conn = self._take_idle(target, to_close)
                     if conn is not None:
-                        self._leased.add(conn)
+                        self._leased[id(conn)] = conn
                         return conn
                     if len(self._idle) + len(self._leased) + self._opening >= self.max_connections and self._idle:
                         to_close.append(self._idle.pop(0)[1])  # least recently used, another target
@@ -312,7 +321,7 @@ class SSHPool:
                 self._cond.notify_all()
                 conn.close()
                 raise BackendError("the SSH connection pool is closed")
-            self._leased.add(conn)
+            self._leased[id(conn)] = conn
         if conn.trusted_on_first_use and self.on_host_key is not None:
             self.on_host_key(target, conn.host_key, conn.host_key_fingerprint)
         return conn
@@ -334,7 +343,7 @@ class SSHPool:
 
     def release(self, conn, *, broken=False):
         with self._cond:
-            self._leased.discard(conn)
+            self._leased.pop(id(conn), None)
             keep = not (broken or self._closed or not conn.is_connected)
             if keep:
                 self._idle.append((conn.target, conn, time.monotonic()))

@@ -220,6 +220,8 @@ def test_a_target_keeps_its_secrets_out_of_repr():
 # -- the pool, with stand-in connections -------------------------------------------------
 
 class FakeConnection:
+    """Compares equal per target, as Fabric's Connection does (by host, user and port)."""
+
     def __init__(self, target, live):
         self.target = target
         self.is_connected = True
@@ -227,10 +229,15 @@ class FakeConnection:
         self._live = live
         live.append(self)
 
+    def __eq__(self, other):
+        return isinstance(other, FakeConnection) and self.target == other.target
+
+    def __hash__(self):
+        return hash(self.target)
+
     def close(self):
         self.is_connected = False
-        if self in self._live:
-            self._live.remove(self)
+        self._live[:] = [conn for conn in self._live if conn is not self]
 
 
 def test_the_pool_never_holds_more_connections_than_its_bound():
@@ -244,13 +251,14 @@ def test_the_pool_never_holds_more_connections_than_its_bound():
         return conn
 
     pool = SSHPool(3, connect=connect)
-    targets = [SSHTarget(f"h{i}", "127.0.0.1", port=2200 + i) for i in range(10)]
+    # Few targets, many threads: several connections to one target are leased at once.
+    targets = [SSHTarget(f"h{i}", "127.0.0.1", port=2200 + i) for i in range(4)]
 
     def work(target):
         with pool.connection(target):
             time.sleep(0.02)
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in targets * 3]
+    threads = [threading.Thread(target=work, args=(t,)) for t in targets * 8]
     for thread in threads:
         thread.start()
     for thread in threads:
