@@ -30,6 +30,11 @@ def cmd_up(args):
     removed = cleanup_leftovers()
     if removed:
         print(f"removed leftovers of crashed runs: {', '.join(removed)}")
+    current = fleet_dir() / "current"
+    if not args.no_current and not args.keep_previous and current.is_symlink():
+        previous = current.readlink().name
+        count = remove_run(docker_client(), previous)
+        print(f"removed the previous current run {previous} ({count} containers; --keep-previous keeps it)")
     started = time.monotonic()
     fleet = Fleet.up(args.n, run_id=args.run_id, name_prefix=args.prefix, keep=True,
                      make_current=not args.no_current)
@@ -107,6 +112,7 @@ def main(argv=None):
     up.add_argument("--prefix", default="host", help="host name prefix (default host: host-01, host-02…)")
     up.add_argument("--json", action="store_true", help="print the inventory as JSON")
     up.add_argument("--no-current", action="store_true", help="leave var/fleet/current alone")
+    up.add_argument("--keep-previous", action="store_true", help="keep the run var/fleet/current points at")
     up.set_defaults(func=cmd_up)
 
     down = sub.add_parser("down", help="remove the current run (or --run-id, or --all runs)")

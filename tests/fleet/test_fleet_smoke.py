@@ -79,6 +79,19 @@ def test_hosts_have_the_tools_later_tests_use(fleet):
     assert result.ok and result.stdout == ""
 
 
+def test_files_can_be_put_over_sftp(fleet, tmp_path):
+    local = tmp_path / "app.conf"
+    local.write_text("workers = 4\n")
+    name = fleet.hosts[0].name
+    client = fleet.ssh(name)
+    try:
+        with client.open_sftp() as sftp:
+            sftp.put(str(local), "/tmp/app.conf")
+    finally:
+        client.close()
+    assert fleet.run(name, "cat /tmp/app.conf; rm /tmp/app.conf").stdout == "workers = 4\n"
+
+
 def test_the_engine_lists_the_fleet_containers(fleet, docker_client):
     found = docker_client.containers.list(filters={"label": f"{fleet_hosts.LABEL_RUN}={fleet.run_id}"})
     assert {c.id for c in found} == {h.container_id for h in fleet.hosts}
