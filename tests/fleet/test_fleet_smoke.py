@@ -229,6 +229,34 @@ def test_burner_burns_cpu_on_demand(run_app, fleet_images):
     assert used / elapsed * cores > 0.5, "the burner should keep at least half a core busy"
 
 
+def test_a_swarm_service_runs_replicas_that_answer_on_127_0_0_1(docker_client, fleet_images):
+    # This kernel has no IPVS: the ingress routing mesh and VIPs do not work, so services
+    # publish in host mode (docker-proxy per task) and use DNS round robin.
+    endpoint = docker.types.EndpointSpec(mode="dnsrr", ports=[
+        {"TargetPort": 8080, "Protocol": "tcp", "PublishMode": "host"},
+    ])
+    service = docker_client.services.create(
+        "opsportal/web:v1", name=f"fleet-smoke-{threading.get_native_id()}", mode=docker.types.ServiceMode(
+            "replicated", replicas=2), endpoint_spec=endpoint, labels={fleet_hosts.LABEL: "1"},
+    )
+    try:
+        def running():
+            found = docker_client.containers.list(filters={"label": f"com.docker.swarm.service.id={service.id}"})
+            return found if len(found) == 2 and all(c.status == "running" for c in found) else None
+
+        containers = _wait_for(running, timeout=30)
+        assert containers, "two replicas should be running"
+        answers = set()
+        for container in containers:
+            binding = container.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]
+            status, body = _get(f"http://127.0.0.1:{binding['HostPort']}/")
+            answers.add((status, json.loads(body)["version"], json.loads(body)["hostname"]))
+        assert {(s, v) for s, v, _ in answers} == {(200, "v1")}
+        assert len(answers) == 2
+    finally:
+        service.remove()
+
+
 # -- last, because it changes a host (and puts it back) ------------------------------
 
 
