@@ -70,6 +70,8 @@ INSTALLED_APPS = [
     "ops_portal.accounts",
     "ops_portal.audit",
     "ops_portal.inventory",
+    "ops_portal.notifications",
+    "ops_portal.approvals",
     "ops_portal.jobs",
     "ops_portal.dashboard",
 ]

@@ -11,7 +11,9 @@ api_modules = [
     "ops_portal.accounts.api.urls",
     "ops_portal.audit.api.urls",
     "ops_portal.inventory.api.urls",
+    "ops_portal.approvals.api.urls",
     "ops_portal.jobs.api.urls",
+    "ops_portal.notifications.api.urls",
 ]
 api_patterns = [path("", include(module)) for module in api_modules]
 

@@ -23,6 +23,7 @@ class Case:
     audit_prefix = ""
     audit_create = None  # the audit action of a create, when not "<prefix>.create"
     writable = True
+    creatable = True
     deletable = True
     updatable = True
 
@@ -229,5 +230,89 @@ class FreezeWindowCase(Case):
                 "ends": (now + timedelta(hours=2)).isoformat(), "reason": "quarter close"}
 
 
+class ApprovalPolicyCase(Case):
+    basename = "approvalpolicy"
+    audit_prefix = "approvalpolicy"
+
+    def make(self, environment, owner=None):
+        from ops_portal.approvals.models import ApprovalPolicy
+
+        return ApprovalPolicy.objects.create(name="prod-always", environment=environment, all_work=True)
+
+    def create_payload(self, environment):
+        return {"name": "big-blast", "environment": environment.name, "min_targets": 10, "approvals_required": 2}
+
+    def update_payload(self, obj):
+        return {"approvals_required": 3}
+
+
+class ApprovalRequestCase(Case):
+    basename = "approvalrequest"
+    writable = False
+
+    def make(self, environment, owner=None):
+        from ops_portal.approvals.models import ApprovalRequest
+
+        return ApprovalRequest.objects.create(environment=environment, subject_type="job", subject_id=1, title="t",
+                                              plan={}, plan_hash="x", expires_at=timezone.now() + timedelta(hours=1))
+
+
+class MaintenanceWindowCase(Case):
+    basename = "maintenancewindow"
+    audit_prefix = "maintenancewindow"
+
+    def make(self, environment, owner=None):
+        from ops_portal.jobs.models import MaintenanceWindow
+
+        return MaintenanceWindow.objects.create(environment=environment, name="sunday", weekdays=[6],
+                                                start_time="02:00", duration_minutes=180)
+
+    def create_payload(self, environment):
+        return {"environment": environment.name, "name": "nightly", "weekdays": [0, 1, 2, 3, 4],
+                "start_time": "01:00", "duration_minutes": 60, "timezone": "Europe/Berlin"}
+
+    def update_payload(self, obj):
+        return {"duration_minutes": 90}
+
+
+class JobScheduleCase(Case):
+    basename = "jobschedule"
+    audit_prefix = "jobschedule"
+
+    def make(self, environment, owner=None):
+        from ops_portal.jobs.models import JobSchedule
+
+        template = JobTemplateCase().make(environment)
+        return JobSchedule.objects.create(name="nightly", template=template, kind="interval", interval_seconds=60)
+
+    def create_payload(self, environment):
+        template = JobTemplateCase().make(environment)
+        return {"name": "every-5", "template": template.pk, "kind": "cron", "cron": "*/5 * * * *",
+                "timezone": "Europe/Berlin", "params": {}}
+
+    def update_payload(self, obj):
+        return {"enabled": False}
+
+
+class SystemScheduleCase(Case):
+    basename = "systemschedule"
+    scope = GLOBAL
+    audit_prefix = "systemschedule"
+    creatable = False
+    deletable = False
+
+    def make(self, environment, owner=None):
+        from django_celery_beat.models import PeriodicTask
+
+        from ops_portal.core.periodic import ensure_builtins
+
+        ensure_builtins()
+        return PeriodicTask.objects.get(name="jobs: reap lost jobs")
+
+    def update_payload(self, obj):
+        return {"enabled": False}
+
+
 CASES = [EnvironmentCase(), TeamCase(), RoleBindingCase(), UserCase(), TokenCase(), AuditCase(),
-         CredentialCase(), HostGroupCase(), HostCase(), JobTemplateCase(), JobCase(), FreezeWindowCase()]
+         CredentialCase(), HostGroupCase(), HostCase(), JobTemplateCase(), JobCase(), FreezeWindowCase(),
+         ApprovalPolicyCase(), ApprovalRequestCase(), MaintenanceWindowCase(), JobScheduleCase(), SystemScheduleCase()]

@@ -7,4 +7,16 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self):
+        from django.db.models.signals import post_migrate
+
         from . import status  # noqa: F401  (registers the status stream)
+
+        post_migrate.connect(_create_builtin_schedules)
+
+
+def _create_builtin_schedules(sender, **kwargs):
+    if sender.label != "django_celery_beat":  # once per migrate, when beat's tables exist
+        return
+    from .periodic import ensure_builtins
+
+    ensure_builtins()

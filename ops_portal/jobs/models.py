@@ -75,6 +75,11 @@ class Job(models.Model):
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
     request_id = models.CharField(max_length=64, blank=True)
     relaunch_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The approval that covers this job's plan (None when no policy asked for one).
+    approval_request = models.ForeignKey("approvals.ApprovalRequest", null=True, blank=True,
+                                         on_delete=models.SET_NULL, related_name="+")
+    schedule = models.ForeignKey("jobs.JobSchedule", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="jobs")
     created = models.DateTimeField(default=timezone.now, db_index=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     started = models.DateTimeField(null=True, blank=True)
@@ -195,3 +200,117 @@ class FreezeWindow(models.Model):
 
         if self.starts and self.ends and self.ends <= self.starts:
             raise ValidationError({"ends": "A freeze must end after it starts."})
+
+
+class MaintenanceWindow(models.Model):
+    """A recurring weekly window (e.g. Sundays 02:00 for 3 hours) when held jobs may run."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="maintenance_windows")
+    name = models.CharField(max_length=128)
+    weekdays = models.JSONField(default=list, help_text="Days it opens: 0 = Monday ... 6 = Sunday.")
+    start_time = models.TimeField()
+    duration_minutes = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(7 * 1440)])
+    timezone = models.CharField(max_length=64, default="UTC")
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    environment_path = "environment"
+
+    class Meta:
+        ordering = ["environment__name", "name"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        import zoneinfo
+
+        from django.core.exceptions import ValidationError
+
+        if not isinstance(self.weekdays, list) or not self.weekdays or not all(
+                isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 6 for d in self.weekdays):
+            raise ValidationError({"weekdays": "Give a non-empty list of weekdays from 0 (Monday) to 6 (Sunday)."})
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValidationError({"timezone": "Not a known time zone."}) from None
+
+    def open_at(self, after):
+        """(start, end) of the first opening that ends after `after`."""
+        import datetime
+        import zoneinfo
+
+        zone = zoneinfo.ZoneInfo(self.timezone)
+        local = after.astimezone(zone)
+        for offset in range(-7, 8):
+            day = (local + datetime.timedelta(days=offset)).date()
+            if day.weekday() not in self.weekdays:
+                continue
+            start = datetime.datetime.combine(day, self.start_time, tzinfo=zone)
+            end = start + datetime.timedelta(minutes=self.duration_minutes)
+            if end > after:
+                return start, end
+        return None
+
+
+class JobSchedule(models.Model):
+    """Launch a template on a clock: cron (with a time zone), every N seconds, or once."""
+
+    KINDS = [("cron", "Cron"), ("interval", "Interval"), ("once", "Once")]
+    MISSED = [("catch_up_once", "Run once when a run was missed"), ("skip", "Skip missed runs")]
+
+    name = models.CharField(max_length=128, validators=[name_validator])
+    template = models.ForeignKey(JobTemplate, on_delete=models.CASCADE, related_name="schedules")
+    params = models.JSONField(default=dict, blank=True)
+    secret_params = EncryptedTextField(blank=True, default="")
+    kind = models.CharField(max_length=8, choices=KINDS)
+    cron = models.CharField(max_length=120, blank=True, help_text="minute hour day-of-month month day-of-week")
+    timezone = models.CharField(max_length=64, default="UTC")
+    interval_seconds = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(10)])
+    run_at = models.DateTimeField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    missed_policy = models.CharField(max_length=16, choices=MISSED, default="catch_up_once")
+    periodic_task = models.OneToOneField("django_celery_beat.PeriodicTask", null=True, blank=True,
+                                         on_delete=models.SET_NULL, related_name="+", editable=False)
+    # A standing approval of this schedule (policy mode "standing"), valid while its hash matches.
+    standing_request = models.ForeignKey("approvals.ApprovalRequest", null=True, blank=True,
+                                         on_delete=models.SET_NULL, related_name="+", editable=False)
+    config_hash = models.CharField(max_length=64, blank=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+", help_text="Runs launch as this user, who must still be allowed to.")
+    owner_name = models.CharField(max_length=150, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    environment_path = "template__environment"
+    audit_prefix = "jobschedule"
+    audit_exclude = ("updated", "secret_params", "last_run_at")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["template", "name"], name="jobschedule_unique_name")]
+
+    def __str__(self):
+        return self.name
+
+
+class ScheduleRun(models.Model):
+    """One firing of a schedule; (schedule, slot) is unique so a restarted beat cannot run it twice."""
+
+    schedule = models.ForeignKey(JobSchedule, on_delete=models.CASCADE, related_name="runs")
+    slot = models.DateTimeField()
+    fired_at = models.DateTimeField(auto_now_add=True)
+    outcome = models.CharField(max_length=24)  # launched, skipped_missed, needs_approval, refused, failed
+    detail = models.CharField(max_length=500, blank=True)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    environment_path = "schedule__template__environment"
+
+    class Meta:
+        ordering = ["-slot"]
+        constraints = [models.UniqueConstraint(fields=["schedule", "slot"], name="schedulerun_once_per_slot")]
+
+    def __str__(self):
+        return f"{self.schedule_id}@{self.slot:%Y-%m-%d %H:%M}: {self.outcome}"

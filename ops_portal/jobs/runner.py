@@ -66,14 +66,18 @@ def _wait(job, reason):
 def claim(job_id, worker):
     """Move a queued job to running if nothing holds it back; otherwise record why it waits."""
     with transaction.atomic():
-        job = (Job.objects.select_for_update(of=("self",)).select_related("environment", "template")
-               .filter(pk=job_id).first())
+        job = (Job.objects.select_for_update(of=("self",))
+               .select_related("environment", "template", "approval_request").filter(pk=job_id).first())
         if job is None or job.state != JobState.QUEUED:
             return Claim()
         actor = worker_actor(job)
         if job.cancel_requested:
             JobTarget.objects.filter(job=job).update(state=TargetState.CANCELED)
             services.transition(actor, job, JobState.CANCELED)
+            return Claim()
+        from .approval import plan_still_approved
+
+        if not plan_still_approved(actor, job):
             return Claim()
         now = timezone.now()
         if job.not_before and job.not_before > now:

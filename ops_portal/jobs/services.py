@@ -14,11 +14,12 @@ from ops_portal.accounts.permissions import can, require
 from ops_portal.audit.crud import create_object, delete_object, update_object
 from ops_portal.audit.services import record, snapshot
 from ops_portal.core import streams
+from ops_portal.core.errors import StateConflict
 
 from . import actions, groups, params, selectors
 from . import strategy as strategies
 from .choices import FINISHED_STATES, TRANSITIONS, JobState, TargetState
-from .models import FreezeWindow, Job, JobTarget, JobTemplate, Lease
+from .models import FreezeWindow, Job, JobTarget, JobTemplate, Lease, MaintenanceWindow
 
 MAX_TARGETS = 5000
 
@@ -58,9 +59,14 @@ def create_template(actor, **fields):
 
 
 def update_template(actor, template, **fields):
-    fields = _clean_template_fields(dict(fields), template)
-    fields["version"] = template.version + 1
-    return update_object(actor, template, fields)
+    from .schedules import refresh_for_template
+
+    with transaction.atomic():
+        fields = _clean_template_fields(dict(fields), template)
+        fields["version"] = template.version + 1
+        template = update_object(actor, template, fields)
+        refresh_for_template(actor, template)
+    return template
 
 
 def delete_template(actor, template):
@@ -69,12 +75,12 @@ def delete_template(actor, template):
 
 # Launching ---------------------------------------------------------------------------------
 
-def _plan_hash(environment, action, public, secret, targets, strategy, timeouts):
+def _plan_hash(environment, action, public, secret, targets, strategy, timeouts, template_version=None):
     secret_digests = {name: hmac.new(settings.SECRET_KEY.encode(), str(value).encode(), hashlib.sha256).hexdigest()
                       for name, value in secret.items()}
     plan = {"environment": environment.pk, "action": action, "params": public, "secrets": secret_digests,
             "targets": [[t["kind"], t["ref_id"], t["fingerprint"]] for t in targets], "strategy": strategy,
-            "timeouts": timeouts}
+            "timeouts": timeouts, "template_version": template_version}
     return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -90,7 +96,7 @@ def _check_launch(actor, environment, *, emergency, emergency_reason):
 
 def _create_job(actor, *, environment, spec, public, secret, targets, strategy, name, template=None,
                 timeout_seconds=3600, target_timeout_seconds=None, queue="default", emergency=False,
-                emergency_reason="", not_before=None, relaunch_of=None):
+                emergency_reason="", not_before=None, relaunch_of=None, schedule=None, standing_approval=None):
     if not targets:
         raise ValidationError({"selector": ["The selector matches no enabled target in this environment."]})
     if len(targets) > MAX_TARGETS:
@@ -102,11 +108,12 @@ def _create_job(actor, *, environment, spec, public, secret, targets, strategy, 
         environment=environment, action=spec.name, state=JobState.QUEUED, params=params.redacted(public, secret),
         secret_params=json.dumps(secret) if secret else "", strategy=strategy, timeout_seconds=timeout_seconds,
         target_timeout_seconds=target_timeout_seconds,
-        plan_hash=_plan_hash(environment, spec.name, public, secret, targets, strategy, timeouts), queue=queue,
+        plan_hash=_plan_hash(environment, spec.name, public, secret, targets, strategy, timeouts,
+                             template.version if template else None), queue=queue,
         emergency=emergency, emergency_reason=emergency_reason, not_before=not_before,
         created_by_id=actor.user_id, created_by_name=actor.username, source=actor.source,
         request_id=actor.request_id, relaunch_of=relaunch_of, created=now, queued_at=now,
-        targets_total=len(targets),
+        targets_total=len(targets), schedule=schedule,
     )
     job.full_clean(exclude=["plan_hash"])
     job.save()
@@ -126,14 +133,17 @@ def _create_job(actor, *, environment, spec, public, secret, targets, strategy, 
     })
     if emergency:
         record(actor, "job.emergency", job, extra={"reason": emergency_reason})
-    _after_create(job)
-    return job
+    from . import approval
 
-
-def _after_create(job):
-    """Queue the job on commit (approvals, when required, hold it first)."""
+    if standing_approval is not None:
+        job.approval_request = standing_approval
+        job.save(update_fields=["approval_request"])
+    elif approval.gate(actor, job, spec, public, template):
+        _publish_job(job)
+        return job
     _publish_job(job)
     _enqueue_on_commit(job)
+    return job
 
 
 def _enqueue_on_commit(job):
@@ -142,7 +152,8 @@ def _enqueue_on_commit(job):
     transaction.on_commit(lambda: run_job.apply_async((job.pk,), queue=job.queue))
 
 
-def launch(actor, template, values=None, *, emergency=False, emergency_reason="", not_before=None):
+def launch(actor, template, values=None, *, emergency=False, emergency_reason="", not_before=None, schedule=None,
+           standing_approval=None):
     """Launch a job from a template with launch-time parameter values."""
     with transaction.atomic():
         template = JobTemplate.objects.select_for_update().get(pk=template.pk)
@@ -159,7 +170,8 @@ def launch(actor, template, values=None, *, emergency=False, emergency_reason=""
             targets=targets, strategy=template.strategy or strategies.validate(None), name=template.name,
             template=template, timeout_seconds=template.timeout_seconds,
             target_timeout_seconds=template.target_timeout_seconds, queue=template.queue, emergency=emergency,
-            emergency_reason=emergency_reason, not_before=not_before,
+            emergency_reason=emergency_reason, not_before=not_before, schedule=schedule,
+            standing_approval=standing_approval,
         )
 
 
@@ -212,7 +224,7 @@ def relaunch(actor, job):
 
 # State -------------------------------------------------------------------------------------
 
-class InvalidTransition(ValidationError):
+class InvalidTransition(StateConflict):
     pass
 
 
@@ -279,7 +291,7 @@ def request_cancel(actor, job):
         if actor.user is not None:
             require(actor.user, Action.OPERATE, job.environment)
         if job.state in FINISHED_STATES:
-            raise ValidationError({"state": [f"The job already ended ({job.get_state_display().lower()})."]})
+            raise StateConflict({"state": [f"The job already ended ({job.get_state_display().lower()})."]})
         if job.cancel_requested:
             return job
         job.cancel_requested = timezone.now()
@@ -287,6 +299,10 @@ def request_cancel(actor, job):
         job.save(update_fields=["cancel_requested", "cancel_requested_by"])
         record(actor, "job.cancel_requested", job)
         if job.state in (JobState.QUEUED, JobState.PENDING_APPROVAL):
+            if job.state == JobState.PENDING_APPROVAL and job.approval_request_id:
+                from ops_portal.approvals.services import withdraw
+
+                withdraw(actor, job.approval_request, f"job canceled by {actor.username or 'the system'}")
             JobTarget.objects.filter(job=job).update(state=TargetState.CANCELED)
             transition(actor, job, JobState.CANCELED)
         else:
@@ -307,3 +323,58 @@ def delete_freeze(actor, freeze):
 def active_freeze(environment, at=None):
     at = at or timezone.now()
     return FreezeWindow.objects.filter(environment=environment, starts__lte=at, ends__gt=at).order_by("ends").last()
+
+
+# Maintenance windows -----------------------------------------------------------------------
+
+def create_window(actor, **fields):
+    return create_object(actor, MaintenanceWindow, fields)
+
+
+def update_window(actor, window, **fields):
+    return update_object(actor, window, fields)
+
+
+def delete_window(actor, window):
+    delete_object(actor, window)
+
+
+def next_window_start(environment, after=None):
+    """When the environment's next maintenance window opens (now, if one is open); None if none."""
+    after = after or timezone.now()
+    openings = [w.open_at(after) for w in MaintenanceWindow.objects.filter(environment=environment)]
+    starts = [max(start, after) for start, _ in filter(None, openings)]
+    return min(starts) if starts else None
+
+
+def hold_for_window(environment):
+    start = next_window_start(environment)
+    if start is None:
+        raise ValidationError({"in_window": [f"{environment} has no maintenance window."]})
+    return start
+
+
+# Built-in periodic tasks -------------------------------------------------------------------
+
+def update_builtin(actor, task, *, enabled=None, every_seconds=None):
+    """Change a built-in periodic task's interval or switch it off (administrators of all
+    environments)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    if actor.user is not None:
+        require(actor.user, Action.MANAGE, None)
+    with transaction.atomic():
+        task = PeriodicTask.objects.select_for_update().get(pk=task.pk)
+        before = {"enabled": task.enabled, "every_seconds": task.interval.every if task.interval else None}
+        if enabled is not None:
+            task.enabled = enabled
+        if every_seconds is not None:
+            if every_seconds < 5:
+                raise ValidationError({"every_seconds": ["At least 5 seconds."]})
+            task.interval, _ = IntervalSchedule.objects.get_or_create(every=every_seconds,
+                                                                      period=IntervalSchedule.SECONDS)
+        task.save()
+        after = {"enabled": task.enabled, "every_seconds": task.interval.every if task.interval else None}
+        record(actor, "systemschedule.update", object_type="django_celery_beat.periodictask", object_id=task.pk,
+               object_repr=task.name, before=before, after=after)
+    return task

@@ -82,3 +82,22 @@ def _reap_own_jobs_on_start(sender, **kwargs):
             mark_lost(job_id, "the worker restarted")
     except Exception:  # the database may be briefly away at start; the reaper catches up
         log.warning("could not reap this worker's earlier jobs", exc_info=True)
+
+
+@shared_task(name="jobs.run_schedule", ignore_result=True)
+def run_schedule(schedule_id):
+    """Fired by beat for a JobSchedule; safe against double firing (one run per slot)."""
+    from .schedules import fire
+
+    run = fire(schedule_id)
+    return run.outcome if run else "duplicate"
+
+
+@shared_task(name="jobs.prune_events", ignore_result=True)
+def prune_job_events(days=90):
+    """Retention: remove output of jobs that finished more than `days` ago (the jobs stay)."""
+    from .models import JobEvent
+
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted, _ = JobEvent.objects.filter(job__finished__lt=cutoff).delete()
+    return deleted

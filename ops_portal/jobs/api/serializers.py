@@ -3,7 +3,7 @@ from rest_framework import serializers
 from ops_portal.inventory.api.serializers import EnvironmentField
 
 from .. import actions
-from ..models import FreezeWindow, Job, JobTarget, JobTemplate
+from ..models import FreezeWindow, Job, JobSchedule, JobTarget, JobTemplate, MaintenanceWindow, ScheduleRun
 
 
 class ActionSerializer(serializers.Serializer):
@@ -42,7 +42,9 @@ class LaunchSerializer(serializers.Serializer):
                                          help_text="Run during a freeze (admins; give a reason).")
     emergency_reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
     not_before = serializers.DateTimeField(required=False, allow_null=True, default=None,
-                                           help_text="Hold the job until then (a maintenance window).")
+                                           help_text="Hold the job until then.")
+    in_window = serializers.BooleanField(required=False, default=False,
+                                         help_text="Hold the job until the environment's next maintenance window.")
 
 
 class AdhocJobSerializer(LaunchSerializer):
@@ -105,3 +107,59 @@ class FreezeWindowSerializer(serializers.ModelSerializer):
         model = FreezeWindow
         fields = ["id", "environment", "starts", "ends", "reason", "created"]
         read_only_fields = ["created"]
+
+
+class MaintenanceWindowSerializer(serializers.ModelSerializer):
+    environment = EnvironmentField()
+
+    class Meta:
+        model = MaintenanceWindow
+        fields = ["id", "environment", "name", "weekdays", "start_time", "duration_minutes", "timezone", "created"]
+        read_only_fields = ["created"]
+
+
+class JobScheduleSerializer(serializers.ModelSerializer):
+    template = serializers.PrimaryKeyRelatedField(queryset=JobTemplate.objects.all())
+    environment = serializers.SlugRelatedField(source="template.environment", slug_field="name", read_only=True)
+    params = serializers.JSONField(required=False, default=dict)
+    secret_values = serializers.JSONField(required=False, write_only=True,
+                                          help_text="Values of secret parameters; stored encrypted, never returned.")
+    next_run = serializers.SerializerMethodField()
+    standing_approval = serializers.SerializerMethodField()
+
+    class Meta:
+        model = JobSchedule
+        fields = ["id", "name", "template", "environment", "params", "secret_values", "kind", "cron", "timezone",
+                  "interval_seconds", "run_at", "enabled", "missed_policy", "owner_name", "last_run_at", "next_run",
+                  "standing_approval", "created", "updated"]
+        read_only_fields = ["owner_name", "last_run_at", "created", "updated"]
+        validators = []
+
+    def get_next_run(self, obj) -> str | None:
+        from ..schedules import next_run
+
+        value = next_run(obj)
+        return value.isoformat() if value else None
+
+    def get_standing_approval(self, obj) -> dict | None:
+        request = obj.standing_request
+        if request is None:
+            return None
+        return {"id": request.pk, "state": request.state}
+
+
+class ScheduleRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ScheduleRun
+        fields = ["slot", "fired_at", "outcome", "detail", "job"]
+
+
+class SystemScheduleSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    task = serializers.CharField(read_only=True)
+    description = serializers.CharField(read_only=True)
+    enabled = serializers.BooleanField(required=False)
+    every_seconds = serializers.IntegerField(required=False, min_value=5, source="interval.every")
+    last_run_at = serializers.DateTimeField(read_only=True)
+    total_run_count = serializers.IntegerField(read_only=True)

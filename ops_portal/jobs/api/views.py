@@ -1,4 +1,5 @@
 from django.http import StreamingHttpResponse
+from django_celery_beat.models import PeriodicTask
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
@@ -7,11 +8,14 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ops_portal.accounts.choices import Action
+from ops_portal.accounts.permissions import scope_for
+from ops_portal.core import periodic
 from ops_portal.core.api.viewsets import PortalViewSet, ServiceModelViewSet
 
-from .. import actions, services
+from .. import actions, schedules, services
 from ..filtersets import FreezeWindowFilterSet, JobFilterSet, JobTemplateFilterSet
-from ..models import FreezeWindow, Job, JobEvent, JobTemplate
+from ..models import FreezeWindow, Job, JobEvent, JobSchedule, JobTemplate, MaintenanceWindow
 from ..output import iter_output
 from ..streams import event_payload
 from . import serializers as s
@@ -53,8 +57,10 @@ class JobTemplateViewSet(ServiceModelViewSet):
         serializer = s.LaunchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        job = services.launch(self.actor, self.get_object(), data["params"], emergency=data["emergency"],
-                              emergency_reason=data["emergency_reason"], not_before=data["not_before"])
+        template = self.get_object()
+        not_before = services.hold_for_window(template.environment) if data["in_window"] else data["not_before"]
+        job = services.launch(self.actor, template, data["params"], emergency=data["emergency"],
+                              emergency_reason=data["emergency_reason"], not_before=not_before)
         return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
@@ -89,7 +95,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             self.actor, environment=data["environment"], action=data["action"], values=data["params"],
             selector=data["selector"], strategy=data["strategy"], name=data["name"],
             timeout_seconds=data["timeout_seconds"], target_timeout_seconds=data["target_timeout_seconds"],
-            emergency=data["emergency"], emergency_reason=data["emergency_reason"], not_before=data["not_before"])
+            emergency=data["emergency"], emergency_reason=data["emergency_reason"],
+            not_before=services.hold_for_window(data["environment"]) if data["in_window"] else data["not_before"])
         return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=s.JobSerializer)
@@ -151,3 +158,68 @@ class FreezeWindowViewSet(ServiceModelViewSet):
 
     def perform_destroy(self, instance):
         services.delete_freeze(self.actor, instance)
+
+
+class MaintenanceWindowViewSet(ServiceModelViewSet):
+    queryset = MaintenanceWindow.objects.select_related("environment")
+    serializer_class = s.MaintenanceWindowSerializer
+    filterset_class = None
+    ordering_fields = ["name"]
+
+    def perform_create(self, serializer):
+        return services.create_window(self.actor, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        return services.update_window(self.actor, serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.delete_window(self.actor, instance)
+
+
+class JobScheduleViewSet(ServiceModelViewSet):
+    """Schedules that launch templates: cron with a time zone, every N seconds, or once."""
+
+    queryset = JobSchedule.objects.select_related("template__environment", "standing_request",
+                                                  "periodic_task__crontab")
+    serializer_class = s.JobScheduleSerializer
+    ordering_fields = ["name", "created", "last_run_at"]
+
+    def perform_create(self, serializer):
+        return schedules.create_schedule(self.actor, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        return schedules.update_schedule(self.actor, serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        schedules.delete_schedule(self.actor, instance)
+
+    @extend_schema(responses=s.ScheduleRunSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def runs(self, request, pk=None):
+        """The last 100 firings and what came of them."""
+        return Response(s.ScheduleRunSerializer(self.get_object().runs.all()[:100], many=True).data)
+
+
+class SystemScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
+                            PortalViewSet):
+    """The portal's own periodic work (reaping, retention, expiry...). Administrators of all
+    environments may change intervals or switch one off."""
+
+    queryset = PeriodicTask.objects.all()
+    serializer_class = s.SystemScheduleSerializer
+    filterset_class = None
+    ordering_fields = ["name"]
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_queryset(self):
+        if not scope_for(self.request.user, Action.VIEW).everywhere:
+            return PeriodicTask.objects.none()
+        return PeriodicTask.objects.filter(name__in=list(periodic.builtins())).select_related("interval")
+
+    def update(self, request, *args, **kwargs):
+        serializer = self.get_serializer(self.get_object(), data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        task = services.update_builtin(self.actor, serializer.instance, enabled=data.get("enabled"),
+                                       every_seconds=data.get("interval", {}).get("every"))
+        return Response(s.SystemScheduleSerializer(task).data)

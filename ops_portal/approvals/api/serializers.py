@@ -1,0 +1,61 @@
+from rest_framework import serializers
+
+from ops_portal.inventory.api.serializers import EnvironmentField
+
+from ..choices import Decision
+from ..models import ApprovalComment, ApprovalDecision, ApprovalPolicy, ApprovalRequest
+
+
+class ApprovalPolicySerializer(serializers.ModelSerializer):
+    environment = EnvironmentField()
+
+    class Meta:
+        model = ApprovalPolicy
+        fields = ["id", "name", "environment", "enabled", "all_work", "templates", "actions", "risks", "min_targets",
+                  "approvals_required", "timeout_minutes", "timeout_outcome", "schedule_mode", "created"]
+        read_only_fields = ["created"]
+        validators = []
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApprovalDecision
+        fields = ["user_name", "decision", "comment", "created"]
+
+
+class CommentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApprovalComment
+        fields = ["user_name", "text", "created"]
+
+
+class ApprovalRequestSerializer(serializers.ModelSerializer):
+    environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    approvals = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApprovalRequest
+        fields = ["id", "environment", "subject_type", "subject_id", "title", "plan_hash", "requested_by_name",
+                  "required", "approvals", "policies", "state", "reason", "expires_at", "timeout_outcome", "created",
+                  "decided_at"]
+        read_only_fields = fields
+
+    def get_approvals(self, obj) -> int:
+        return sum(1 for d in obj.decisions.all() if d.decision == Decision.APPROVE)
+
+
+class ApprovalRequestDetailSerializer(ApprovalRequestSerializer):
+    decisions = DecisionSerializer(many=True, read_only=True)
+    comments = CommentSerializer(many=True, read_only=True)
+
+    class Meta(ApprovalRequestSerializer.Meta):
+        fields = ApprovalRequestSerializer.Meta.fields + ["plan", "decisions", "comments"]
+        read_only_fields = fields
+
+
+class DecideSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+
+
+class AddCommentSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=4000)

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class ApprovalsConfig(AppConfig):
+    name = "ops_portal.approvals"
+    label = "approvals"
+    verbose_name = "Approvals"
+
+    def ready(self):
+        from . import audit_actions, streams  # noqa: F401

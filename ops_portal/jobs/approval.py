@@ -1,0 +1,127 @@
+"""Jobs under approval: ask when policy says so, queue when approved, and never run a plan that
+changed after it was approved."""
+import json
+import logging
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from ops_portal.approvals import services as approvals
+from ops_portal.approvals.choices import RequestState
+from ops_portal.approvals.models import ApprovalRequest
+from ops_portal.approvals.signals import request_decided
+
+from . import selectors
+from .choices import JobState, TargetState
+from .models import Job, JobTarget
+
+log = logging.getLogger(__name__)
+
+
+def approval_plan(job):
+    """What approvers see: exactly what will run."""
+    targets = list(job.targets.order_by("index").values("name", "fingerprint"))
+    return {
+        "job": job.pk, "name": job.name, "action": job.action, "environment": job.environment.name,
+        "template": job.template.name if job.template_id else None, "template_version": job.template_version,
+        "params": job.params, "strategy": job.strategy, "target_count": len(targets), "targets": targets[:500],
+        "timeout_seconds": job.timeout_seconds, "plan_hash": job.plan_hash,
+    }
+
+
+def gate(actor, job, spec, public, template):
+    """Hold the job for approval when a policy asks. Returns True when it waits."""
+    requirement = approvals.evaluate(job.environment, template=template.name if template else None,
+                                     action=spec.name, risks=spec.risks(public, job.targets_total),
+                                     target_count=job.targets_total)
+    if requirement is None:
+        return False
+    _request(actor, job, requirement)
+    job.state = JobState.PENDING_APPROVAL
+    job.queued_at = None
+    job.save(update_fields=["state", "queued_at", "approval_request"])
+    return True
+
+
+def _request(actor, job, requirement):
+    job.approval_request = approvals.open_request(
+        actor, environment=job.environment, subject_type="job", subject_id=job.pk,
+        title=f"Job #{job.pk}: {job.name} on {job.targets_total} targets", plan=approval_plan(job),
+        plan_hash=job.plan_hash, requirement=requirement)
+    job.save(update_fields=["approval_request"])
+
+
+def current_plan_hash(job):
+    """The job's plan hash recomputed from today's inventory and template."""
+    from ops_portal.inventory.models import Host
+
+    from .services import _plan_hash
+
+    hosts = Host.objects.select_related("credential").in_bulk(
+        list(job.targets.filter(kind="host").values_list("ref_id", flat=True)))
+    targets = []
+    for target in job.targets.order_by("index"):
+        host = hosts.get(target.ref_id) if target.kind == "host" else None
+        fingerprint = selectors.host_fingerprint(host) if host is not None else {"missing": True}
+        targets.append({"kind": target.kind, "ref_id": target.ref_id, "fingerprint": fingerprint})
+    secret = json.loads(job.secret_params) if job.secret_params else {}
+    public = {k: v for k, v in job.params.items() if k not in secret}
+    template_version = job.template.version if job.template_id else None
+    return _plan_hash(job.environment, job.action, public, secret, targets, job.strategy,
+                      {"job": job.timeout_seconds, "target": job.target_timeout_seconds}, template_version), targets
+
+
+def plan_still_approved(actor, job):
+    """True when the approved plan is still the plan. Otherwise invalidate the approval, refreeze
+    the plan from today's inventory and ask again (the job waits for approval). Call with the job
+    row locked."""
+    if job.approval_request_id is None:
+        return True
+    if job.approval_request.subject_type != "job":
+        # A standing approval covers the schedule's configuration, checked when the schedule fired.
+        return True
+    new_hash, targets = current_plan_hash(job)
+    if new_hash == job.approval_request.plan_hash:
+        return True
+    from ops_portal.approvals.services import Requirement
+
+    old = job.approval_request
+    approvals.invalidate(actor, old, "the plan changed after approval (inventory or template edited)")
+    for target, fresh in zip(job.targets.order_by("index"), targets, strict=True):
+        if target.fingerprint != fresh["fingerprint"]:
+            JobTarget.objects.filter(pk=target.pk).update(fingerprint=fresh["fingerprint"])
+    job.plan_hash = new_hash
+    job.save(update_fields=["plan_hash"])
+    if job.state == JobState.QUEUED:
+        from .services import transition
+
+        transition(actor, job, JobState.PENDING_APPROVAL, waiting_reason="")
+    _request(actor, job, Requirement(required=old.required, timeout_minutes=max(
+        1, int((old.expires_at - old.created).total_seconds() // 60)), timeout_outcome=old.timeout_outcome,
+        schedule_mode="per_run", policies=old.policies))
+    return False
+
+
+@receiver(request_decided, sender=ApprovalRequest)
+def on_request_decided(sender, request, **kwargs):
+    if request.subject_type != "job":
+        return
+    from .runner import worker_actor
+    from .services import _enqueue_on_commit, transition
+
+    with transaction.atomic():
+        job = (Job.objects.select_for_update(of=("self",)).select_related("environment", "template",
+                                                                          "approval_request")
+               .filter(pk=request.subject_id).first())
+        if job is None or job.state != JobState.PENDING_APPROVAL or job.approval_request_id != request.pk:
+            return
+        actor = worker_actor(job)
+        if request.state == RequestState.APPROVED:
+            if plan_still_approved(actor, job):
+                transition(actor, job, JobState.QUEUED)
+                _enqueue_on_commit(job)
+        elif request.state in (RequestState.REJECTED, RequestState.EXPIRED, RequestState.WITHDRAWN):
+            JobTarget.objects.filter(job=job).update(state=TargetState.SKIPPED)
+            final = {RequestState.REJECTED: JobState.REJECTED, RequestState.EXPIRED: JobState.EXPIRED,
+                     RequestState.WITHDRAWN: JobState.CANCELED}[request.state]
+            transition(actor, job, final, error=request.reason)
