@@ -3,8 +3,9 @@
 Layout on the host, under base_dir:
 
     releases/<release id>/      unpacked archives (the archive is checked in Python first)
-    releases/.<release id>.sha256   the archive each release came from (a redeploy of the same
-                                    id with the same archive reuses it; another archive is refused)
+    releases/.<release id>.sha256   the tar content each release came from (a redeploy of the same
+                                    id with the same content reuses it, whatever the gzip header
+                                    says; other content is refused)
     current -> releases/<id>    switched by `ln -s` to a temporary name and `mv -T` over it
     .deploys                    release ids in deploy order: what "previous" and "keep" go by
 
@@ -13,7 +14,9 @@ appending, so rolling back twice goes two releases back. Pruning keeps the last 
 releases of that order and never the one `current` points to. Concurrent deploys to one
 base_dir are not locked against each other here: the runner's per-target leases serialise them.
 """
+import gzip
 import hashlib
+import io
 import posixpath
 import secrets
 import shlex
@@ -65,6 +68,15 @@ test -d "releases/$2"
 ln -s -- "releases/$2" ".current-$3"
 mv -T -- ".current-$3" current
 """
+
+
+def content_digest(archive):
+    """sha256 of the uncompressed tar stream: gzip's header (its timestamp) does not count."""
+    digest = hashlib.sha256()
+    with gzip.GzipFile(fileobj=io.BytesIO(archive)) as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _release_of(link):
@@ -149,7 +161,7 @@ def deploy_release(pool_or_conn, target, *, base_dir: str, release_id: str, arch
         raise ValueError("restart_hook must be a non-empty command without NUL")
     validate.release_archive(archive)
     cancel = cancel or CancelToken()
-    digest = hashlib.sha256(archive).hexdigest()
+    digest = content_digest(archive)
     nonce = secrets.token_hex(6)
     data = {"release": release_id, "previous": None, "pruned": [], "reused": False}
     previous = []

@@ -1,5 +1,6 @@
 """The host backend's checks and pure logic, without any host: validation, quoting, pool bounds."""
 
+import gzip
 import io
 import json
 import pickle
@@ -18,7 +19,7 @@ from schedulers.hostlib.command import KILLER, WRAPPER, remote_line
 from schedulers.hostlib.connect import HostKeyMismatch, SSHPool, SSHTarget, parse_public_key
 from schedulers.hostlib.files import unified_diff
 from schedulers.hostlib.probes import probe_source
-from schedulers.hostlib.release import _release_of, releases_to_prune
+from schedulers.hostlib.release import _release_of, content_digest, releases_to_prune
 from schedulers.sshkeys import fingerprint, load_private_key, public_line
 from tests.keys import new_private_key
 
@@ -303,6 +304,13 @@ def test_pruning_keeps_the_newest_and_the_current_release():
     assert releases_to_prune(order, "v5", 2) == ["v1", "v2", "v3"]
     assert releases_to_prune(order, "v1", 2) == ["v2", "v3"]  # current is never pruned
     assert releases_to_prune(order, None, 10) == []
+
+
+def test_the_same_tar_content_compressed_twice_counts_as_the_same_release():
+    raw = gzip.decompress(tarball([("VERSION", "file", b"v1\n")]))
+    once, twice = gzip.compress(raw, mtime=1), gzip.compress(raw, mtime=2)
+    assert once != twice and content_digest(once) == content_digest(twice)
+    assert content_digest(tarball([("VERSION", "file", b"v2\n")])) != content_digest(once)
 
 
 def test_reads_the_release_a_current_link_names():
