@@ -313,6 +313,34 @@ class SystemScheduleCase(Case):
         return {"enabled": False}
 
 
+class NotificationChannelCase(Case):
+    basename = "notificationchannel"
+    audit_prefix = "notificationchannel"
+
+    def make(self, environment, owner=None):
+        from tests.notifications.helpers import channel
+
+        return channel(environment, events=["job.failed"])
+
+    def create_payload(self, environment):
+        return {"name": "chatops", "environment": environment.name, "kind": "webhook",
+                "url": "https://hooks.example.com/ops?token=abc", "events": ["job.failed", "job.finished"]}
+
+    def update_payload(self, obj):
+        return {"events": ["job.succeeded"]}
+
+
+class DeliveryCase(Case):
+    basename = "delivery"
+    writable = False
+
+    def make(self, environment, owner=None):
+        from tests.notifications.helpers import channel, delivery
+
+        return delivery(channel(environment))
+
+
 CASES = [EnvironmentCase(), TeamCase(), RoleBindingCase(), UserCase(), TokenCase(), AuditCase(),
          CredentialCase(), HostGroupCase(), HostCase(), JobTemplateCase(), JobCase(), FreezeWindowCase(),
-         ApprovalPolicyCase(), ApprovalRequestCase(), MaintenanceWindowCase(), JobScheduleCase(), SystemScheduleCase()]
+         ApprovalPolicyCase(), ApprovalRequestCase(), MaintenanceWindowCase(), JobScheduleCase(), SystemScheduleCase(),
+         NotificationChannelCase(), DeliveryCase()]

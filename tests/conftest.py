@@ -4,7 +4,7 @@ from rest_framework.test import APIClient
 from ops_portal.accounts.choices import Role
 from tests import factories
 
-pytest_plugins = ["tests.live"]
+pytest_plugins = ["tests.live", "fleet.pytest_plugin"]
 
 
 @pytest.fixture

@@ -165,10 +165,10 @@ def decide(actor, request, decision, comment=""):
         user = actor.user
         if user is None:
             raise PermissionDenied("Only people decide on approvals.")
-        if not can(user, Action.APPROVE, request.environment):
-            raise PermissionDenied(f"You may not approve in {request.environment}.")
         if request.requested_by_id == user.pk:
             raise PermissionDenied("Nobody approves their own request (four eyes).")
+        if not can(user, Action.APPROVE, request.environment):
+            raise PermissionDenied(f"You may not approve in {request.environment}.")
         if request.state != RequestState.PENDING:
             raise Conflict({"state": [f"This request is already {request.get_state_display().lower()}."]})
         if request.expires_at <= timezone.now():

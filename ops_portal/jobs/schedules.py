@@ -197,7 +197,13 @@ def next_run(schedule, now=None):
     if crontab is None:
         return None
     local_now = now.astimezone(_tz(schedule))
-    return (local_now + crontab.remaining_estimate(local_now)).astimezone(datetime.UTC)
+    estimate = local_now + crontab.remaining_estimate(local_now)
+    # Celery estimates from the current second; cron fires on whole minutes.
+    return _round_minute(estimate).astimezone(datetime.UTC)
+
+
+def _round_minute(value):
+    return (value + timedelta(seconds=30)).replace(second=0, microsecond=0)
 
 
 def _expected_fire(schedule):
@@ -209,7 +215,7 @@ def _expected_fire(schedule):
     if schedule.kind == "cron" and schedule.periodic_task and schedule.periodic_task.crontab:
         crontab = schedule.periodic_task.crontab.schedule
         last = schedule.last_run_at.astimezone(_tz(schedule))
-        return last + crontab.remaining_estimate(last)
+        return _round_minute(last + crontab.remaining_estimate(last))
     return None
 
 

@@ -3,7 +3,6 @@ commits; channels change through audited services."""
 import json
 import secrets
 
-from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -13,6 +12,7 @@ from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import require_on
 from ops_portal.audit.crud import create_object, delete_object, update_object
 from ops_portal.audit.services import record, snapshot
+from ops_portal.core.errors import StateConflict
 
 from . import registry
 from .choices import DeliveryStatus
@@ -139,8 +139,8 @@ def retry_delivery(actor, delivery):
         if actor.user is not None:
             require_on(actor.user, Action.OPERATE, delivery)
         if delivery.status != DeliveryStatus.FAILED:
-            raise ValidationError({"status": [f"Only a failed delivery can be retried; this one is "
-                                              f"{delivery.get_status_display().lower()}."]})
+            raise StateConflict(f"Only a failed delivery can be retried; this one is "
+                                f"{delivery.get_status_display().lower()}.")
         before = snapshot(delivery)
         now = timezone.now()
         delivery.status = DeliveryStatus.PENDING

@@ -116,6 +116,22 @@ def test_a_stopped_host_is_refused_quickly_even_after_its_connection_was_pooled(
         assert run_capture(pool, target, "true")[0].ok
 
 
+def test_a_pooled_connection_that_went_silent_is_replaced(fleet, targets):
+    """The sshd serving the pooled connection is frozen: TCP stays up, nothing answers."""
+    target = targets[7]
+    with SSHPool(2, verify_after=0.0, verify_timeout=1.0) as pool:
+        assert run_capture(pool, target, "true")[0].ok
+        fleet.exec(target.name, "pkill -STOP -f '^sshd: root'").check()
+        try:
+            started = time.monotonic()
+            result, out, _ = run_capture(pool, target, "echo fresh")
+            assert (result.ok, out) == (True, "fresh")
+            assert 1.0 <= time.monotonic() - started < 5
+            assert pool.stats()["opened"] == 2
+        finally:
+            fleet.exec(target.name, "pkill -KILL -f '^sshd: root@notty'; pkill -CONT -f '^sshd: root'")
+
+
 def test_facts_from_every_host_through_a_pool_of_eight(fleet, targets):
     """20 targets, 20 threads, 8 connections: never more than 8 SSH connections open at once."""
     ports = {t.port for t in targets}

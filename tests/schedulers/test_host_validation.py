@@ -230,6 +230,9 @@ class FakeConnection:
         self._live = live
         live.append(self)
 
+    def verify(self, timeout):
+        return self.is_connected and not getattr(self, "silently_dead", False)
+
     def __eq__(self, other):
         return isinstance(other, FakeConnection) and self.target == other.target
 
@@ -282,6 +285,21 @@ def test_the_pool_reuses_an_idle_connection_and_replaces_a_dead_one():
     with pool.connection(target) as fresh:
         assert fresh is not first
     assert pool.opened == 2
+
+
+def test_the_pool_checks_a_long_idle_connection_before_reusing_it():
+    live = []
+    pool = SSHPool(2, verify_after=0.1, connect=lambda target: FakeConnection(target, live))
+    target = SSHTarget("h", "127.0.0.1")
+    with pool.connection(target) as first:
+        pass
+    with pool.connection(target) as again:  # idle briefly: reused unchecked
+        assert again is first
+    first.silently_dead = True  # looks connected, but the host rebooted meanwhile
+    time.sleep(0.15)
+    with pool.connection(target) as fresh:
+        assert fresh is not first
+    assert live == [fresh] and pool.opened == 2
 
 
 def test_a_waiting_lease_gives_up_on_cancel_and_the_closed_pool_refuses():

@@ -8,6 +8,9 @@ from ..models import ApprovalComment, ApprovalDecision, ApprovalPolicy, Approval
 
 class ApprovalPolicySerializer(serializers.ModelSerializer):
     environment = EnvironmentField()
+    templates = serializers.ListField(child=serializers.CharField(max_length=128), required=False)
+    actions = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    risks = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
 
     class Meta:
         model = ApprovalPolicy

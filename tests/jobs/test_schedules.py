@@ -1,0 +1,153 @@
+"""Schedules: validation, beat entries, one run per slot, missed runs, standing approvals, and a
+real beat process firing a real job."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from ops_portal.accounts.choices import Role
+from ops_portal.approvals import services as approvals
+from ops_portal.approvals.models import ApprovalPolicy
+from ops_portal.core.context import Actor
+from ops_portal.inventory.choices import Transport
+from ops_portal.jobs import schedules, services
+from ops_portal.jobs.choices import JobState
+from ops_portal.jobs.models import JobSchedule, ScheduleRun
+from tests import factories
+from tests.jobs.helpers import wait_job, wait_until
+
+
+def admin_of(env):
+    user = factories.user()
+    factories.binding(role=Role.ADMIN, user=user, environment=env)
+    return Actor.for_user(user, source="api")
+
+
+@pytest.fixture
+def setup(db):
+    env = factories.environment("alpha")
+    factories.host(env, "h-1", transport=Transport.LOCAL)
+    actor = admin_of(env)
+    template = services.create_template(actor, name="tick", environment=env, action="host.command",
+                                        selector={"all": True}, action_params={"command": "echo tick"})
+    return env, actor, template
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("payload, field", [
+    ({"kind": "cron", "cron": "61 * * * *"}, "cron"),
+    ({"kind": "cron", "cron": "* * *"}, "cron"),
+    ({"kind": "cron", "cron": "0 3 * * *", "timezone": "Mars/Olympus"}, "timezone"),
+    ({"kind": "interval", "interval_seconds": 1}, "interval_seconds"),
+    ({"kind": "once"}, "run_at"),
+    ({"kind": "hourly"}, "kind"),
+])
+def test_invalid_schedules_are_400(api, setup, payload, field):
+    env, actor, template = setup
+    api.force_authenticate(actor.user)
+    response = api.post("/api/schedules/", {"name": "s", "template": template.pk, **payload}, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()["error"]["fields"]
+    assert not JobSchedule.objects.exists() and not PeriodicTask.objects.filter(task="jobs.run_schedule").exists()
+
+
+@pytest.mark.django_db
+def test_a_cron_schedule_with_a_time_zone_becomes_a_beat_entry_and_shows_its_next_run(api, setup):
+    env, actor, template = setup
+    api.force_authenticate(actor.user)
+    response = api.post("/api/schedules/", {"name": "nightly", "template": template.pk, "kind": "cron",
+                                            "cron": "30 2 * * *", "timezone": "Europe/Berlin"}, format="json")
+    assert response.status_code == 201, response.content
+    task = PeriodicTask.objects.get(task="jobs.run_schedule")
+    assert (task.crontab.minute, task.crontab.hour, str(task.crontab.timezone)) == ("30", "2", "Europe/Berlin")
+    next_run = timezone.datetime.fromisoformat(response.json()["next_run"])
+    berlin = next_run.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin"))
+    assert (berlin.hour, berlin.minute) == (2, 30) and next_run > timezone.now()
+    changed = api.patch(f"/api/schedules/{response.json()['id']}/", {"enabled": False}, format="json")
+    assert changed.json()["next_run"] is None and not PeriodicTask.objects.get(pk=task.pk).enabled
+    api.delete(f"/api/schedules/{response.json()['id']}/")
+    assert not PeriodicTask.objects.filter(pk=task.pk).exists()
+
+
+@pytest.mark.django_db
+def test_one_slot_runs_once_even_if_beat_fires_twice(setup, django_capture_on_commit_callbacks):
+    env, actor, template = setup
+    schedule = schedules.create_schedule(actor, name="s", template=template, kind="cron", cron="* * * * *")
+    now = timezone.now()
+    first = schedules.fire(schedule.pk, now)
+    second = schedules.fire(schedule.pk, now + timedelta(seconds=5))  # same minute: a restarted beat
+    assert first.outcome == "launched" and second is None
+    assert ScheduleRun.objects.count() == 1 and schedule.jobs.count() == 1
+    assert schedules.fire(schedule.pk, now + timedelta(minutes=1)).outcome == "launched"
+
+
+@pytest.mark.django_db
+def test_a_missed_run_is_skipped_or_caught_up_once_as_the_policy_says(setup):
+    env, actor, template = setup
+    skip = schedules.create_schedule(actor, name="skip", template=template, kind="interval", interval_seconds=60,
+                                     missed_policy="skip")
+    catch = schedules.create_schedule(actor, name="catch", template=template, kind="interval",
+                                      interval_seconds=60)
+    long_ago = timezone.now() - timedelta(hours=3)
+    JobSchedule.objects.update(last_run_at=long_ago)
+    assert schedules.fire(skip.pk).outcome == "skipped_missed"
+    assert schedules.fire(catch.pk).outcome == "launched"
+
+
+@pytest.mark.django_db
+def test_a_schedule_runs_as_its_owner_and_stops_when_the_owner_may_not(setup):
+    env, actor, template = setup
+    schedule = schedules.create_schedule(actor, name="s", template=template, kind="interval", interval_seconds=60)
+    actor.user.role_bindings.all().delete()
+    run = schedules.fire(schedule.pk)
+    assert run.outcome == "failed" and "may not" in run.detail
+    assert not schedule.jobs.exists()
+
+
+@pytest.mark.django_db
+def test_a_gated_schedule_needs_a_standing_approval_renewed_on_change(setup, django_capture_on_commit_callbacks):
+    env, actor, template = setup
+    ApprovalPolicy.objects.create(name="gate", environment=env, templates=["tick"])
+    schedule = schedules.create_schedule(actor, name="s", template=template, kind="cron", cron="*/5 * * * *")
+    standing = schedule.standing_request
+    assert standing.subject_type == "schedule" and standing.state == "pending"
+    now = timezone.now()
+    assert schedules.fire(schedule.pk, now).outcome == "needs_approval"
+    approver = factories.user()
+    factories.binding(role=Role.APPROVER, user=approver, environment=env)
+    approvals.decide(Actor.for_user(approver, source="api"), standing, "approve")
+    run = schedules.fire(schedule.pk, now + timedelta(minutes=5))
+    assert run.outcome == "launched" and run.job.state == JobState.QUEUED
+    assert run.job.approval_request_id == standing.pk
+    services.update_template(actor, template, description="edited")  # the approval no longer covers it
+    schedule.refresh_from_db()
+    assert schedule.standing_request_id != standing.pk and schedule.standing_request.state == "pending"
+    assert schedules.fire(schedule.pk, now + timedelta(minutes=10)).outcome == "needs_approval"
+
+
+@pytest.mark.django_db
+def test_a_per_run_policy_makes_each_run_wait_for_approval(setup):
+    env, actor, template = setup
+    ApprovalPolicy.objects.create(name="gate", environment=env, all_work=True, schedule_mode="per_run")
+    schedule = schedules.create_schedule(actor, name="s", template=template, kind="interval", interval_seconds=60)
+    assert schedule.standing_request is None
+    run = schedules.fire(schedule.pk)
+    assert run.outcome == "launched" and run.job.state == JobState.PENDING_APPROVAL
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.live
+def test_a_real_beat_fires_a_schedule_and_the_job_runs(live_worker, live_beat):
+    env = factories.environment("alpha")
+    factories.host(env, "h-1", transport=Transport.LOCAL)
+    actor = admin_of(env)
+    template = services.create_template(actor, name="tick", environment=env, action="host.command",
+                                        selector={"all": True}, action_params={"command": "echo tick"})
+    schedule = schedules.create_schedule(actor, name="every-10s", template=template, kind="interval",
+                                         interval_seconds=10)
+    run = wait_until(lambda: ScheduleRun.objects.filter(schedule=schedule, outcome="launched").first(),
+                     timeout=60, what="beat to fire the schedule")
+    job = wait_job(run.job, JobState.SUCCEEDED)
+    assert job.source == "schedule" and job.created_by_name == actor.username
+    assert job.schedule_id == schedule.pk

@@ -1,0 +1,27 @@
+"""The beat schedule that brings back overdue deliveries is a built-in periodic task."""
+import pytest
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from ops_portal.core import periodic
+from ops_portal.notifications.apps import RETRY_DUE_SCHEDULE
+
+pytestmark = pytest.mark.django_db
+
+
+def test_retry_due_runs_every_minute_as_a_built_in_schedule():
+    builtin = periodic.builtins()[RETRY_DUE_SCHEDULE]
+    assert (builtin.task, builtin.every_seconds) == ("notifications.retry_due", 60)
+    PeriodicTask.objects.filter(name=RETRY_DUE_SCHEDULE).delete()
+
+    assert RETRY_DUE_SCHEDULE in periodic.ensure_builtins()
+
+    task = PeriodicTask.objects.get(name=RETRY_DUE_SCHEDULE)
+    assert task.task == "notifications.retry_due" and task.enabled
+    assert (task.interval.every, task.interval.period) == (60, IntervalSchedule.SECONDS)
+
+
+def test_the_retry_task_is_registered_with_celery():
+    from ops_portal.celery import app
+
+    app.loader.import_default_modules()
+    assert {"notifications.retry_due", "notifications.deliver"} <= set(app.tasks)
