@@ -86,6 +86,14 @@ class HostConnection(Connection):
     host_key_fingerprint = ""
     trusted_on_first_use = False  # True when no key was pinned: the portal should pin host_key
 
+    def verify(self, timeout=5.0):
+        """Return True when the host still answers on this connection (one session round trip)."""
+        try:
+            self.channel(timeout=timeout).close()
+            return True
+        except BackendError:
+            return False
+
     def channel(self, timeout=None):
         """Open a new session channel on this connection's transport."""
         transport = self.transport
@@ -232,22 +240,37 @@ def _discard(conn):
         conn.client.close()
 
 
+def _close(conn):
+    """Close a pooled connection, also when its transport already died (Fabric would skip it)."""
+    client = getattr(conn, "client", None)
+    try:
+        conn.close()
+    finally:
+        if client is not None:
+            client.close()
+
+
 class SSHPool:
     """A bounded pool of connections, keyed by target, reused across the commands of a job.
 
     At most max_connections are open (or opening) at once. A thread that needs a connection
     when all are leased waits; idle connections to other targets are closed to make room.
+    A connection idle longer than verify_after seconds is checked with a session round trip
+    before reuse; one idle longer than idle_timeout is closed.
     on_host_key(target, key_line, fingerprint) is called when a host without a pinned key
     was trusted on first use, so the portal can pin it.
     """
 
     def __init__(self, max_connections: int = 8, *, on_host_key: Callable | None = None,
-                 idle_timeout: float = 300.0, connect: Callable = connect):
+                 idle_timeout: float = 300.0, verify_after: float = 15.0, verify_timeout: float = 5.0,
+                 connect: Callable = connect):
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self.max_connections = max_connections
         self.on_host_key = on_host_key
         self.idle_timeout = idle_timeout
+        self.verify_after = verify_after
+        self.verify_timeout = verify_timeout
         self._connect = connect
         self._cond = threading.Condition()
         self._idle = []  # [(target, conn, released_at)], oldest first
@@ -282,31 +305,15 @@ class SSHPool:
     def acquire(self, target, *, cancel=None, wait=None):
         """Return a connection leased to the caller; give it back with release()."""
         deadline = time.monotonic() + wait if wait is not None else None
-        to_close = []
-        try:
-            with self._cond:
-                while True:
-                    if self._closed:
-                        raise BackendError("the SSH connection pool is closed")
-                    self._expire(to_close)
-                    conn = self._take_idle(target, to_close)
-                    if conn is not None:
-                        self._leased[id(conn)] = conn
-                        return conn
-                    if len(self._idle) + len(self._leased) + self._opening >= self.max_connections and self._idle:
-                        to_close.append(self._idle.pop(0)[1])  # least recently used, another target
-                    if len(self._idle) + len(self._leased) + self._opening < self.max_connections:
-                        self._opening += 1
-                        break
-                    if cancel is not None and cancel.is_set():
-                        raise BackendError(f"canceled while waiting for a connection to {target.name}")
-                    if deadline is not None and time.monotonic() > deadline:
-                        raise BackendError(f"no free connection for {target.name} within {wait:g}s "
-                                           f"(pool of {self.max_connections})")
-                    self._cond.wait(0.2)
-        finally:
-            for stale in to_close:
-                stale.close()
+        while True:
+            conn, idle_for = self._lease_idle_or_reserve(target, cancel, deadline, wait)
+            if conn is None:
+                break  # a slot is reserved: connect
+            # A connection idle for a while may have died silently (host rebooted, NAT forgot
+            # it): prove it with a session round trip before handing it out.
+            if idle_for < self.verify_after or conn.verify(self.verify_timeout):
+                return conn
+            self.release(conn, broken=True)
         try:
             conn = self._connect(target)
         except BaseException:
@@ -319,22 +326,50 @@ class SSHPool:
             self.opened += 1
             if self._closed:
                 self._cond.notify_all()
-                conn.close()
+                _close(conn)
                 raise BackendError("the SSH connection pool is closed")
             self._leased[id(conn)] = conn
         if conn.trusted_on_first_use and self.on_host_key is not None:
             self.on_host_key(target, conn.host_key, conn.host_key_fingerprint)
         return conn
 
+    def _lease_idle_or_reserve(self, target, cancel, deadline, wait):
+        """Under the lock: (idle connection, seconds idle) leased, or (None, None) with a slot reserved."""
+        to_close = []
+        try:
+            with self._cond:
+                while True:
+                    if self._closed:
+                        raise BackendError("the SSH connection pool is closed")
+                    self._expire(to_close)
+                    conn, released_at = self._take_idle(target, to_close)
+                    if conn is not None:
+                        self._leased[id(conn)] = conn
+                        return conn, time.monotonic() - released_at
+                    if len(self._idle) + len(self._leased) + self._opening >= self.max_connections and self._idle:
+                        to_close.append(self._idle.pop(0)[1])  # least recently used, another target
+                    if len(self._idle) + len(self._leased) + self._opening < self.max_connections:
+                        self._opening += 1
+                        return None, None
+                    if cancel is not None and cancel.is_set():
+                        raise BackendError(f"canceled while waiting for a connection to {target.name}")
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise BackendError(f"no free connection for {target.name} within {wait:g}s "
+                                           f"(pool of {self.max_connections})")
+                    self._cond.wait(0.2)
+        finally:
+            for stale in to_close:
+                _close(stale)
+
     def _take_idle(self, target, to_close):
         for index in range(len(self._idle) - 1, -1, -1):
-            held, conn, _ = self._idle[index]
+            held, conn, released_at = self._idle[index]
             if held == target:
                 del self._idle[index]
                 if conn.is_connected:
-                    return conn
+                    return conn, released_at
                 to_close.append(conn)
-        return None
+        return None, None
 
     def _expire(self, to_close):
         limit = time.monotonic() - self.idle_timeout
@@ -349,7 +384,7 @@ class SSHPool:
                 self._idle.append((conn.target, conn, time.monotonic()))
             self._cond.notify_all()
         if not keep:
-            conn.close()
+            _close(conn)
 
     def discard(self, conn):
         """Give back a leased connection that must not be reused."""
@@ -362,7 +397,7 @@ class SSHPool:
             idle, self._idle = self._idle, []
             self._cond.notify_all()
         for _, conn, _ in idle:
-            conn.close()
+            _close(conn)
 
 
 @contextmanager
