@@ -30,6 +30,7 @@ from .connect import leased
 KILL_GRACE = 3.0
 DRAIN_AFTER_EXIT = 2.0  # how long output may trail the exit status (a holder outside the session)
 MARKER_WAIT = 5.0
+MAX_LINE = 64 * 1024
 
 END_SESSION = r"""
 # A session is alive while any of its processes is not a zombie (zombies are dead, awaiting their
@@ -114,6 +115,10 @@ def run_capture(pool_or_conn, target, command, *, cancel=None, timeout=120.0, **
     return result, "\n".join(out), "\n".join(err)
 
 
+def _pieces(line):
+    return [line[i:i + MAX_LINE] for i in range(0, len(line), MAX_LINE)] or [line]
+
+
 class _Run:
     """One command on one channel, and the session sweep when it is canceled or times out."""
 
@@ -167,10 +172,11 @@ class _Run:
                 self._flush()
                 return CommandResult(error=f"the connection to {self.target.name} was lost while the command ran; "
                                            "it may still be running there")
-            if self.cancel.is_set():
+            # Once the exit status is in, the command has ended: only its last output is awaited.
+            if exited_at is None and self.cancel.is_set():
                 outcome = "canceled"
                 break
-            if deadline is not None and time.monotonic() > deadline:
+            if exited_at is None and deadline is not None and time.monotonic() > deadline:
                 outcome = "timed_out"
                 break
             if not got:
@@ -250,8 +256,14 @@ class _Run:
         return got
 
     def _feed(self, stream, data):
-        lines, self.buffers[stream] = split_lines(self.buffers[stream] + data)
-        self._emit(stream, lines)
+        lines, rest = split_lines(self.buffers[stream] + data)
+        # A "line" that never ends (binary output, a progress bar without newlines) is cut
+        # into pieces rather than held in memory until the command exits.
+        while len(rest) > MAX_LINE:
+            lines.append(rest[:MAX_LINE].decode("utf-8", "replace"))
+            rest = rest[MAX_LINE:]
+        self.buffers[stream] = rest
+        self._emit(stream, [piece for line in lines for piece in _pieces(line)])
 
     def _emit(self, stream, lines):
         for line in lines:
@@ -266,7 +278,7 @@ class _Run:
     def _flush(self):
         for stream in ("stdout", "stderr"):
             lines, self.buffers[stream] = split_lines(self.buffers[stream], final=True)
-            self._emit(stream, lines)
+            self._emit(stream, [piece for line in lines for piece in _pieces(line)])
 
     def _data(self):
         return {"session": self.sid} if self.sid is not None else {}

@@ -37,6 +37,15 @@ def test_keeps_stdout_and_stderr_apart_and_reports_the_exit_code(pool, target, l
     assert lines.texts("stderr") == ["err"]
 
 
+def test_an_endless_line_arrives_in_pieces_and_utf8_survives(pool, target, lines):
+    result = run_command(pool, target, "head -c 200000 /dev/zero | tr '\\0' x; echo; echo 'größe ✓'",
+                         on_line=lines)
+    assert result.ok
+    *pieces, last = lines.texts("stdout")
+    assert "".join(pieces) == "x" * 200000 and max(len(p) for p in pieces) <= 64 * 1024
+    assert last == "größe ✓"
+
+
 def test_passes_environment_and_working_directory_as_data(pool, target, lines):
     value = "it's $(touch /tmp/pwned) `id` ; rm -rf /"
     result = run_command(pool, target, 'printf "%s\\n" "$SECRET_VALUE"; pwd', on_line=lines,
