@@ -30,5 +30,6 @@ urlpatterns = [
     path("", include("ops_portal.audit.urls")),
     path("", include("ops_portal.inventory.urls")),
     path("", include("ops_portal.jobs.urls")),
+    path("", include("ops_portal.approvals.urls")),
     path("", include("ops_portal.dashboard.urls")),
 ]

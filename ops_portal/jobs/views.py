@@ -39,8 +39,17 @@ def job_detail(request, pk):
         "active": job.state in ACTIVE_STATES,
         "finished": job.state in FINISHED_STATES,
         "spec": actions.get(job.action),
+        "approvals": _approval_history(job),
     }
     return render(request, "jobs/detail.html", context)
+
+
+def _approval_history(job):
+    """Every approval request of this job (re-approvals included), with decisions and comments."""
+    from ops_portal.approvals.models import ApprovalRequest
+
+    return (ApprovalRequest.objects.filter(subject_type="job", subject_id=job.pk)
+            .prefetch_related("decisions", "comments").order_by("created"))
 
 
 @login_required

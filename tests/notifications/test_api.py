@@ -29,8 +29,8 @@ def detail(pk, action=None):
     return reverse("api:notificationchannel-detail", args=[pk])
 
 
-def webhook_payload(environment, **overrides):
-    return {"name": "chatops", "environment": environment.name, "kind": "webhook",
+def webhook_payload(env, **overrides):
+    return {"name": "chatops", "environment": env.name, "kind": "webhook",
             "url": "https://hooks.example.com/in?token=abc", "events": ["job.failed", "job.succeeded"],
             **overrides}
 

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from schedulers.host import BackendError, HostKeyMismatch, SSHPool, connect, gather_facts, run_capture
 from schedulers.sshkeys import fingerprint, load_private_key
@@ -84,6 +85,17 @@ def test_a_wrong_private_key_fails_authentication_in_plain_words(fleet):
         connect(ssh_target(host, stranger))
     assert str(caught.value) == (f"authentication failed for root@{host.name} "
                                  f"(key {fingerprint(load_private_key(stranger))})")
+
+
+def test_logs_in_with_an_encrypted_key_and_its_passphrase(fleet, fleet_key):
+    encrypted = serialization.load_ssh_private_key(fleet_key.encode(), None).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+        serialization.BestAvailableEncryption(b"correct horse")).decode()
+    host = fleet.hosts[0]
+    connect(ssh_target(host, encrypted, passphrase="correct horse")).close()
+    for wrong in ("", "wrong"):
+        with pytest.raises(BackendError, match=f"the private key for root@{host.name} cannot be used"):
+            connect(ssh_target(host, encrypted, passphrase=wrong))
 
 
 def test_an_unanswering_host_times_out_in_plain_words(fleet, fleet_key):
