@@ -147,9 +147,11 @@ def deploy_release(pool_or_conn, target, *, base_dir: str, release_id: str, arch
     """Upload and unpack a tar.gz release, switch `current` to it, run the restart hook, prune.
 
     Returns CommandResult(changed=True, data={"release", "previous", "pruned", "releases",
-    "reused"}). A failing restart hook leaves `current` on the new release and says so in
-    the result (roll back with rollback_release). Raises ValueError for a bad archive or
-    argument before anything reaches the host, BackendError when the host is unreachable.
+    "reused"}); deploying the release `current` already points to (same content) switches
+    nothing, runs the hook again and reports changed=False with data["already_current"].
+    A failing restart hook leaves `current` on the new release and says so in the result
+    (roll back with rollback_release). Raises ValueError for a bad archive or argument
+    before anything reaches the host, BackendError when the host is unreachable.
     """
     base_dir = validate.remote_path(base_dir, what="base_dir")
     if base_dir == "/":

@@ -4,7 +4,6 @@ Everything a caller hands in that ends up in a remote path or command is checked
 what passes is still shlex-quoted where it meets a shell. Failures raise ValueError.
 """
 import io
-import posixpath
 import re
 import tarfile
 
@@ -146,7 +145,3 @@ def release_archive(data):
                                  "which is not a regular file of the archive")
     return [member.name for member in members]
 
-
-def join(base, *names):
-    """posixpath.join for already validated parts."""
-    return posixpath.join(base, *names)
