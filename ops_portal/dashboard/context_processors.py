@@ -12,7 +12,7 @@ SECTIONS = [
     ("Processes", "processes:home", Action.VIEW),
     ("Jobs", "jobs:list", Action.VIEW),
     ("Approvals", "approvals:inbox", Action.APPROVE),
-    ("Schedules", "schedules:list", Action.VIEW),
+    ("Schedules", "jobs:schedules", Action.VIEW),
     ("Monitoring", "monitoring:home", Action.VIEW),
     ("Audit log", "audit:list", Action.VIEW),
     ("Access", "access", Action.MANAGE),

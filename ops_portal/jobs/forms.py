@@ -75,3 +75,20 @@ class LaunchForm(forms.Form):
 
     def values(self):
         return {k: v for k, v in self.cleaned_data.items() if v not in ("", None)}
+
+
+class ScheduleForm(forms.Form):
+    name = forms.CharField(max_length=128)
+    template = forms.ModelChoiceField(queryset=None)
+    kind = forms.ChoiceField(choices=[("cron", "Cron"), ("interval", "Every N seconds"), ("once", "Once")])
+    cron = forms.CharField(required=False, help_text="minute hour day-of-month month day-of-week, e.g. 30 2 * * 1-5")
+    timezone = forms.CharField(initial="UTC", help_text="e.g. Europe/Berlin")
+    interval_seconds = forms.IntegerField(required=False, min_value=10)
+    run_at = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    missed_policy = forms.ChoiceField(choices=[("catch_up_once", "Run once when a run was missed"),
+                                               ("skip", "Skip missed runs")])
+    params = JsonField(required=False, empty={}, help_text="Launch values for the template's parameters.")
+
+    def __init__(self, *args, templates, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["template"].queryset = templates

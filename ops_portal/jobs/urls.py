@@ -11,4 +11,8 @@ urlpatterns = [
     path("jobs/<int:pk>/relaunch/", views.job_relaunch, name="relaunch"),
     path("templates/", views.template_list, name="templates"),
     path("templates/<int:pk>/launch/", views.template_launch, name="launch"),
+    path("schedules/", views.schedule_list, name="schedules"),
+    path("schedules/<int:pk>/toggle/", views.schedule_toggle, name="schedule_toggle"),
+    path("schedules/<int:pk>/delete/", views.schedule_delete, name="schedule_delete"),
+    path("schedules/system/<int:pk>/", views.system_schedule_update, name="system_schedule_update"),
 ]

@@ -105,3 +105,74 @@ def template_launch(request, pk):
     return render(request, "jobs/launch.html", {"template": template, "form": form,
                                                 "can_operate": can(request.user, Action.OPERATE,
                                                                    template.environment)})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def schedule_list(request):
+    from django_celery_beat.models import PeriodicTask
+
+    from ops_portal.accounts.permissions import scope_for
+    from ops_portal.core import periodic
+
+    from . import schedules
+    from .forms import ScheduleForm
+    from .models import JobSchedule
+
+    manageable = restrict(JobTemplate.objects.select_related("environment"), request.user, Action.MANAGE)
+    form = ScheduleForm(request.POST or None, templates=manageable)
+    if request.method == "POST" and form.is_valid():
+        if attempt(request, schedules.create_schedule, actor(request), form=form, success="Schedule created.",
+                   **form.cleaned_data):
+            return redirect("jobs:schedules")
+    items = restrict(JobSchedule.objects.select_related("template__environment", "standing_request",
+                                                        "periodic_task__crontab"), request.user, Action.VIEW)
+    rows = [{"schedule": s, "next_run": schedules.next_run(s), "last": s.runs.first(),
+             "can_manage": can(request.user, Action.MANAGE, s.template.environment)} for s in items]
+    system = None
+    if scope_for(request.user, Action.VIEW).everywhere:
+        system = PeriodicTask.objects.filter(name__in=list(periodic.builtins())).select_related("interval")
+    return render(request, "jobs/schedules.html", {"rows": rows, "form": form if manageable.exists() else None,
+                                                   "system": system,
+                                                   "global_admin": scope_for(request.user, Action.MANAGE).everywhere})
+
+
+@login_required
+@require_POST
+def schedule_toggle(request, pk):
+    from . import schedules
+    from .models import JobSchedule
+
+    schedule = get_object_or_404(restrict(JobSchedule.objects.all(), request.user, Action.VIEW), pk=pk)
+    attempt(request, schedules.update_schedule, actor(request), schedule, enabled=not schedule.enabled,
+            success=f"Schedule {'paused' if schedule.enabled else 'resumed'}.")
+    return redirect("jobs:schedules")
+
+
+@login_required
+@require_POST
+def schedule_delete(request, pk):
+    from . import schedules
+    from .models import JobSchedule
+
+    schedule = get_object_or_404(restrict(JobSchedule.objects.all(), request.user, Action.VIEW), pk=pk)
+    attempt(request, schedules.delete_schedule, actor(request), schedule, success="Schedule deleted.")
+    return redirect("jobs:schedules")
+
+
+@login_required
+@require_POST
+def system_schedule_update(request, pk):
+    from django_celery_beat.models import PeriodicTask
+
+    from ops_portal.core import periodic
+
+    task = get_object_or_404(PeriodicTask.objects.filter(name__in=list(periodic.builtins())), pk=pk)
+    try:
+        every = int(request.POST.get("every_seconds", ""))
+    except ValueError:
+        messages.error(request, "Give the interval in whole seconds.")
+        return redirect("jobs:schedules")
+    attempt(request, services.update_builtin, actor(request), task, every_seconds=every,
+            enabled=request.POST.get("enabled") == "on", success=f"{task.name} updated.")
+    return redirect("jobs:schedules")
