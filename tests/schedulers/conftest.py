@@ -1,6 +1,6 @@
 """Fixtures for the host backend's tests against the real fleet (sshd hosts in containers).
 
-The `fleet` fixture comes from fleet.pytest_plugin, which the host test modules register.
+The `fleet` fixture comes from fleet.pytest_plugin (registered in tests/conftest.py).
 """
 import uuid
 from pathlib import Path

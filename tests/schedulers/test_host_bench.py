@@ -10,7 +10,6 @@ import pytest
 
 from schedulers.host import SSHPool, run_capture
 
-pytest_plugins = ["fleet.pytest_plugin"]
 pytestmark = pytest.mark.fleet
 
 

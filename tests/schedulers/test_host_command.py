@@ -7,7 +7,6 @@ import pytest
 
 from schedulers.host import CancelToken, run_capture, run_command
 
-pytest_plugins = ["fleet.pytest_plugin"]
 pytestmark = pytest.mark.fleet
 
 # A process whose command line carries the marker, so `pgrep -f` finds it and its children.

@@ -13,7 +13,6 @@ from schedulers.sshkeys import fingerprint, load_private_key
 from tests.keys import new_private_key
 from tests.schedulers.conftest import ssh_target
 
-pytest_plugins = ["fleet.pytest_plugin"]
 pytestmark = pytest.mark.fleet
 
 

@@ -7,7 +7,6 @@ import pytest
 
 from schedulers.host import CancelToken, deploy_release, rollback_release
 
-pytest_plugins = ["fleet.pytest_plugin"]
 pytestmark = pytest.mark.fleet
 
 

@@ -6,7 +6,6 @@ import pytest
 
 from schedulers.host import apply_file, put_file, read_file, run_capture, stat
 
-pytest_plugins = ["fleet.pytest_plugin"]
 pytestmark = pytest.mark.fleet
 
 HOSTILE_NAMES = ["root; touch /tmp/pwned", "$(touch /tmp/pwned)", "`touch /tmp/pwned`", "root\ntouch"]

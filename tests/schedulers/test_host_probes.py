@@ -4,7 +4,6 @@ import pytest
 
 from schedulers.host import collect_metrics, gather_facts, run_compliance_checks
 
-pytest_plugins = ["fleet.pytest_plugin"]
 pytestmark = pytest.mark.fleet
 
 
