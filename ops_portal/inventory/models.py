@@ -91,6 +91,8 @@ class Host(models.Model):
     # A different key the host presented; connections fail until an admin accepts it.
     offered_host_key = models.TextField(blank=True, editable=False)
     reachability = models.CharField(max_length=20, choices=Reachability.choices, default=Reachability.UNKNOWN)
+    facts = models.JSONField(default=dict, blank=True, editable=False)
+    facts_updated = models.DateTimeField(null=True, blank=True, editable=False)
     last_seen = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     created = models.DateTimeField(auto_now_add=True)
@@ -98,7 +100,7 @@ class Host(models.Model):
 
     objects = RestrictedQuerySet.as_manager()
     environment_path = "environment"
-    audit_exclude = ("updated",)
+    audit_exclude = ("updated", "facts", "facts_updated", "reachability", "last_seen", "last_error")
 
     class Meta:
         ordering = ["name"]
@@ -117,3 +119,66 @@ class Host(models.Model):
     @property
     def login_user(self):
         return self.username or (self.credential.username if self.credential_id else "root")
+
+
+class FactsChange(models.Model):
+    """One change of a host's facts: which keys changed, from what, to what."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="facts_changes")
+    time = models.DateTimeField(auto_now_add=True, db_index=True)
+    changes = models.JSONField()  # {key: {"before": ..., "after": ...}}
+    job_id = models.BigIntegerField(null=True, blank=True)
+
+    environment_path = "host__environment"
+
+    class Meta:
+        ordering = ["-time", "-pk"]
+
+    def __str__(self):
+        return f"{self.host_id} facts changed at {self.time:%Y-%m-%d %H:%M}"
+
+
+class Artifact(models.Model):
+    """A release to deploy: a tar.gz archive, checked for unsafe paths when uploaded."""
+
+    MAX_SIZE = 64 * 1024 * 1024
+
+    name = models.CharField(max_length=128, validators=[name_validator])
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="artifacts")
+    sha256 = models.CharField(max_length=64, editable=False)
+    size = models.PositiveBigIntegerField(editable=False)
+    data = models.BinaryField(editable=False)
+    files = models.PositiveIntegerField(default=0, editable=False)
+    uploaded_by = models.CharField(max_length=150, blank=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    environment_path = "environment"
+    audit_exclude = ("data",)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [models.UniqueConstraint(fields=["environment", "name"], name="artifact_unique_name")]
+
+    def __str__(self):
+        return self.name
+
+
+class ComplianceResult(models.Model):
+    """One check on one host at one time, with its evidence."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="compliance_results")
+    name = models.CharField(max_length=64)
+    passed = models.BooleanField(null=True)  # None: the host could not tell
+    evidence = models.TextField(blank=True)
+    time = models.DateTimeField(auto_now_add=True, db_index=True)
+    job_id = models.BigIntegerField(null=True, blank=True)
+
+    environment_path = "host__environment"
+
+    class Meta:
+        ordering = ["-time", "name"]
+        indexes = [models.Index(fields=["host", "name", "-time"])]
+
+    def __str__(self):
+        return f"{self.host_id} {self.name}: {self.passed}"

@@ -9,7 +9,8 @@ from ops_portal.audit.crud import create_object, delete_object, update_object
 from ops_portal.audit.services import record, snapshot
 from schedulers import sshkeys
 
-from .models import Credential, Host, HostGroup
+from .choices import Reachability
+from .models import Artifact, ComplianceResult, Credential, FactsChange, Host, HostGroup
 
 
 def _key_fields(private_key, passphrase):
@@ -90,3 +91,95 @@ def accept_host_key(actor, host):
         host.save()
         record(actor, "host.accept_host_key", host, before=before, after=snapshot(host))
     return host
+
+
+# Observations from jobs (not audited one by one: the job that made them is) -----------------
+
+def note_reachable(host_id):
+    Host.objects.filter(pk=host_id).update(reachability=Reachability.REACHABLE, last_seen=timezone.now(),
+                                           last_error="")
+
+
+def note_unreachable(host_id, error):
+    Host.objects.filter(pk=host_id).update(reachability=Reachability.UNREACHABLE, last_error=str(error)[:500])
+
+
+def note_host_key_changed(host_id, offered_key, error):
+    Host.objects.filter(pk=host_id).update(reachability=Reachability.HOST_KEY_CHANGED, offered_host_key=offered_key,
+                                           last_error=str(error)[:500])
+
+
+def pin_first_host_key(host_id, key_line):
+    """Trust on first use: pin the key only if nothing is pinned yet."""
+    Host.objects.filter(pk=host_id, host_key="").update(host_key=key_line)
+
+
+def store_facts(host_id, facts, job_id=None):
+    """Keep the current facts and a history row of what changed."""
+    with transaction.atomic():
+        host = Host.objects.select_for_update().filter(pk=host_id).first()
+        if host is None:
+            return None
+        before = host.facts or {}
+        changes = {key: {"before": before.get(key), "after": facts.get(key)}
+                   for key in sorted(set(before) | set(facts)) if before.get(key) != facts.get(key)
+                   and key not in VOLATILE_FACTS}
+        host.facts, host.facts_updated = facts, timezone.now()
+        host.save(update_fields=["facts", "facts_updated"])
+        if changes and before:
+            FactsChange.objects.create(host=host, changes=changes, job_id=job_id)
+    return changes
+
+
+# Facts that change on every gathering and would drown the history.
+VOLATILE_FACTS = {"uptime_seconds", "memory", "disks", "load"}
+
+
+def store_compliance(host_id, results, job_id=None):
+    ComplianceResult.objects.bulk_create([
+        ComplianceResult(host_id=host_id, name=r["check"][:64], passed=r["passed"], evidence=str(r["evidence"])[:4000],
+                         job_id=job_id)
+        for r in results
+    ])
+
+
+# Artifacts ---------------------------------------------------------------------------------
+
+def create_artifact(actor, *, name, environment, data):
+    """Store a release archive after checking it (tar.gz, no absolute paths, no escapes)."""
+    import hashlib
+
+    from schedulers.host import validate_release_archive
+
+    if len(data) > Artifact.MAX_SIZE:
+        raise ValidationError({"archive": [f"At most {Artifact.MAX_SIZE // (1024 * 1024)} MiB."]})
+    try:
+        members = validate_release_archive(data)
+    except ValueError as exc:
+        raise ValidationError({"archive": [str(exc)]}) from None
+    return create_object(actor, Artifact, {
+        "name": name, "environment": environment, "data": data, "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(), "uploaded_by": actor.username,
+        "files": len(members) if hasattr(members, "__len__") else 0})
+
+
+def delete_artifact(actor, artifact):
+    delete_object(actor, artifact)
+
+
+def pack_directory(files):
+    """Build a tar.gz release from uploaded files {relative path: bytes} (a directory upload)."""
+    import io
+    import posixpath
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path, content in sorted(files.items()):
+            clean = posixpath.normpath(path)
+            if clean.startswith(("/", "..")) or "/../" in f"/{clean}/" or "\x00" in clean or clean == ".":
+                raise ValidationError({"files": [f"Unsafe path in the upload: {path!r}."]})
+            info = tarfile.TarInfo(clean)
+            info.size, info.mode = len(content), 0o644
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()

@@ -40,16 +40,20 @@ def enqueue_on_commit(delivery_id, countdown=None):
 
 @shared_task(name="notifications.deliver", acks_late=True, ignore_result=True, soft_time_limit=90, time_limit=120)
 def deliver(delivery_id):
-    """Make one attempt at a delivery. Safe to receive twice: only a due, unclaimed, pending row is sent."""
+    """Make one attempt at a delivery; returns its status after the attempt (None if not attempted).
+
+    Safe to receive twice: only a due, unclaimed, pending row is sent.
+    """
     claimed = claim(delivery_id)
     if claimed is None:
         return None
     delivery, channel = claimed
     if not channel.enabled and delivery.event != "test":
         outcome = sending.Outcome(False, None, "The channel was disabled before the notification was sent.")
-        return record_attempt(delivery.pk, outcome, give_up=True)
-    outcome = sending.send(delivery, channel)
-    return record_attempt(delivery.pk, outcome)
+        recorded = record_attempt(delivery.pk, outcome, give_up=True)
+    else:
+        recorded = record_attempt(delivery.pk, sending.send(delivery, channel))
+    return getattr(recorded, "status", None)
 
 
 def claim(delivery_id, now=None):

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run pytest against a private database and Redis namespace, so several test runs on one machine
+# (developers, helpers, CI) do not trample each other. Usage: scripts/scratch-test.sh NAME [pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name=${1:?usage: scripts/scratch-test.sh NAME [pytest args]}; shift
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/${name}"
+export REDIS_PREFIX="opsportal-${name}"
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/11}
+exec .venv/bin/python -m pytest "$@"
