@@ -46,6 +46,9 @@ if not ENCRYPTION_KEYS:
         base64.urlsafe_b64encode(hashlib.sha256(b"dev-encryption:" + SECRET_KEY.encode()).digest()).decode()
     ]
 
+# The portal's own address, for links in notifications (approval links, job pages).
+PORTAL_URL = env_str("PORTAL_URL", "http://127.0.0.1:8000").rstrip("/")
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if not DEBUG else ["*"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -238,6 +241,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "/static/vendor/swagger-ui",
     "SWAGGER_UI_FAVICON_HREF": "/static/vendor/swagger-ui/favicon-32x32.png",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "JobStateEnum": "ops_portal.jobs.choices.JobState",
+        "TargetStateEnum": "ops_portal.jobs.choices.TargetState",
+        "ApprovalStateEnum": "ops_portal.approvals.choices.RequestState",
+        "DecisionEnum": "ops_portal.approvals.choices.Decision",
+        "RoleEnum": "ops_portal.accounts.choices.Role",
+    },
 }
 
 # Celery: Redis broker, late acknowledgement (a task whose worker dies is redelivered; the job

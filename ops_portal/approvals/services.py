@@ -137,10 +137,16 @@ def _notify_requested(request):
         from ops_portal.notifications.services import notify
     except ImportError:  # notifications not installed
         return
+    from django.conf import settings
+
     link = make_link(request)
+    plan = request.plan
     notify("approval.requested", environment=request.environment,
            subject=f"Approval needed: {request.title}",
-           payload={**summary(request), "link": f"/approvals/link/{link}/", "plan": request.plan})
+           payload={**summary(request), "link": f"{settings.PORTAL_URL}/approvals/link/{link}/",
+                    "plan": {key: plan.get(key) for key in ("action", "template", "target_count", "params",
+                                                            "schedule", "kind", "cron")
+                             if key in plan}})
 
 
 def _lock(request):

@@ -132,7 +132,7 @@ def store_facts(host_id, facts, job_id=None):
 
 
 # Facts that change on every gathering and would drown the history.
-VOLATILE_FACTS = {"uptime_seconds", "memory", "disks", "load"}
+VOLATILE_FACTS = {"uptime_seconds", "memory", "disks", "collected_at"}
 
 
 def store_compliance(host_id, results, job_id=None):

@@ -256,7 +256,25 @@ def transition(actor, job, new_state, **fields):
     record(actor, f"job.{new_state}", job, before={"state": before},
            after={"state": new_state, **{k: v for k, v in fields.items() if k in ("error", "worker")}})
     _publish_job(job)
+    if new_state in FINISHED_STATES:
+        _notify_finished(job)
     return job
+
+
+NOTIFY_EVENTS = {JobState.SUCCEEDED: "job.succeeded", JobState.FAILED: "job.failed",
+                 JobState.TIMED_OUT: "job.failed", JobState.LOST: "job.failed"}
+
+
+def _notify_finished(job):
+    """Webhooks and email for the finished job, delivered after commit (and retried)."""
+    from django.conf import settings
+
+    from ops_portal.notifications.services import notify
+
+    notify(NOTIFY_EVENTS.get(job.state, "job.finished"), environment=job.environment_id,
+           subject=f"Job #{job.pk} {job.name}: {job.get_state_display().lower()}",
+           payload={**job_summary(job), "error": job.error[:2000], "url": f"{settings.PORTAL_URL}/jobs/{job.pk}/"},
+           dedupe_key=f"job-{job.pk}-{job.state}")
 
 
 def job_summary(job):

@@ -136,7 +136,7 @@ def gather_facts(ctx):
         return facts
     host_id, job_id = ctx.obj.pk, ctx.job.pk
     summary = (f"{facts.get('os', {}).get('pretty_name', '?')}, kernel {facts.get('kernel')}, "
-               f"{facts.get('cpus')} CPUs")
+               f"{facts.get('cpu_count')} CPUs")
     ctx.output("stdout", summary)
     ctx.after(lambda: inventory.store_facts(host_id, facts, job_id))
     return CommandResult(exit_code=0, changed=False, data={"summary": summary})

@@ -1,0 +1,24 @@
+"""Fleet hosts registered in the portal's inventory, for jobs against real sshd hosts."""
+from pathlib import Path
+
+import pytest
+
+from ops_portal.accounts.choices import Role
+from ops_portal.core.context import Actor
+from ops_portal.inventory import services as inventory
+from tests import factories
+
+
+@pytest.fixture
+def fleet_env(fleet, db):
+    """An environment holding every fleet host, pinned to its real host key, and an admin actor."""
+    env = factories.environment("fleet")
+    user = factories.user()
+    factories.binding(role=Role.ADMIN, user=user, environment=env)
+    actor = Actor.for_user(user, source="api")
+    credential = inventory.create_credential(actor, name="fleet-key", environment=env, username="root",
+                                             private_key=Path(fleet.key_path).read_text())
+    hosts = [inventory.create_host(actor, name=h.name, address=h.address, port=h.port, username=h.user,
+                                   environment=env, credential=credential, host_key=h.host_key, tags=["fleet"])
+             for h in fleet.hosts]
+    return env, actor, hosts
