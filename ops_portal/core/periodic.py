@@ -52,3 +52,7 @@ register("retention: job output", "jobs.prune_events", 86400,
          "Remove output of jobs that finished more than `days` ago.", days=90)
 register("retention: audit log", "audit.prune", 86400,
          "Remove audit rows older than `days` (the removal itself is audited).", days=365)
+register("inventory: refresh facts", "jobs.refresh_facts", 6 * 3600,
+         "Gather facts from every enabled host, one job per environment (health and reachability too).")
+register("compliance: run checks", "jobs.compliance_checks", 86400,
+         "Run the security and compliance checks on every enabled host.")

@@ -30,7 +30,14 @@ def approval_plan(job):
 
 
 def gate(actor, job, spec, public, template):
-    """Hold the job for approval when a policy asks. Returns True when it waits."""
+    """Hold the job for approval when a policy asks. Returns True when it waits.
+
+    The portal's own read-only work (facts, metrics, drift checks launched by the system) changes
+    nothing and needs no approval; anything a person launches, or anything that changes targets,
+    goes through the policies.
+    """
+    if actor.user_id is None and not spec.mutating:
+        return False
     requirement = approvals.evaluate(job.environment, template=template.name if template else None,
                                      action=spec.name, risks=spec.risks(public, job.targets_total),
                                      target_count=job.targets_total)

@@ -177,11 +177,16 @@ def launch(actor, template, values=None, *, emergency=False, emergency_reason=""
 
 def launch_adhoc(actor, *, environment, action, values=None, selector=None, strategy=None, name="",
                  timeout_seconds=3600, target_timeout_seconds=None, emergency=False, emergency_reason="",
-                 not_before=None):
-    """Launch an action without a template (operators and admins, where the environment allows)."""
+                 not_before=None, predefined=False):
+    """Launch an action without a template (operators and admins, where the environment allows).
+
+    predefined=True: the work was defined by administrators elsewhere (a configuration template) or
+    is the portal's own periodic work, so the environment's "no ad-hoc jobs" rule, which is about
+    free-form work, does not apply. Permission to operate and approval policies still do.
+    """
     with transaction.atomic():
         _check_launch(actor, environment, emergency=emergency, emergency_reason=emergency_reason)
-        if not environment.allow_adhoc_jobs:
+        if not environment.allow_adhoc_jobs and not predefined:
             raise PermissionDenied(f"Ad-hoc jobs are not allowed in {environment}: use a template.")
         spec = actions.get(action)
         if spec is None:

@@ -101,3 +101,19 @@ def prune_job_events(days=90):
     cutoff = timezone.now() - timedelta(days=days)
     deleted, _ = JobEvent.objects.filter(job__finished__lt=cutoff).delete()
     return deleted
+
+
+@shared_task(name="jobs.refresh_facts", ignore_result=True)
+def refresh_facts():
+    """Inventory refresh: gather facts from every enabled host (one job per environment)."""
+    from .system import launch_everywhere
+
+    return launch_everywhere("host.facts", name="Inventory refresh")
+
+
+@shared_task(name="jobs.compliance_checks", ignore_result=True)
+def compliance_checks():
+    """Security and compliance checks on every enabled host (one job per environment)."""
+    from .system import launch_everywhere
+
+    return launch_everywhere("host.compliance", name="Compliance checks")

@@ -201,7 +201,8 @@ def compliance(ctx):
 
 
 RELEASE_ID = r"[A-Za-z0-9._-]{1,64}"
-ABS_PATH = r"/[A-Za-z0-9._/-]{1,250}"
+# An absolute path of plain characters, without `..` components.
+ABS_PATH = r"(?!.*/\.\.(/|$))/[A-Za-z0-9._/-]{1,250}"
 
 register(ActionSpec(
     name="host.command", label="Run a command", target_kind="host", prepare=prepare_ssh,
