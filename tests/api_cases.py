@@ -24,6 +24,7 @@ class Case:
     audit_create = None  # the audit action of a create, when not "<prefix>.create"
     writable = True
     creatable = True
+    create_format = "json"
     deletable = True
     updatable = True
 
@@ -170,6 +171,38 @@ class HostCase(Case):
 
     def update_payload(self, obj):
         return {"tags": ["db"]}
+
+
+class ArtifactCase(Case):
+    basename = "artifact"
+    audit_prefix = "artifact"
+    updatable = False
+    create_format = "multipart"
+
+    @staticmethod
+    def archive():
+        import io
+        import tarfile
+
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            info = tarfile.TarInfo("VERSION")
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"1.0"))
+        return buffer.getvalue()
+
+    def make(self, environment, owner=None):
+        from ops_portal.inventory.models import Artifact
+
+        data = self.archive()
+        return Artifact.objects.create(name=f"rel-{environment.name}", environment=environment, data=data,
+                                       size=len(data), sha256="x")
+
+    def create_payload(self, environment):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        return {"name": "release-1", "environment": environment.name,
+                "archive": SimpleUploadedFile("release.tar.gz", self.archive())}
 
 
 class JobTemplateCase(Case):
@@ -340,7 +373,37 @@ class DeliveryCase(Case):
         return delivery(channel(environment))
 
 
+class ConfigTemplateCase(Case):
+    basename = "configtemplate"
+    audit_prefix = "configtemplate"
+
+    def make(self, environment, owner=None):
+        from ops_portal.configs.models import ConfigTemplate
+
+        return ConfigTemplate.objects.create(name=f"app-conf-{environment.name}", environment=environment,
+                                             selector={"all": True}, path="/etc/app.conf", content="port={{ port }}\n")
+
+    def create_payload(self, environment):
+        return {"name": "motd", "environment": environment.name, "selector": {"tags": ["web"]}, "path": "/etc/motd",
+                "content": "Welcome to {{ host.name }}\n", "mode": "0644", "owner": "root", "group": "root"}
+
+    def update_payload(self, obj):
+        return {"description": "changed"}
+
+
+class DriftReportCase(Case):
+    basename = "driftreport"
+    writable = False
+
+    def make(self, environment, owner=None):
+        from ops_portal.configs.models import DriftReport
+
+        config = ConfigTemplateCase().make(environment)
+        return DriftReport.objects.create(config=config, host=factories.host(environment), config_version=1,
+                                          drifted=True, changes=["content"], checked=timezone.now())
+
+
 CASES = [EnvironmentCase(), TeamCase(), RoleBindingCase(), UserCase(), TokenCase(), AuditCase(),
-         CredentialCase(), HostGroupCase(), HostCase(), JobTemplateCase(), JobCase(), FreezeWindowCase(),
+         CredentialCase(), HostGroupCase(), HostCase(), ArtifactCase(), JobTemplateCase(), JobCase(), FreezeWindowCase(),
          ApprovalPolicyCase(), ApprovalRequestCase(), MaintenanceWindowCase(), JobScheduleCase(), SystemScheduleCase(),
-         NotificationChannelCase(), DeliveryCase()]
+         NotificationChannelCase(), DeliveryCase(), ConfigTemplateCase(), DriftReportCase()]

@@ -110,7 +110,7 @@ def test_create_is_allowed_only_with_the_write_action(case, world, api):
     api.force_authenticate(world.user)
     model = _model(case)
     rows, audit = model.objects.count(), AuditEvent.objects.count()
-    response = api.post(_url(case), case.create_payload(world.alpha), format="json")
+    response = api.post(_url(case), case.create_payload(world.alpha), format=case.create_format)
     if _write_allowed(world, case, world.alpha, "create"):
         assert response.status_code == 201, response.content
         event = AuditEvent.objects.exclude(action__startswith="auth.").latest("pk")

@@ -103,3 +103,55 @@ def test_global_admins_tune_built_in_periodic_work(client, prod):
     assert task.interval.every == 45 and task.enabled
     event = AuditEvent.objects.get(action="systemschedule.update")
     assert event.before["every_seconds"] == 30 and event.after["every_seconds"] == 45
+
+
+def test_the_host_page_shows_facts_compliance_and_jobs(client, prod):
+    from ops_portal.inventory import services as inventory
+    from ops_portal.inventory.models import Host
+
+    host = Host.objects.get(name="web-1")
+    inventory.store_facts(host.pk, {"os": {"pretty_name": "Debian GNU/Linux 12"}, "kernel": "6.1", "cpu_count": 2,
+                                    "memory": {"total": 2 ** 30, "available": 2 ** 29}, "disks": [], "ipv4": [],
+                                    "ipv6": [], "listening_tcp": [], "pending_reboot": False})
+    inventory.store_facts(host.pk, {"os": {"pretty_name": "Debian GNU/Linux 12"}, "kernel": "6.2", "cpu_count": 2})
+    inventory.store_compliance(host.pk, [{"check": "etc_world_writable_files", "passed": False,
+                                          "evidence": "1 world-writable: /etc/x"}])
+    client.force_login(person(prod, Role.VIEWER))
+    page = client.get(f"/hosts/{host.pk}/").content.decode()
+    assert "Debian GNU/Linux 12" in page and "kernel 6.1 → 6.2" in page
+    assert "/etc/x" in page and "Gather facts" not in page  # viewers cannot launch
+    report = client.get("/compliance/", {"environment": "production"}).content.decode()
+    assert "etc_world_writable_files" in report and "fail" in report
+
+
+def test_an_operator_gathers_facts_from_the_host_page(client, prod):
+    from ops_portal.inventory.models import Host
+
+    host = Host.objects.get(name="web-1")
+    client.force_login(person(prod, Role.OPERATOR))
+    response = client.post(f"/hosts/{host.pk}/run/host.facts/")
+    job = Job.objects.get()
+    assert response["Location"] == f"/jobs/{job.pk}/"
+    assert job.action == "host.facts" and job.state == "pending_approval"  # production: a person asked
+
+
+def test_a_directory_upload_becomes_a_checked_release_archive(api, prod):
+    import io
+    import tarfile
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    api.force_authenticate(person(prod, Role.ADMIN))
+    files = [SimpleUploadedFile("start.sh", b"#!/bin/sh\necho hi\n"), SimpleUploadedFile("VERSION", b"2.0")]
+    response = api.post("/api/artifacts/", {"name": "app-2", "environment": "production", "files": files,
+                                            "paths": ["bin/start.sh", "VERSION"]}, format="multipart")
+    assert response.status_code == 201, response.content
+    from ops_portal.inventory.models import Artifact
+
+    with tarfile.open(fileobj=io.BytesIO(bytes(Artifact.objects.get().data)), mode="r:gz") as tar:
+        assert sorted(tar.getnames()) == ["VERSION", "bin/start.sh"]
+    evil = api.post("/api/artifacts/", {"name": "evil", "environment": "production",
+                                        "files": [SimpleUploadedFile("passwd", b"x")], "paths": ["../../etc/passwd"]},
+                    format="multipart")
+    assert evil.status_code == 400
+    assert "data" not in response.json() and response.json()["file_count"] == 2

@@ -9,11 +9,13 @@ SECTIONS = [
     ("Dashboard", "dashboard:home", Action.VIEW),
     ("Containers", "containers:home", Action.VIEW),
     ("Hosts", "inventory:hosts", Action.VIEW),
+    ("Compliance", "inventory:compliance", Action.VIEW),
     ("Processes", "processes:home", Action.VIEW),
     ("Jobs", "jobs:list", Action.VIEW),
     ("Approvals", "approvals:inbox", Action.APPROVE),
     ("Schedules", "jobs:schedules", Action.VIEW),
     ("Monitoring", "monitoring:home", Action.VIEW),
+    ("Configs", "configs:home", Action.VIEW),
     ("Audit log", "audit:list", Action.VIEW),
     ("Access", "access", Action.MANAGE),
 ]

@@ -1,12 +1,16 @@
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404, render
+from django.db.models import Max
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from ops_portal.accounts.choices import Action
-from ops_portal.accounts.permissions import restrict
-from ops_portal.core.web import paginate
+from ops_portal.accounts.models import Environment
+from ops_portal.accounts.permissions import can, restrict
+from ops_portal.core.web import actor, attempt, paginate
 
+from . import services
 from .filtersets import HostFilterSet
-from .models import Host
+from .models import ComplianceResult, Host
 
 
 @login_required
@@ -18,7 +22,63 @@ def hosts(request):
     return render(request, "inventory/hosts.html", {"page": page, "filterset": filterset})
 
 
+def latest_compliance(hosts_queryset):
+    """The newest result of each check on each host: {(host_id, check): result}."""
+    newest = (ComplianceResult.objects.filter(host__in=hosts_queryset).values("host_id", "name")
+              .annotate(last=Max("time")))
+    wanted = {(row["host_id"], row["name"], row["last"]) for row in newest}
+    results = ComplianceResult.objects.filter(host__in=hosts_queryset, time__in={w[2] for w in wanted})
+    return {(r.host_id, r.name): r for r in results if (r.host_id, r.name, r.time) in wanted}
+
+
 @login_required
 def host_detail(request, pk):
+    from ops_portal.jobs.models import Job
+
+    host = get_object_or_404(restrict(Host.objects.select_related("environment", "credential"), request.user,
+                                      Action.VIEW), pk=pk)
+    compliance = sorted(latest_compliance(Host.objects.filter(pk=host.pk)).values(), key=lambda r: r.name)
+    jobs = (Job.objects.filter(targets__kind="host", targets__ref_id=host.pk).select_related("environment")
+            .order_by("-created")[:20])
+    context = {
+        "host": host, "facts": host.facts, "changes": host.facts_changes.all()[:20], "compliance": compliance,
+        "jobs": jobs, "can_operate": can(request.user, Action.OPERATE, host.environment),
+        "can_manage": can(request.user, Action.MANAGE, host.environment),
+    }
+    return render(request, "inventory/host_detail.html", context)
+
+
+@login_required
+@require_POST
+def host_run(request, pk, action):
+    """Gather facts or run the compliance checks on one host, as a job."""
+    from ops_portal.jobs import services as jobs
+
     host = get_object_or_404(restrict(Host.objects.all(), request.user, Action.VIEW), pk=pk)
-    return render(request, "inventory/host_detail.html", {"host": host})
+    if action not in ("host.facts", "host.compliance"):
+        return redirect("inventory:host", pk=host.pk)
+    job = attempt(request, jobs.launch_adhoc, actor(request), environment=host.environment, action=action,
+                  values={}, selector={"names": [host.name]})
+    return redirect("jobs:detail", pk=job.pk) if job else redirect("inventory:host", pk=host.pk)
+
+
+@login_required
+@require_POST
+def accept_host_key(request, pk):
+    host = get_object_or_404(restrict(Host.objects.all(), request.user, Action.VIEW), pk=pk)
+    attempt(request, services.accept_host_key, actor(request), host, success="New host key accepted and pinned.")
+    return redirect("inventory:host", pk=host.pk)
+
+
+@login_required
+def compliance(request):
+    """Compliance per environment: each host's newest result of each check."""
+    environments = restrict(Environment.objects.all(), request.user, Action.VIEW)
+    chosen = environments.filter(name=request.GET.get("environment", "")).first() or environments.first()
+    hosts_qs = Host.objects.filter(environment=chosen).order_by("name") if chosen else Host.objects.none()
+    latest = latest_compliance(hosts_qs)
+    checks = sorted({name for _, name in latest})
+    rows = [{"host": h, "cells": [latest.get((h.pk, c)) for c in checks]} for h in hosts_qs]
+    failing = sum(1 for r in latest.values() if r.passed is False)
+    return render(request, "inventory/compliance.html", {"environments": environments, "chosen": chosen,
+                                                         "checks": checks, "rows": rows, "failing": failing})

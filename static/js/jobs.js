@@ -174,7 +174,32 @@
     });
   }
 
+  function objectJobs(table) {
+    window.OpsPortal.socket.subscribe("object", { kind: table.dataset.objectKind, id: parseInt(table.dataset.objectId, 10) },
+      function (items) {
+        items.forEach(function (summary) {
+          var tr = table.querySelector("tr[data-job='" + summary.id + "']");
+          if (tr) { setBadge(tr.querySelector(".js-state"), summary.state); return; }
+          tr = document.createElement("tr");
+          tr.dataset.job = summary.id;
+          var link = document.createElement("a");
+          link.href = "/jobs/" + summary.id + "/";
+          link.textContent = summary.id;
+          var cells = [link, summary.name, null, summary.created_by || "system", "now"];
+          cells.forEach(function (value, i) {
+            var td = document.createElement("td");
+            if (i === 2) { td.className = "js-state"; td.appendChild(badge(summary.state)); }
+            else if (value instanceof Node) { td.appendChild(value); } else { td.textContent = value; }
+            tr.appendChild(td);
+          });
+          table.querySelector("tbody").insertBefore(tr, table.querySelector("tbody").firstChild);
+        });
+      });
+  }
+
   document.addEventListener("portal:ready", function () {
+    var objectTable = document.querySelector("[data-object-kind]");
+    if (objectTable) { objectJobs(objectTable); }
     var job = document.getElementById("job");
     if (job) { jobPage(job); }
     var table = document.getElementById("jobs");

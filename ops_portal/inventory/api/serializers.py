@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from ops_portal.accounts.models import Environment
 
-from ..models import Credential, Host, HostGroup
+from ..models import Artifact, Credential, Host, HostGroup
 
 
 class EnvironmentField(serializers.SlugRelatedField):
@@ -72,4 +72,29 @@ class HostSerializer(serializers.ModelSerializer):
             if missing:
                 errors = [f"No group {n} in {environment}." for n in sorted(missing)]
                 raise serializers.ValidationError({"groups": errors})
+        return attrs
+
+
+class ArtifactSerializer(serializers.ModelSerializer):
+    environment = EnvironmentField()
+    archive = serializers.FileField(write_only=True, required=False,
+                                    help_text="A .tar.gz release archive.")
+    files = serializers.ListField(child=serializers.FileField(), write_only=True, required=False,
+                                  help_text="Or the files of a directory (multipart)...")
+    paths = serializers.ListField(child=serializers.CharField(max_length=1024), write_only=True, required=False,
+                                  help_text="...with each file's path relative to the directory, in the same order.")
+    file_count = serializers.IntegerField(source="files", read_only=True)
+
+    class Meta:
+        model = Artifact
+        fields = ["id", "name", "environment", "archive", "files", "paths", "file_count", "sha256", "size", "uploaded_by",
+                  "created"]
+        read_only_fields = ["sha256", "size", "uploaded_by", "created"]
+        validators = []
+
+    def validate(self, attrs):
+        if bool(attrs.get("archive")) == bool(attrs.get("files")):
+            raise serializers.ValidationError({"archive": ["Upload either an archive or the files of a directory."]})
+        if attrs.get("files") and len(attrs.get("paths") or []) != len(attrs["files"]):
+            raise serializers.ValidationError({"paths": ["Give one relative path per uploaded file."]})
         return attrs

@@ -5,5 +5,6 @@ from . import views
 router.register("credentials", views.CredentialViewSet)
 router.register("host-groups", views.HostGroupViewSet)
 router.register("hosts", views.HostViewSet)
+router.register("artifacts", views.ArtifactViewSet)
 
 urlpatterns = []

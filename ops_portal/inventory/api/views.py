@@ -1,12 +1,15 @@
 from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from ops_portal.core.api.viewsets import ServiceModelViewSet
+from ops_portal.core.api.viewsets import PortalViewSet, ServiceModelViewSet
 
 from .. import services
 from ..filtersets import CredentialFilterSet, HostFilterSet, HostGroupFilterSet
-from ..models import Credential, Host, HostGroup
+from ..models import Artifact, Credential, Host, HostGroup
 from . import serializers as s
 
 
@@ -73,3 +76,35 @@ class HostViewSet(ServiceModelViewSet):
     def accept_host_key(self, request, pk=None):
         """Pin the new host key the host offered (after checking it out of band)."""
         return Response(s.HostSerializer(services.accept_host_key(self.actor, self.get_object())).data)
+
+
+class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                      mixins.DestroyModelMixin, PortalViewSet):
+    """Release artifacts for host.deploy: upload a .tar.gz, or the files of a directory."""
+
+    queryset = Artifact.objects.select_related("environment").defer("data")
+    serializer_class = s.ArtifactSerializer
+    parser_classes = [MultiPartParser]
+    ordering_fields = ["created", "name"]
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if data.get("archive"):
+            content = _read_upload(data["archive"])
+        else:
+            content = services.pack_directory({path: _read_upload(f) for path, f in zip(data["paths"], data["files"],
+                                                                                        strict=True)})
+        artifact = services.create_artifact(self.actor, name=data["name"], environment=data["environment"],
+                                            data=content)
+        return Response(s.ArtifactSerializer(artifact).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        services.delete_artifact(self.actor, instance)
+
+
+def _read_upload(upload):
+    if upload.size > Artifact.MAX_SIZE:
+        raise ValidationError({"archive": [f"At most {Artifact.MAX_SIZE // (1024 * 1024)} MiB."]})
+    return upload.read()
