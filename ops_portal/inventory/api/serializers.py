@@ -87,8 +87,8 @@ class ArtifactSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Artifact
-        fields = ["id", "name", "environment", "archive", "files", "paths", "file_count", "sha256", "size", "uploaded_by",
-                  "created"]
+        fields = ["id", "name", "environment", "archive", "files", "paths", "file_count", "sha256", "size",
+                  "uploaded_by", "created"]
         read_only_fields = ["sha256", "size", "uploaded_by", "created"]
         validators = []
 
@@ -98,3 +98,23 @@ class ArtifactSerializer(serializers.ModelSerializer):
         if attrs.get("files") and len(attrs.get("paths") or []) != len(attrs["files"]):
             raise serializers.ValidationError({"paths": ["Give one relative path per uploaded file."]})
         return attrs
+
+
+class ImportSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=["csv", "ansible"])
+    file = serializers.FileField(required=False)
+    content = serializers.CharField(required=False, max_length=2 * 1024 * 1024, trim_whitespace=False)
+    environment = serializers.CharField(required=False, help_text="For Ansible inventories, and CSV rows without one.")
+    credential = serializers.CharField(required=False, default="", allow_blank=True,
+                                       help_text="A credential name for hosts that do not name one.")
+    update_existing = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs):
+        if bool(attrs.get("file")) == bool(attrs.get("content")):
+            raise serializers.ValidationError({"file": ["Send a file or the content, not both."]})
+        return attrs
+
+
+class ImportResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()

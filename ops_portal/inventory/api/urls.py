@@ -1,3 +1,5 @@
+from django.urls import path
+
 from ops_portal.core.api.router import router
 
 from . import views
@@ -7,4 +9,7 @@ router.register("host-groups", views.HostGroupViewSet)
 router.register("hosts", views.HostViewSet)
 router.register("artifacts", views.ArtifactViewSet)
 
-urlpatterns = []
+urlpatterns = [
+    path("inventory/import/", views.InventoryImportView.as_view(), name="inventory-import"),
+    path("inventory/export/", views.InventoryExportView.as_view(), name="inventory-export"),
+]

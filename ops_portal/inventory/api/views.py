@@ -1,13 +1,20 @@
-from drf_spectacular.utils import extend_schema
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from ops_portal.accounts.choices import Action
+from ops_portal.accounts.permissions import restrict
+from ops_portal.core.api.parsers import LimitedJSONParser
 from ops_portal.core.api.viewsets import PortalViewSet, ServiceModelViewSet
+from ops_portal.core.context import Actor
 
-from .. import services
+from .. import services, transfer
 from ..filtersets import CredentialFilterSet, HostFilterSet, HostGroupFilterSet
 from ..models import Artifact, Credential, Host, HostGroup
 from . import serializers as s
@@ -108,3 +115,50 @@ def _read_upload(upload):
     if upload.size > Artifact.MAX_SIZE:
         raise ValidationError({"archive": [f"At most {Artifact.MAX_SIZE // (1024 * 1024)} MiB."]})
     return upload.read()
+
+
+class InventoryImportView(APIView):
+    """Bulk add hosts from CSV or an Ansible YAML inventory: all or nothing, each host audited."""
+
+    parser_classes = [MultiPartParser, LimitedJSONParser]
+
+    @extend_schema(request=s.ImportSerializer, responses={201: s.ImportResultSerializer})
+    def post(self, request):
+        serializer = s.ImportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        text = data["file"].read().decode("utf-8", "replace") if data.get("file") else data.get("content", "")
+        if data["format"] == "csv":
+            rows, group_vars = transfer.parse_csv(text, data.get("environment"))
+        else:
+            if not data.get("environment"):
+                raise ValidationError({"environment": ["Say which environment the Ansible inventory goes to."]})
+            rows, group_vars = transfer.parse_ansible(text, data["environment"])
+        result = transfer.apply_import(Actor.from_request(request), rows, group_vars,
+                                       update_existing=data["update_existing"], credential_name=data["credential"])
+        return Response(result, status=status.HTTP_201_CREATED)
+
+
+class InventoryExportView(APIView):
+    """The hosts you may see, as CSV or an Ansible YAML inventory (?file_format=csv|ansible)."""
+
+    @extend_schema(parameters=[OpenApiParameter("file_format", str, enum=["csv", "ansible"]),
+                               OpenApiParameter("environment", str)],
+                   responses={(200, "text/plain"): OpenApiTypes.STR})
+    def get(self, request):
+        unknown = set(request.query_params) - {"file_format", "environment"}
+        if unknown:
+            raise ValidationError({name: ["Unknown query parameter."] for name in unknown})
+        hosts = restrict(Host.objects.all(), request.user, Action.VIEW).order_by("name")
+        if request.query_params.get("environment"):
+            hosts = hosts.filter(environment__name=request.query_params["environment"])
+        kind = request.query_params.get("file_format", "csv")
+        if kind == "csv":
+            response = HttpResponse(transfer.export_csv(hosts), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = 'attachment; filename="hosts.csv"'
+        elif kind == "ansible":
+            response = HttpResponse(transfer.export_ansible(hosts), content_type="application/yaml")
+            response["Content-Disposition"] = 'attachment; filename="inventory.yml"'
+        else:
+            raise ValidationError({"file_format": ["Choose csv or ansible."]})
+        return response
