@@ -144,3 +144,16 @@ def test_json_logs_carry_the_request_id_and_extras():
     line = json.loads(JsonFormatter().format(record))
     assert (line["message"], line["request_id"], line["job_id"], line["level"]) == ("job 7 started", "abc123", 7,
                                                                                       "INFO")
+
+
+def test_the_admin_lets_superusers_look_but_not_change(client):
+    root = factories.superuser("root")
+    client.force_login(root)
+    assert client.get("/admin/audit/auditevent/").status_code == 200
+    assert client.get("/admin/inventory/host/").status_code == 200
+    assert client.get("/admin/inventory/host/add/").status_code == 403
+    assert client.get(f"/admin/auth/user/{root.pk}/change/").status_code == 200  # view only
+    response = client.post(f"/admin/auth/user/{root.pk}/change/", {"username": "renamed"})
+    assert response.status_code == 403
+    client.force_login(factories.user("staffer", is_staff=True))
+    assert client.get("/admin/audit/auditevent/").status_code == 403
