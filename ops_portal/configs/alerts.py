@@ -1,0 +1,22 @@
+"""External alerts for drifted configurations, through the monitoring app (which sits below this one)."""
+from ops_portal.monitoring import services as monitoring
+
+from .models import ALERT_SOURCE, alert_key
+
+SEVERITY = "warning"
+
+
+def summary(config, host, report):
+    changes = ", ".join(report.changes) or "differs"
+    return f"{config.path} on {host.name} drifted from configuration {config.name} ({changes})"
+
+
+def raise_drift(config, host, report):
+    """Open (or keep open) the alert of this host and configuration, in the caller's transaction."""
+    monitoring.raise_external(ALERT_SOURCE, alert_key(host.pk, config.pk), environment=config.environment,
+                              host=host, severity=SEVERITY, summary=summary(config, host, report))
+
+
+def resolve_drift(report):
+    monitoring.resolve_external(ALERT_SOURCE, alert_key(report.host_id, report.config_id),
+                                resolution="the file is back in line with its configuration")
