@@ -28,15 +28,35 @@ class JsonField(forms.CharField):
             raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
 
 
+def parameter_field(definition):
+    """A form field for one typed parameter definition."""
+    kind = definition["type"]
+    common = {"required": False, "label": definition.get("label") or definition["name"].replace("_", " "),
+              "help_text": definition.get("help", "")}
+    if kind == "bool":
+        field = forms.BooleanField(**common)
+    elif kind == "choice":
+        field = forms.ChoiceField(choices=[("", "—")] + [(c, c) for c in definition["choices"]], **common)
+    elif kind == "text":
+        field = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}), **common)
+    elif kind == "secret":
+        field = forms.CharField(widget=forms.PasswordInput(render_value=False), **common)
+    elif kind == "int":
+        field = forms.IntegerField(**common)
+    else:
+        field = forms.CharField(**common)
+    field.initial = definition.get("default")
+    return field
+
+
 class AdhocForm(forms.Form):
+    """Run any registered action: its parameters appear for the action chosen."""
+
     environment = forms.ModelChoiceField(queryset=None)
     action = forms.ChoiceField(choices=())
-    command = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}), required=False,
-                              help_text="For Run a command.")
-    script = forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "class": "mono"}), required=False,
-                             help_text="For Run a script.")
     selector = JsonField(initial='{"all": true}', help_text='e.g. {"pattern": "web-*"} or {"tags": ["blue"]}')
     strategy = JsonField(required=False, empty=None, help_text='e.g. {"kind": "rolling", "batch_size": 2}')
+    in_window = forms.BooleanField(required=False, label="Hold until the next maintenance window")
 
     def __init__(self, *args, environments, **kwargs):
         super().__init__(*args, **kwargs)
@@ -44,11 +64,25 @@ class AdhocForm(forms.Form):
         if len(environments) == 1:
             self.fields["environment"].initial = environments[0].pk
         self.fields["action"].choices = [(a.name, a.label) for a in actions.all_actions().values()]
+        self.fields["action"].initial = "host.command"
+        self.action_fields = {}
+        for spec in actions.all_actions().values():
+            names = []
+            for definition in spec.parameters:
+                name = f"{spec.name}__{definition['name']}"
+                self.fields[name] = parameter_field(definition)
+                names.append(name)
+            self.action_fields[spec.name] = names
+
+    def parameter_groups(self):
+        """[(action name, [bound fields])] for the template."""
+        return [(name, [self[field] for field in fields]) for name, fields in self.action_fields.items()]
 
     def action_values(self):
-        spec = actions.get(self.cleaned_data["action"])
-        names = {d["name"] for d in spec.parameters}
-        return {k: v for k, v in self.data.items() if k in names and v != ""}
+        action = self.cleaned_data["action"]
+        prefix = f"{action}__"
+        return {name[len(prefix):]: value for name, value in self.cleaned_data.items()
+                if name.startswith(prefix) and value not in ("", None)}
 
 
 class LaunchForm(forms.Form):
@@ -57,21 +91,7 @@ class LaunchForm(forms.Form):
     def __init__(self, *args, template, **kwargs):
         super().__init__(*args, **kwargs)
         for definition in template.parameters:
-            kind, name = definition["type"], definition["name"]
-            common = {"required": False, "label": definition.get("label") or name,
-                      "help_text": definition.get("help", "")}
-            if kind == "bool":
-                field = forms.BooleanField(**common)
-            elif kind == "choice":
-                field = forms.ChoiceField(choices=[("", "—")] + [(c, c) for c in definition["choices"]], **common)
-            elif kind == "text":
-                field = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}), **common)
-            elif kind == "secret":
-                field = forms.CharField(widget=forms.PasswordInput(render_value=False), **common)
-            else:
-                field = forms.CharField(**common)
-            field.initial = definition.get("default")
-            self.fields[name] = field
+            self.fields[definition["name"]] = parameter_field(definition)
 
     def values(self):
         return {k: v for k, v in self.cleaned_data.items() if v not in ("", None)}

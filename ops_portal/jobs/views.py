@@ -77,11 +77,15 @@ def job_new(request):
     form = AdhocForm(request.POST or None, environments=environments)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        job = attempt(request, services.launch_adhoc, actor(request), environment=data["environment"],
-                      action=data["action"], values=form.action_values(), selector=data["selector"],
-                      strategy=data["strategy"], form=form)
-        if job:
-            return redirect("jobs:detail", pk=job.pk)
+        not_before = None
+        if data["in_window"]:
+            not_before = attempt(request, services.hold_for_window, data["environment"])
+        if not data["in_window"] or not_before:
+            job = attempt(request, services.launch_adhoc, actor(request), environment=data["environment"],
+                          action=data["action"], values=form.action_values(), selector=data["selector"],
+                          strategy=data["strategy"], not_before=not_before, form=form)
+            if job:
+                return redirect("jobs:detail", pk=job.pk)
     return render(request, "jobs/new.html", {"form": form})
 
 

@@ -197,6 +197,24 @@
       });
   }
 
+  function adhocForm(form) {
+    var select = form.querySelector("select[name=action]");
+    function show() {
+      form.querySelectorAll(".action-params").forEach(function (set) {
+        var active = set.dataset.action === select.value;
+        set.hidden = !active;
+        set.disabled = !active;
+      });
+    }
+    select.addEventListener("change", show);
+    show();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var adhoc = document.getElementById("adhoc-form");
+    if (adhoc) { adhocForm(adhoc); }
+  });
+
   document.addEventListener("portal:ready", function () {
     var objectTable = document.querySelector("[data-object-kind]");
     if (objectTable) { objectJobs(objectTable); }
