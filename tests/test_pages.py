@@ -155,3 +155,32 @@ def test_a_directory_upload_becomes_a_checked_release_archive(api, prod):
                     format="multipart")
     assert evil.status_code == 400
     assert "data" not in response.json() and response.json()["file_count"] == 2
+
+
+def test_admins_add_and_import_hosts_and_manage_credentials_on_pages(client, prod):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from ops_portal.inventory.models import Credential, Host
+    from tests.keys import ED25519_PRIVATE, new_private_key
+
+    client.force_login(person(prod, Role.ADMIN))
+    response = client.post("/credentials/", {"name": "deploy", "environment": prod.pk, "username": "deploy",
+                                             "private_key": ED25519_PRIVATE}, follow=True)
+    assert "Credential stored." in response.content.decode() and "PRIVATE KEY" not in response.content.decode()
+    credential = Credential.objects.get()
+    response = client.post("/hosts/", {"form": "host", "host-name": "api-1", "host-address": "10.1.1.1",
+                                       "host-port": 22, "host-transport": "ssh", "host-environment": prod.pk,
+                                       "host-credential": credential.pk, "host-tags": "api, blue"})
+    assert Host.objects.get(name="api-1").tags == ["api", "blue"]
+    bad = client.post("/hosts/", {"form": "host", "host-name": "x; reboot", "host-address": "$(id)",
+                                  "host-port": 22, "host-transport": "ssh", "host-environment": prod.pk})
+    assert bad.status_code == 200 and not Host.objects.filter(address="$(id)").exists()
+    upload = SimpleUploadedFile("hosts.csv", b"name,address\napi-2,10.1.1.2\n")
+    response = client.post("/hosts/", {"form": "import", "import-format": "csv", "import-file": upload,
+                                       "import-environment": prod.pk, "import-credential": "deploy"}, follow=True)
+    assert "Imported: 1 created" in response.content.decode()
+    assert Host.objects.get(name="api-2").credential == credential
+    old = credential.fingerprint
+    client.post(f"/credentials/{credential.pk}/rotate/", {"private_key": new_private_key()})
+    credential.refresh_from_db()
+    assert credential.fingerprint != old and credential.rotated is not None

@@ -9,4 +9,6 @@ urlpatterns = [
     path("hosts/<int:pk>/run/<str:action>/", views.host_run, name="host_run"),
     path("hosts/<int:pk>/accept-host-key/", views.accept_host_key, name="accept_host_key"),
     path("compliance/", views.compliance, name="compliance"),
+    path("credentials/", views.credentials, name="credentials"),
+    path("credentials/<int:pk>/rotate/", views.credential_rotate, name="credential_rotate"),
 ]

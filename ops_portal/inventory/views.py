@@ -1,25 +1,95 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.db.models import Max
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from ops_portal.accounts.choices import Action
 from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import can, restrict
 from ops_portal.core.web import actor, attempt, paginate
 
-from . import services
+from . import services, transfer
 from .filtersets import HostFilterSet
-from .models import ComplianceResult, Host
+from .forms import CredentialForm, HostForm, ImportForm, RotateForm
+from .models import ComplianceResult, Credential, Host
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def hosts(request):
     queryset = restrict(Host.objects.select_related("environment").prefetch_related("groups"), request.user,
                         Action.VIEW)
+    manageable = restrict(Environment.objects.all(), request.user, Action.MANAGE)
+    credentials = restrict(Credential.objects.all(), request.user, Action.MANAGE)
+    host_form = HostForm(prefix="host", environments=manageable, credentials=credentials)
+    import_form = ImportForm(prefix="import", environments=manageable)
+    if request.method == "POST" and request.POST.get("form") == "host":
+        host_form = HostForm(request.POST, prefix="host", environments=manageable, credentials=credentials)
+        if host_form.is_valid():
+            host = attempt(request, services.create_host, actor(request), form=host_form, success="Host added.",
+                           **host_form.cleaned_data)
+            if host:
+                return redirect("inventory:host", pk=host.pk)
+    elif request.method == "POST" and request.POST.get("form") == "import":
+        import_form = ImportForm(request.POST, request.FILES, prefix="import", environments=manageable)
+        if import_form.is_valid() and _import(request, import_form):
+            return redirect("inventory:hosts")
     filterset = HostFilterSet(request.GET, queryset=queryset)
     page = paginate(request, filterset.qs if filterset.is_valid() else queryset.none())
-    return render(request, "inventory/hosts.html", {"page": page, "filterset": filterset})
+    return render(request, "inventory/hosts.html", {
+        "page": page, "filterset": filterset, "can_manage": manageable.exists(), "host_form": host_form,
+        "import_form": import_form})
+
+
+def _import(request, form):
+    data = form.cleaned_data
+    text = data["file"].read().decode("utf-8", "replace")
+    environment = data["environment"].name if data["environment"] else None
+    try:
+        if data["format"] == "csv":
+            rows, group_vars = transfer.parse_csv(text, environment)
+        else:
+            if environment is None:
+                form.add_error("environment", "Say which environment the Ansible inventory goes to.")
+                return False
+            rows, group_vars = transfer.parse_ansible(text, environment)
+    except ValidationError as exc:
+        for message in exc.messages:
+            form.add_error("file", message)
+        return False
+    result = attempt(request, transfer.apply_import, actor(request), rows, group_vars,
+                     update_existing=data["update_existing"], credential_name=data["credential"])
+    if result:
+        messages.success(request, f"Imported: {result['created']} created, {result['updated']} updated.")
+    return bool(result)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def credentials(request):
+    manageable = restrict(Environment.objects.all(), request.user, Action.MANAGE)
+    form = CredentialForm(request.POST or None, environments=manageable)
+    if request.method == "POST" and form.is_valid():
+        if attempt(request, services.create_credential, actor(request), form=form, success="Credential stored.",
+                   **form.cleaned_data):
+            return redirect("inventory:credentials")
+    items = restrict(Credential.objects.select_related("environment"), request.user, Action.VIEW)
+    return render(request, "inventory/credentials.html", {"credentials": items, "form": form,
+                                                          "can_manage": manageable.exists()})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def credential_rotate(request, pk):
+    credential = get_object_or_404(restrict(Credential.objects.all(), request.user, Action.MANAGE), pk=pk)
+    form = RotateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if attempt(request, services.rotate_credential, actor(request), credential, form=form,
+                   success="Key replaced.", **form.cleaned_data):
+            return redirect("inventory:credentials")
+    return render(request, "inventory/rotate.html", {"credential": credential, "form": form})
 
 
 def latest_compliance(hosts_queryset):
