@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "ops_portal.audit",
     "ops_portal.inventory",
     "ops_portal.notifications",
+    "ops_portal.monitoring",
     "ops_portal.configs",
     "ops_portal.approvals",
     "ops_portal.jobs",

@@ -14,6 +14,7 @@ api_modules = [
     "ops_portal.approvals.api.urls",
     "ops_portal.jobs.api.urls",
     "ops_portal.notifications.api.urls",
+    "ops_portal.monitoring.api.urls",
     "ops_portal.configs.api.urls",
 ]
 api_patterns = [path("", include(module)) for module in api_modules]
@@ -33,5 +34,6 @@ urlpatterns = [
     path("", include("ops_portal.jobs.urls")),
     path("", include("ops_portal.approvals.urls")),
     path("", include("ops_portal.configs.urls")),
+    path("", include("ops_portal.monitoring.urls")),
     path("", include("ops_portal.dashboard.urls")),
 ]

@@ -407,3 +407,35 @@ CASES = [EnvironmentCase(), TeamCase(), RoleBindingCase(), UserCase(), TokenCase
          CredentialCase(), HostGroupCase(), HostCase(), ArtifactCase(), JobTemplateCase(), JobCase(), FreezeWindowCase(),
          ApprovalPolicyCase(), ApprovalRequestCase(), MaintenanceWindowCase(), JobScheduleCase(), SystemScheduleCase(),
          NotificationChannelCase(), DeliveryCase(), ConfigTemplateCase(), DriftReportCase()]
+
+
+class AlertRuleCase(Case):
+    basename = "alertrule"
+    audit_prefix = "alertrule"
+
+    def make(self, environment, owner=None):
+        from ops_portal.monitoring.models import AlertRule
+
+        return AlertRule.objects.create(name=f"cpu-{environment.name}", environment=environment, metric="cpu_percent",
+                                        threshold=90)
+
+    def create_payload(self, environment):
+        return {"name": "disk-full", "environment": environment.name, "metric": "disk_percent", "threshold": 90,
+                "clear_threshold": 80, "for_seconds": 120, "severity": "critical", "mount": "/var"}
+
+    def update_payload(self, obj):
+        return {"threshold": 95.0}
+
+
+class AlertCase(Case):
+    basename = "alert"
+    writable = False
+
+    def make(self, environment, owner=None):
+        from ops_portal.monitoring.models import Alert
+
+        return Alert.objects.create(source="drift", key=f"probe-{environment.name}", environment=environment,
+                                    severity="warning", summary="probe", fired_at=timezone.now())
+
+
+CASES += [AlertRuleCase(), AlertCase()]

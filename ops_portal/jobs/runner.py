@@ -84,7 +84,7 @@ def claim(job_id, worker):
             _wait(job, f"held until {job.not_before:%Y-%m-%d %H:%M:%S %Z}")
             return Claim(retry_at=job.not_before)
         freeze = services.active_freeze(job.environment, now)
-        if freeze is not None and not job.emergency:
+        if freeze is not None and not job.emergency and not _portal_read_only(job):
             _wait(job, f"frozen until {freeze.ends:%Y-%m-%d %H:%M:%S %Z}: {freeze.reason}")
             return Claim(retry_at=freeze.ends)
         template = job.template
@@ -102,6 +102,13 @@ def claim(job_id, worker):
                 return Claim()
         services.transition(actor, job, JobState.RUNNING, worker=worker)
         return Claim(job=job)
+
+
+def _portal_read_only(job):
+    """The portal's own read-only work (metrics, facts launched by the system): a freeze stops
+    changes, not observation, so it does not hold these jobs."""
+    spec = actions.get(job.action)
+    return job.created_by_id is None and not job.created_by_name and spec is not None and not spec.mutating
 
 
 def _lease_blocker(job):

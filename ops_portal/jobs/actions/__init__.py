@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from ..params import validate_definitions
 
 _ACTIONS: dict[str, "ActionSpec"] = {}
-MODULES = ["ops_portal.jobs.actions.host", "ops_portal.jobs.actions.configs"]
+MODULES = ["ops_portal.jobs.actions.host", "ops_portal.jobs.actions.configs", "ops_portal.jobs.actions.monitoring"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,90 @@
+from rest_framework import serializers
+
+from ops_portal.inventory.api.serializers import EnvironmentField
+from ops_portal.inventory.models import HostGroup
+
+from ..choices import STEPS, Metric
+from ..models import Alert, AlertRule
+
+MAX_RANGE_DAYS = 400
+
+
+class AlertRuleSerializer(serializers.ModelSerializer):
+    environment = EnvironmentField()
+    group = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=128,
+                                  help_text="A host group of the rule's environment, by name (empty: all hosts).")
+
+    class Meta:
+        model = AlertRule
+        fields = ["id", "name", "environment", "enabled", "metric", "comparator", "threshold", "clear_threshold",
+                  "for_seconds", "severity", "group", "tag", "mount", "runbook_template_id", "description",
+                  "created", "updated"]
+        read_only_fields = ["created", "updated"]
+        validators = []  # the model checks (environment, name) and answers with a field error
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["group"] = instance.group.name if instance.group_id else None
+        return data
+
+    def validate(self, attrs):
+        if "group" in attrs:
+            name = attrs.pop("group") or ""
+            environment = attrs.get("environment") or getattr(self.instance, "environment", None)
+            group = None
+            if name and environment is not None:
+                group = HostGroup.objects.filter(environment=environment, name=name).first()
+                if group is None:
+                    raise serializers.ValidationError({"group": [f"No group {name} in {environment}."]})
+            attrs["group"] = group
+        return attrs
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    environment = serializers.CharField(source="environment.name", read_only=True)
+    rule_name = serializers.CharField(source="rule.name", read_only=True, default=None)
+    runbook_template_id = serializers.IntegerField(source="rule.runbook_template_id", read_only=True, default=None)
+
+    class Meta:
+        model = Alert
+        fields = ["id", "state", "severity", "summary", "source", "key", "environment", "host", "host_name",
+                  "metric", "mount", "value", "threshold", "rule", "rule_name", "runbook_template_id", "fired_at",
+                  "acknowledged_at", "acknowledged_by_name", "note", "resolved_at", "resolution"]
+        read_only_fields = fields
+
+
+class AcknowledgeSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=2000, help_text="What you are doing about it.")
+
+
+class MetricsQuerySerializer(serializers.Serializer):
+    host = serializers.IntegerField(min_value=1)
+    metric = serializers.ChoiceField(choices=Metric.choices)
+    since = serializers.DateTimeField(required=False, help_text="ISO 8601; default: 6 hours before `until`.")
+    until = serializers.DateTimeField(required=False, help_text="ISO 8601; default: now.")
+    step = serializers.ChoiceField(choices=list(STEPS), required=False,
+                                   help_text="raw, 5m or 1h; chosen from the range when absent.")
+
+    def validate(self, attrs):
+        until, since = attrs.get("until"), attrs.get("since")
+        if since is not None and until is not None and since >= until:
+            raise serializers.ValidationError({"since": ["Must be before until."]})
+        if since is not None and until is not None and (until - since).days > MAX_RANGE_DAYS:
+            raise serializers.ValidationError({"since": [f"At most {MAX_RANGE_DAYS} days at once."]})
+        return attrs
+
+
+class SeriesSerializer(serializers.Serializer):
+    mount = serializers.CharField(help_text="Disk metrics: the mount point; empty otherwise.")
+    times = serializers.ListField(child=serializers.IntegerField(), help_text="Unix seconds (bucket starts).")
+    values = serializers.ListField(child=serializers.FloatField(), help_text="Samples, or bucket averages.")
+    max = serializers.ListField(child=serializers.FloatField(), required=False, help_text="Bucket maxima (rollups).")
+
+
+class MetricsSerializer(serializers.Serializer):
+    host = serializers.IntegerField()
+    metric = serializers.CharField()
+    step = serializers.CharField()
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    series = SeriesSerializer(many=True)

@@ -1,0 +1,44 @@
+from django.db import models
+
+
+class Metric(models.TextChoices):
+    """What the portal samples on every host. Disk usage is one series per mount."""
+
+    CPU_PERCENT = "cpu_percent", "CPU %"
+    MEM_PERCENT = "mem_percent", "Memory %"
+    LOAD1 = "load1", "Load (1 min)"
+    DISK_PERCENT = "disk_percent", "Disk % (per mount)"
+    REACHABLE = "reachable", "Reachable (1 or 0)"
+
+
+class Comparator(models.TextChoices):
+    GT = ">", "above"
+    LT = "<", "below"
+
+
+class Severity(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"
+
+
+class AlertState(models.TextChoices):
+    FIRING = "firing", "Firing"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+OPEN_STATES = (AlertState.FIRING, AlertState.ACKNOWLEDGED)
+# Every allowed state change. Alerts change state only in services.
+TRANSITIONS = {
+    AlertState.FIRING: {AlertState.ACKNOWLEDGED, AlertState.RESOLVED},
+    AlertState.ACKNOWLEDGED: {AlertState.RESOLVED},
+}
+
+# Where alerts come from: "rule" for metric rules, anything else is an external source
+# (configuration drift, compliance) raised through services.raise_external().
+RULE_SOURCE = "rule"
+
+# Resolutions of metrics: raw samples and the rollups (seconds per bucket).
+RAW, FIVE_MINUTES, HOURLY = 0, 300, 3600
+STEPS = {"raw": RAW, "5m": FIVE_MINUTES, "1h": HOURLY}

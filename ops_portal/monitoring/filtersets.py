@@ -1,0 +1,31 @@
+import django_filters
+
+from .choices import AlertState, Comparator, Metric, Severity
+from .models import Alert, AlertRule
+
+
+class AlertRuleFilterSet(django_filters.FilterSet):
+    environment = django_filters.CharFilter(field_name="environment__name")
+    name = django_filters.CharFilter(lookup_expr="icontains")
+    metric = django_filters.ChoiceFilter(choices=Metric.choices)
+    comparator = django_filters.ChoiceFilter(choices=Comparator.choices)
+    severity = django_filters.ChoiceFilter(choices=Severity.choices)
+
+    class Meta:
+        model = AlertRule
+        fields = ["environment", "name", "metric", "comparator", "severity", "enabled"]
+
+
+class AlertFilterSet(django_filters.FilterSet):
+    environment = django_filters.CharFilter(field_name="environment__name")
+    state = django_filters.MultipleChoiceFilter(choices=AlertState.choices)
+    severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
+    host = django_filters.NumberFilter(field_name="host_id")
+    rule = django_filters.NumberFilter(field_name="rule_id")
+    source = django_filters.CharFilter()
+    since = django_filters.IsoDateTimeFilter(field_name="fired_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="fired_at", lookup_expr="lt")
+
+    class Meta:
+        model = Alert
+        fields = ["environment", "state", "severity", "host", "rule", "source", "since", "until"]

@@ -1,0 +1,206 @@
+"""Metric time series (raw samples and rollups), alert rules and alerts.
+
+Time series are built for many hosts: a Series row names (host, metric, mount) once, and each
+sample is 16 bytes of data (unix seconds, series id, a 4-byte float) keyed by (series, time), so
+the primary key is the index every read uses. Rollups keep the average and maximum per 5 minutes
+and per hour. Times are unix seconds (bigint): bucketing is integer arithmetic, the same SQL on
+PostgreSQL and SQLite.
+"""
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from ops_portal.accounts.models import Environment
+from ops_portal.accounts.permissions import RestrictedQuerySet
+from ops_portal.inventory.models import TAG, Host, HostGroup, name_validator
+
+from .choices import OPEN_STATES, AlertState, Comparator, Metric, Severity
+
+MAX_FOR_SECONDS = 86400  # raw samples are kept 48 h at least; a rule looks back at most a day
+mount_validator = RegexValidator(r"^/[^\x00\n]{0,254}$", "Enter an absolute mount point such as /var.")
+tag_validator = RegexValidator(TAG, "Enter one tag (letters, digits, . _ : -).")
+
+
+class RealField(models.FloatField):
+    """A single-precision float (4 bytes): plenty for percentages and load averages."""
+
+    def db_type(self, connection):
+        return "real"
+
+
+class Series(models.Model):
+    """One metric of one host (and mount, for disks)."""
+
+    id = models.AutoField(primary_key=True)  # 4 bytes in every sample row
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="metric_series")
+    metric = models.CharField(max_length=16, choices=Metric.choices)
+    mount = models.CharField(max_length=255, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    environment_path = "host__environment"
+
+    class Meta:
+        verbose_name_plural = "series"
+        constraints = [models.UniqueConstraint(fields=["host", "metric", "mount"], name="series_unique_key")]
+
+    def __str__(self):
+        return f"{self.host_id}/{self.metric}{self.mount and ' ' + self.mount}"
+
+
+class Sample(models.Model):
+    """One raw sample, kept 48 hours by default. Migration 0002 adds an index on time for
+    retention deletes (BRIN on PostgreSQL: a few pages for millions of rows appended in order)."""
+
+    pk = models.CompositePrimaryKey("series_id", "time")
+    time = models.BigIntegerField()  # unix seconds
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, db_index=False, related_name="+")
+    value = RealField()
+
+    environment_path = "series__host__environment"
+
+    def __str__(self):
+        return f"{self.series_id}@{self.time}={self.value}"
+
+
+class Rollup(models.Model):
+    """The average and maximum of a series over a bucket of `step` seconds starting at `time`."""
+
+    pk = models.CompositePrimaryKey("series_id", "step", "time")
+    time = models.BigIntegerField()
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, db_index=False, related_name="+")
+    avg = RealField()
+    max = RealField()
+    step = models.SmallIntegerField()  # 300 or 3600
+    count = models.SmallIntegerField()  # raw samples behind the bucket
+
+    environment_path = "series__host__environment"
+
+    def __str__(self):
+        return f"{self.series_id}@{self.time}/{self.step}s avg={self.avg} max={self.max}"
+
+
+class RollupState(models.Model):
+    """How far rollups of one step are complete (unix seconds, exclusive)."""
+
+    step = models.SmallIntegerField(primary_key=True)
+    done_until = models.BigIntegerField()
+
+    environment_path = None
+
+    def __str__(self):
+        return f"{self.step}s rollups until {self.done_until}"
+
+
+class AlertRule(models.Model):
+    """When a metric of hosts in scope passes a threshold for long enough, an alert fires; it
+    resolves when the value comes back past the clear threshold (hysteresis)."""
+
+    name = models.CharField(max_length=128, validators=[name_validator])
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="alert_rules")
+    enabled = models.BooleanField(default=True)
+    metric = models.CharField(max_length=16, choices=Metric.choices)
+    comparator = models.CharField(max_length=1, choices=Comparator.choices, default=Comparator.GT)
+    threshold = models.FloatField()
+    clear_threshold = models.FloatField(
+        null=True, blank=True, help_text="Resolve only once the value is back past this (empty: the threshold).")
+    for_seconds = models.PositiveIntegerField(
+        default=0, validators=[MaxValueValidator(MAX_FOR_SECONDS)],
+        help_text="How long the condition must hold before the alert fires.")
+    severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.WARNING)
+    # Scope: the environment's enabled hosts, narrowed by a group and/or a tag.
+    group = models.ForeignKey(HostGroup, null=True, blank=True, on_delete=models.PROTECT, related_name="alert_rules")
+    tag = models.CharField(max_length=63, blank=True, validators=[tag_validator])
+    mount = models.CharField(max_length=255, blank=True, validators=[mount_validator],
+                             help_text="Disk rules: only this mount point (empty: every mount).")
+    # A job template that helps (jobs.JobTemplate id). A plain id: monitoring sits below jobs.
+    runbook_template_id = models.PositiveBigIntegerField(null=True, blank=True)
+    description = models.CharField(max_length=255, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    environment_path = "environment"
+    audit_exclude = ("updated",)
+
+    class Meta:
+        ordering = ["environment__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["environment", "name"], name="alertrule_unique_name")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def clear_at(self):
+        return self.threshold if self.clear_threshold is None else self.clear_threshold
+
+    def describe(self):
+        where = f" on {self.mount}" if self.mount else ""
+        held = f" for {self.for_seconds}s" if self.for_seconds else ""
+        return f"{self.metric} {self.comparator} {self.threshold:g}{where}{held}"
+
+    def clean(self):
+        errors = {}
+        if self.mount and self.metric != Metric.DISK_PERCENT:
+            errors["mount"] = "Only disk rules filter by mount."
+        if self.clear_threshold is not None and self.threshold is not None:
+            if self.comparator == Comparator.GT and self.clear_threshold > self.threshold:
+                errors["clear_threshold"] = "For an 'above' rule the clear threshold is at most the threshold."
+            if self.comparator == Comparator.LT and self.clear_threshold < self.threshold:
+                errors["clear_threshold"] = "For a 'below' rule the clear threshold is at least the threshold."
+        if self.group_id and self.environment_id and self.group.environment_id != self.environment_id:
+            errors["group"] = "The group belongs to another environment."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Alert(models.Model):
+    """A problem on a host (or an environment) from a rule or an external source."""
+
+    rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+    source = models.CharField(max_length=32, db_index=True)  # "rule", or e.g. "drift", "compliance"
+    key = models.CharField(max_length=200)  # one open alert per (source, key)
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="alerts")
+    host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+    host_name = models.CharField(max_length=128, blank=True)
+    metric = models.CharField(max_length=16, blank=True)
+    mount = models.CharField(max_length=255, blank=True)
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    state = models.CharField(max_length=16, choices=AlertState.choices, default=AlertState.FIRING)
+    summary = models.CharField(max_length=500)
+    value = models.FloatField(null=True, blank=True)  # when it fired, then when it resolved
+    threshold = models.FloatField(null=True, blank=True)
+    fired_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
+    acknowledged_by_name = models.CharField(max_length=150, blank=True)
+    note = models.TextField(blank=True, max_length=2000)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=200, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    environment_path = "environment"
+
+    class Meta:
+        ordering = ["-fired_at", "-pk"]
+        indexes = [models.Index(fields=["environment", "state"]), models.Index(fields=["host", "-fired_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "key"], condition=Q(state__in=OPEN_STATES),
+                                    name="alert_one_open_per_key"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.summary}"[:200]
+
+    @property
+    def is_open(self):
+        return self.state in OPEN_STATES
+
+
+def rule_key(rule_id, host_id, mount=""):
+    """The key of a rule's alert: one open alert per (rule, host, mount)."""
+    return f"{rule_id}:{host_id}:{mount}"
+

@@ -1,0 +1,220 @@
+"""Alert rules and alerts. Every change is audited in its transaction; alerts are announced
+(notifications, the "alerts" stream) once it commits.
+
+Other apps raise and resolve alerts that do not come from metrics with raise_external() and
+resolve_external(), e.g. configuration drift or failed compliance checks:
+
+    raise_external("drift", f"host:{host.pk}:/etc/nginx.conf", environment=host.environment, host=host,
+                   severity="warning", summary="nginx.conf differs from its desired state")
+    resolve_external("drift", f"host:{host.pk}:/etc/nginx.conf")
+"""
+import re
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ops_portal.accounts.choices import Action
+from ops_portal.accounts.models import Environment
+from ops_portal.accounts.permissions import require_on
+from ops_portal.audit.crud import create_object, delete_object, update_object
+from ops_portal.audit.services import record, snapshot
+from ops_portal.core import streams
+from ops_portal.core.context import Actor
+from ops_portal.core.errors import StateConflict
+from ops_portal.notifications.services import notify
+
+from .choices import OPEN_STATES, RULE_SOURCE, AlertState, Severity
+from .models import Alert, AlertRule
+
+SOURCE = re.compile(r"^[a-z][a-z0-9_.-]{0,31}$")
+MAX_NOTE = 2000
+
+
+def group(environment_id):
+    """The Channels group of an environment's alerts."""
+    return f"alerts.env.{environment_id}"
+
+
+# Rules -------------------------------------------------------------------------------------
+
+def _check_runbook(environment, template_id):
+    """The runbook must be a job template of the rule's environment."""
+    if template_id is None or environment is None:
+        return
+    from django.apps import apps
+
+    try:
+        # Looked up in the app registry, not imported: monitoring sits below jobs.
+        template_model = apps.get_model("jobs", "JobTemplate")
+    except LookupError:
+        return
+    if not template_model.objects.filter(pk=template_id, environment=environment).exists():
+        raise ValidationError({"runbook_template_id": [f"No job template {template_id} in {environment}."]})
+
+
+def create_rule(actor, **fields):
+    _check_runbook(fields.get("environment"), fields.get("runbook_template_id"))
+    return create_object(actor, AlertRule, fields)
+
+
+def update_rule(actor, rule, **fields):
+    """Change a rule; disabling it resolves its open alerts (in the same transaction)."""
+    with transaction.atomic():
+        _check_runbook(fields.get("environment", rule.environment),
+                       fields.get("runbook_template_id", rule.runbook_template_id))
+        rule = update_object(actor, rule, fields)
+        if not rule.enabled:
+            _resolve_all(actor, rule, "the rule was disabled")
+    return rule
+
+
+def delete_rule(actor, rule):
+    """Delete a rule; its open alerts resolve first, its alert history stays."""
+    with transaction.atomic():
+        if actor.user is not None:
+            require_on(actor.user, Action.MANAGE, rule)
+        _resolve_all(actor, rule, "the rule was deleted")
+        delete_object(actor, rule)
+
+
+def _resolve_all(actor, rule, resolution):
+    for alert in Alert.objects.filter(rule=rule, state__in=OPEN_STATES):
+        resolve(actor, alert, resolution=resolution)
+
+
+# Alerts ------------------------------------------------------------------------------------
+
+def alert_payload(alert):
+    """What the stream and notifications carry about an alert."""
+    return {
+        "kind": "alert", "id": alert.pk, "state": alert.state, "severity": alert.severity,
+        "summary": alert.summary, "source": alert.source, "environment": alert.environment_id,
+        "environment_name": alert.environment.name,
+        "runbook_template_id": alert.rule.runbook_template_id if alert.rule_id else None,
+        "host": alert.host_id, "host_name": alert.host_name, "metric": alert.metric, "mount": alert.mount,
+        "value": alert.value, "threshold": alert.threshold, "rule": alert.rule_id,
+        "fired_at": alert.fired_at.isoformat(),
+        "acknowledged_by": alert.acknowledged_by_name, "note": alert.note,
+        "acknowledged_at": alert.acknowledged_at.isoformat() if alert.acknowledged_at else None,
+        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+        "resolution": alert.resolution,
+    }
+
+
+def _announce(alert, event=None):
+    payload = alert_payload(alert)
+    transaction.on_commit(lambda: streams.publish(group(alert.environment_id), payload))
+    if event is not None:
+        environment = alert.environment
+        subject = f"[{alert.severity}] {alert.summary}" if event == "alert.firing" else f"Resolved: {alert.summary}"
+        notify(event, environment=environment, subject=subject, payload=payload,
+               dedupe_key=f"alert:{alert.pk}:{event}")
+
+
+def fire(actor, *, source, key, environment, severity, summary, host=None, rule=None, metric="", mount="",
+         value=None, threshold=None):
+    """Open an alert for (source, key) unless one is open. Returns (alert, opened)."""
+    with transaction.atomic():
+        existing = Alert.objects.select_for_update().filter(source=source, key=key, state__in=OPEN_STATES).first()
+        if existing is not None:
+            return existing, False
+        alert = Alert(source=source, key=key[:200], environment=environment, host=host,
+                      host_name=host.name if host is not None else "", rule=rule, metric=metric, mount=mount,
+                      severity=severity, summary=" ".join(str(summary).split())[:500], value=value,
+                      threshold=threshold, fired_at=timezone.now())
+        alert.full_clean(exclude=["rule", "host", "environment", "acknowledged_by"], validate_constraints=False)
+        try:
+            with transaction.atomic():  # a savepoint: another evaluator may have opened it meanwhile
+                alert.save()
+        except IntegrityError:
+            return Alert.objects.get(source=source, key=key, state__in=OPEN_STATES), False
+        record(actor, "alert.fire", alert, after=snapshot(alert))
+        _announce(alert, "alert.firing")
+    return alert, True
+
+
+def acknowledge(actor, alert, note):
+    """Someone looks into a firing alert (operate in its environment, with a note)."""
+    note = (note or "").strip()
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().select_related("environment").get(pk=alert.pk)
+        if actor.user is not None:
+            require_on(actor.user, Action.OPERATE, alert)
+        if not note:
+            raise ValidationError({"note": ["Say what you are doing about it."]})
+        if len(note) > MAX_NOTE:
+            raise ValidationError({"note": [f"At most {MAX_NOTE} characters."]})
+        if alert.state != AlertState.FIRING:
+            raise StateConflict({"state": [f"Only a firing alert can be acknowledged; this one is "
+                                           f"{alert.get_state_display().lower()}."]})
+        before = snapshot(alert)
+        alert.state = AlertState.ACKNOWLEDGED
+        alert.acknowledged_at = timezone.now()
+        alert.acknowledged_by_id = actor.user_id
+        alert.acknowledged_by_name = actor.username
+        alert.note = note
+        alert.save()
+        record(actor, "alert.acknowledge", alert, before=before, after=snapshot(alert))
+        _announce(alert)
+    return alert
+
+
+def resolve(actor, alert, *, resolution, value=None):
+    """Close an open alert (from evaluation or an external source); a closed one stays as it is."""
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().select_related("environment").get(pk=alert.pk)
+        if not alert.is_open:
+            return alert
+        before = snapshot(alert)
+        alert.state = AlertState.RESOLVED
+        alert.resolved_at = timezone.now()
+        alert.resolution = resolution[:200]
+        if value is not None:
+            alert.value = value
+        alert.save()
+        record(actor, "alert.resolve", alert, before=before, after=snapshot(alert))
+        _announce(alert, "alert.resolved")
+    return alert
+
+
+# Alerts from other apps --------------------------------------------------------------------
+
+def _check_external(source, key):
+    if not isinstance(source, str) or not SOURCE.match(source) or source == RULE_SOURCE:
+        raise ValueError(f"alert source {source!r} must be a short lower-case name other than {RULE_SOURCE!r}")
+    if not isinstance(key, str) or not key or len(key) > 200:
+        raise ValueError("an alert key is a non-empty string of at most 200 characters")
+
+
+def raise_external(source, key, *, environment, host=None, severity, summary, actor=None):
+    """Open the alert (source, key), or keep the open one (its severity and summary follow the
+    latest call). Idempotent. Returns the open alert."""
+    _check_external(source, key)
+    if severity not in Severity.values:
+        raise ValueError(f"severity must be one of {', '.join(Severity.values)}")
+    actor = actor or Actor.system()
+    if not isinstance(environment, Environment):
+        environment = Environment.objects.get(pk=environment)
+    if host is not None and host.environment_id != environment.pk:
+        raise ValueError(f"host {host} is not in {environment}")
+    with transaction.atomic():
+        alert, opened = fire(actor, source=source, key=key, environment=environment, host=host, severity=severity,
+                             summary=summary)
+        summary = " ".join(str(summary).split())[:500]
+        if not opened and (alert.severity, alert.summary) != (severity, summary):
+            before = snapshot(alert)
+            alert.severity, alert.summary = severity, summary
+            alert.save(update_fields=["severity", "summary"])
+            record(actor, "alert.update", alert, before=before, after=snapshot(alert))
+            _announce(alert)
+    return alert
+
+
+def resolve_external(source, key, *, actor=None, resolution=""):
+    """Resolve the open alert (source, key), if there is one. Idempotent. Returns it or None."""
+    _check_external(source, key)
+    alert = Alert.objects.filter(source=source, key=key, state__in=OPEN_STATES).first()
+    if alert is None:
+        return None
+    return resolve(actor or Actor.system(), alert, resolution=resolution or f"resolved by {source}")

@@ -1,0 +1,67 @@
+from django.contrib.auth.decorators import login_required
+from django.db.models import Case, IntegerField, Value, When
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from ops_portal.accounts.choices import Action
+from ops_portal.accounts.permissions import restrict, scope_for
+from ops_portal.core.web import actor, attempt, paginate
+
+from . import services
+from .choices import OPEN_STATES, AlertState, Severity
+from .models import Alert, AlertRule
+
+OPEN_LIMIT = 500
+SEVERITY_ORDER = Case(When(severity=Severity.CRITICAL, then=Value(0)), When(severity=Severity.WARNING, then=Value(1)),
+                      default=Value(2), output_field=IntegerField())
+
+
+def runbooks(user, template_ids):
+    """{template id: name} of the runbook templates the user may see (the launch page checks the rest)."""
+    template_ids = {pk for pk in template_ids if pk}
+    if not template_ids:
+        return {}
+    from ops_portal.jobs.models import JobTemplate  # pages sit above jobs; the monitoring app does not
+
+    return dict(restrict(JobTemplate.objects.filter(pk__in=template_ids), user, Action.VIEW).values_list("pk", "name"))
+
+
+def annotate(alerts, user):
+    """Mark what the user may do with each alert on the page."""
+    operate = scope_for(user, Action.OPERATE)
+    books = runbooks(user, {a.rule.runbook_template_id for a in alerts if a.rule_id})
+    for alert in alerts:
+        alert.can_acknowledge = alert.state == AlertState.FIRING and operate.allows(alert.environment_id)
+        template_id = alert.rule.runbook_template_id if alert.rule_id else None
+        alert.runbook = (template_id, books[template_id]) if template_id in books else None
+    return alerts
+
+
+@login_required
+def home(request):
+    """Open alerts (live), recently resolved ones, and the rules."""
+    visible = restrict(Alert.objects.select_related("environment", "rule"), request.user, Action.VIEW)
+    open_alerts = annotate(list(visible.filter(state__in=OPEN_STATES)
+                                .order_by(SEVERITY_ORDER, "-fired_at")[:OPEN_LIMIT]), request.user)
+    rules = restrict(AlertRule.objects.select_related("environment", "group"), request.user, Action.VIEW)
+    rules = list(rules)
+    books = runbooks(request.user, {r.runbook_template_id for r in rules})
+    for rule in rules:
+        rule.runbook = (rule.runbook_template_id, books[rule.runbook_template_id]) \
+            if rule.runbook_template_id in books else None
+    context = {
+        "open_alerts": open_alerts,
+        "resolved": paginate(request, visible.filter(state=AlertState.RESOLVED).order_by("-resolved_at"), 25),
+        "rules": rules,
+        "can_operate": not scope_for(request.user, Action.OPERATE).empty,
+    }
+    return render(request, "monitoring/home.html", context)
+
+
+@login_required
+@require_POST
+def acknowledge(request, pk):
+    alert = get_object_or_404(restrict(Alert.objects.all(), request.user, Action.VIEW), pk=pk)
+    attempt(request, services.acknowledge, actor(request), alert, request.POST.get("note", ""),
+            success=f"Alert #{alert.pk} acknowledged.")
+    return redirect("monitoring:home")
