@@ -108,3 +108,28 @@ def test_malformed_yaml_is_a_400(api, admin):
     response = api.post("/api/inventory/import/", {"format": "ansible", "content": "all: [", "environment": "alpha"},
                         format="json")
     assert response.status_code == 400
+
+
+def test_register_fleet_adds_hosts_with_pinned_keys_once(tmp_path, db):
+    import json
+
+    from django.core.management import call_command
+
+    from ops_portal.inventory.models import Credential
+    from tests.keys import ED25519_PRIVATE
+
+    factories.environment("staging")
+    key = tmp_path / "id_ed25519"
+    key.write_text(ED25519_PRIVATE)
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"run_id": "r1", "user": "root", "private_key": str(key), "hosts": [
+        {"name": "host-1", "address": "127.0.0.1", "port": 32801, "user": "root", "host_key": "ssh-ed25519 AAAA1"},
+        {"name": "host-2", "address": "127.0.0.1", "port": 32802, "user": "root", "host_key": "ssh-ed25519 AAAA2"},
+    ]}))
+    call_command("register_fleet", str(inventory))
+    call_command("register_fleet", str(inventory))  # idempotent
+    assert Credential.objects.get().name == "fleet-r1"
+    hosts = {h.name: h for h in Host.objects.all()}
+    assert set(hosts) == {"host-1", "host-2"}
+    assert hosts["host-2"].port == 32802 and hosts["host-2"].host_key == "ssh-ed25519 AAAA2"
+    assert hosts["host-1"].tags == ["fleet"] and hosts["host-1"].environment.name == "staging"
