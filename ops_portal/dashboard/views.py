@@ -18,7 +18,25 @@ def home(request):
         workers = heartbeat.alive("worker")
     except Exception:  # Redis down: the page still renders and says so
         workers = None
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ops_portal.approvals.choices import RequestState
+    from ops_portal.approvals.models import ApprovalRequest
+    from ops_portal.jobs.choices import JobState
+    from ops_portal.jobs.models import Job
+
+    jobs = restrict(Job.objects.all(), user, Action.VIEW)
+    since = timezone.now() - timedelta(hours=24)
     context = {
+        "running": jobs.filter(state=JobState.RUNNING).count(),
+        "waiting": jobs.filter(state__in=[JobState.QUEUED, JobState.PENDING_APPROVAL]).count(),
+        "failed_today": jobs.filter(state__in=[JobState.FAILED, JobState.TIMED_OUT, JobState.LOST],
+                                    finished__gte=since).count(),
+        "recent_jobs": jobs.select_related("environment")[:8],
+        "approvals_for_me": restrict(ApprovalRequest.objects.all(), user, Action.APPROVE)
+        .filter(state=RequestState.PENDING).exclude(requested_by=user).count(),
         "environments": environments,
         "host_count": hosts.count(),
         "unreachable_count": hosts.filter(reachability="unreachable").count(),

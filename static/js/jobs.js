@@ -165,11 +165,16 @@
     window.OpsPortal.socket.subscribe("jobs", {}, function (items) {
       items.forEach(function (summary) {
         var tr = table.querySelector("tr[data-job='" + summary.id + "']");
-        if (!tr) { document.getElementById("jobs-new-notice").hidden = false; return; }
+        if (!tr) {
+          var notice = document.getElementById("jobs-new-notice");
+          if (notice) { notice.hidden = false; }
+          return;
+        }
         setBadge(tr.querySelector(".js-state"), summary.state);
         var text = summary.targets_done + "/" + summary.targets_total;
         tr.querySelector(".js-progress").textContent = text + (summary.targets_failed ? " (" + summary.targets_failed + " failed)" : "");
-        if (summary.finished) { tr.querySelector(".js-finished").textContent = summary.finished.replace("T", " ").slice(0, 19); }
+        var finished = tr.querySelector(".js-finished");
+        if (summary.finished && finished) { finished.textContent = summary.finished.replace("T", " ").slice(0, 19); }
       });
     });
   }
