@@ -404,8 +404,9 @@ class DriftReportCase(Case):
 
 
 CASES = [EnvironmentCase(), TeamCase(), RoleBindingCase(), UserCase(), TokenCase(), AuditCase(),
-         CredentialCase(), HostGroupCase(), HostCase(), ArtifactCase(), JobTemplateCase(), JobCase(), FreezeWindowCase(),
-         ApprovalPolicyCase(), ApprovalRequestCase(), MaintenanceWindowCase(), JobScheduleCase(), SystemScheduleCase(),
+         CredentialCase(), HostGroupCase(), HostCase(), ArtifactCase(),
+         JobTemplateCase(), JobCase(), FreezeWindowCase(), MaintenanceWindowCase(), JobScheduleCase(),
+         SystemScheduleCase(), ApprovalPolicyCase(), ApprovalRequestCase(),
          NotificationChannelCase(), DeliveryCase(), ConfigTemplateCase(), DriftReportCase()]
 
 

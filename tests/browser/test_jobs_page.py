@@ -27,7 +27,8 @@ def test_launch_an_action_and_follow_it_live(page, live_web, live_worker):
     sign_in(page, live_web.url, "opal")
     page.goto(live_web.url + "/jobs/new/")
     page.select_option("select[name=action]", "host.command")
-    page.fill("textarea[name='host.command__command']", 'for i in $(seq 1 30); do echo "$OPSPORTAL_TARGET step $i"; sleep 0.05; done')
+    page.fill("textarea[name='host.command__command']",
+              'for i in $(seq 1 30); do echo "$OPSPORTAL_TARGET step $i"; sleep 0.05; done')
     page.click("main button.primary")
     page.wait_for_selector("#job")
     page.wait_for_selector("#targets .js-tstate .state-ok >> nth=1", timeout=30000)
