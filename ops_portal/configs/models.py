@@ -81,7 +81,9 @@ class DriftReport(models.Model):
     environment_path = "config__environment"
 
     class Meta:
-        ordering = [models.F("drifted").desc(nulls_last=True), "config__name", "host__name"]
+        # Drifted first, then unknown, then in line.
+        ordering = [models.Case(models.When(drifted=True, then=0), models.When(drifted__isnull=True, then=1),
+                                default=2, output_field=models.IntegerField()), "config__name", "host__name"]
         constraints = [models.UniqueConstraint(fields=["config", "host"], name="driftreport_one_per_host")]
         indexes = [models.Index(fields=["drifted", "-checked"])]
 

@@ -2,7 +2,7 @@
 buttons that launch dry runs, applies and drift checks as jobs (then show the job)."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -22,8 +22,7 @@ LAUNCHES = {
 
 
 def _reports(queryset):
-    return queryset.select_related("config__environment", "host").order_by(
-        F("drifted").desc(nulls_first=False), "-checked", "config__name", "host__name")
+    return queryset.select_related("config__environment", "host").order_by(*DriftReport._meta.ordering)
 
 
 def _operable(user, rows):
