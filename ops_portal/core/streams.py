@@ -73,3 +73,17 @@ def publish_many(group, payloads):
         async_to_sync(get_channel_layer().group_send)(
             check_group(group), {"type": "stream.batch", "group": group, "payloads": list(payloads)}
         )
+
+
+def environment_groups(user, params, group_name, action="view"):
+    """Groups for every environment where `user` may do `action`, or only the one named in
+    params["environment"] (refused when the user may not)."""
+    from ops_portal.accounts.models import Environment
+    from ops_portal.accounts.permissions import restrict
+
+    environments = restrict(Environment.objects.all(), user, action)
+    if "environment" in params:
+        environments = environments.filter(name=str(params["environment"]))
+        if not environments.exists():
+            raise StreamDenied("You may not view that environment.")
+    return [group_name(pk) for pk in environments.values_list("pk", flat=True)]

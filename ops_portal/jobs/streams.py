@@ -1,7 +1,6 @@
 """Live job streams: one job's events (ordered, resumable), the jobs list, and an object's jobs."""
 from ops_portal.accounts.choices import Action
-from ops_portal.accounts.models import Environment
-from ops_portal.accounts.permissions import can, restrict
+from ops_portal.accounts.permissions import can
 from ops_portal.core import streams
 from ops_portal.inventory.models import Host
 
@@ -59,12 +58,7 @@ class JobsStream(streams.Stream):
     name = "jobs"
 
     def groups(self, user, params):
-        environments = restrict(Environment.objects.all(), user, Action.VIEW)
-        if "environment" in params:
-            environments = environments.filter(name=str(params["environment"]))
-            if not environments.exists():
-                raise streams.StreamDenied("You may not view that environment.")
-        return [groups.jobs_in(pk) for pk in environments.values_list("pk", flat=True)]
+        return streams.environment_groups(user, params, groups.jobs_in)
 
 
 OBJECT_KINDS = {"host": Host}
