@@ -26,6 +26,7 @@ run: prepare
 # Everything the tests need (idempotent), then lint, migrations check and the whole suite.
 test: venv-dev
 	@scripts/test-prereqs.sh
+	@mkdir -p var
 	@$(PY) -m ruff check .
 	@DEBUG=true $(PY) manage.py makemigrations --check --dry-run -v0
 	@$(PY) -m pytest $(PYTEST_ARGS)
