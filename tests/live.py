@@ -45,13 +45,22 @@ def _purge_redis():
         client.delete(key)
 
 
+def _die_with_parent():
+    """In the child: get SIGTERM when the test process dies, even by SIGKILL (Linux prctl)."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1  # noqa: N806 (the kernel's name)
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Process:
     def __init__(self, name, argv, env, log_dir):
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
 
     def alive(self):
         return self.proc.poll() is None
