@@ -86,8 +86,12 @@ def forget(reports):
 
 
 def prune(environment, in_scope):
-    """Forget the environment's reports whose (configuration, host) is not in `in_scope` any more:
-    in_scope maps each enabled configuration's id to the ids of the hosts it selects now."""
-    stale = [r for r in DriftReport.objects.filter(config__environment=environment)
-             if r.host_id not in in_scope.get(r.config_id, ())]
-    return forget(stale) if stale else 0
+    """Forget the environment's reports whose (configuration, host) is not in `in_scope` any more
+    (in_scope maps each enabled configuration's id to the ids of the hosts it selects now), and
+    resolve drift alerts left without a report (their host or configuration was deleted)."""
+    reports = list(DriftReport.objects.filter(config__environment=environment))
+    stale = [r for r in reports if r.host_id not in in_scope.get(r.config_id, ())]
+    removed = forget(stale) if stale else 0
+    with transaction.atomic():
+        alerts.resolve_orphans(environment, {r.alert_key for r in reports if r.alerted and r not in stale})
+    return removed

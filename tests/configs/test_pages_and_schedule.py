@@ -156,3 +156,20 @@ def test_the_page_and_the_reports_api_cost_the_same_queries_for_3_or_30_reports(
             DriftReport.objects.get_or_create(config=template, host=host, defaults={
                 "config_version": 1, "drifted": host.pk % 2 == 0, "checked": timezone.now()})
     assert counts() == few
+
+
+def test_alerts_of_deleted_hosts_and_drift_gone_out_of_scope_are_resolved_by_the_next_check(env):
+    from ops_portal.configs import drift
+    from ops_portal.monitoring.models import Alert
+
+    web, db, gone = (factories.host(env, name, tags=["web"]) for name in ("web-1", "db-1", "gone-1"))
+    template = config(env, selector={"tags": ["web"]})
+    for host in (web, db, gone):
+        drift.store_results(host.pk, None, [{"config": template.pk, "drifted": True, "changes": ["content"]}])
+    assert Alert.objects.filter(source="config_drift", state="firing").count() == 3
+    gone.delete()  # its report goes with it; its alert must not stay open
+    db.tags = ["db"]
+    db.save()  # out of the template's scope
+    services.launch_drift_checks(Actor.system(Source.SCHEDULE))
+    assert list(Alert.objects.filter(state="firing").values_list("host_name", flat=True)) == ["web-1"]
+    assert list(DriftReport.objects.values_list("host__name", flat=True)) == ["web-1"]
