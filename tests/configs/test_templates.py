@@ -263,3 +263,13 @@ def test_services_refuse_a_user_without_manage(env):
                                path="/etc/x", content="")
     assert type(caught.value).__name__ == "PermissionDenied"
     assert not ConfigTemplate.objects.exists()
+
+
+def test_a_sensitive_templates_drift_keeps_no_diff(env, web):
+    from ops_portal.configs import drift
+
+    template = config(env, sensitive=True)
+    drift.store_results(web.pk, None, [{"config": template.pk, "drifted": True, "changes": ["content"],
+                                        "diff": "-password=old\n+password=new\n"}])
+    report = DriftReport.objects.get()
+    assert (report.drifted, report.changes, report.diff) == (True, ["content"], "")
