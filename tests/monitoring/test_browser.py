@@ -1,0 +1,93 @@
+"""Monitoring in a real browser: uPlot charts on the host page, alerts arriving and leaving live."""
+import time
+
+import pytest
+
+from ops_portal.accounts.choices import Role
+from ops_portal.core.context import Actor
+from ops_portal.monitoring import services
+from ops_portal.monitoring.models import Alert
+from tests import factories
+from tests.monitoring.helpers import series_values
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.live]
+
+
+def sign_in(page, base, username):
+    page.goto(base + "/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", factories.PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/")
+
+
+def in_thread(func, *args, **kwargs):
+    """Run a service in another thread: its on-commit publish uses async_to_sync, which refuses to
+    run beside Playwright's event loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    def call():
+        try:
+            return func(*args, **kwargs)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(call).result()
+
+
+def watch_errors(page):
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    return errors
+
+
+def test_the_host_page_draws_cpu_memory_load_and_disk_per_mount(page, live_web):
+    env = factories.environment("staging")
+    host = factories.host(env, "web-1")
+    factories.binding(role=Role.VIEWER, user=factories.user("vera"), environment=env)
+    start = int(time.time()) - 3600
+    for name, values in (("cpu_percent", [10, 50, 30]), ("mem_percent", [40, 41, 42]), ("load1", [0.5, 1.5, 0.7])):
+        series_values(host, name, values, start=start, every=1200)
+    series_values(host, "disk_percent", [20, 21, 22], start=start, every=1200, mount="/")
+    series_values(host, "disk_percent", [60, 80, 90], start=start, every=1200, mount="/mnt/data")
+    errors = watch_errors(page)
+    sign_in(page, live_web.url, "vera")
+    page.goto(f"{live_web.url}/hosts/{host.pk}/")
+    page.wait_for_selector("#host-charts figure[data-metric=disk_percent] .uplot")
+    assert page.locator("#host-charts .uplot").count() == 4
+    legend = page.locator("#host-charts figure[data-metric=disk_percent] .u-legend").inner_text()
+    assert "/" in legend and "/mnt/data" in legend
+    assert "(raw)" in page.locator("#host-charts figure[data-metric=cpu_percent] .u-title").inner_text()
+    page.click(".chart-ranges [data-range='604800']")
+    page.wait_for_selector("#host-charts figure[data-metric=cpu_percent] .u-title:has-text('(5m)')")
+    assert page.locator("#host-charts .uplot").count() == 4
+    assert errors == []
+
+
+def test_alerts_arrive_are_acknowledged_and_leave_live(page, live_web):
+    env = factories.environment("staging")
+    host = factories.host(env, "db-1")
+    factories.binding(role=Role.OPERATOR, user=factories.user("olga"), environment=env)
+    errors = watch_errors(page)
+    sign_in(page, live_web.url, "olga")
+    page.goto(live_web.url + "/monitoring/")
+    page.wait_for_selector("body[data-live=live]")
+    page.wait_for_timeout(300)  # the subscription is sent right after the socket opens
+    alert, _ = in_thread(services.fire, Actor.system(), source="rule", key="k", environment=env, host=host,
+                         severity="critical", summary="db-1: Disk % on /var is 97")
+    row = page.locator(f"#alerts-open tr[data-alert='{alert.pk}']")
+    row.wait_for()
+    assert "db-1: Disk % on /var is 97" in row.inner_text() and "Firing" in row.inner_text()
+    row.locator("input[name=note]").fill("vacuuming the database")
+    row.locator("button[type=submit]").click()
+    page.wait_for_selector(f"text=Alert #{alert.pk} acknowledged.")
+    assert Alert.objects.get(pk=alert.pk).acknowledged_by_name == "olga"
+    page.wait_for_selector("body[data-live=live]")
+    page.wait_for_timeout(300)
+    in_thread(services.resolve, Actor.system(), alert, resolution="the value is back past the clear threshold")
+    page.locator(f"#alerts-open tr[data-alert='{alert.pk}']").wait_for(state="detached")
+    assert errors == []
