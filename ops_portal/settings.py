@@ -120,6 +120,9 @@ DATABASES = {
         env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"), base_dir=BASE_DIR
     )
 }
+# The test runner's database name (the suite sets a unique one per run so runs never collide).
+if env_str("TEST_DATABASE_NAME", None):
+    DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # SQLite (the embedded default) cannot enforce "unique, nulls not distinct"; model validation
 # still checks it, and PostgreSQL enforces it in the database.

@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 name=${1:?usage: scripts/scratch-test.sh NAME [pytest args]}; shift
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/${name}"
 export REDIS_PREFIX="opsportal-${name}"
+export TEST_DATABASE_NAME="test_${name}"
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/11}
 exec .venv/bin/python -m pytest "$@"

@@ -9,7 +9,10 @@ DEFAULTS = {
     "DJANGO_SETTINGS_MODULE": "ops_portal.settings",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
     "REDIS_URL": "redis://127.0.0.1:6379/13",
-    "REDIS_PREFIX": "opsportal-test",
+    # Unique per run: several runs on one machine (developers, CI, benchmarks) never share a test
+    # database, queues, channel groups or heartbeats.
+    "REDIS_PREFIX": f"opsportal-test-{os.getpid()}",
+    "TEST_DATABASE_NAME": f"test_opsportal_{os.getpid()}",
     "DEBUG": "true",
     "SECRET_KEY": "test-secret-key-not-for-production-0123456789abcdefghijklmnop",
     # A fixed Fernet key so encrypted columns are readable by worker subprocesses.
