@@ -150,3 +150,31 @@ def test_rules_are_validated_in_their_environment(api, env, make_user):
         assert field in response.json()["error"]["fields"], (extra, response.json())
     assert api.post("/api/alert-rules/", base, format="json").status_code == 400  # the name is taken
     assert Alert.objects.count() == 0
+
+
+def test_alert_lists_and_the_monitoring_page_cost_the_same_queries_for_3_or_30_alerts(api, client, env, viewer):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    watched = services.create_rule(Actor.system(), name="hot", environment=env, metric="cpu_percent", threshold=90)
+
+    def make(count):
+        for _ in range(count):
+            host = factories.host(env)
+            services.fire(Actor.system(), source="rule", key=f"{watched.pk}:{host.pk}:", environment=env,
+                          host=host, rule=watched, severity="warning", summary="hot")
+
+    def cost():
+        api.force_authenticate(viewer)
+        client.force_login(viewer)
+        with CaptureQueriesContext(connection) as listing:
+            assert api.get("/api/alerts/", {"limit": 100}).status_code == 200
+        with CaptureQueriesContext(connection) as page:
+            assert client.get("/monitoring/").status_code == 200
+        return len(listing.captured_queries), len(page.captured_queries)
+
+    make(3)
+    cost()  # warm: the user's scopes are computed once and kept on the user
+    few = cost()
+    make(27)
+    assert cost() == few
