@@ -91,7 +91,7 @@ class DriftReport(models.Model):
         return f"{self.config_id} on {self.host_id}: {self.state}"
 
     @property
-    def state(self):
+    def state(self) -> str:
         return {True: "drifted", False: "in sync", None: "unknown"}[self.drifted]
 
     @property

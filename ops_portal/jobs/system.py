@@ -2,7 +2,7 @@
 views: one job per environment over its enabled hosts."""
 import logging
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from ops_portal.accounts.models import Environment
 from ops_portal.core.choices import Source
@@ -28,9 +28,13 @@ def launch_everywhere(action, *, name, values=None, selector=None, limit=20):
             job = services.launch_adhoc(actor, environment=environment, action=action, values=values or {},
                                         selector=selector or {"all": True}, strategy={"kind": "parallel",
                                                                                       "limit": limit},
-                                        name=f"{name} ({environment.name})", timeout_seconds=1800)
+                                        name=f"{name} ({environment.name})", timeout_seconds=1800,
+                                        predefined=True)
         except ValidationError as exc:  # no enabled hosts there
             log.debug("no %s in %s: %s", action, environment, exc)
+            continue
+        except PermissionDenied as exc:  # one environment refusing must not stop the others
+            log.warning("%s not launched in %s: %s", action, environment, exc)
             continue
         launched.append(job.pk)
     return launched

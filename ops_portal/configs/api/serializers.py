@@ -82,7 +82,7 @@ class LaunchedJobSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     action = serializers.CharField()
-    state = serializers.CharField()
+    state = serializers.CharField(read_only=True, help_text="drifted, in sync or unknown")
     environment = serializers.CharField(source="environment.name")
     params = serializers.JSONField()
     targets_total = serializers.IntegerField()
