@@ -184,3 +184,17 @@ def test_admins_add_and_import_hosts_and_manage_credentials_on_pages(client, pro
     client.post(f"/credentials/{credential.pk}/rotate/", {"private_key": new_private_key()})
     credential.refresh_from_db()
     assert credential.fingerprint != old and credential.rotated is not None
+
+
+def test_the_jobs_page_hides_the_portals_own_jobs_unless_asked(client, prod):
+    from ops_portal.jobs.system import launch_everywhere
+
+    launch_everywhere("host.facts", name="Inventory refresh")
+    operator = person(prod, Role.OPERATOR)
+    jobs.launch_adhoc(Actor.for_user(operator, source="web"), environment=prod, action="host.command",
+                      values={"command": "true"}, selector={"all": True})
+    client.force_login(operator)
+    people = client.get("/jobs/").content.decode()
+    assert "Run a command" in people and "Inventory refresh" not in people
+    system = client.get("/jobs/", {"system": "true"}).content.decode()
+    assert "Inventory refresh" in system and "Run a command" not in system

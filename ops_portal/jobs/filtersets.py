@@ -19,12 +19,18 @@ class JobFilterSet(django_filters.FilterSet):
     template = django_filters.CharFilter(field_name="template__name")
     created_by = django_filters.CharFilter(field_name="created_by_name")
     host = django_filters.NumberFilter(method="filter_host")
+    system = django_filters.BooleanFilter(method="filter_system",
+                                          help_text="true: only the portal's own periodic jobs; false: only people's.")
     since = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="lt")
 
     class Meta:
         model = Job
-        fields = ["environment", "state", "action", "template", "created_by", "host", "since", "until"]
+        fields = ["environment", "state", "action", "template", "created_by", "host", "system", "since", "until"]
+
+    def filter_system(self, queryset, name, value):
+        system = {"created_by__isnull": True, "created_by_name": ""}
+        return queryset.filter(**system) if value else queryset.exclude(**system)
 
     def filter_host(self, queryset, name, value):
         return queryset.filter(targets__kind="host", targets__ref_id=value).distinct()

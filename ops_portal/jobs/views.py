@@ -19,7 +19,9 @@ from .models import Job, JobTemplate
 @login_required
 def job_list(request):
     queryset = restrict(Job.objects.select_related("environment"), request.user, Action.VIEW)
-    filterset = JobFilterSet(request.GET, queryset=queryset)
+    data = request.GET.copy()
+    data.setdefault("system", "false")  # the portal's own periodic jobs only when asked for
+    filterset = JobFilterSet(data, queryset=queryset)
     page = paginate(request, filterset.qs if filterset.is_valid() else queryset.none())
     params = request.GET.copy()
     params.pop("page", None)
