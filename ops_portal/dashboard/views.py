@@ -30,7 +30,13 @@ def home(request):
     # People's work; the portal's own periodic jobs (metrics every minute) would drown it.
     jobs = restrict(Job.objects.all(), user, Action.VIEW).exclude(created_by__isnull=True, created_by_name="")
     since = timezone.now() - timedelta(hours=24)
+    from ops_portal.monitoring.choices import AlertState
+    from ops_portal.monitoring.models import Alert
+
+    alerts = restrict(Alert.objects.all(), user, Action.VIEW)
     context = {
+        "alerts_firing": alerts.filter(state=AlertState.FIRING).count(),
+        "alerts_acknowledged": alerts.filter(state=AlertState.ACKNOWLEDGED).count(),
         "running": jobs.filter(state=JobState.RUNNING).count(),
         "waiting": jobs.filter(state__in=[JobState.QUEUED, JobState.PENDING_APPROVAL]).count(),
         "failed_today": jobs.filter(state__in=[JobState.FAILED, JobState.TIMED_OUT, JobState.LOST],
