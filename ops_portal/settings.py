@@ -278,6 +278,10 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "default")
 # Seconds between worker and beat heartbeats, and how long a heartbeat stays valid.
 HEARTBEAT_INTERVAL = env_int("HEARTBEAT_INTERVAL", 10, minimum=1)
 HEARTBEAT_TTL = env_int("HEARTBEAT_TTL", 30, minimum=2)
+# The portal's own machine (hosts with the "local" transport) holds the portal's secrets: only
+# administrators of all environments may run work there. The test suite turns this off to use
+# local hosts as stand-ins for real targets of operators; a test checks the refusal.
+LOCAL_TARGETS_NEED_GLOBAL_ADMIN = env_bool("LOCAL_TARGETS_NEED_GLOBAL_ADMIN", True)
 # A running job whose worker stopped heartbeating for this long is marked lost by the reaper.
 JOB_LOST_AFTER_SECONDS = env_int("JOB_LOST_AFTER_SECONDS", 60, minimum=5)
 

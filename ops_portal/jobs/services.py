@@ -94,11 +94,25 @@ def _check_launch(actor, environment, *, emergency, emergency_reason):
         raise ValidationError({"emergency_reason": ["Say why this job must run during a freeze."]})
 
 
+def _check_local_targets(actor, targets):
+    """The portal's own machine holds the portal's secrets: only administrators of all environments
+    (and the portal itself) may run work there."""
+    from django.conf import settings
+
+    if not settings.LOCAL_TARGETS_NEED_GLOBAL_ADMIN:
+        return
+    local = [t["name"] for t in targets if t["fingerprint"].get("transport") == "local"]
+    if local and actor.user is not None and not can(actor.user, Action.MANAGE, None):
+        raise PermissionDenied(f"Only administrators of all environments act on the portal's own machine "
+                               f"({', '.join(local[:5])}).")
+
+
 def _create_job(actor, *, environment, spec, public, secret, targets, strategy, name, template=None,
                 timeout_seconds=3600, target_timeout_seconds=None, queue="default", emergency=False,
                 emergency_reason="", not_before=None, relaunch_of=None, schedule=None, standing_approval=None):
     if not targets:
         raise ValidationError({"selector": ["The selector matches no enabled target in this environment."]})
+    _check_local_targets(actor, targets)
     if len(targets) > MAX_TARGETS:
         raise ValidationError({"selector": [f"At most {MAX_TARGETS} targets per job."]})
     timeouts = {"job": timeout_seconds, "target": target_timeout_seconds}

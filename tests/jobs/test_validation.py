@@ -190,3 +190,23 @@ def test_secret_parameters_are_stored_encrypted_and_never_returned(api, make_use
         assert "hunter2" not in cursor.fetchone()[0]
     body = api.get(f"/api/jobs/{job.pk}/").content.decode()
     assert "hunter2" not in body and "<secret>" in body
+
+
+def test_only_global_admins_act_on_the_portals_own_machine(settings, make_user, envs):
+    from django.core.exceptions import PermissionDenied
+
+    from ops_portal.core.context import Actor
+    from ops_portal.inventory.choices import Transport
+    from ops_portal.jobs import services
+
+    settings.LOCAL_TARGETS_NEED_GLOBAL_ADMIN = True
+    alpha, _ = envs
+    factories.host(alpha, "portal", transport=Transport.LOCAL)
+    for user in (make_user(Role.OPERATOR, alpha), make_user(Role.ADMIN, alpha)):
+        with pytest.raises(PermissionDenied, match="portal's own machine"):
+            services.launch_adhoc(Actor.for_user(user, source="api"), environment=alpha, action="host.command",
+                                  values={"command": "cat var/portal.env"}, selector={"all": True})
+    job = services.launch_adhoc(Actor.for_user(make_user(Role.ADMIN, None), source="api"), environment=alpha,
+                                action="host.command", values={"command": "uptime"}, selector={"all": True})
+    assert job.state == "queued"
+    assert not Job.objects.exclude(pk=job.pk).exists()
