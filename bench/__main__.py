@@ -1,0 +1,41 @@
+"""python -m bench <name> [options]: run one benchmark against live portal processes.
+
+    python -m bench events   # job output: 100k lines to 20 websocket clients (issue 4)
+    python -m bench hosts    # uname -a on fleet hosts vs ansible and bare Fabric (issue 6)
+    python -m bench writer   # what one EventWriter flush costs (rows, commits, publishes)
+
+Each runs on a private database and Redis namespace (events and hosts start their own daphne
+and/or Celery worker) and removes what it made on exit, Ctrl-C included. Results:
+var/bench/<name>-<run id>.json.
+"""
+import argparse
+import sys
+
+from . import runtime
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="name", required=True)
+    from . import events, hosts, writer
+
+    for module in (events, hosts, writer):
+        name = module.__name__.rsplit(".", 1)[1]
+        p = sub.add_parser(name, help=module.__doc__.splitlines()[0])
+        module.add_arguments(p)
+        p.set_defaults(func=module.main)
+    args = parser.parse_args(argv)
+    runtime.install_signal_handlers()
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        runtime.cleanup.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
