@@ -10,9 +10,11 @@ Server -> client:
 The socket is refused (closed before accept) without a signed-in user or a valid token. Each
 subscription is authorised through the permission layer with fresh role bindings. Ordered streams
 deliver the backlog after `since`, then live events, with no gap and no duplicate. Events are
-batched per subscription (a few milliseconds) so bursts become few messages, never dropped ones.
+batched per subscription (a few milliseconds) so bursts become few messages, never dropped ones. A published
+batch is JSON-encoded once by its publisher and forwarded as it is to every subscriber.
 """
 import asyncio
+import json
 import logging
 
 from channels.db import database_sync_to_async
@@ -36,18 +38,47 @@ class Subscription:
         self.last_seq = since
         self.ready = False  # backlog sent; live events before that are held in `pending`
         self.pending = []
-        self.outbox = []
+        self.outbox = []  # (JSON text of a list of events, how many), in order
 
-    def accept(self, payload):
-        """Queue a live event unless it was already delivered (ordered streams)."""
+    def accept(self, payloads):
+        """Queue decoded events, skipping those already delivered (ordered streams)."""
         if self.stream.ordered:
-            seq = payload.get("seq")
-            if seq is not None:
-                if seq <= self.last_seq:
-                    return False
-                self.last_seq = seq
-        self.outbox.append(payload)
-        return True
+            fresh = []
+            for payload in payloads:
+                seq = payload.get("seq")
+                if seq is not None:
+                    if seq <= self.last_seq:
+                        continue
+                    self.last_seq = seq
+                fresh.append(payload)
+            payloads = fresh
+        if payloads:
+            self.outbox.append((json.dumps(payloads, separators=(",", ":")), len(payloads)))
+
+    def accept_batch(self, message):
+        """Queue a published batch as the publisher encoded it, when none of it is a repeat."""
+        first = message.get("first")
+        if not self.stream.ordered or first is None or first > self.last_seq:
+            if self.stream.ordered and message.get("last") is not None:
+                self.last_seq = message["last"]
+            self.outbox.append((message["raw"], message["count"]))
+        else:
+            self.accept(json.loads(message["raw"]))
+
+    def take_frames(self):
+        """Frames of at most about MAX_BATCH events: {"type": "events", "id": ..., "items": [...]}."""
+        head = '{"type":"events","id":' + json.dumps(self.id) + ',"items":['
+        frames, parts, size = [], [], 0
+        for text, count in self.outbox:
+            parts.append(text[1:-1])
+            size += count
+            if size >= MAX_BATCH:
+                frames.append(head + ",".join(parts) + "]}")
+                parts, size = [], 0
+        if parts:
+            frames.append(head + ",".join(parts) + "]}")
+        self.outbox = []
+        return frames
 
 
 class StreamConsumer(AsyncJsonWebsocketConsumer):
@@ -109,10 +140,10 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "subscribed", "id": sub_id, "stream": stream.name})
         if stream.ordered:
             backlog = await database_sync_to_async(stream.backlog)(self.user, params, since)
-            for payload in backlog:
-                sub.accept(payload)
-            for payload in sub.pending:
-                sub.accept(payload)
+            for start in range(0, len(backlog), MAX_BATCH):
+                sub.accept(backlog[start:start + MAX_BATCH])
+            for message in sub.pending:
+                sub.accept_batch(message)
             sub.pending = []
         sub.ready = True
         await self._flush_now(sub)
@@ -139,21 +170,22 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     # Channel layer handlers --------------------------------------------------------------
 
     async def stream_event(self, message):
-        self._dispatch(message["group"], [message["payload"]])
+        payload = message["payload"]
+        self._dispatch(message["group"], {"raw": json.dumps([payload], separators=(",", ":")), "count": 1,
+                                          "first": payload.get("seq"), "last": payload.get("seq")})
 
     async def stream_batch(self, message):
-        self._dispatch(message["group"], message["payloads"])
+        self._dispatch(message["group"], message)
 
-    def _dispatch(self, group, payloads):
+    def _dispatch(self, group, message):
         for sub_id in self.group_subs.get(group, ()):
             sub = self.subscriptions.get(sub_id)
             if sub is None:
                 continue
             if not sub.ready:
-                sub.pending.extend(payloads)
+                sub.pending.append(message)
                 continue
-            for payload in payloads:
-                sub.accept(payload)
+            sub.accept_batch(message)
         if self.flush_task is None or self.flush_task.done():
             self.flush_task = asyncio.ensure_future(self._flush_soon())
 
@@ -163,6 +195,5 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             await self._flush_now(sub)
 
     async def _flush_now(self, sub):
-        while sub.outbox:
-            items, sub.outbox = sub.outbox[:MAX_BATCH], sub.outbox[MAX_BATCH:]
-            await self.send_json({"type": "events", "id": sub.id, "items": items})
+        for frame in sub.take_frames():
+            await self.send(text_data=frame)

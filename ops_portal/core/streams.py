@@ -4,6 +4,7 @@ A stream kind decides, through the permission layer, which Channels groups a use
 the parameters they ask for, and may serve a backlog ("everything after seq N") so a client that
 connects late or reconnects misses nothing. Publishers anywhere (web, worker, beat) call publish().
 """
+import json
 import logging
 import re
 
@@ -67,12 +68,21 @@ def publish(group, payload):
     )
 
 
+def batch_message(group, payloads):
+    """One channel message for several events, encoded to JSON once for every subscriber.
+
+    Consumers forward the encoded text as it is (no per-socket decoding or encoding) unless they
+    must filter it; `first`/`last` carry the sequence numbers of ordered events for that decision.
+    """
+    payloads = list(payloads)
+    return {"type": "stream.batch", "group": check_group(group), "raw": json.dumps(payloads, separators=(",", ":")),
+            "count": len(payloads), "first": payloads[0].get("seq"), "last": payloads[-1].get("seq")}
+
+
 def publish_many(group, payloads):
     """Send several events as one channel message (a job's batch of output lines)."""
     if payloads:
-        async_to_sync(get_channel_layer().group_send)(
-            check_group(group), {"type": "stream.batch", "group": group, "payloads": list(payloads)}
-        )
+        async_to_sync(get_channel_layer().group_send)(check_group(group), batch_message(group, payloads))
 
 
 def environment_groups(user, params, group_name, action="view"):
