@@ -282,6 +282,9 @@ HEARTBEAT_TTL = env_int("HEARTBEAT_TTL", 30, minimum=2)
 # administrators of all environments may run work there. The test suite turns this off to use
 # local hosts as stand-ins for real targets of operators; a test checks the refusal.
 LOCAL_TARGETS_NEED_GLOBAL_ADMIN = env_bool("LOCAL_TARGETS_NEED_GLOBAL_ADMIN", True)
+# Built-in periodic tasks (reaping, retention, metrics...) are created enabled; the test suite
+# creates them switched off so its beat fires only what a test scheduled.
+BUILTIN_SCHEDULES_ENABLED = env_bool("BUILTIN_SCHEDULES_ENABLED", True)
 # A running job whose worker stopped heartbeating for this long is marked lost by the reaper.
 JOB_LOST_AFTER_SECONDS = env_int("JOB_LOST_AFTER_SECONDS", 60, minimum=5)
 

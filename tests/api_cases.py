@@ -343,7 +343,7 @@ class SystemScheduleCase(Case):
         return PeriodicTask.objects.get(name="jobs: reap lost jobs")
 
     def update_payload(self, obj):
-        return {"enabled": False}
+        return {"every_seconds": 45}
 
 
 class NotificationChannelCase(Case):

@@ -22,6 +22,7 @@ DEFAULTS = {
     "HEARTBEAT_TTL": "3",
     "LOGIN_THROTTLE_ATTEMPTS": "5",
     "JOB_LOST_AFTER_SECONDS": "6",
+    "BUILTIN_SCHEDULES_ENABLED": "false",
     # Local hosts stand in for real targets of operators here (tests/jobs/test_validation.py checks
     # that the default refuses them).
     "LOCAL_TARGETS_NEED_GLOBAL_ADMIN": "false",

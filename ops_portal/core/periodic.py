@@ -27,7 +27,12 @@ def builtins():
 
 
 def ensure_builtins():
-    """Create missing built-in periodic tasks; leave existing ones (and their edits) alone."""
+    """Create missing built-in periodic tasks; leave existing ones (and their edits) alone.
+
+    They are created switched off when BUILTIN_SCHEDULES_ENABLED is false (the test suite, whose
+    beat must fire only what a test scheduled).
+    """
+    from django.conf import settings
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     created = []
@@ -37,7 +42,8 @@ def ensure_builtins():
         interval, _ = IntervalSchedule.objects.get_or_create(every=builtin.every_seconds,
                                                              period=IntervalSchedule.SECONDS)
         PeriodicTask.objects.create(name=builtin.name, task=builtin.task, interval=interval,
-                                    kwargs=json.dumps(builtin.kwargs), description=builtin.description)
+                                    kwargs=json.dumps(builtin.kwargs), description=builtin.description,
+                                    enabled=settings.BUILTIN_SCHEDULES_ENABLED)
         created.append(builtin.name)
     return created
 
