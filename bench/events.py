@@ -171,6 +171,7 @@ def big_job(args, actor, environment, web, worker, number):
         "delay_print_to_client_p50_ms": percentile(print_sorted, 50, True) * 1000,
         "delay_print_to_client_p99_ms": percentile(print_sorted, 99, True) * 1000,
         "delivered_lines_total": len(read_delays),
+        "gate_to_last_receipt_s": max(s["last_recv"] for s in summaries if s["last_recv"]) - opened,
         "lost_lines_per_client_max": max(lost) if lost else None,
         "gaps_total": sum(s["gaps"] for s in summaries),
         "duplicates_total": sum(s["duplicates"] for s in summaries),
@@ -263,7 +264,9 @@ def main(args):
               f"{fmt(result['delay_read_to_client_p50_ms'], 0)} ms, p99 {fmt(result['delay_read_to_client_p99_ms'], 0)}"
               f" ms; lost per client max {result['lost_lines_per_client_max']}; "
               f"{result['clients_complete']}/{args.clients} clients complete; "
-              f"{fmt(result['messages_per_client_median'], 0)} messages per client; CPU s {result['cpu_s']}; "
+              f"{fmt(result['messages_per_client_median'], 0)} messages per client; all stored "
+              f"{fmt(result['gate_to_all_stored_s'])} s and last receipt {fmt(result['gate_to_last_receipt_s'])} s "
+              f"after the gate opened; CPU s {result['cpu_s']}; "
               f"worker RSS {result['worker_rss_mib']} MiB; load {result['load_average']}")
         if result["client_errors"]:
             print("  client errors:", result["client_errors"][:3])
@@ -279,7 +282,7 @@ def main(args):
             "stored_per_s_streaming", "stored_per_s_overall", "printed_per_s", "read_per_s",
             "delay_read_to_client_p50_ms", "delay_read_to_client_p99_ms", "delay_print_to_client_p50_ms",
             "delay_print_to_client_p99_ms", "messages_per_client_median", "launch_to_finished_s",
-            "gate_to_first_stored_s")},
+            "gate_to_first_stored_s", "gate_to_all_stored_s", "gate_to_last_receipt_s")},
         "lost_lines_per_client_max": max(r["lost_lines_per_client_max"] for r in runs),
         "clients_complete_min": min(r["clients_complete"] for r in runs),
         "small": {"first_event_p50_ms": median(first), "first_event_p99_ms": percentile(first, 99),
@@ -305,6 +308,8 @@ def main(args):
           f"{fmt(m['delay_print_to_client_p99_ms'], 0)} ms")
     print(f"  lost lines per client (max over runs) {summary['lost_lines_per_client_max']}; clients complete "
           f"(min over runs) {summary['clients_complete_min']}/{args.clients}")
+    print(f"  all stored {fmt(m['gate_to_all_stored_s'])} s, last line at the last client "
+          f"{fmt(m['gate_to_last_receipt_s'])} s after the output started")
     print(f"  messages per client {fmt(m['messages_per_client_median'], 0)} "
           f"({fmt(args.lines / m['messages_per_client_median'], 0)} lines per message)")
     print(f"  launch → first event {fmt(s['first_event_p50_ms'], 0)} ms p50, {fmt(s['first_event_p99_ms'], 0)} ms p99;"

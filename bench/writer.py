@@ -4,8 +4,9 @@ Evidence for the events and hosts figures: the job's EventWriter thread does all
 database writes one after another, so its per-row and per-flush costs bound both the output rate
 of a chatty job and how fast per-target results of a wide job are stored.
 
-- rows: 100,000 output events stored with the EventWriter's own _store() (Django bulk_create in
-  batches of 5000), against the same rows sent with PostgreSQL COPY (psycopg), alternating;
+- rows: 100,000 output events stored three ways, in turn: the EventWriter's own _store() as this
+  commit has it, Django bulk_create in batches of 5000 (what _store did before 14674fc), and
+  PostgreSQL COPY (psycopg) written here;
 - per flush: one publish to a job's group (streams.publish_many: async_to_sync, as the writer
   does it), one committed UPDATE (what each writer.call() costs at least), and a Redis PING for scale.
 """
@@ -57,6 +58,22 @@ def main(args):
         for start in range(0, len(rows), events.MAX_BATCH):
             writer._store(rows[start:start + events.MAX_BATCH])
 
+    def bulk(job):
+        seq = 0
+        for start in range(0, len(rows), events.MAX_BATCH):
+            batch, objects, payloads = rows[start:start + events.MAX_BATCH], [], []
+            for when, kind, target, stream, text, data in batch:
+                seq += 1
+                objects.append(JobEvent(job_id=job.pk, seq=seq, time=when, kind=kind, target=target, stream=stream,
+                                        text=text, data=data))
+                payloads.append({"seq": seq, "kind": kind, "time": when.timestamp(), "text": text,
+                                 "target": target, "stream": stream})
+            with transaction.atomic():
+                JobEvent.objects.bulk_create(objects, batch_size=2500)
+                Job.objects.filter(pk=job.pk).update(last_seq=F("last_seq") + len(batch))
+            for first in range(0, len(payloads), events.PUBLISH_CHUNK):
+                streams.publish_many(f"job.{job.pk}", payloads[first:first + events.PUBLISH_CHUNK])
+
     def copy(job):
         seq = 0
         table = connection.ops.quote_name(JobEvent._meta.db_table)
@@ -77,10 +94,11 @@ def main(args):
             for first in range(0, len(payloads), events.PUBLISH_CHUNK):
                 streams.publish_many(f"job.{job.pk}", payloads[first:first + events.PUBLISH_CHUNK])
 
-    results = {"bulk_create (EventWriter._store)": [], "COPY": []}
+    ways = (("EventWriter._store (this commit)", orm), ("bulk_create (before 14674fc)", bulk), ("COPY", copy))
+    results = {label: [] for label, _ in ways}
     print(f"writer: {args.rows} rows, {args.rounds} rounds each (load average {info['load_average_start']})")
     for _ in range(args.rounds):
-        for label, func in (("bulk_create (EventWriter._store)", orm), ("COPY", copy)):
+        for label, func in ways:
             job = new_job()
             wall, cpu = time.perf_counter(), time.process_time()
             func(job)
@@ -111,9 +129,8 @@ def main(args):
     for label, runs in results.items():
         summary[label] = {"rows_per_s": median([r["rows_per_s"] for r in runs]),
                           "cpu_us_per_row": median([r["cpu_us_per_row"] for r in runs])}
-    ratio = summary["COPY"]["rows_per_s"] / summary["bulk_create (EventWriter._store)"]["rows_per_s"]
-    print(f"  medians: bulk_create {fmt(summary['bulk_create (EventWriter._store)']['rows_per_s'], 0)} rows/s, "
-          f"COPY {fmt(summary['COPY']['rows_per_s'], 0)} rows/s ({fmt(ratio)}x)")
+    print("  medians: " + ", ".join(f"{label} {fmt(summary[label]['rows_per_s'], 0)} rows/s "
+                                    f"({fmt(summary[label]['cpu_us_per_row'], 1)} µs/row)" for label, _ in ways))
     print(f"  results: {runtime.save_results('writer', summary)}")
     return summary
 
