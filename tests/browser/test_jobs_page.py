@@ -4,16 +4,11 @@ import pytest
 from ops_portal.accounts.choices import Role
 from ops_portal.inventory.choices import Transport
 from tests import factories
+from tests.browser.helpers import sign_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.live]
 
 
-def sign_in(page, base, username):
-    page.goto(base + "/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", factories.PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(base + "/")
 
 
 def test_launch_an_action_and_follow_it_live(page, live_web, live_worker):

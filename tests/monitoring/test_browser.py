@@ -8,17 +8,12 @@ from ops_portal.core.context import Actor
 from ops_portal.monitoring import services
 from ops_portal.monitoring.models import Alert
 from tests import factories
+from tests.browser.helpers import sign_in
 from tests.monitoring.helpers import series_values
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.live]
 
 
-def sign_in(page, base, username):
-    page.goto(base + "/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", factories.PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(base + "/")
 
 
 def in_thread(func, *args, **kwargs):
