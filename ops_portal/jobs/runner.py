@@ -216,22 +216,25 @@ class JobRunner:
             "error": target.error[:500] if target.error else "",
         })
 
-    def _run_target(self, target, spec=None):
-        spec = spec or self.spec
+    def _invoke(self, spec, target):
+        """Run one action on one target; an unreachable target or a bug becomes a failed result."""
+        ctx = TargetContext(self.job, target, self.params, self.cancel, self.job.target_timeout_seconds,
+                            self.writer, self.resources, self.objects.get((target.kind, target.ref_id)))
+        try:
+            return spec.run(ctx)
+        except BackendError as exc:
+            return CommandResult(error=str(exc))
+        except Exception as exc:  # a bug in an action fails its target, not the worker
+            log.exception("action %s failed on %s", spec.name, target.name)
+            return CommandResult(error=f"internal error: {type(exc).__name__}: {exc}")
+
+    def _run_target(self, target):
         if self.cancel.is_set() or self.stop_reason:
             state = TargetState.CANCELED if self.cancel.is_set() else TargetState.SKIPPED
             self._set_target(target, state=state, finished=timezone.now())
             return state
         self._set_target(target, state=TargetState.RUNNING, started=timezone.now())
-        ctx = TargetContext(self.job, target, self.params, self.cancel, self.job.target_timeout_seconds,
-                            self.writer, self.resources, self.objects.get((target.kind, target.ref_id)))
-        try:
-            result = spec.run(ctx)
-        except BackendError as exc:
-            result = CommandResult(error=str(exc))
-        except Exception as exc:  # a bug in an action fails its target, not the worker
-            log.exception("action %s failed on %s", spec.name, target.name)
-            result = CommandResult(error=f"internal error: {type(exc).__name__}: {exc}")
+        result = self._invoke(self.spec, target)
         if result.canceled:
             state = TargetState.TIMED_OUT if self.cancel.reason == "timed_out" else TargetState.CANCELED
         elif result.timed_out:
@@ -283,20 +286,13 @@ class JobRunner:
             return
         done = [t for t in self.targets if t.state == TargetState.OK]
         self.writer.emit(EventKind.INFO, f"Rolling back {len(done)} targets with {spec.name}.")
-        saved_reason, self.stop_reason = self.stop_reason, ""
         for target in done:
-            ctx = TargetContext(self.job, target, self.params, self.cancel, self.job.target_timeout_seconds,
-                                self.writer, self.resources, self.objects.get((target.kind, target.ref_id)))
-            try:
-                result = spec.run(ctx)
-            except BackendError as exc:
-                result = CommandResult(error=str(exc))
+            result = self._invoke(spec, target)
             if result.ok:
                 self._set_target(target, state=TargetState.ROLLED_BACK)
             else:
                 self.writer.emit(EventKind.INFO, f"Rollback failed on {target.name}: {result.error}",
                                  target=target.index)
-        self.stop_reason = saved_reason
 
     # The whole job -------------------------------------------------------------------------
 

@@ -217,3 +217,16 @@ def test_the_full_output_downloads_as_text(env, live_worker, api):
     assert text.count("h-1 | ") == 2500 and "h-1 | 2500\n" in text
     page = api.get(f"/api/jobs/{job.pk}/events/", {"after": 2000, "limit": 10}).json()
     assert [e["seq"] for e in page] == list(range(2001, 2011))
+
+
+def test_a_stopped_rollout_rolls_back_the_targets_it_changed(env, live_worker):
+    local_hosts(env, 3)
+    job = launch(operator(env), env, "echo changed", strategy={
+        "kind": "rolling", "batch_size": 1, "rollback_action": "host.command",
+        "health_gate": {"type": "command", "command": "exit 1", "retries": 1, "interval": 0}})
+    job = wait_job(job, JobState.FAILED)
+    assert list(job.targets.order_by("index").values_list("state", flat=True)) == [
+        TargetState.ROLLED_BACK, TargetState.SKIPPED, TargetState.SKIPPED]
+    texts = list(JobEvent.objects.filter(job=job, kind="info").values_list("text", flat=True))
+    assert "Rolling back 1 targets with host.command." in texts
+    assert JobEvent.objects.filter(job=job, target=0, text="changed").count() == 2  # the change, then the undo
