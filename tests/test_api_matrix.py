@@ -214,7 +214,8 @@ def _rights(user):
 
 
 def _within(after, before):
-    return all(before[a].everywhere or (not after[a].everywhere and after[a].environment_ids <= before[a].environment_ids)
+    return all(before[a].everywhere
+               or (not after[a].everywhere and after[a].environment_ids <= before[a].environment_ids)
                for a in Action.values)
 
 
