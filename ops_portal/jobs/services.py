@@ -322,7 +322,7 @@ def _publish_job(job):
     def send():
         streams.publish(groups.jobs_in(job.environment_id), summary)
         for kind, ref_id in target_refs:
-            streams.publish(groups.object_jobs(kind, ref_id), summary)
+            streams.publish(groups.object_jobs(kind, ref_id, job.environment_id), summary)
 
     transaction.on_commit(send)
 
