@@ -440,3 +440,290 @@ class AlertCase(Case):
 
 
 CASES += [AlertRuleCase(), AlertCase()]
+
+
+# Escalation: can a user give itself more than it has? ------------------------------------------
+#
+# Each attempt tries to gain a right through one path (a binding, a team, a host's transport, a
+# template or schedule another user's authority runs). `allowed` says for which subjects it may
+# succeed: those that already hold what it would give. The test also checks that no attempt,
+# allowed or not, widens the subject's own rights.
+
+ALL = None  # "environment": all environments
+
+
+def _env(world, where):
+    return None if where is ALL else getattr(world, where)
+
+
+def _env_name(world, where):
+    return None if where is ALL else getattr(world, where).name
+
+
+class Escalation:
+    name = ""
+    needs_local_rule = False  # turns on LOCAL_TARGETS_NEED_GLOBAL_ADMIN (the production default)
+    refused_at_request = True  # False: the change itself may be allowed; what it would lead to is not
+
+    def allowed(self, world):
+        """May this subject do it? By default: only an administrator of all environments."""
+        return world.holds(Role.ADMIN, ALL)
+
+    def setup(self, world):
+        """Objects the attempt needs (made directly, not through the API)."""
+
+    def attempt(self, world, api, client):
+        """Perform the attack; return the HTTP response of the attacker's last request."""
+        raise NotImplementedError
+
+    def succeeded(self, world):
+        raise NotImplementedError
+
+
+class SelfBinding(Escalation):
+    """POST /api/role-bindings/ naming yourself."""
+
+    def __init__(self, role, where):
+        self.role, self.where = role, where
+        self.name = f"bind-self-{role}-{where or 'all'}"
+
+    def allowed(self, world):
+        """Granting needs the role itself and the administration of where it is granted (and a
+        binding that exists already is not created twice)."""
+        return (not world.existing and world.holds(self.role, self.where)
+                and world.holds(Role.ADMIN, self.where))
+
+    def matching(self, world):
+        from ops_portal.accounts.models import RoleBinding
+
+        return RoleBinding.objects.filter(user=world.user, role=self.role, environment=_env(world, self.where))
+
+    def setup(self, world):
+        world.existing = set(self.matching(world).values_list("pk", flat=True))
+
+    def attempt(self, world, api, client):
+        from django.urls import reverse
+
+        return api.post(reverse("api:rolebinding-list"), {"user": world.user.username, "role": self.role,
+                                                          "environment": _env_name(world, self.where)}, format="json")
+
+    def succeeded(self, world):
+        return self.matching(world).exclude(pk__in=world.existing).exists()
+
+
+class TeamBinding(SelfBinding):
+    """POST /api/role-bindings/ naming a team you belong to."""
+
+    def __init__(self, role, where):
+        super().__init__(role, where)
+        self.name = f"bind-own-team-{role}-{where or 'all'}"
+
+    def matching(self, world):
+        from ops_portal.accounts.models import RoleBinding
+
+        return RoleBinding.objects.filter(team=world.team, role=self.role, environment=_env(world, self.where))
+
+    def setup(self, world):
+        world.team = factories.team("my-team", members=[world.user])
+        super().setup(world)
+
+    def attempt(self, world, api, client):
+        from django.urls import reverse
+
+        return api.post(reverse("api:rolebinding-list"), {"team": world.team.name, "role": self.role,
+                                                          "environment": _env_name(world, self.where)}, format="json")
+
+
+class JoinPowerfulTeam(Escalation):
+    """PATCH /api/teams/<id>/ adding yourself to a team that is admin of all environments."""
+
+    name = "join-admin-team"
+
+    def setup(self, world):
+        world.team = factories.team("root-team", members=[factories.user()])
+        factories.binding(role=Role.ADMIN, team=world.team, environment=None)
+
+    def attempt(self, world, api, client):
+        from django.urls import reverse
+
+        members = [*world.team.members.values_list("username", flat=True), world.user.username]
+        return api.patch(reverse("api:team-detail", args=[world.team.pk]), {"members": members}, format="json")
+
+    def succeeded(self, world):
+        return world.team.members.filter(pk=world.user.pk).exists()
+
+
+class NewTeamWithBinding(Escalation):
+    """POST /api/teams/ with yourself as a member, then bind the team admin of all environments."""
+
+    name = "new-team-then-bind"
+
+    def attempt(self, world, api, client):
+        from django.urls import reverse
+
+        api.post(reverse("api:team-list"), {"name": "mine", "members": [world.user.username]}, format="json")
+        return api.post(reverse("api:rolebinding-list"), {"team": "mine", "role": Role.ADMIN, "environment": None},
+                        format="json")
+
+    def succeeded(self, world):
+        from ops_portal.accounts.models import RoleBinding
+
+        return RoleBinding.objects.filter(team__name="mine", team__members=world.user).exists()
+
+
+class MoveBindingEverywhere(Escalation):
+    """PATCH a binding of yours from one environment to all of them."""
+
+    name = "move-own-binding-to-all"
+
+    def allowed(self, world):
+        return False  # bindings are created and deleted, never changed
+
+    def setup(self, world):
+        from ops_portal.accounts.models import RoleBinding
+
+        world.binding, _ = RoleBinding.objects.get_or_create(role=Role.VIEWER, user=world.user,
+                                                             environment=world.alpha)
+
+    def attempt(self, world, api, client):
+        from django.urls import reverse
+
+        return api.patch(reverse("api:rolebinding-detail", args=[world.binding.pk]), {"environment": None},
+                         format="json")
+
+    def succeeded(self, world):
+        from ops_portal.accounts.models import RoleBinding
+
+        return RoleBinding.objects.filter(user=world.user, environment=None, role=Role.VIEWER).exists()
+
+
+class AccessPageBinding(Escalation):
+    """The Access page's binding form, naming yourself or your team."""
+
+    def __init__(self, subject, where):
+        self.subject, self.where = subject, where
+        self.name = f"access-page-{subject}-admin-{where or 'all'}"
+
+    def allowed(self, world):
+        return not world.existing and world.holds(Role.ADMIN, self.where)
+
+    def matching(self, world):
+        from ops_portal.accounts.models import RoleBinding
+
+        subject = {"user": world.user} if self.subject == "self" else {"team": world.team}
+        return RoleBinding.objects.filter(role=Role.ADMIN, environment=_env(world, self.where), **subject)
+
+    def setup(self, world):
+        world.team = factories.team("page-team", members=[world.user])
+        world.existing = set(self.matching(world).values_list("pk", flat=True))
+
+    def attempt(self, world, api, client):
+        environment = _env(world, self.where)
+        subject = world.user.username if self.subject == "self" else f"team:{world.team.name}"
+        return client.post("/access/", {"form": "binding", "binding-subject": subject, "binding-role": Role.ADMIN,
+                                        "binding-environment": environment.pk if environment else ""})
+
+    def succeeded(self, world):
+        return self.matching(world).exclude(pk__in=world.existing).exists()
+
+
+class LocalHost(Escalation):
+    """Make a host in alpha the portal's own machine (transport local): create one, switch an SSH
+    host to local, or change a local host (its tags decide which templates select it)."""
+
+    def __init__(self, how):
+        self.how = how
+        self.name = f"local-host-{how}"
+
+    def setup(self, world):
+        from ops_portal.inventory.choices import Transport
+
+        if self.how == "switch":
+            world.host = factories.host(world.alpha, "web-9")
+        elif self.how == "retag":
+            world.host = factories.host(world.alpha, "portal", transport=Transport.LOCAL)
+
+    def attempt(self, world, api, client):
+        from django.urls import reverse
+
+        if self.how == "create":
+            return api.post(reverse("api:host-list"), {"name": "portal-2", "address": "127.0.0.1",
+                                                       "transport": "local", "environment": "alpha"}, format="json")
+        payload = {"transport": "local"} if self.how == "switch" else {"tags": ["web"]}
+        return api.patch(reverse("api:host-detail", args=[world.host.pk]), payload, format="json")
+
+    def succeeded(self, world):
+        from ops_portal.inventory.models import Host
+
+        if self.how == "create":
+            return Host.objects.filter(name="portal-2").exists()
+        host = Host.objects.get(pk=world.host.pk)
+        return host.transport == "local" and (self.how == "switch" or host.tags == ["web"])
+
+
+class OthersSchedule(Escalation):
+    """A global admin's schedule runs a template in alpha; the attacker changes the template (to
+    select the portal's own machine) or the schedule (the command it passes), then it fires."""
+
+    needs_local_rule = True
+    refused_at_request = False  # an environment admin may edit them; the run must refuse
+
+    def __init__(self, what):
+        self.what = what
+        self.name = f"others-schedule-change-{what}"
+
+    def setup(self, world):
+        from ops_portal.core.context import Actor
+        from ops_portal.inventory.choices import Transport
+        from ops_portal.jobs import schedules, services
+
+        root = factories.user("root-owner")
+        factories.binding(role=Role.ADMIN, user=root, environment=None)
+        owner = Actor.for_user(root, source="api")
+        factories.host(world.alpha, "portal", transport=Transport.LOCAL)
+        factories.host(world.alpha, "web-1")
+        if self.what == "template":
+            world.template = services.create_template(
+                owner, name="tick", environment=world.alpha, action="host.command",
+                selector={"names": ["web-1"]}, action_params={"command": "uptime"})
+            params = {}
+        else:
+            world.template = services.create_template(
+                owner, name="tick", environment=world.alpha, action="host.command", selector={"names": ["portal"]},
+                parameters=[{"name": "command", "type": "string"}])
+            params = {"command": "uptime"}
+        world.schedule = schedules.create_schedule(owner, name="nightly", template=world.template, kind="cron",
+                                                   cron="0 3 * * *", params=params)
+
+    def attempt(self, world, api, client):
+        from django.urls import reverse
+
+        from ops_portal.jobs import schedules
+
+        if self.what == "template":
+            response = api.patch(reverse("api:jobtemplate-detail", args=[world.template.pk]),
+                                 {"selector": {"names": ["portal"]}}, format="json")
+        else:
+            response = api.patch(reverse("api:jobschedule-detail", args=[world.schedule.pk]),
+                                 {"params": {"command": "id"}}, format="json")
+        world.run = schedules.fire(world.schedule.pk)
+        return response
+
+    def succeeded(self, world):
+        from ops_portal.jobs.models import Job
+
+        jobs = Job.objects.filter(schedule=world.schedule, targets__name="portal")
+        if self.what == "schedule":
+            jobs = jobs.filter(params__command="id")
+        return jobs.exists()
+
+
+ESCALATIONS = [
+    SelfBinding(Role.ADMIN, ALL), SelfBinding(Role.ADMIN, "beta"), SelfBinding(Role.OPERATOR, "alpha"),
+    SelfBinding(Role.APPROVER, "beta"),
+    TeamBinding(Role.ADMIN, ALL), TeamBinding(Role.ADMIN, "beta"), TeamBinding(Role.OPERATOR, "alpha"),
+    JoinPowerfulTeam(), NewTeamWithBinding(), MoveBindingEverywhere(),
+    AccessPageBinding("self", ALL), AccessPageBinding("team", ALL), AccessPageBinding("self", "beta"),
+    LocalHost("create"), LocalHost("switch"), LocalHost("retag"),
+    OthersSchedule("template"), OthersSchedule("schedule"),
+]

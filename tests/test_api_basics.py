@@ -150,10 +150,10 @@ def test_an_environment_admin_cannot_grant_rights_elsewhere(api, make_user, envs
     admin = make_user(Role.ADMIN, alpha)
     target = factories.user()
     api.force_authenticate(admin)
-    for environment in ("beta", None):
+    for environment, status in (("beta", 400), (None, 403)):  # beta is out of its view: as if absent
         response = api.post("/api/role-bindings/", {"user": target.username, "role": "admin",
                                                     "environment": environment}, format="json")
-        assert response.status_code == 403
+        assert response.status_code == status, response.content
     assert not target.role_bindings.exists()
 
 
@@ -204,3 +204,79 @@ def test_swagger_ui_uses_only_vendored_assets(client, make_user):
 
 def test_the_schema_needs_a_signed_in_user(api):
     assert api.get("/api/schema/").status_code == 401
+
+
+# Name oracles: a user learns nothing about objects it may not see ------------------------------
+
+def _same_answer(first, second, names):
+    """The two answers differ only by the name each request gave."""
+    assert first.status_code == second.status_code, (first.content, second.content)
+    assert json.dumps(first.json()["error"]).replace(*names) == json.dumps(second.json()["error"])
+
+
+def test_a_user_who_may_not_write_gets_403_whatever_the_names(api, make_user, envs):
+    alpha, beta = envs
+    factories.host(beta, "prod-db")
+    viewer = make_user(Role.VIEWER, alpha)
+    api.force_authenticate(viewer)
+    for name in ("prod-db", "fresh-name"):
+        response = api.post("/api/hosts/", {"name": name, "address": "10.0.0.1", "environment": "alpha"},
+                            format="json")
+        assert response.status_code == 403, response.content
+    for username in ("ghost", viewer.username, "admin"):
+        response = api.post("/api/role-bindings/", {"user": username, "role": "admin"}, format="json")
+        assert response.status_code == 403, response.content
+    factories.user("taken")
+    for username in ("taken", "untaken"):
+        assert api.post("/api/users/", {"username": username}, format="json").status_code == 403
+    host = factories.host(alpha, "web-1")
+    for name in ("prod-db", "fresh-name"):
+        assert api.patch(f"/api/hosts/{host.pk}/", {"name": name}, format="json").status_code == 403
+
+
+def test_objects_outside_the_users_view_answer_as_if_absent(api, make_user, envs):
+    from ops_portal.jobs.models import JobTemplate
+
+    alpha, beta = envs
+    admin = make_user(Role.ADMIN, alpha)
+    hidden = JobTemplate.objects.create(name="t", environment=beta, action="host.command", selector={"all": True})
+    api.force_authenticate(admin)
+    payload = {"name": "web-2", "address": "10.0.0.1"}
+    _same_answer(api.post("/api/hosts/", {**payload, "environment": "beta"}, format="json"),
+                 api.post("/api/hosts/", {**payload, "environment": "no-such-env"}, format="json"),
+                 ("beta", "no-such-env"))
+    schedule = {"name": "s", "kind": "cron", "cron": "0 3 * * *"}
+    _same_answer(api.post("/api/schedules/", {**schedule, "template": hidden.pk}, format="json"),
+                 api.post("/api/schedules/", {**schedule, "template": hidden.pk + 1000}, format="json"),
+                 (f'\\"{hidden.pk}\\"', f'\\"{hidden.pk + 1000}\\"'))
+    _same_answer(api.post("/api/role-bindings/", {"user": admin.username, "role": "viewer", "environment": "beta"},
+                          format="json"),
+                 api.post("/api/role-bindings/", {"user": admin.username, "role": "viewer",
+                                                  "environment": "no-such-env"}, format="json"),
+                 ("beta", "no-such-env"))
+
+
+def test_nobody_deactivates_itself_or_the_last_administrator_of_everything(api, envs):
+    from ops_portal.accounts import services
+    from ops_portal.core.context import Actor
+
+    root = factories.superuser("root")
+    api.force_authenticate(root)
+    response = api.patch(f"/api/users/{root.pk}/", {"is_active": False}, format="json")
+    assert response.status_code == 400, response.content
+    assert "is_active" in response.json()["error"]["fields"]
+    root.refresh_from_db()
+    assert root.is_active
+    # The last active administrator of all environments stays active, whoever asks.
+    other_root = factories.superuser("other-root")
+    sole_admin = factories.user("sole-admin")
+    factories.binding(role=Role.ADMIN, user=sole_admin, environment=None)
+    root.is_superuser = other_root.is_superuser = False
+    root.save(), other_root.save()
+    factories.binding(role=Role.ADMIN, user=root, environment=None)
+    services.update_user(Actor.for_user(sole_admin, source="api"), root, is_active=False)
+    with pytest.raises(Exception) as refused:
+        services.update_user(Actor.system(), sole_admin, is_active=False)
+    assert "is_active" in refused.value.message_dict
+    sole_admin.refresh_from_db()
+    assert sole_admin.is_active

@@ -11,7 +11,7 @@ from ops_portal.accounts.choices import ROLE_ACTIONS, Action, Role
 from ops_portal.audit.models import AuditEvent
 from ops_portal.core.api.router import router
 from tests import factories
-from tests.api_cases import CASES, GLOBAL, OWN
+from tests.api_cases import ALL, CASES, ESCALATIONS, GLOBAL, OWN
 
 SUBJECTS = [
     ("nobody", None, None),
@@ -46,6 +46,11 @@ class World:
         if self.role is None or action not in ROLE_ACTIONS[self.role]:
             return False
         return self.everywhere or (environment is not None and environment == self.bound_env)
+
+    def holds(self, role, where):
+        """Does the subject already hold `role` in `where` (ALL or an environment attribute name)?"""
+        environment = None if where is ALL else getattr(self, where)
+        return all(self.allows(action, environment) for action in ROLE_ACTIONS[role])
 
 
 def _visible(world, case, obj_env, owner_is_subject=False):
@@ -196,3 +201,39 @@ def test_anonymous_requests_are_refused(case, api, db):
     response = api.get(_url(case))
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "not_authenticated"
+
+
+def _rights(user):
+    """What the user may do now, from the database (no cached scopes)."""
+    from django.contrib.auth import get_user_model
+
+    from ops_portal.accounts.permissions import scope_for
+
+    fresh = get_user_model().objects.get(pk=user.pk)
+    return {action: scope_for(fresh, action, fresh=True) for action in Action.values}
+
+
+def _within(after, before):
+    return all(before[a].everywhere
+               or (not after[a].everywhere and after[a].environment_ids <= before[a].environment_ids)
+               for a in Action.values)
+
+
+@pytest.mark.parametrize("escalation", ESCALATIONS, ids=[e.name for e in ESCALATIONS])
+def test_no_user_gives_itself_more_than_it_has(escalation, world, api, client, settings):
+    """Every path to more rights (bindings, teams, pages, local hosts, templates and schedules other
+    users' authority runs) succeeds only for a subject that already holds what it would give, and
+    never widens the subject's own rights."""
+    if escalation.needs_local_rule:
+        settings.LOCAL_TARGETS_NEED_GLOBAL_ADMIN = True
+    escalation.setup(world)
+    api.force_authenticate(world.user)
+    client.force_login(world.user)
+    before = _rights(world.user)
+    response = escalation.attempt(world, api, client)
+    allowed = escalation.allowed(world)
+    assert escalation.succeeded(world) == allowed, (response.status_code, getattr(response, "content", b"")[:300])
+    assert response.status_code < 500
+    if not allowed and escalation.refused_at_request:
+        assert response.status_code in (302, 400, 403, 404, 405) or b"errorlist" in response.content
+    assert _within(_rights(world.user), before)

@@ -198,3 +198,17 @@ def test_the_jobs_page_hides_the_portals_own_jobs_unless_asked(client, prod):
     assert "Run a command" in people and "Inventory refresh" not in people
     system = client.get("/jobs/", {"system": "true"}).content.decode()
     assert "Inventory refresh" in system and "Run a command" not in system
+
+
+def test_the_host_page_lists_only_jobs_the_viewer_may_see_after_the_host_moved(client, prod):
+    from ops_portal.inventory.models import Host
+
+    staging = factories.environment("staging")
+    host = Host.objects.get(name="web-1")
+    old = Job.objects.create(name="secret-staging-job", environment=staging, action="host.command", plan_hash="x")
+    old.targets.create(index=0, kind="host", ref_id=host.pk, name=host.name)
+    new = Job.objects.create(name="visible-prod-job", environment=prod, action="host.command", plan_hash="x")
+    new.targets.create(index=0, kind="host", ref_id=host.pk, name=host.name)
+    client.force_login(person(prod, Role.VIEWER))
+    page = client.get(f"/hosts/{host.pk}/").content.decode()
+    assert "visible-prod-job" in page and "secret-staging-job" not in page

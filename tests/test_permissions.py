@@ -74,3 +74,79 @@ def test_global_objects_are_reachable_only_through_all_environment_bindings(make
     team = factories.team()
     assert not restrict(type(team).objects.all(), env_admin, Action.MANAGE).exists()
     assert restrict(type(team).objects.all(), global_admin, Action.MANAGE).exists()
+
+
+# Decisions about a change use the rights held before it ---------------------------------------
+
+def _actor(user):
+    from ops_portal.core.context import Actor
+
+    return Actor.for_user(user, source="api")
+
+
+def test_an_actors_rights_are_frozen_before_its_change(make_user, envs):
+    alpha, _ = envs
+    user = make_user(Role.VIEWER, alpha)
+    actor = _actor(user)
+    assert not actor.authority.can(Action.MANAGE, None)
+    factories.binding(role=Role.ADMIN, user=user, environment=None)  # as if the change made it
+    assert not actor.authority.can(Action.MANAGE, None)
+    assert _actor(user).authority.can(Action.MANAGE, None)
+
+
+def test_a_self_granted_binding_is_refused_before_anything_is_written(make_user, envs):
+    from django.core.exceptions import PermissionDenied
+
+    from ops_portal.accounts import services
+    from ops_portal.accounts.models import RoleBinding
+    from ops_portal.audit.models import AuditEvent
+
+    alpha, beta = envs
+    user = make_user(Role.OPERATOR, alpha)
+    rows, audit = RoleBinding.objects.count(), AuditEvent.objects.count()
+    for environment in (None, beta, alpha):
+        with pytest.raises(PermissionDenied):
+            services.create_binding(_actor(user), role=Role.ADMIN, environment=environment, user=user)
+    assert (RoleBinding.objects.count(), AuditEvent.objects.count()) == (rows, audit)
+
+
+def test_an_environment_admin_grants_in_its_environment_only_and_never_more_than_it_holds(make_user, envs):
+    from django.core.exceptions import PermissionDenied
+
+    from ops_portal.accounts import services
+
+    alpha, beta = envs
+    admin = make_user(Role.ADMIN, alpha)
+    other = factories.user()
+    team = factories.team(members=[other])
+    for role in Role.values:
+        services.create_binding(_actor(admin), role=role, environment=alpha, user=other)
+    services.create_binding(_actor(admin), role=Role.OPERATOR, environment=alpha, team=team)
+    for environment in (beta, None):
+        with pytest.raises(PermissionDenied):
+            services.create_binding(_actor(admin), role=Role.VIEWER, environment=environment, team=team)
+    global_binding = factories.binding(role=Role.VIEWER, user=other, environment=None)
+    with pytest.raises(PermissionDenied):
+        services.delete_binding(_actor(admin), global_binding)
+
+
+def test_changing_a_teams_members_needs_the_right_to_grant_its_roles(make_user, envs):
+    """Only administrators of all environments manage teams today; the rule for members holds on
+    its own too, so delegating teams later cannot open a way around it."""
+    from django.core.exceptions import PermissionDenied
+
+    from ops_portal.accounts import services
+    from ops_portal.accounts.permissions import Authority
+    from ops_portal.audit.services import snapshot
+
+    alpha, _ = envs
+    admin = make_user(Role.ADMIN, alpha)
+    team = factories.team("ops")
+    factories.binding(role=Role.ADMIN, team=team, environment=None)
+    with pytest.raises(PermissionDenied, match="through team ops"):
+        services._authorize_team(Authority(admin), team, {"members": [admin]}, snapshot(team))
+    services._authorize_team(Authority(admin), team, {"members": []}, snapshot(team))  # no change
+    with pytest.raises(PermissionDenied):
+        services.update_team(_actor(admin), team, members=[admin])
+    services.update_team(_actor(make_user(Role.ADMIN, None)), team, members=[admin])
+    assert list(team.members.all()) == [admin]

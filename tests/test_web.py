@@ -157,3 +157,19 @@ def test_the_admin_lets_superusers_look_but_not_change(client):
     assert response.status_code == 403
     client.force_login(factories.user("staffer", is_staff=True))
     assert client.get("/admin/audit/auditevent/").status_code == 403
+
+
+def test_the_admin_never_shows_private_keys_passphrases_or_password_hashes(client, envs):
+    from tests.keys import ED25519_PRIVATE
+
+    root = factories.superuser("root")
+    credential = factories.credential(envs[0], "deploy")
+    credential.passphrase = "pass-phrase-value"
+    credential.save()
+    client.force_login(root)
+    page = client.get(f"/admin/inventory/credential/{credential.pk}/change/").content.decode()
+    assert '<div class="readonly">deploy</div>' in page  # the page shows the credential...
+    key_line = ED25519_PRIVATE.strip().splitlines()[1]
+    assert key_line not in page and "PRIVATE KEY" not in page and "pass-phrase-value" not in page
+    page = client.get(f"/admin/auth/user/{root.pk}/change/").content.decode()
+    assert root.password not in page and root.password.split("$")[-1] not in page

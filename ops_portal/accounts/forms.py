@@ -44,9 +44,12 @@ class BindingForm(forms.Form):
     environment = forms.ModelChoiceField(queryset=Environment.objects.none(), required=False,
                                          empty_label="All environments")
 
-    def __init__(self, *args, environments, **kwargs):
+    def __init__(self, *args, environments, allow_all=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["environment"].queryset = environments
+        if not allow_all:  # only administrators of all environments grant roles in all of them
+            self.fields["environment"].required = True
+            self.fields["environment"].empty_label = None
 
     def clean_subject(self):
         value = self.cleaned_data["subject"].strip()

@@ -7,7 +7,7 @@ Environment itself, None for global objects that only all-environment bindings r
 """
 from dataclasses import dataclass
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db import models
 from django.db.models import Q
 
@@ -58,14 +58,20 @@ def _compute_scopes(user):
     }
 
 
+def _scopes_of(user):
+    if user is None or not user.is_authenticated or not user.is_active:
+        return dict.fromkeys(Action.values, NOWHERE)
+    if user.is_superuser:
+        return dict.fromkeys(Action.values, EVERYWHERE)
+    return _compute_scopes(user)
+
+
 def scope_for(user, action, *, fresh=False) -> Scope:
     """The scope of `action` for `user`, cached on the user object unless fresh=True."""
     if action not in Action.values:
         raise ValueError(f"unknown action {action!r}")
-    if user is None or not user.is_authenticated or not user.is_active:
-        return NOWHERE
-    if user.is_superuser:
-        return EVERYWHERE
+    if user is None or not user.is_authenticated or not user.is_active or user.is_superuser:
+        return _scopes_of(user)[action]
     scopes = None if fresh else getattr(user, _CACHE_ATTR, None)
     if scopes is None:
         scopes = _compute_scopes(user)
@@ -89,7 +95,10 @@ def environment_id_of(obj):
     *hops, last = path.split("__")
     target = obj
     for hop in hops:
-        target = getattr(target, hop)
+        try:
+            target = getattr(target, hop)
+        except ObjectDoesNotExist:  # an unsaved object without its parent yet
+            return None
         if target is None:
             return None
     return getattr(target, f"{last}_id")
@@ -124,6 +133,44 @@ def require(user, action, environment=None):
 def require_on(user, action, obj):
     if not can_on(user, action, obj):
         raise PermissionDenied(f"You may not {action} {obj}.")
+
+
+class Authority:
+    """What one user may do, read from the database once and then frozen.
+
+    Decisions about a change use the rights its author held before it: a change that creates a
+    binding, adds someone to a team or makes a host the portal's own machine must not count
+    towards its own permission. `Authority(None)` is the portal itself, which may do anything.
+    """
+
+    def __init__(self, user):
+        self.user = user
+        self._scopes = None if user is None else _scopes_of(user)
+
+    def __repr__(self):
+        return f"<Authority of {self.user or 'the portal'}>"
+
+    def scope(self, action) -> Scope:
+        if action not in Action.values:
+            raise ValueError(f"unknown action {action!r}")
+        return EVERYWHERE if self._scopes is None else self._scopes[action]
+
+    def can(self, action, environment=None) -> bool:
+        return self.scope(action).allows(getattr(environment, "pk", environment))
+
+    def can_on(self, action, obj) -> bool:
+        return self.can(action, environment_id_of(obj))
+
+    def everywhere(self, action) -> bool:
+        return self.scope(action).everywhere
+
+    def holds_role(self, role, environment=None) -> bool:
+        """Does the user hold every action of `role` in `environment` (None: in all of them)?"""
+        return all(self.can(action, environment) for action in ROLE_ACTIONS.get(role, ()))
+
+    def require_on(self, action, obj, message=None):
+        if not self.can_on(action, obj):
+            raise PermissionDenied(message or f"You may not {action} {obj._meta.verbose_name} {obj}.")
 
 
 def has_any(user, action) -> bool:

@@ -48,13 +48,14 @@ def access(request):
     _require_manage_somewhere(user)
     global_admin = scope_for(user, Action.MANAGE).everywhere
     manageable_envs = restrict(Environment.objects.all(), user, Action.MANAGE)
-    binding_form = BindingForm(environments=manageable_envs, prefix="binding")
+    binding_form = BindingForm(environments=manageable_envs, allow_all=global_admin, prefix="binding")
     user_form = UserCreateForm(prefix="user")
     env_form = EnvironmentForm(prefix="env")
     if request.method == "POST":
         kind = request.POST.get("form")
         if kind == "binding":
-            binding_form = BindingForm(request.POST, environments=manageable_envs, prefix="binding")
+            binding_form = BindingForm(request.POST, environments=manageable_envs, allow_all=global_admin,
+                                       prefix="binding")
             if binding_form.is_valid():
                 data = binding_form.cleaned_data
                 if attempt(request, services.create_binding, actor(request), role=data["role"],

@@ -66,6 +66,19 @@ class Actor:
         return cached
 
 
+    @property
+    def authority(self):
+        """The actor's rights, frozen at first use: services ask before their first write, so a
+        change is judged by the rights held before it, never by rights it creates."""
+        from ops_portal.accounts.permissions import Authority
+
+        cached = self.__dict__.get("_authority")
+        if cached is None:
+            cached = Authority(self.user)
+            object.__setattr__(self, "_authority", cached)
+        return cached
+
+
 def client_address(request):
     """The client's address; X-Forwarded-For is trusted only when BEHIND_PROXY is set."""
     from django.conf import settings

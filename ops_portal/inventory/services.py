@@ -1,5 +1,5 @@
 """Changes to the inventory: hosts, groups and credentials. Each is audited."""
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -9,7 +9,7 @@ from ops_portal.audit.crud import create_object, delete_object, update_object
 from ops_portal.audit.services import record, snapshot
 from schedulers import sshkeys
 
-from .choices import Reachability
+from .choices import Reachability, Transport
 from .models import Artifact, ComplianceResult, Credential, FactsChange, Host, HostGroup
 
 
@@ -42,16 +42,25 @@ def delete_credential(actor, credential):
     delete_object(actor, credential)
 
 
+def _authorize_group(authority, group, m2m, before):
+    """A group's name decides which templates select its hosts: a group holding the portal's own
+    machine is changed only by administrators of all environments."""
+    if group.pk is not None and not authority.everywhere(Action.MANAGE) \
+            and group.hosts.filter(transport=Transport.LOCAL).exists():
+        raise PermissionDenied(f"Only administrators of all environments change {group}: it holds a host with "
+                               "the local transport (the portal's own machine).")
+
+
 def create_group(actor, **fields):
     return create_object(actor, HostGroup, fields)
 
 
 def update_group(actor, group, **fields):
-    return update_object(actor, group, fields)
+    return update_object(actor, group, fields, authorize=_authorize_group)
 
 
 def delete_group(actor, group):
-    delete_object(actor, group)
+    delete_object(actor, group, authorize=_authorize_group)
 
 
 def _check_groups(environment, groups):
@@ -60,20 +69,30 @@ def _check_groups(environment, groups):
             raise ValidationError({"groups": [f"Group {group.name} belongs to another environment."]})
 
 
+def _authorize_host(authority, host, m2m, before):
+    """The portal's own machine (transport local) holds the portal's secrets and runs as its user:
+    only administrators of all environments create such a host, make a host one, or change or
+    remove one (its tags, groups and environment decide which templates select it)."""
+    local = host.transport == Transport.LOCAL or (before is not None and before.get("transport") == Transport.LOCAL)
+    if local and not authority.everywhere(Action.MANAGE):
+        raise PermissionDenied(f"Only administrators of all environments manage {host.name}: a host with the "
+                               "local transport is the portal's own machine.")
+
+
 def create_host(actor, *, groups=(), **fields):
     _check_groups(fields.get("environment"), groups)
-    return create_object(actor, Host, fields, m2m={"groups": list(groups)})
+    return create_object(actor, Host, fields, m2m={"groups": list(groups)}, authorize=_authorize_host)
 
 
 def update_host(actor, host, *, groups=None, **fields):
     if groups is not None:
         _check_groups(fields.get("environment", host.environment), groups)
     m2m = {"groups": list(groups)} if groups is not None else None
-    return update_object(actor, host, fields, m2m=m2m)
+    return update_object(actor, host, fields, m2m=m2m, authorize=_authorize_host)
 
 
 def delete_host(actor, host):
-    delete_object(actor, host)
+    delete_object(actor, host, authorize=_authorize_host)
 
 
 def accept_host_key(actor, host):

@@ -108,8 +108,9 @@ def host_detail(request, pk):
     host = get_object_or_404(restrict(Host.objects.select_related("environment", "credential"), request.user,
                                       Action.VIEW), pk=pk)
     compliance = sorted(latest_compliance(Host.objects.filter(pk=host.pk)).values(), key=lambda r: r.name)
-    jobs = (Job.objects.filter(targets__kind="host", targets__ref_id=host.pk).select_related("environment")
-            .order_by("-created")[:20])
+    # Restricted too: a host that moved between environments keeps jobs of the one it left.
+    jobs = (restrict(Job.objects.filter(targets__kind="host", targets__ref_id=host.pk), request.user, Action.VIEW)
+            .select_related("environment").order_by("-created")[:20])
     context = {
         "host": host, "facts": host.facts, "changes": host.facts_changes.all()[:20], "compliance": compliance,
         "jobs": jobs, "can_operate": can(request.user, Action.OPERATE, host.environment),

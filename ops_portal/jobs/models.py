@@ -35,6 +35,10 @@ class JobTemplate(models.Model):
     enabled = models.BooleanField(default=True)
     # Bumped on every change, so approvals and schedules can tell an edited template.
     version = models.PositiveIntegerField(default=1, editable=False)
+    # Who shaped it last: work on the portal's own machine needs their authority too, not only the
+    # launcher's (a schedule's owner must not lend theirs to whoever edited the template).
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -279,6 +283,9 @@ class JobSchedule(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+", help_text="Runs launch as this user, who must still be allowed to.")
     owner_name = models.CharField(max_length=150, blank=True)
+    # Who changed it last (its parameters shape what runs with the owner's authority).
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
     last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

@@ -134,6 +134,7 @@ def create_schedule(actor, *, secret_values=None, **fields):
         fields = _validate({**fields, "secret_values": secret_values or {}})
         fields.setdefault("owner_id", actor.user_id)
         fields.setdefault("owner_name", actor.username)
+        fields["updated_by_id"] = actor.user_id
         schedule = create_object(actor, JobSchedule, fields)
         _sync_beat(schedule)
         _standing_approval(actor, schedule)
@@ -146,6 +147,7 @@ def update_schedule(actor, schedule, *, secret_values=None, **fields):
             fields["secret_values"] = secret_values
             fields.setdefault("params", schedule.params)
         fields = _validate(fields, schedule)
+        fields["updated_by_id"] = actor.user_id  # runs need this editor's authority too (local targets)
         schedule = update_object(actor, schedule, fields)
         _sync_beat(schedule)
         _standing_approval(actor, schedule)

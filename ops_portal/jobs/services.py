@@ -5,12 +5,13 @@ import hmac
 import json
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from ops_portal.accounts.choices import Action
-from ops_portal.accounts.permissions import can, require
+from ops_portal.accounts.permissions import can, require, scope_for
 from ops_portal.audit.crud import create_object, delete_object, update_object
 from ops_portal.audit.services import record, snapshot
 from ops_portal.core import streams
@@ -22,6 +23,7 @@ from .choices import FINISHED_STATES, TRANSITIONS, JobState, TargetState
 from .models import FreezeWindow, Job, JobTarget, JobTemplate, Lease, MaintenanceWindow
 
 MAX_TARGETS = 5000
+User = get_user_model()
 
 
 # Templates ---------------------------------------------------------------------------------
@@ -55,7 +57,7 @@ def _clean_template_fields(fields, instance=None):
 
 
 def create_template(actor, **fields):
-    return create_object(actor, JobTemplate, _clean_template_fields(dict(fields)))
+    return create_object(actor, JobTemplate, {**_clean_template_fields(dict(fields)), "updated_by_id": actor.user_id})
 
 
 def update_template(actor, template, **fields):
@@ -64,6 +66,7 @@ def update_template(actor, template, **fields):
     with transaction.atomic():
         fields = _clean_template_fields(dict(fields), template)
         fields["version"] = template.version + 1
+        fields["updated_by_id"] = actor.user_id
         template = update_object(actor, template, fields)
         refresh_for_template(actor, template)
     return template
@@ -94,17 +97,21 @@ def _check_launch(actor, environment, *, emergency, emergency_reason):
         raise ValidationError({"emergency_reason": ["Say why this job must run during a freeze."]})
 
 
-def _check_local_targets(actor, targets):
+def _check_local_targets(actor, targets, template=None, schedule=None):
     """The portal's own machine holds the portal's secrets: only administrators of all environments
-    (and the portal itself) may run work there."""
-    from django.conf import settings
-
+    (and the portal itself) may run work there, and that is asked of everyone who shaped the plan:
+    the launcher (a schedule's owner) and the last editors of the template and the schedule."""
     if not settings.LOCAL_TARGETS_NEED_GLOBAL_ADMIN:
         return
     local = [t["name"] for t in targets if t["fingerprint"].get("transport") == "local"]
-    if local and actor.user is not None and not can(actor.user, Action.MANAGE, None):
-        raise PermissionDenied(f"Only administrators of all environments act on the portal's own machine "
-                               f"({', '.join(local[:5])}).")
+    if not local:
+        return
+    shapers = [("the launcher", actor.user_id), ("the template's last editor", template and template.updated_by_id),
+               ("the schedule's last editor", schedule and schedule.updated_by_id)]
+    for who, user_id in shapers:
+        if user_id and not scope_for(User.objects.filter(pk=user_id).first(), Action.MANAGE, fresh=True).everywhere:
+            raise PermissionDenied(f"Only administrators of all environments act on the portal's own machine "
+                                   f"({', '.join(local[:5])}); {who} is not one.")
 
 
 def _create_job(actor, *, environment, spec, public, secret, targets, strategy, name, template=None,
@@ -112,7 +119,7 @@ def _create_job(actor, *, environment, spec, public, secret, targets, strategy, 
                 emergency_reason="", not_before=None, relaunch_of=None, schedule=None, standing_approval=None):
     if not targets:
         raise ValidationError({"selector": ["The selector matches no enabled target in this environment."]})
-    _check_local_targets(actor, targets)
+    _check_local_targets(actor, targets, template, schedule)
     if len(targets) > MAX_TARGETS:
         raise ValidationError({"selector": [f"At most {MAX_TARGETS} targets per job."]})
     timeouts = {"job": timeout_seconds, "target": target_timeout_seconds}
@@ -315,7 +322,7 @@ def _publish_job(job):
     def send():
         streams.publish(groups.jobs_in(job.environment_id), summary)
         for kind, ref_id in target_refs:
-            streams.publish(groups.object_jobs(kind, ref_id), summary)
+            streams.publish(groups.object_jobs(kind, ref_id, job.environment_id), summary)
 
     transaction.on_commit(send)
 

@@ -77,4 +77,4 @@ class ObjectJobsStream(streams.Stream):
         obj = model.objects.filter(pk=_int_param(params, "id")).first()
         if obj is None or not can(user, Action.VIEW, obj.environment_id):
             raise streams.StreamDenied("You may not view that object.")
-        return [groups.object_jobs(params["kind"], obj.pk)]
+        return [groups.object_jobs(params["kind"], obj.pk, obj.environment_id)]

@@ -149,3 +149,47 @@ async def test_an_objects_stream_follows_jobs_on_that_host(live_worker):
     await receive_until(comm, done, timeout=30)
     assert other_job.pk not in {i["id"] for i in seen}
     await comm.disconnect()
+
+
+async def test_a_hosts_stream_does_not_show_jobs_of_the_environment_it_left():
+    """No worker needed: the jobs are published as their launch would publish them."""
+    from django.db import transaction
+
+    from ops_portal.jobs import services
+
+    @sync_to_async
+    def setup():
+        staging, production = factories.environment("left"), factories.environment("joined")
+        host = local_hosts(staging, 1)[0]
+        old = Job.objects.create(name="old", environment=staging, action="host.command", plan_hash="x")
+        old.targets.create(index=0, kind="host", ref_id=host.pk, name=host.name)
+        host.environment = production
+        host.save()
+        new = Job.objects.create(name="new", environment=production, action="host.command", plan_hash="x")
+        new.targets.create(index=0, kind="host", ref_id=host.pk, name=host.name)
+        viewer = factories.user()
+        factories.binding(role=Role.VIEWER, user=viewer, environment=production)
+        return viewer, host, old, new
+
+    @sync_to_async
+    def publish(*jobs):
+        with transaction.atomic():
+            for job in jobs:
+                services._publish_job(job)
+
+    viewer, host, old, new = await setup()
+    comm = await _socket(viewer)
+    await comm.send_json_to({"action": "subscribe", "id": "o", "stream": "object",
+                             "params": {"kind": "host", "id": host.pk}})
+    await receive_until(comm, lambda m: m["type"] == "subscribed")
+    await publish(old, new)
+    seen = []
+
+    def got_new(message):
+        if message["type"] == "events":
+            seen.extend(message["items"])
+        return any(i["id"] == new.pk for i in seen)
+
+    await receive_until(comm, got_new, timeout=15)
+    assert old.pk not in {i["id"] for i in seen}
+    await comm.disconnect()

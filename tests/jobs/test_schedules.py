@@ -151,3 +151,22 @@ def test_a_real_beat_fires_a_schedule_and_the_job_runs(live_worker, live_beat):
     job = wait_job(run.job, JobState.SUCCEEDED)
     assert job.source == "schedule" and job.created_by_name == actor.username
     assert job.schedule_id == schedule.pk
+
+
+@pytest.mark.django_db
+def test_another_admin_editing_a_template_renews_the_schedules_standing_approval(setup):
+    """A global admin's gated schedule: an environment admin's edit of its template is not covered
+    by the approval the schedule had, so the next run waits for a new one."""
+    env, _, template = setup
+    ApprovalPolicy.objects.create(name="gate", environment=env, templates=["tick"])
+    root = Actor.for_user(factories.user(), source="api")
+    factories.binding(role=Role.ADMIN, user=root.user, environment=None)
+    schedule = schedules.create_schedule(root, name="s", template=template, kind="cron", cron="*/5 * * * *")
+    approver = factories.user()
+    factories.binding(role=Role.APPROVER, user=approver, environment=env)
+    approvals.decide(Actor.for_user(approver, source="api"), schedule.standing_request, "approve")
+    services.update_template(admin_of(env), template, action_params={"command": "id"})
+    schedule.refresh_from_db()
+    assert schedule.standing_request.state == "pending"
+    run = schedules.fire(schedule.pk)
+    assert run.outcome == "needs_approval" and not schedule.jobs.exists()

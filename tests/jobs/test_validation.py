@@ -210,3 +210,30 @@ def test_only_global_admins_act_on_the_portals_own_machine(settings, make_user, 
                                 action="host.command", values={"command": "uptime"}, selector={"all": True})
     assert job.state == "queued"
     assert not Job.objects.exclude(pk=job.pk).exists()
+
+
+def test_work_on_the_portals_machine_needs_everyone_who_shaped_the_plan_to_be_a_global_admin(settings, make_user,
+                                                                                            envs):
+    """A global admin launching a template an environment admin last edited does not lend its
+    authority to that edit; once a global admin has saved the template again, it runs."""
+    from django.core.exceptions import PermissionDenied
+
+    from ops_portal.core.context import Actor
+    from ops_portal.inventory.choices import Transport
+    from ops_portal.jobs import services
+
+    settings.LOCAL_TARGETS_NEED_GLOBAL_ADMIN = True
+    alpha, _ = envs
+    factories.host(alpha, "portal", transport=Transport.LOCAL)
+    factories.host(alpha, "web-1")
+    root = Actor.for_user(make_user(Role.ADMIN, None), source="api")
+    env_admin = Actor.for_user(make_user(Role.ADMIN, alpha), source="api")
+    template = services.create_template(root, name="t", environment=alpha, action="host.command",
+                                        selector={"names": ["web-1"]}, action_params={"command": "uptime"})
+    template = services.update_template(env_admin, template, selector={"names": ["portal"]},
+                                        action_params={"command": "cat var/portal.env"})
+    with pytest.raises(PermissionDenied, match="the template's last editor is not one"):
+        services.launch(root, template)
+    assert not Job.objects.exists()
+    template = services.update_template(root, template, description="reviewed")
+    assert services.launch(root, template).targets.get().name == "portal"

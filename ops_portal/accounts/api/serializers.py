@@ -1,6 +1,8 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from ops_portal.core.api.fields import VisibleSlugRelatedField
+
 from ..choices import Role
 from ..models import APIToken, Environment, RoleBinding, Team
 
@@ -30,7 +32,7 @@ class RoleBindingSerializer(serializers.ModelSerializer):
                                         allow_null=True)
     team = serializers.SlugRelatedField(slug_field="name", queryset=Team.objects.all(), required=False,
                                         allow_null=True)
-    environment = serializers.SlugRelatedField(
+    environment = VisibleSlugRelatedField(
         slug_field="name", queryset=Environment.objects.all(), required=False, allow_null=True,
         help_text="Environment name; empty for all environments.",
     )

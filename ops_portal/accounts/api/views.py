@@ -2,10 +2,11 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ops_portal.core.api.viewsets import PortalViewSet, ServiceModelViewSet
+from ops_portal.core.api.viewsets import PortalViewSet, ServiceModelViewSet, defer_unique_checks
 from ops_portal.core.context import Actor
 
 from .. import services
@@ -26,6 +27,7 @@ User = get_user_model()
 
 class EnvironmentViewSet(ServiceModelViewSet):
     queryset = Environment.objects.all()
+    create_needs_everywhere = True
     serializer_class = s.EnvironmentSerializer
     filterset_class = EnvironmentFilterSet
     ordering_fields = ["name", "created"]
@@ -42,6 +44,7 @@ class EnvironmentViewSet(ServiceModelViewSet):
 
 class TeamViewSet(ServiceModelViewSet):
     queryset = Team.objects.prefetch_related("members")
+    create_needs_everywhere = True
     serializer_class = s.TeamSerializer
     filterset_class = TeamFilterSet
     ordering_fields = ["name", "created"]
@@ -79,6 +82,7 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
     serializer_class = s.UserSerializer
     filterset_class = UserFilterSet
     ordering_fields = ["username", "date_joined", "last_login"]
+    create_needs_everywhere = True
 
     def get_queryset(self):
         queryset = User.objects.all().order_by("username")
@@ -87,7 +91,7 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         return queryset.filter(pk=self.request.user.pk)
 
     def create(self, request, *args, **kwargs):
-        serializer = self.get_serializer(data=request.data)
+        serializer = defer_unique_checks(self.get_serializer(data=request.data))
         serializer.is_valid(raise_exception=True)
         user = services.create_user(self.actor, **serializer.validated_data)
         return Response(self.get_serializer(user).data, status=status.HTTP_201_CREATED)
@@ -95,7 +99,9 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
     def update(self, request, *args, **kwargs):
         partial = kwargs.pop("partial", False)
         instance = self.get_object()
-        serializer = self.get_serializer(instance, data=request.data, partial=partial)
+        if not scope_for(request.user, Action.MANAGE).everywhere:  # before the payload: no name oracle
+            raise PermissionDenied("Only administrators of all environments change users.")
+        serializer = defer_unique_checks(self.get_serializer(instance, data=request.data, partial=partial))
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         password = data.pop("password", None)
@@ -119,6 +125,7 @@ class APITokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
 
     queryset = APIToken.objects.all()
     serializer_class = s.APITokenSerializer
+    write_action = None  # everyone manages their own
     filterset_class = APITokenFilterSet
     ordering_fields = ["created", "name"]
 

@@ -1,11 +1,12 @@
 from rest_framework import serializers
 
 from ops_portal.accounts.models import Environment
+from ops_portal.core.api.fields import VisibleSlugRelatedField
 
 from ..models import Artifact, Credential, Host, HostGroup
 
 
-class EnvironmentField(serializers.SlugRelatedField):
+class EnvironmentField(VisibleSlugRelatedField):
     def __init__(self, **kwargs):
         super().__init__(slug_field="name", queryset=Environment.objects.all(), **kwargs)
 
@@ -49,9 +50,9 @@ class HostGroupSerializer(serializers.ModelSerializer):
 
 class HostSerializer(serializers.ModelSerializer):
     environment = EnvironmentField()
-    credential = serializers.SlugRelatedField(slug_field="name", queryset=Credential.objects.all(),
+    credential = VisibleSlugRelatedField(slug_field="name", queryset=Credential.objects.all(),
                                               required=False, allow_null=True)
-    groups = serializers.SlugRelatedField(slug_field="name", queryset=HostGroup.objects.all(), many=True,
+    groups = VisibleSlugRelatedField(slug_field="name", queryset=HostGroup.objects.all(), many=True,
                                           required=False)
 
     class Meta:

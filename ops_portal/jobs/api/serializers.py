@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from ops_portal.core.api.fields import VisiblePrimaryKeyRelatedField
 from ops_portal.inventory.api.serializers import EnvironmentField
 
 from .. import actions
@@ -119,7 +120,7 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
 
 
 class JobScheduleSerializer(serializers.ModelSerializer):
-    template = serializers.PrimaryKeyRelatedField(queryset=JobTemplate.objects.all())
+    template = VisiblePrimaryKeyRelatedField(queryset=JobTemplate.objects.all())
     environment = serializers.SlugRelatedField(source="template.environment", slug_field="name", read_only=True)
     params = serializers.JSONField(required=False, default=dict)
     secret_values = serializers.JSONField(required=False, write_only=True,

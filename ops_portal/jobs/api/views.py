@@ -72,6 +72,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     filterset_class = JobFilterSet
     ordering_fields = ["created", "started", "finished", "state"]
     extra_query_params = ("after",)
+    write_action = Action.OPERATE
 
     def get_serializer_class(self):
         if self.action == "retrieve":
@@ -88,7 +89,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
 
     @extend_schema(request=s.AdhocJobSerializer, responses={201: s.JobDetailSerializer})
     def create(self, request, *args, **kwargs):
-        serializer = s.AdhocJobSerializer(data=request.data)
+        serializer = s.AdhocJobSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         job = services.launch_adhoc(
