@@ -187,7 +187,7 @@ def test_the_migration_moves_secrets_stored_in_clear_before_this_fix():
 
     from django.apps import apps
 
-    migration = importlib.import_module("ops_portal.jobs.migrations.0003_move_template_secrets_out_of_params")
+    migration = importlib.import_module("ops_portal.jobs.migrations.0004_move_template_secrets_out_of_params")
     env = factories.environment("alpha")
     template = secret_template(env)
     # Rows as the launch and schedules wrote them before: the secret in the public parameters.
