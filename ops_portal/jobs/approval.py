@@ -10,6 +10,7 @@ from ops_portal.approvals import services as approvals
 from ops_portal.approvals.choices import RequestState
 from ops_portal.approvals.models import ApprovalRequest
 from ops_portal.approvals.signals import request_decided
+from ops_portal.audit.services import record
 
 from . import selectors
 from .choices import JobState, TargetState
@@ -29,7 +30,7 @@ def approval_plan(job):
     }
 
 
-def gate(actor, job, spec, public, template):
+def gate(actor, job, spec, values, template):
     """Hold the job for approval when a policy asks. Returns True when it waits.
 
     The portal's own read-only work (facts, metrics, drift checks launched by the system) changes
@@ -39,7 +40,7 @@ def gate(actor, job, spec, public, template):
     if actor.user_id is None and not spec.mutating:
         return False
     requirement = approvals.evaluate(job.environment, template=template.name if template else None,
-                                     action=spec.name, risks=spec.risks(public, job.targets_total),
+                                     action=spec.name, risks=spec.risk_tags(values, job.targets_total),
                                      target_count=job.targets_total)
     if requirement is None:
         return False
@@ -84,16 +85,21 @@ def plan_still_approved(actor, job):
     row locked."""
     if job.approval_request_id is None:
         return True
-    if job.approval_request.subject_type != "job":
-        # A standing approval covers the schedule's configuration, checked when the schedule fired.
-        return True
+    old = job.approval_request
+    standing = old.subject_type != "job"
     new_hash, targets = current_plan_hash(job)
-    if new_hash == job.approval_request.plan_hash:
+    # A job's own approval signed its plan hash; a schedule's standing approval covered the plan
+    # the job froze at launch (the firing checked its targets against the approval).
+    if new_hash == (job.plan_hash if standing else old.plan_hash):
         return True
     from ops_portal.approvals.services import Requirement
 
-    old = job.approval_request
-    approvals.invalidate(actor, old, "the plan changed after approval (inventory or template edited)")
+    if standing:
+        # The schedule's next firing asks for the standing approval again; this run asks for itself.
+        record(actor, "job.plan_changed", job, before={"plan_hash": job.plan_hash}, after={"plan_hash": new_hash},
+               extra={"standing_request": old.pk})
+    else:
+        approvals.invalidate(actor, old, "the plan changed after approval (inventory or template edited)")
     for target, fresh in zip(job.targets.order_by("index"), targets, strict=True):
         if target.fingerprint != fresh["fingerprint"]:
             JobTarget.objects.filter(pk=target.pk).update(fingerprint=fresh["fingerprint"])

@@ -33,6 +33,10 @@ _STOP = object()
 COPY_COLUMNS = ("job_id", "seq", "time", "kind", "target", "stream", "text", "data")
 
 
+def _unmasked(text):
+    return text
+
+
 class EventWriter:
     def __init__(self, job):
         self.job_id = job.pk
@@ -43,18 +47,19 @@ class EventWriter:
         self.failed = None
         self.stored = 0
         self._room = threading.Semaphore(MAX_UNSTORED_LINES)
+        self.mask = _unmasked  # the runner sets one that hides the job's secret values
         self._thread.start()
 
     # Producers (any thread) ---------------------------------------------------------------
 
     def emit(self, kind, text="", *, target=None, stream="", data=None):
-        self._queue.put(("event", (timezone.now(), kind, target, stream, text, data)))
+        self._queue.put(("event", (timezone.now(), kind, target, stream, self.mask(text), data)))
 
     def output(self, target, stream, line):
         while not self._room.acquire(timeout=1.0):
             if not self._thread.is_alive():  # the writer died: do not wait for room forever
                 return
-        self._queue.put(("line", (timezone.now(), EventKind.OUTPUT, target, stream, line, None)))
+        self._queue.put(("line", (timezone.now(), EventKind.OUTPUT, target, stream, self.mask(line), None)))
 
     def call(self, func):
         """Run func() in the writer thread, in the transaction that stores the events emitted before it."""

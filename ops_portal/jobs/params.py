@@ -38,6 +38,9 @@ def validate_definitions(definitions):
             errors.append(f"{where}: type must be one of {', '.join(TYPES)}.")
         if kind == "choice" and (not isinstance(item.get("choices"), list) or not item["choices"]):
             errors.append(f"{where}: a choice needs a non-empty list of choices.")
+        if kind == "secret" and item.get("default") not in (None, ""):
+            # A default would sit in the template, in clear, for every viewer to read.
+            errors.append(f"{where}: a secret has no default: its value is asked at launch.")
         if item.get("pattern") is not None:
             try:
                 re.compile(item["pattern"])
@@ -127,3 +130,30 @@ def clean_values(definitions, values, *, field="parameters"):
 def redacted(public, secret):
     """Parameters as shown to people: secrets replaced by a marker."""
     return {**public, **{name: SECRET_MARK for name in secret}}
+
+
+def secret_names(*definition_lists):
+    """The names typed secret in any of the definition lists (a template's and its action's)."""
+    return {d["name"] for definitions in definition_lists for d in definitions or () if d.get("type") == "secret"}
+
+
+def split(values, names):
+    """(public, secret): the values whose names are secret, split out to be stored encrypted."""
+    public = {name: value for name, value in values.items() if name not in names}
+    return public, {name: value for name, value in values.items() if name in names}
+
+
+MIN_MASKED_LENGTH = 4  # shorter values would mask ordinary words in the output
+
+
+def masker(secret):
+    """A function that replaces every secret value in a text by the marker (job output, errors)."""
+    values = sorted({str(v) for v in secret.values() if len(str(v)) >= MIN_MASKED_LENGTH}, key=len, reverse=True)
+    if not values:
+        return lambda text: text
+    pattern = re.compile("|".join(re.escape(v) for v in values))
+
+    def mask(text):
+        return pattern.sub(SECRET_MARK, text) if isinstance(text, str) and text else text
+
+    return mask

@@ -9,6 +9,7 @@ import logging
 import socket
 import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -22,7 +23,7 @@ from ops_portal.core.context import Actor
 from schedulers import local
 from schedulers.base import BackendError, CancelToken, CommandResult
 
-from . import actions, services
+from . import actions, params, services
 from . import strategy as strategies
 from .choices import EventKind, JobState, TargetState
 from .events import EventWriter
@@ -171,7 +172,12 @@ class JobRunner:
         self.writer = EventWriter(job)
         self.resources = {}
         self.targets = list(job.targets.order_by("index"))
-        self.params = {**job.params, **(json.loads(job.secret_params) if job.secret_params else {})}
+        secret = json.loads(job.secret_params) if job.secret_params else {}
+        self.params = {**job.params, **secret}
+        # Secret values never reach the job's output, errors or the worker's log, even when a
+        # command prints them.
+        self.mask = params.masker(secret)
+        self.writer.mask = self.mask
         self.threshold = strategies.failure_threshold(len(self.targets), job.strategy)
         self._done = threading.Event()
         self.objects = {}
@@ -197,6 +203,8 @@ class JobRunner:
     # Targets --------------------------------------------------------------------------------
 
     def _set_target(self, target, **fields):
+        if fields.get("error"):
+            fields["error"] = self.mask(fields["error"])
         for name, value in fields.items():
             setattr(target, name, value)
         job_id, index = self.job.pk, target.index
@@ -225,7 +233,7 @@ class JobRunner:
         except BackendError as exc:
             return CommandResult(error=str(exc))
         except Exception as exc:  # a bug in an action fails its target, not the worker
-            log.exception("action %s failed on %s", spec.name, target.name)
+            log.error("action %s failed on %s\n%s", spec.name, target.name, self.mask(traceback.format_exc()))
             return CommandResult(error=f"internal error: {type(exc).__name__}: {exc}")
 
     def _run_target(self, target):
@@ -326,8 +334,8 @@ class JobRunner:
                 self.writer.emit(EventKind.INFO, f"Rollout stopped: {self.stop_reason}.")
                 self._rollback()
         except Exception as exc:
-            log.exception("job %s failed in the runner", self.job.pk)
-            error = f"runner error: {type(exc).__name__}: {exc}"
+            log.error("job %s failed in the runner\n%s", self.job.pk, self.mask(traceback.format_exc()))
+            error = self.mask(f"runner error: {type(exc).__name__}: {exc}")
             for target in self.targets:
                 if target.state in (TargetState.PENDING, TargetState.RUNNING):
                     self._set_target(target, state=TargetState.FAILED, error=error)

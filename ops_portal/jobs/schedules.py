@@ -3,7 +3,12 @@
 Each JobSchedule owns one PeriodicTask calling jobs.run_schedule(schedule_id). A run takes a slot
 (the nominal fire time, to the minute) that is unique per schedule, so a beat that restarts and
 fires again does not launch twice. Gated templates need either a standing approval of the
-schedule (re-approved when the schedule or the template changes) or an approval per run.
+schedule or an approval per run. A standing approval covers the schedule, its template's version
+and the targets as resolved then, with their fingerprints (address, port, user, credential, host
+key): a run whose targets differ asks for its own approval and waits for it.
+
+Lock order, everywhere: the template row, then the schedule row (editing a template refreshes its
+schedules; a firing launches the template).
 """
 import datetime
 import hashlib
@@ -22,11 +27,12 @@ from django_celery_beat.validators import crontab_validator
 from ops_portal.approvals import services as approvals
 from ops_portal.approvals.choices import RequestState, ScheduleMode
 from ops_portal.audit.crud import create_object, delete_object, update_object
+from ops_portal.audit.services import record
 from ops_portal.core.choices import Source
 from ops_portal.core.context import Actor
 
 from . import actions, params, selectors
-from .models import JobSchedule, ScheduleRun
+from .models import JobSchedule, JobTemplate, ScheduleRun
 
 LATE_GRACE = timedelta(minutes=2)  # a run this late was missed (beat was down)
 
@@ -60,22 +66,47 @@ def _validate(fields, instance=None):
     if errors:
         raise ValidationError(errors)
     template = merged["template"]
-    if "params" in fields or instance is None:
-        public, secret = params.clean_values(template.parameters, {**(merged.get("params") or {}),
-                                                                     **fields.pop("secret_values", {})})
+    secret_values = fields.pop("secret_values", None) or {}
+    if not isinstance(secret_values, dict):
+        raise ValidationError({"secret_values": ["Give the secret values as an object."]})
+    if "params" in fields or "template" in fields or secret_values or instance is None:
+        names = {d["name"] for d in template.parameters}
+        # Secrets already stored stay unless given again (an empty value removes one): they are
+        # never shown, so a client cannot send them back.
+        stored = {k: v for k, v in _secrets(instance).items() if k in names} if instance is not None else {}
+        public, secret = params.clean_values(template.parameters, {**stored, **(merged.get("params") or {}),
+                                                                     **secret_values})
+        public, secret = params.split({**public, **secret}, _secret_names(template))
         fields["params"] = public
         fields["secret_params"] = json.dumps(secret) if secret else ""
     return fields
 
 
-def config_hash(schedule):
+def _secrets(schedule):
+    return json.loads(schedule.secret_params) if schedule.secret_params else {}
+
+
+def _secret_names(template):
+    spec = actions.get(template.action)
+    return params.secret_names(template.parameters, spec.parameters if spec else [])
+
+
+def config_hash(schedule, targets):
+    """What a standing approval covers: the schedule, its template's version and the targets with
+    their fingerprints (secrets as an HMAC)."""
     secret_digest = hmac.new(settings.SECRET_KEY.encode(), (schedule.secret_params or "").encode(),
                              hashlib.sha256).hexdigest()
     data = {"template": schedule.template_id, "template_version": schedule.template.version,
             "params": schedule.params, "secrets": secret_digest, "kind": schedule.kind, "cron": schedule.cron,
             "timezone": schedule.timezone, "interval": schedule.interval_seconds,
-            "run_at": schedule.run_at.isoformat() if schedule.run_at else None}
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+            "run_at": schedule.run_at.isoformat() if schedule.run_at else None,
+            "targets": [[t["kind"], t["ref_id"], t["fingerprint"]] for t in targets]}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _targets(schedule):
+    template = schedule.template
+    return selectors.resolve(template.selector, template.environment)
 
 
 def _sync_beat(schedule):
@@ -101,17 +132,19 @@ def _sync_beat(schedule):
         schedule.periodic_task = task
 
 
-def _standing_approval(actor, schedule):
+def _standing_approval(actor, schedule, targets=None, reason="the schedule or its template changed"):
     """Ask for (or keep) the schedule's standing approval when a policy wants one."""
     template = schedule.template
     spec = actions.get(template.action)
-    target_count = len(selectors.resolve(template.selector, template.environment))
+    targets = _targets(schedule) if targets is None else targets
+    target_count = len(targets)
     requirement = approvals.evaluate(template.environment, template=template.name, action=spec.name,
-                                     risks=spec.risks(schedule.params, target_count), target_count=target_count)
-    new_hash = config_hash(schedule)
+                                     risks=spec.risk_tags({**schedule.params, **_secrets(schedule)}, target_count),
+                                     target_count=target_count)
+    new_hash = config_hash(schedule, targets)
     current = schedule.standing_request
     if current is not None and current.plan_hash != new_hash:
-        approvals.invalidate(actor, current, "the schedule or its template changed")
+        approvals.invalidate(actor, current, reason)
         current = None
     if requirement is None or requirement.schedule_mode == ScheduleMode.PER_RUN:
         schedule.standing_request = current
@@ -122,15 +155,24 @@ def _standing_approval(actor, schedule):
             plan={"schedule": schedule.name, "template": template.name, "template_version": template.version,
                   "kind": schedule.kind, "cron": schedule.cron, "timezone": schedule.timezone,
                   "interval_seconds": schedule.interval_seconds, "params": schedule.params,
-                  "action": template.action, "selector": template.selector, "target_count": target_count},
+                  "action": template.action, "selector": template.selector, "target_count": target_count,
+                  "targets": [{"name": t["name"], "fingerprint": t["fingerprint"]} for t in targets[:500]]},
             plan_hash=new_hash, requirement=requirement)
     schedule.config_hash = new_hash
     JobSchedule.objects.filter(pk=schedule.pk).update(standing_request=schedule.standing_request,
                                                       config_hash=new_hash)
 
 
+def _lock_template(*template_ids):
+    """Lock templates (in id order) before any schedule row: the one lock order."""
+    ids = sorted({pk for pk in template_ids if pk is not None})
+    list(JobTemplate.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+
+
 def create_schedule(actor, *, secret_values=None, **fields):
     with transaction.atomic():
+        template = fields.get("template")
+        _lock_template(getattr(template, "pk", None))
         fields = _validate({**fields, "secret_values": secret_values or {}})
         fields.setdefault("owner_id", actor.user_id)
         fields.setdefault("owner_name", actor.username)
@@ -143,9 +185,10 @@ def create_schedule(actor, *, secret_values=None, **fields):
 
 def update_schedule(actor, schedule, *, secret_values=None, **fields):
     with transaction.atomic():
+        _lock_template(schedule.template_id, getattr(fields.get("template"), "pk", None))
+        schedule = JobSchedule.objects.select_related("template").get(pk=schedule.pk)
         if secret_values:
             fields["secret_values"] = secret_values
-            fields.setdefault("params", schedule.params)
         fields = _validate(fields, schedule)
         fields["updated_by_id"] = actor.user_id  # runs need this editor's authority too (local targets)
         schedule = update_object(actor, schedule, fields)
@@ -156,6 +199,7 @@ def update_schedule(actor, schedule, *, secret_values=None, **fields):
 
 def delete_schedule(actor, schedule):
     with transaction.atomic():
+        _lock_template(schedule.template_id)
         task = schedule.periodic_task
         delete_object(actor, schedule)
         if task is not None:
@@ -163,9 +207,21 @@ def delete_schedule(actor, schedule):
 
 
 def refresh_for_template(actor, template):
-    """A template changed: schedules with standing approvals must be approved again."""
-    for schedule in template.schedules.select_related("standing_request", "template"):
-        _standing_approval(actor, schedule)
+    """A template changed (its row is locked): values it now types secret move to the encrypted
+    store; schedules with standing approvals must be approved again."""
+    names = _secret_names(template)
+    targets = selectors.resolve(template.selector, template.environment)
+    for schedule in template.schedules.select_for_update(of=("self",)).select_related("standing_request",
+                                                                                       "template"):
+        moved = sorted(set(schedule.params) & names)
+        if moved:
+            secret = {**_secrets(schedule), **{k: schedule.params[k] for k in moved}}
+            schedule.params = {k: v for k, v in schedule.params.items() if k not in names}
+            schedule.secret_params = json.dumps(secret)
+            schedule.save(update_fields=["params", "secret_params"])
+            record(actor, "jobschedule.secrets_moved", schedule, after={"params": schedule.params,
+                                                                        "secret_names": sorted(secret)})
+        _standing_approval(actor, schedule, targets)
 
 
 def _tz(schedule):
@@ -227,9 +283,7 @@ def fire(schedule_id, now=None):
 
     now = now or timezone.now()
     with transaction.atomic():
-        schedule = (JobSchedule.objects.select_for_update(of=("self",))
-                    .select_related("template__environment", "standing_request", "periodic_task__crontab", "owner")
-                    .filter(pk=schedule_id).first())
+        schedule = _lock_schedule(schedule_id)
         if schedule is None:
             return None
         slot = previous_slot(schedule, now)
@@ -250,6 +304,21 @@ def fire(schedule_id, now=None):
         return run
 
 
+def _lock_schedule(schedule_id):
+    """The schedule row, locked after its template's row (the one lock order)."""
+    for _ in range(3):
+        template_id = JobSchedule.objects.filter(pk=schedule_id).values_list("template_id", flat=True).first()
+        if template_id is None:
+            return None
+        _lock_template(template_id)
+        schedule = (JobSchedule.objects.select_for_update(of=("self",))
+                    .select_related("template__environment", "standing_request", "periodic_task__crontab", "owner")
+                    .filter(pk=schedule_id).first())
+        if schedule is None or schedule.template_id == template_id:
+            return schedule
+    raise RuntimeError(f"schedule {schedule_id} keeps moving between templates")
+
+
 def _launch(actor, schedule, late, services):
     if not schedule.enabled or not schedule.template.enabled:
         return "refused", "the schedule or its template is disabled", None
@@ -258,17 +327,36 @@ def _launch(actor, schedule, late, services):
     owner = schedule.owner
     if owner is None or not owner.is_active:
         return "refused", "the schedule's owner is gone or inactive", None
-    standing = schedule.standing_request
-    if standing is not None:
-        if standing.state != RequestState.APPROVED or standing.plan_hash != config_hash(schedule):
-            return "needs_approval", f"the standing approval is {standing.get_state_display().lower()}", None
-    secret = json.loads(schedule.secret_params) if schedule.secret_params else {}
+    standing, note = schedule.standing_request, ""
+    try:
+        targets = _targets(schedule)
+    except ValidationError as exc:
+        return "failed", "; ".join(exc.messages), None
+    if standing is not None and standing.plan_hash != config_hash(schedule, targets):
+        was_approved = standing.state == RequestState.APPROVED
+        _plan_changed(actor, schedule, standing, targets)
+        if not was_approved:
+            return "needs_approval", "the targets changed; the standing approval is asked again for them", None
+        standing, note = None, ": its targets changed since the standing approval, so this run waits for its own"
+    elif standing is not None and standing.state != RequestState.APPROVED:
+        return "needs_approval", f"the standing approval is {standing.get_state_display().lower()}", None
     try:
         with transaction.atomic():
-            job = services.launch(actor, schedule.template, {**schedule.params, **secret},
-                                  schedule=schedule, standing_approval=standing)
+            job = services.launch(actor, schedule.template, {**schedule.params, **_secrets(schedule)},
+                                  schedule=schedule, standing_approval=standing, approved_targets=targets)
     except (ValidationError, PermissionError) as exc:
         return "failed", "; ".join(getattr(exc, "messages", [str(exc)])), None
     except Exception as exc:  # PermissionDenied and friends: record, never crash the beat task
         return "failed", f"{type(exc).__name__}: {exc}", None
-    return "launched", f"job #{job.pk} ({job.get_state_display().lower()})", job
+    if standing is not None and job.approval_request_id != standing.pk:
+        note = ": its targets changed while it launched, so this run waits for its own approval"
+    return "launched", f"job #{job.pk} ({job.get_state_display().lower()}){note}", job
+
+
+def _plan_changed(actor, schedule, standing, targets):
+    """The inventory moved under a standing approval: audit it and ask again for the new plan."""
+    approved = standing.plan.get("targets")
+    now = [{"name": t["name"], "fingerprint": t["fingerprint"]} for t in targets]
+    record(actor, "jobschedule.plan_changed", schedule, before={"targets": approved[:200] if approved else None},
+           after={"targets": now[:200]}, extra={"standing_request": standing.pk})
+    _standing_approval(actor, schedule, targets, reason="the schedule's targets changed")

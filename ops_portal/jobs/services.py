@@ -73,7 +73,10 @@ def update_template(actor, template, **fields):
 
 
 def delete_template(actor, template):
-    delete_object(actor, template)
+    with transaction.atomic():
+        # The template row first: deleting cascades to its schedules (see schedules: lock order).
+        template = JobTemplate.objects.select_for_update().get(pk=template.pk)
+        delete_object(actor, template)
 
 
 # Launching ---------------------------------------------------------------------------------
@@ -82,7 +85,7 @@ def _plan_hash(environment, action, public, secret, targets, strategy, timeouts,
     secret_digests = {name: hmac.new(settings.SECRET_KEY.encode(), str(value).encode(), hashlib.sha256).hexdigest()
                       for name, value in secret.items()}
     plan = {"environment": environment.pk, "action": action, "params": public, "secrets": secret_digests,
-            "targets": [[t["kind"], t["ref_id"], t["fingerprint"]] for t in targets], "strategy": strategy,
+            "targets": _plan_targets(targets), "strategy": strategy,
             "timeouts": timeouts, "template_version": template_version}
     return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -159,7 +162,7 @@ def _create_job(actor, *, environment, spec, public, secret, targets, strategy, 
     if standing_approval is not None:
         job.approval_request = standing_approval
         job.save(update_fields=["approval_request"])
-    elif approval.gate(actor, job, spec, public, template):
+    elif approval.gate(actor, job, spec, {**public, **secret}, template):
         _publish_job(job)
         return job
     _publish_job(job)
@@ -173,9 +176,18 @@ def _enqueue_on_commit(job):
     transaction.on_commit(lambda: run_job.apply_async((job.pk,), queue=job.queue))
 
 
+def _plan_targets(targets):
+    return [[t["kind"], t["ref_id"], t["fingerprint"]] for t in targets]
+
+
 def launch(actor, template, values=None, *, emergency=False, emergency_reason="", not_before=None, schedule=None,
-           standing_approval=None):
-    """Launch a job from a template with launch-time parameter values."""
+           standing_approval=None, approved_targets=None):
+    """Launch a job from a template with launch-time parameter values.
+
+    standing_approval covers the run only if the targets resolved now are approved_targets, the
+    targets (with fingerprints) the standing approval was given for; otherwise the run asks for
+    its own approval.
+    """
     with transaction.atomic():
         template = JobTemplate.objects.select_for_update().get(pk=template.pk)
         _check_launch(actor, template.environment, emergency=emergency, emergency_reason=emergency_reason)
@@ -185,9 +197,15 @@ def launch(actor, template, values=None, *, emergency=False, emergency_reason=""
         public, secret = params.clean_values(template.parameters, values)
         action_public, action_secret = params.clean_values(spec.parameters, {**template.action_params, **public,
                                                                              **secret})
+        # A value is secret when the template or the action types it so: the action's own
+        # definitions alone would put a template's secret into the job's public parameters.
+        public, secret = params.split({**action_public, **action_secret},
+                                      params.secret_names(template.parameters, spec.parameters))
         targets = selectors.resolve(template.selector, template.environment)
+        if standing_approval is not None and _plan_targets(targets) != _plan_targets(approved_targets or []):
+            standing_approval = None  # the inventory moved since the firing checked it: ask for this run
         return _create_job(
-            actor, environment=template.environment, spec=spec, public=action_public, secret=action_secret,
+            actor, environment=template.environment, spec=spec, public=public, secret=secret,
             targets=targets, strategy=template.strategy or strategies.validate(None), name=template.name,
             template=template, timeout_seconds=template.timeout_seconds,
             target_timeout_seconds=template.target_timeout_seconds, queue=template.queue, emergency=emergency,
@@ -224,7 +242,11 @@ def launch_adhoc(actor, *, environment, action, values=None, selector=None, stra
 
 
 def relaunch(actor, job):
-    """Run a finished job's plan again: same action, parameters (secrets included) and targets."""
+    """Run a finished job's plan again: same action, parameters and targets.
+
+    Secret values are re-used from the job's encrypted store, never shown to the relauncher; the
+    new job stores them encrypted again and goes through the approval policies like any launch.
+    """
     with transaction.atomic():
         _check_launch(actor, job.environment, emergency=False, emergency_reason="")
         if job.state not in FINISHED_STATES:
@@ -232,6 +254,10 @@ def relaunch(actor, job):
         spec = actions.get(job.action)
         secret = json.loads(job.secret_params) if job.secret_params else {}
         public = {k: v for k, v in job.params.items() if k not in secret}
+        lost = sorted(name for name, value in public.items() if value == params.SECRET_MARK)
+        if lost:
+            raise ValidationError({"params": [f"The secret values of {', '.join(lost)} are not stored: launch the "
+                                              f"template again and give them."]})
         from ops_portal.inventory.models import Host
 
         wanted = list(job.targets.order_by("index").values_list("ref_id", flat=True))

@@ -23,6 +23,12 @@ class ActionSpec:
     rollback: str | None = None  # action run on succeeded targets when a rollout is stopped
     prepare: Callable | None = None  # prepare(runner): open shared resources (an SSH pool) per job
 
+    def risk_tags(self, params, target_count):
+        """The action's own risk tags, plus `mutating` for every action that changes its targets
+        (the tag the default production policy matches)."""
+        tags = list(self.risks(params, target_count))
+        return tags + ["mutating"] if self.mutating else tags
+
 
 def register(spec: ActionSpec) -> ActionSpec:
     if spec.name in _ACTIONS:

@@ -1,3 +1,5 @@
+import json
+
 from rest_framework import serializers
 
 from ops_portal.core.api.fields import VisiblePrimaryKeyRelatedField
@@ -125,16 +127,21 @@ class JobScheduleSerializer(serializers.ModelSerializer):
     params = serializers.JSONField(required=False, default=dict)
     secret_values = serializers.JSONField(required=False, write_only=True,
                                           help_text="Values of secret parameters; stored encrypted, never returned.")
+    secrets_set = serializers.SerializerMethodField(help_text="Names of the secret values stored (never returned).")
     next_run = serializers.SerializerMethodField()
     standing_approval = serializers.SerializerMethodField()
 
     class Meta:
         model = JobSchedule
-        fields = ["id", "name", "template", "environment", "params", "secret_values", "kind", "cron", "timezone",
+        fields = ["id", "name", "template", "environment", "params", "secret_values", "secrets_set", "kind", "cron",
+                  "timezone",
                   "interval_seconds", "run_at", "enabled", "missed_policy", "owner_name", "last_run_at", "next_run",
                   "standing_approval", "created", "updated"]
         read_only_fields = ["owner_name", "last_run_at", "created", "updated"]
         validators = []
+
+    def get_secrets_set(self, obj) -> list[str]:
+        return sorted(json.loads(obj.secret_params)) if obj.secret_params else []
 
     def get_next_run(self, obj) -> str | None:
         from ..schedules import next_run

@@ -1,7 +1,9 @@
-"""First-run set-up: default environments, an administrator, and this machine as the first host.
+"""First-run set-up: default environments (production with an approval policy), an administrator,
+and this machine as the first host.
 
-Idempotent: what exists is left alone. The administrator's generated password is printed once
-and stored nowhere in clear.
+Idempotent: what exists is left alone. The production policy is created with the environments,
+only then, so a policy an administrator deleted later is not brought back. The administrator's
+generated password is printed once and stored nowhere in clear.
 """
 import re
 import secrets
@@ -9,15 +11,19 @@ import socket
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+from django.db import transaction
 
 from ops_portal.accounts import services as access
 from ops_portal.accounts.models import Environment
+from ops_portal.approvals import services as approvals
 from ops_portal.core.choices import Source
 from ops_portal.core.context import Actor
 from ops_portal.inventory import services as inventory
 from ops_portal.inventory.choices import Transport
 from ops_portal.inventory.models import Host
 
+# Every job that changes its targets in production waits for one approver (not the requester).
+PRODUCTION_POLICY = {"name": "production-changes", "risks": ["mutating"], "approvals_required": 1}
 DEFAULT_ENVIRONMENTS = [
     ("production", "Live systems: changes need approval", True),
     ("staging", "Pre-production", False),
@@ -35,9 +41,14 @@ class Command(BaseCommand):
     def handle(self, *args, admin, no_local_host, **options):
         actor = Actor.system(Source.SYSTEM)
         if not Environment.objects.exists():
-            for name, description, production in DEFAULT_ENVIRONMENTS:
-                access.create_environment(actor, name=name, description=description, is_production=production)
+            with transaction.atomic():
+                for name, description, production in DEFAULT_ENVIRONMENTS:
+                    environment = access.create_environment(actor, name=name, description=description,
+                                                            is_production=production)
+                    if production:
+                        approvals.create_policy(actor, environment=environment, **PRODUCTION_POLICY)
             self.stdout.write("Created environments: " + ", ".join(n for n, _, _ in DEFAULT_ENVIRONMENTS))
+            self.stdout.write(f"Production changes need one approval (policy {PRODUCTION_POLICY['name']!r}).")
 
         if not get_user_model().objects.filter(is_superuser=True).exists():
             password = secrets.token_urlsafe(15)

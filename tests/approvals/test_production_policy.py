@@ -1,0 +1,56 @@
+"""`manage.py bootstrap` leaves production gated: one approval for work that changes targets."""
+import pytest
+from django.core.management import call_command
+
+from ops_portal.accounts.choices import Role
+from ops_portal.accounts.models import Environment
+from ops_portal.approvals import services as approvals
+from ops_portal.approvals.models import ApprovalPolicy
+from ops_portal.audit.models import AuditEvent
+from ops_portal.core.choices import Source
+from ops_portal.core.context import Actor
+from ops_portal.jobs import services as jobs
+from ops_portal.jobs.choices import JobState
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def bootstrap():
+    call_command("bootstrap", "--no-local-host", stdout=open("/dev/null", "w"))  # noqa: SIM115
+
+
+def test_after_bootstrap_an_operators_command_in_production_waits_for_approval():
+    bootstrap()
+    production = Environment.objects.get(name="production")
+    factories.host(production, "web-1")
+    staging = Environment.objects.get(name="staging")
+    factories.host(staging, "stage-1")
+    operator = factories.user()
+    factories.binding(role=Role.OPERATOR, user=operator, environment=production)
+    factories.binding(role=Role.OPERATOR, user=operator, environment=staging)
+    actor = Actor.for_user(operator, source="api")
+    job = jobs.launch_adhoc(actor, environment=production, action="host.command", values={"command": "id"},
+                            selector={"all": True})
+    assert job.state == JobState.PENDING_APPROVAL
+    assert job.approval_request.required == 1 and job.approval_request.policies == ["production-changes"]
+    # Observation changes nothing and is not held.
+    facts = jobs.launch_adhoc(actor, environment=production, action="host.facts", selector={"all": True})
+    assert facts.state == JobState.QUEUED
+    # Staging has no policy.
+    assert jobs.launch_adhoc(actor, environment=staging, action="host.command", values={"command": "id"},
+                             selector={"all": True}).state == JobState.QUEUED
+
+
+def test_the_policy_is_audited_as_the_system_and_not_recreated_once_deleted():
+    bootstrap()
+    policy = ApprovalPolicy.objects.get()
+    created = AuditEvent.objects.get(action="approvalpolicy.create")
+    assert (created.source, created.actor_id, created.environment_name) == (Source.SYSTEM, None, "production")
+    bootstrap()
+    assert ApprovalPolicy.objects.count() == 1
+    admin = factories.user()
+    factories.binding(role=Role.ADMIN, user=admin, environment=None)
+    approvals.delete_policy(Actor.for_user(admin, source="api"), policy)
+    bootstrap()
+    assert not ApprovalPolicy.objects.exists()
