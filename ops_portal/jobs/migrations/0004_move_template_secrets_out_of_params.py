@@ -46,7 +46,7 @@ def forwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("jobs", "0002_job_approval_request_jobschedule_job_schedule_and_more"),
+        ("jobs", "0003_shaped_by"),
         ("approvals", "0001_initial"),
     ]
 
