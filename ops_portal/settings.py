@@ -213,6 +213,13 @@ X_FRAME_OPTIONS = "DENY"
 # Health and metrics answer over plain HTTP for load balancers inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 METRICS_TOKEN = env_str("METRICS_TOKEN", None)
+# Several processes on one machine (web and worker) share their metrics through files here
+# (prometheus_client's multiprocess mode, which reads the variable itself).
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", None)
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR must be an existing directory, got {PROMETHEUS_MULTIPROC_DIR!r}."
+    )
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

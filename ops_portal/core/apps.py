@@ -9,7 +9,7 @@ class CoreConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
-        from . import status  # noqa: F401  (registers the status stream)
+        from . import metrics, status  # noqa: F401  (status stream, task metrics)
 
         post_migrate.connect(_create_builtin_schedules)
 
