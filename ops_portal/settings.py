@@ -189,6 +189,10 @@ STORAGES = {
     },
 }
 WHITENOISE_MAX_AGE = 3600
+# Development (and the test suite, whose runner turns settings.DEBUG off at run time) serves static
+# files straight from the finders; production serves STATIC_ROOT, filled by collectstatic.
+WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_USE_FINDERS = DEBUG
 
 # Request bodies above this size are refused (uploads for deploys have their own limit).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024, minimum=1024)
