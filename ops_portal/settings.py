@@ -189,6 +189,10 @@ STORAGES = {
     },
 }
 WHITENOISE_MAX_AGE = 3600
+# Development (and the test suite, whose runner turns settings.DEBUG off at run time) serves static
+# files straight from the finders; production serves STATIC_ROOT, filled by collectstatic.
+WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_USE_FINDERS = DEBUG
 
 # Request bodies above this size are refused (uploads for deploys have their own limit).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024, minimum=1024)
@@ -213,6 +217,13 @@ X_FRAME_OPTIONS = "DENY"
 # Health and metrics answer over plain HTTP for load balancers inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 METRICS_TOKEN = env_str("METRICS_TOKEN", None)
+# Several processes on one machine (web and worker) share their metrics through files here
+# (prometheus_client's multiprocess mode, which reads the variable itself).
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", None)
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR must be an existing directory, got {PROMETHEUS_MULTIPROC_DIR!r}."
+    )
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -6,6 +6,9 @@ set -a; . var/portal.env; set +a
 HOST=${PORTAL_HOST:-127.0.0.1}
 PORT=${PORTAL_PORT:-8000}
 mkdir -p var/log
+# web and worker processes count into files here and /metrics sums them (emptied at each start).
+export PROMETHEUS_MULTIPROC_DIR="$PWD/var/metrics"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 pids=()
 stop() { trap - INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop INT TERM EXIT

@@ -64,6 +64,16 @@ def test_portal_services_wait_for_healthy_dependencies_and_share_settings(resolv
     assert services["web"]["ports"] == ["127.0.0.1:8000:8000/tcp"]
 
 
+def test_web_and_worker_count_metrics_into_one_tmpfs_directory(resolved):
+    """The web's /metrics sums the worker's task counts (prometheus_client's multiprocess mode)."""
+    services = resolved["services"]
+    for name in ("web", "worker"):
+        assert services[name]["environment"]["PROMETHEUS_MULTIPROC_DIR"] == "/srv/portal/metrics"
+        assert "metrics:/srv/portal/metrics:rw" in services[name]["volumes"]
+    assert "PROMETHEUS_MULTIPROC_DIR" not in services["beat"]["environment"]
+    assert resolved["volumes"]["metrics"]["driver_opts"]["type"] == "tmpfs"  # emptied when the deployment stops
+
+
 def test_a_missing_secret_is_a_clear_error():
     _need("docker-compose")
     env = {k: v for k, v in os.environ.items() if k not in ENV}

@@ -37,6 +37,39 @@ def test_integers_are_bounded(monkeypatch):
         env.env_int("X_NUM", 5, minimum=1, maximum=10)
 
 
+def test_integers_name_the_variable_and_the_bad_value(monkeypatch):
+    monkeypatch.setenv("X_NUM", "12x")
+    with pytest.raises(ImproperlyConfigured, match=r"X_NUM must be an integer, got '12x'"):
+        env.env_int("X_NUM", 5)
+    monkeypatch.setenv("X_NUM", "0")
+    with pytest.raises(ImproperlyConfigured, match="X_NUM must be at least 1, got 0"):
+        env.env_int("X_NUM", 5, minimum=1)
+    monkeypatch.setenv("X_NUM", " 7 ")
+    assert env.env_int("X_NUM", 5, minimum=1, maximum=10) == 7
+
+
+def test_a_blank_value_counts_as_unset(monkeypatch):
+    """compose writes `VAR: ${VAR:-}`: an empty value takes the default, or is missing when required."""
+    for name in ("X_FLAG", "X_NUM", "X_LIST", "X_TEXT"):
+        monkeypatch.setenv(name, "  ")
+    assert env.env_bool("X_FLAG", True) is True
+    assert env.env_int("X_NUM", 5) == 5
+    assert env.env_list("X_LIST", ["a"]) == ["a"]
+    assert env.env_str("X_TEXT", None) is None
+    with pytest.raises(ImproperlyConfigured, match="X_TEXT must be set in the environment"):
+        env.env_str("X_TEXT")
+
+
+def test_lists_are_stripped_and_choices_are_strict(monkeypatch):
+    monkeypatch.setenv("X_LIST", " a, ,b ,")
+    assert env.env_list("X_LIST", []) == ["a", "b"]
+    monkeypatch.setenv("X_CHOICE", "jsno")
+    with pytest.raises(ImproperlyConfigured, match="X_CHOICE must be one of text, json, got 'jsno'"):
+        env.env_choice("X_CHOICE", ("text", "json"), "text")
+    monkeypatch.setenv("X_CHOICE", "json")
+    assert env.env_choice("X_CHOICE", ("text", "json"), "text") == "json"
+
+
 def test_database_urls_parse(tmp_path):
     pg = env.parse_database_url("postgres://ops:s%40cret@db.example:6543/portal?sslmode=require", base_dir=tmp_path)
     assert (pg["ENGINE"], pg["NAME"], pg["USER"], pg["PASSWORD"], pg["HOST"], pg["PORT"]) == (
@@ -46,6 +79,43 @@ def test_database_urls_parse(tmp_path):
     assert lite["NAME"] == str(tmp_path / "var/x.sqlite3")
     with pytest.raises(ImproperlyConfigured, match="not supported"):
         env.parse_database_url("mysql://x/y", base_dir=tmp_path)
+
+
+def test_database_connections_are_tuned_per_engine(tmp_path):
+    """SQLite: IMMEDIATE transactions and a lock timeout; PostgreSQL: persistent, health-checked."""
+    lite = env.parse_database_url("sqlite:////srv/portal.sqlite3", base_dir=tmp_path)
+    assert lite["NAME"] == "/srv/portal.sqlite3"
+    assert lite["OPTIONS"] == {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    pg = env.parse_database_url("postgres://ops@db/portal", base_dir=tmp_path)
+    assert (pg["CONN_MAX_AGE"], pg["CONN_HEALTH_CHECKS"], pg["OPTIONS"]) == (60, True, {})
+    short = env.parse_database_url("postgresql://ops@db/portal?conn_max_age=0&connect_timeout=5", base_dir=tmp_path)
+    assert (short["CONN_MAX_AGE"], short["OPTIONS"]) == (0, {"connect_timeout": 5})
+
+
+@pytest.mark.parametrize("url, message", [
+    ("postgres://ops@db/portal?conn_max_age=soon", "conn_max_age must be an integer"),
+    ("postgres://ops@db/", "PostgreSQL needs a database name"),
+    ("postgres://ops@db:port/portal", "not a valid URL"),
+    ("sqlite://", "sqlite needs a file path"),
+    ("sqlite://:memory:", "sqlite needs a file path"),
+])
+def test_bad_database_urls_are_startup_errors(tmp_path, url, message):
+    with pytest.raises(ImproperlyConfigured, match=message):
+        env.parse_database_url(url, base_dir=tmp_path)
+
+
+def test_a_misspelt_value_stops_startup_with_the_variables_name():
+    result = run_manage("check", env_overrides={"LOG_FORMAT": "jsno"})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: LOG_FORMAT must be one of text, json, got 'jsno'." in result.stderr
+    result = run_manage("check", env_overrides={"HEARTBEAT_INTERVAL": "ten"})
+    assert "ImproperlyConfigured: HEARTBEAT_INTERVAL must be an integer, got 'ten'." in result.stderr
+
+
+def test_a_missing_metrics_directory_stops_startup(tmp_path):
+    result = run_manage("check", env_overrides={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "nowhere")})
+    assert result.returncode != 0
+    assert "PROMETHEUS_MULTIPROC_DIR must be an existing directory" in result.stderr
 
 
 def test_missing_secret_key_stops_startup_when_debug_is_off():

@@ -7,4 +7,4 @@ class ApprovalsConfig(AppConfig):
     verbose_name = "Approvals"
 
     def ready(self):
-        from . import audit_actions, streams  # noqa: F401
+        from . import streams  # noqa: F401

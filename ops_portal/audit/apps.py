@@ -5,6 +5,3 @@ class AuditConfig(AppConfig):
     name = "ops_portal.audit"
     label = "audit"
     verbose_name = "Audit log"
-
-    def ready(self):
-        from . import audit_actions  # noqa: F401

@@ -9,8 +9,9 @@ class CoreConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
-        from . import status  # noqa: F401  (registers the status stream)
+        from . import declarations, metrics, status  # noqa: F401  (status stream, task metrics)
 
+        declarations.load()
         post_migrate.connect(_create_builtin_schedules)
 
 

@@ -6,6 +6,7 @@ from django.db import connection
 from django.http import HttpResponse, HttpResponseForbidden, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from prometheus_client.core import GaugeMetricFamily
 
 from . import heartbeat, metrics
 from . import redis as portal_redis
@@ -77,13 +78,18 @@ def metrics_view(request):
         given = request.META.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), settings.METRICS_TOKEN.encode()):
             return HttpResponseForbidden("metrics token required\n", content_type="text/plain")
-    return HttpResponse(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+    return HttpResponse(metrics.render(), content_type=metrics.CONTENT_TYPE)
 
 
-@metrics.register_collector
-def _health_gauges():
-    results = run_checks(["worker", "beat"])
-    yield ("opsportal_workers_alive", "Celery workers with a current heartbeat.", "gauge",
-           [({}, len(results["worker"].get("alive", [])))])
-    yield ("opsportal_beat_alive", "Beat schedulers with a current heartbeat.", "gauge",
-           [({}, len(results["beat"].get("alive", [])))])
+class HealthCollector:
+    """Workers and beats with a current heartbeat, read at scrape time."""
+
+    def collect(self):
+        results = run_checks(["worker", "beat"])
+        yield GaugeMetricFamily("opsportal_workers_alive", "Celery workers with a current heartbeat.",
+                                value=len(results["worker"].get("alive", [])))
+        yield GaugeMetricFamily("opsportal_beat_alive", "Beat schedulers with a current heartbeat.",
+                                value=len(results["beat"].get("alive", [])))
+
+
+metrics.register_collector(HealthCollector())

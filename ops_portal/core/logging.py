@@ -1,8 +1,8 @@
-"""Log records with the current request id, as text or as JSON lines."""
+"""Log records with the current request id, as text or as JSON lines (python-json-logger)."""
 import contextvars
-import json
 import logging
-from datetime import UTC, datetime
+
+from pythonjsonlogger.json import JsonFormatter as _LibraryJsonFormatter
 
 request_id_var = contextvars.ContextVar("request_id", default="-")
 
@@ -14,22 +14,16 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(_LibraryJsonFormatter):
     """One JSON object per line: time, level, logger, message, request id and any extras."""
 
-    _standard = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
+    def __init__(self, **kwargs):
+        super().__init__(
+            "{levelname}{name}{message}{request_id}", style="{", timestamp="time", json_ensure_ascii=False,
+            rename_fields={"levelname": "level", "name": "logger", "exc_info": "exception"}, **kwargs,
+        )
 
-    def format(self, record):
-        payload = {
-            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", request_id_var.get()),
-        }
-        for key, value in vars(record).items():
-            if key not in self._standard and not key.startswith("_"):
-                payload[key] = value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
-        if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(payload, ensure_ascii=False)
+    def add_fields(self, log_data, record, message_dict):
+        super().add_fields(log_data, record, message_dict)
+        if log_data.get("request_id") is None:  # a handler without RequestIdFilter
+            log_data["request_id"] = request_id_var.get()

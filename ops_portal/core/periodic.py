@@ -1,4 +1,5 @@
-"""Built-in periodic work, registered by each app and created as django-celery-beat tasks.
+"""Built-in periodic work, declared in each app's periodic_tasks module (loaded by core.declarations)
+and created as django-celery-beat tasks.
 
 Created once (after migrate) when missing; an administrator's later edits (interval, enabled,
 arguments) are kept. Listed and edited under Schedules in the UI and /api/system-schedules/.
@@ -47,18 +48,3 @@ def ensure_builtins():
         created.append(builtin.name)
     return created
 
-
-register("jobs: reap lost jobs", "jobs.reap_lost", 30,
-         "Mark running jobs whose worker stopped heartbeating as lost.")
-register("jobs: dispatch waiting jobs", "jobs.dispatch_waiting", 15,
-         "Retry queued jobs waiting for a lease or a concurrency slot, and re-send lost messages.")
-register("approvals: expire requests", "approvals.expire_due", 60,
-         "End approval requests past their time with their policy's outcome.")
-register("retention: job output", "jobs.prune_events", 86400,
-         "Remove output of jobs that finished more than `days` ago.", days=90)
-register("retention: audit log", "audit.prune", 86400,
-         "Remove audit rows older than `days` (the removal itself is audited).", days=365)
-register("inventory: refresh facts", "jobs.refresh_facts", 6 * 3600,
-         "Gather facts from every enabled host, one job per environment (health and reachability too).")
-register("compliance: run checks", "jobs.compliance_checks", 86400,
-         "Run the security and compliance checks on every enabled host.")

@@ -5,6 +5,3 @@ class InventoryConfig(AppConfig):
     name = "ops_portal.inventory"
     label = "inventory"
     verbose_name = "Inventory"
-
-    def ready(self):
-        from . import audit_actions  # noqa: F401

@@ -7,7 +7,7 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self):
-        from . import approval, audit_actions, streams  # noqa: F401
+        from . import approval, streams  # noqa: F401
         from .actions import load_all
 
         load_all()

@@ -1,10 +1,10 @@
-"""The registry of notification events. Every event a channel can subscribe to is declared here once.
+"""The registry of notification events. Every event a channel can subscribe to is registered once,
+by the app that sends it, in its notification_events module (loaded by core.declarations):
 
     register("job.succeeded", "A job succeeded", also=("job.finished",))
 
 `also` names broader events whose subscribers receive this one too: a channel subscribed to
 "job.finished" gets job.succeeded and job.failed deliveries as well as plain job.finished ones.
-Apps that add events later (monitoring) call register() from their AppConfig.ready().
 """
 import re
 from dataclasses import dataclass
@@ -62,11 +62,3 @@ def subscriptions_for(name: str) -> frozenset[str]:
     event = get(name)
     return frozenset({event.name, *event.also})
 
-
-register("job.finished", "A job ended, whatever the outcome")
-register("job.succeeded", "A job succeeded", also=("job.finished",))
-register("job.failed", "A job failed", also=("job.finished",))
-register("approval.requested", "A job waits for approval")
-register("alert.firing", "An alert started firing")
-register("alert.resolved", "An alert resolved")
-register("test", "A test message sent from the channel's test action")

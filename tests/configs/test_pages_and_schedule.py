@@ -5,8 +5,8 @@ from django.utils import timezone
 
 from ops_portal.accounts.choices import Role
 from ops_portal.configs import services, tasks
-from ops_portal.configs.apps import DRIFT_SCHEDULE
 from ops_portal.configs.models import DriftReport
+from ops_portal.configs.periodic_tasks import DRIFT_SCHEDULE
 from ops_portal.core import periodic
 from ops_portal.core.choices import Source
 from ops_portal.core.context import Actor

@@ -3,7 +3,7 @@ import pytest
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from ops_portal.core import periodic
-from ops_portal.notifications.apps import RETRY_DUE_SCHEDULE
+from ops_portal.notifications.periodic_tasks import RETRY_DUE_SCHEDULE
 
 pytestmark = pytest.mark.django_db
 

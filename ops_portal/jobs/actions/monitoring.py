@@ -5,9 +5,9 @@ same probe run locally for the portal's own machine) and stores them with reacha
 that cannot be reached fails its target and is stored with reachability 0. Samples are written in
 batches by the job's writer thread; when the job ends, its environment's alert rules are evaluated.
 
-The built-in schedule "monitoring: collect metrics" launches one system job per environment every
-minute; "retention: metrics jobs" removes those jobs after a few days (they are many: one a
-minute per environment, one target row per host).
+The built-in schedule "monitoring: collect metrics" (jobs/periodic_tasks.py) launches one system
+job per environment every minute; "retention: metrics jobs" removes those jobs after a few days
+(they are many: one a minute per environment, one target row per host).
 """
 import json
 import logging
@@ -19,7 +19,6 @@ from celery import shared_task
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from ops_portal.core import periodic
 from ops_portal.core.choices import Source
 from ops_portal.core.context import Actor
 from ops_portal.monitoring import metrics as monitoring
@@ -172,9 +171,3 @@ def prune_metrics_jobs(days=3):
         Job.objects.filter(pk__in=ids).delete()
         removed += len(ids)
 
-
-periodic.register("monitoring: collect metrics", "monitoring.collect_metrics", 60,
-                  "Launch one metrics job per environment with enabled hosts (skipped while the previous "
-                  "one is still running); `parallel` hosts at a time.", parallel=50, timeout_seconds=300)
-periodic.register("retention: metrics jobs", "monitoring.prune_jobs", 3600,
-                  "Remove system metrics-collection jobs that ended more than `days` ago.", days=3)
