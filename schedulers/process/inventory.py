@@ -41,7 +41,7 @@ class Proc:
     ports: list  # [(address, port)] listening TCP sockets
     owner: tuple | None = None  # ("supervisord" | "pm2" | "systemd" | "container", name)
     main: bool = False  # the manager's direct child: the program's own process
-    container: str = ""
+    container: str = ""  # a container the process runs in, unless the whole host runs in that one
 
     @property
     def key(self):

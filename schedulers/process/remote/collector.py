@@ -11,8 +11,8 @@ Output: a line "OPSPORTAL-PAYLOAD", then base64 lines of gzip(JSON), or the JSON
 "cpu": "interval"|"lifetime", "ci": container id of the host's PID 1 or "", "k": [field names],
 "r": [[values in the order of "k"], ...]}. Fields: see FIELDS.
 
-Arguments longer than MAX_ARG characters are cut (marked "...[N more]"); the collector leaves
-itself out.
+Arguments longer than MAX_ARG characters are cut (marked "...[N more]"); the collector run as a
+script leaves itself out.
 
 Owners: a direct child of supervisord is a supervisord program (its name from the child's
 environment, SUPERVISOR_GROUP_NAME:SUPERVISOR_PROCESS_NAME), a direct child of the PM2 God daemon
@@ -211,15 +211,24 @@ def scan_psutil(psutil, listen, users):
     of the machine, which costs more than the rest of the scan.
     """
     rows = []
+
+    def get(method, default):
+        try:
+            return method()
+        except (psutil.ZombieProcess, psutil.AccessDenied):  # a zombie has no command line, memory, …
+            return default
+
     for proc in psutil.process_iter():
         try:
             with proc.oneshot():
-                times = proc.cpu_times()
+                times = get(proc.cpu_times, None)
                 nfd, ports = _fds(proc.pid, listen)
-                rows.append([proc.pid, proc.ppid(), users(proc.uids().real), proc.name(), proc.cmdline(),
-                             PSUTIL_STATES.get(proc.status(), "?"), round(times.user + times.system, 2),
-                             proc.memory_info().rss, proc.num_threads(), nfd, round(proc.create_time(), 2), ports])
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+                rows.append([proc.pid, proc.ppid(), users(proc.uids().real), proc.name(), get(proc.cmdline, []),
+                             PSUTIL_STATES.get(proc.status(), "?"),
+                             round(times.user + times.system, 2) if times else 0.0,
+                             getattr(get(proc.memory_info, None), "rss", 0), get(proc.num_threads, 1), nfd,
+                             round(proc.create_time(), 2), ports])
+        except psutil.NoSuchProcess:
             continue
     return rows
 
@@ -290,7 +299,7 @@ def owners(rows):
     return pid1_container
 
 
-def collect(use_psutil=True, interval=0.0):
+def collect(use_psutil=True, interval=0.0, leave_out_self=False):
     """Scan this machine; return the document described in the module's docstring."""
     psutil = None
     if use_psutil:
@@ -312,8 +321,9 @@ def collect(use_psutil=True, interval=0.0):
         time.sleep(interval)
     rows = scan()
     now = time.time()
-    me = os.getpid()
-    rows = [row for row in rows if row[0] != me]
+    if leave_out_self:
+        me = os.getpid()
+        rows = [row for row in rows if row[0] != me]
     for row in rows:
         args = row[4]
         while args and args[-1] == "":  # titles padded with NULs (redis, nginx)
@@ -349,7 +359,7 @@ def main(argv):
         else:
             sys.stderr.write("usage: collector.py [--no-psutil] [--interval SECONDS] [--raw]\n")
             return 2
-    document = json.dumps(collect(use_psutil, interval), separators=(",", ":"))
+    document = json.dumps(collect(use_psutil, interval, leave_out_self=True), separators=(",", ":"))
     if raw:
         sys.stdout.write(document + "\n")
     else:
