@@ -169,10 +169,11 @@ class SupervisorManager(ProgramManager):
         exits = [{"at": at, "pid": pid, "how": detail} for at, kind, pid, detail in events if kind == "exited"]
         tail = [line for line in (info.get("stderr_tail") or "").split("\n") if line.strip()][-20:]
         last = exits[-1] if exits else None
-        exit_code = info.get("exitstatus") if raw in ("EXITED", "BACKOFF", "FATAL") else None
-        if last and exit_code is None:
+        # The log says how the last exit went (supervisord's exitstatus is 0 again once FATAL).
+        exit_code = info.get("exitstatus") if raw == "EXITED" else None
+        if last:
             match = EXIT_STATUS.match(last["how"])
-            exit_code = int(match.group(1)) if match else None
+            exit_code = int(match.group(1)) if match else None  # None: ended by a signal
         reason = ""
         if last:
             reason = last["how"]
