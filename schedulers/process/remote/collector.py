@@ -148,8 +148,22 @@ def _environ(pid, names):
     return found
 
 
+def kthreadd():
+    """The pid of the kernel's thread parent (2) when this pid namespace sees it, else None."""
+    try:
+        head, _, rest = _read("/proc/2/stat").rpartition(b")")
+    except OSError:
+        return None
+    return 2 if head.endswith(b"(kthreadd") and rest.split()[1] == b"0" else None
+
+
 def scan_proc(listen, users, hz, btime):
-    """Rows from /proc: [pid, ppid, user, name, cmdline, state, cpu s, rss, threads, fds, start, ports]."""
+    """Rows from /proc: [pid, ppid, user, name, cmdline, state, cpu s, rss, threads, fds, start, ports].
+
+    Kernel threads (kthreadd and its children) have no user memory, command line or files: only
+    their stat is read.
+    """
+    kernel = kthreadd()
     rows = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -158,15 +172,18 @@ def scan_proc(listen, users, hz, btime):
         base = "/proc/" + entry
         try:
             stat = _read(base + "/stat")
-            status = _read(base + "/status", 4096)
-            cmdline = _read(base + "/cmdline")
+            head, _, rest = stat.rpartition(b")")
+            f = rest.split()  # state ppid pgrp session tty tpgid flags 4×faults utime stime … threads … start
+            ppid = int(f[1])
+            if kernel is not None and kernel in (pid, ppid):
+                status, args, (nfd, ports) = b"", [], (0, [])
+            else:
+                status = _read(base + "/status", 4096)
+                args = split_cmdline(_read(base + "/cmdline"))
+                nfd, ports = _fds(pid, listen)
         except OSError:
             continue  # ended while being read
-        head, _, rest = stat.rpartition(b")")
-        f = rest.split()  # state ppid pgrp session tty tpgid flags 4×faults utime stime … threads … start … rss
-        args = split_cmdline(cmdline)
-        nfd, ports = _fds(pid, listen)
-        rows.append([pid, int(f[1]), users(_status_int(status, b"\nUid:")),
+        rows.append([pid, ppid, users(_status_int(status, b"\nUid:")),
                      full_name(head.partition(b"(")[2].decode("utf-8", "replace"), args),
                      args, f[0].decode(), round((int(f[11]) + int(f[12])) / hz, 2),
                      _status_int(status, b"\nVmRSS:") * 1024, int(f[17]), nfd, round(btime + int(f[19]) / hz, 2),
@@ -218,14 +235,19 @@ def scan_psutil(psutil, listen, users):
         except (psutil.ZombieProcess, psutil.AccessDenied):  # a zombie has no command line, memory, …
             return default
 
+    kernel = kthreadd()
     for proc in psutil.process_iter():
         try:
             with proc.oneshot():
-                times = get(proc.cpu_times, None)
+                times, ppid = get(proc.cpu_times, None), proc.ppid()
+                cpu_s = round(times.user + times.system, 2) if times else 0.0
+                if kernel is not None and kernel in (proc.pid, ppid):  # as in scan_proc
+                    rows.append([proc.pid, ppid, users(0), proc.name(), [], PSUTIL_STATES.get(proc.status(), "?"),
+                                 cpu_s, 0, 1, 0, round(proc.create_time(), 2), []])
+                    continue
                 nfd, ports = _fds(proc.pid, listen)
-                rows.append([proc.pid, proc.ppid(), users(proc.uids().real), proc.name(), get(proc.cmdline, []),
-                             PSUTIL_STATES.get(proc.status(), "?"),
-                             round(times.user + times.system, 2) if times else 0.0,
+                rows.append([proc.pid, ppid, users(proc.uids().real), proc.name(), get(proc.cmdline, []),
+                             PSUTIL_STATES.get(proc.status(), "?"), cpu_s,
                              getattr(get(proc.memory_info, None), "rss", 0), get(proc.num_threads, 1), nfd,
                              round(proc.create_time(), 2), ports])
         except psutil.NoSuchProcess:
@@ -285,7 +307,11 @@ def owners(rows):
             if child[0] not in owner:
                 owner[child[0]] = owner[pid]
                 stack.append(child[0])
+    kernel = kthreadd()
     for row in rows:
+        if kernel is not None and kernel in (row[0], row[1]):
+            row.extend([None, 0, ""])
+            continue
         cgroup = _cgroup(row[0]) if row[0] != 1 else pid1_cgroup
         found = owner.get(row[0])
         if found is None and systemd and row[0] != 1:
