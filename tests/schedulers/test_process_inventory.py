@@ -11,6 +11,7 @@ import pytest
 
 from schedulers.process import inventory
 from schedulers.process.inventory import Proc, Snapshot
+from schedulers.process.remote import collector
 from schedulers.process.shells import LocalShell, SSHShell
 
 LISTENER = ("import socket, sys, time\n"
@@ -160,6 +161,17 @@ def test_tree_top_and_select():
     assert [p.pid for p in inventory.select(snapshot, text="BA")] == [3]
     with pytest.raises(ValueError):
         inventory.top(snapshot, by="disk")
+
+
+def test_owners_are_read_from_cgroup_paths():
+    v2 = "0::/system.slice/nginx.service\n"
+    v1 = "12:pids:/system.slice/cron.service\n1:name=systemd:/system.slice/cron.service\n0::/\n"
+    docker = "0::/system.slice/docker-" + "a" * 64 + ".scope\n"
+    assert (collector._unit(v2), collector._unit(v1), collector._unit("0::/\n")) == (
+        "nginx.service", "cron.service", None)
+    assert collector._container(docker, "") == "a" * 12
+    assert collector._container("4:memory:/docker/" + "b" * 64 + "\n", "") == "b" * 12
+    assert collector._container("4:memory:/docker/" + "b" * 64 + "\n", "b" * 12) == "", "the host's own"
 
 
 def test_snapshots_survive_a_round_trip_through_plain_data():

@@ -62,6 +62,12 @@ def test_bad_program_names_are_refused_before_anything_is_sent(name):
             call()
 
 
+def test_only_known_signals_are_sent():
+    for bad in ("9; reboot", "SIGFOO", "", "KILL\n"):
+        with pytest.raises(ProcessError, match="signal must be one of"):
+            SupervisorManager(NoShell()).act("x", "signal", signal=bad)
+
+
 def test_actions_supervisord_lacks_are_refused_in_plain_words():
     manager = SupervisorManager(NoShell())
     with pytest.raises(ProcessError, match="cannot reload a program"):
@@ -182,6 +188,21 @@ def test_pause_stops_the_process_and_resume_continues_it(fleet, manager, program
     assert manager.act(program, "resume").state == "running" and kernel_state() in ("S", "R")
     manager.act(program, "pause")
     assert manager.act(program, "stop").state == "stopped", "a paused program can still be stopped"
+
+
+@pytest.mark.fleet
+def test_signal_reaches_the_program_and_a_stopped_one_is_refused(manager, program):
+    trap = 'trap "echo got-usr1" USR1; echo ready; while true; do sleep 0.1; done'
+    manager.apply(ProgramSpec(name=program, command=["sh", "-c", trap], startsecs=1))
+    wait_for(manager, program, {"running"}, check=lambda s: manager.logs(program) == ["ready"])
+    manager.act(program, "signal", signal="SIGUSR1")
+    deadline = time.monotonic() + 10
+    while manager.logs(program)[-1] != "got-usr1":
+        assert time.monotonic() < deadline, manager.logs(program)
+        time.sleep(0.2)
+    manager.act(program, "stop")
+    with pytest.raises(ProcessError, match="is not running"):
+        manager.act(program, "signal", signal="HUP")
 
 
 @pytest.mark.fleet

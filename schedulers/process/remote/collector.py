@@ -16,9 +16,9 @@ script leaves itself out.
 
 Owners: a direct child of supervisord is a supervisord program (its name from the child's
 environment, SUPERVISOR_GROUP_NAME:SUPERVISOR_PROCESS_NAME), a direct child of the PM2 God daemon
-a PM2 app (environment `name`), both inherited by their descendants; else the systemd unit of
-the process's cgroup when PID 1 is systemd; else a container when the cgroup names one other
-than PID 1's. "m" is 1 for the main process of a program (the manager's direct child).
+a PM2 app (environment `name`), both inherited by their descendants; else a container when the
+process's cgroup names one other than PID 1's; else the systemd unit of its cgroup when PID 1 is
+systemd. "m" is 1 for the main process of a program (the manager's direct child).
 """
 # This file runs on managed hosts, which may have Python as old as 3.6: %-formatting, no
 # dataclasses, no walrus. Reads use os.open/os.read: a scan reads thousands of small files.
@@ -314,14 +314,15 @@ def owners(rows):
             continue
         cgroup = _cgroup(row[0]) if row[0] != 1 else pid1_cgroup
         found = owner.get(row[0])
+        container = _container(cgroup, pid1_container)
+        if found is None and container:  # before systemd: docker's containers are scope units too
+            found = ["container", container]
         if found is None and systemd and row[0] != 1:
             unit = _unit(cgroup)
             if unit:
                 found = ["systemd", unit]
-        container = _container(cgroup, pid1_container)
-        if found is None and container:
-            found = ["container", container]
-        row.extend([found, 1 if row[0] in main else 0, container])
+        is_main = row[0] in main or (found is not None and found[0] == "systemd" and row[1] == 1)
+        row.extend([found, 1 if is_main else 0, container])
     return pid1_container
 
 
