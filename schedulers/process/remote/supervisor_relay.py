@@ -16,7 +16,7 @@ fault) or {"down": text} (supervisord not reachable). Ops:
     ["status", log_bytes]              process infos with their /proc state, stderr tails of
                                        troubled processes, history from supervisord's log, the
                                        portal's program specs
-    ["apply", name, content, stamp]    write conf_dir/NAME.conf when it differs and apply it
+    ["apply", name, content, stamp]    write conf_dir/NAME.conf (.ini on Red Hat) when it differs, apply it
                                        (reloadConfig, then add or replace group NAME); restored
                                        as it was on any failure
     ["remove", name, stamp]            stop and remove group NAME and its conf file (portal's only)
@@ -83,7 +83,7 @@ class UnixTransport(xmlrpc.client.Transport):
 
 def discover():
     """Where supervisord's config, socket, program configs and log are, from its configuration."""
-    env = {"config": "", "socket": "", "conf_dir": "", "include": [], "logfile": "", "auth": None,
+    env = {"config": "", "socket": "", "conf_dir": "", "conf_ext": "", "include": [], "logfile": "", "auth": None,
            "python": sys.executable}
     for path in CONFIGS:
         if os.path.exists(path):
@@ -111,8 +111,8 @@ def discover():
         env["auth"] = [get("unix_http_server", "username"), get("unix_http_server", "password")]
     env["include"] = [os.path.join(here, f) for f in get("include", "files").split()]
     for pattern in env["include"]:
-        if pattern.endswith("*.conf"):
-            env["conf_dir"] = os.path.dirname(pattern)
+        if pattern.endswith(("/*.conf", "/*.ini")):  # Debian's conf.d/*.conf, Red Hat's supervisord.d/*.ini
+            env["conf_dir"], env["conf_ext"] = os.path.dirname(pattern), pattern.rpartition("*")[2]
             break
     env["logfile"] = get("supervisord", "logfile")
     return env
@@ -214,7 +214,7 @@ class Relay:
         found = {}
         if not self.env["conf_dir"]:
             return found
-        for path in sorted(glob.glob(os.path.join(self.env["conf_dir"], "*.conf"))):
+        for path in sorted(glob.glob(os.path.join(self.env["conf_dir"], "*" + self.env["conf_ext"]))):
             head = read(path, 65536) or ""
             for line in head.split("\n")[:4]:
                 if line.startswith("; opsportal-spec: "):
@@ -228,7 +228,7 @@ class Relay:
     def conf_path(self, name, stamp):
         if not NAME.match(name) or not self.env["conf_dir"]:
             raise ValueError("no program config directory, or a bad name")
-        path = os.path.join(self.env["conf_dir"], name + ".conf")
+        path = os.path.join(self.env["conf_dir"], name + self.env["conf_ext"])
         for other in self.defined_in(name):
             if other != path:
                 raise RuntimeError("program %s is defined in %s, which the portal does not manage" % (name, other))
