@@ -65,6 +65,10 @@ end_session "$p" "$g" || echo "opsportal: processes of session $p outlived SIGKI
 exit "$rc"
 """
 
+# The same wrapper for a command that reads the caller's stdin: sh gives a background job
+# /dev/null unless it is redirected explicitly, so the channel's stdin is kept on fd 3.
+WRAPPER_STDIN = "exec 3<&0\n" + WRAPPER.replace(" </dev/null &", " <&3 3<&- &")
+
 # sh -c KILLER opsportal-kill SID GRACE_TENTHS
 KILLER = END_SESSION + r"""
 if end_session "$1" "$2"; then echo gone; exit 0; fi
@@ -84,21 +88,25 @@ def remote_line(argv, *, sudo=False, username="root"):
 
 def run_command(pool_or_conn, target, command: str, *, on_line, cancel: CancelToken | None = None,
                 timeout: float | None = None, env: dict | None = None, sudo: bool = False,
-                cwd: str | None = None, kill_grace: float = KILL_GRACE) -> CommandResult:
+                cwd: str | None = None, kill_grace: float = KILL_GRACE, stdin: bytes | None = None) -> CommandResult:
     """Run a shell command on target, streaming each line to on_line(stream, text) as it arrives.
 
     pool_or_conn is an SSHPool (a connection is leased for the command) or a HostConnection.
+    stdin, when given, is sent to the command's standard input (then end of file); without it
+    the command reads /dev/null.
     Raises BackendError when the host cannot be reached; anything that happens once the
     command runs is in the CommandResult.
     """
     if not isinstance(command, str) or not command.strip() or "\x00" in command:
         raise ValueError("the command must be a non-empty string without NUL")
+    if stdin is not None and not isinstance(stdin, bytes | bytearray):
+        raise ValueError("stdin must be bytes")
     env = validate.env_names(env)
     cwd = validate.remote_path(cwd, what="working directory") if cwd else ""
     cancel = cancel or CancelToken()
     with leased(pool_or_conn, target, cancel=cancel) as conn:
         result = _Run(conn, target, command, on_line=on_line, cancel=cancel, timeout=timeout, env=env,
-                      sudo=sudo, cwd=cwd, grace=kill_grace).run()
+                      sudo=sudo, cwd=cwd, grace=kill_grace, stdin=stdin).run()
         if conn.trusted_on_first_use:
             result.data.setdefault("host_key", conn.host_key)
     return result
@@ -122,7 +130,7 @@ def _pieces(line):
 class _Run:
     """One command on one channel, and the session sweep when it is canceled or times out."""
 
-    def __init__(self, conn, target, command, *, on_line, cancel, timeout, env, sudo, cwd, grace):
+    def __init__(self, conn, target, command, *, on_line, cancel, timeout, env, sudo, cwd, grace, stdin=None):
         self.conn = conn
         self.target = target
         self.on_line = on_line
@@ -131,7 +139,9 @@ class _Run:
         self.sudo = sudo
         self.grace = grace
         self.marker = f"OPSPORTAL-SID-{secrets.token_hex(8)}"
-        self.argv = ["sh", "-c", WRAPPER, "opsportal-run", self.marker, str(max(1, round(grace * 10))), cwd,
+        self.stdin = stdin
+        wrapper = WRAPPER if stdin is None else WRAPPER_STDIN
+        self.argv = ["sh", "-c", wrapper, "opsportal-run", self.marker, str(max(1, round(grace * 10))), cwd,
                      command, *(f"{name}={value}" for name, value in env.items())]
         self.buffers = {"stdout": b"", "stderr": b""}
         self.sid = None
@@ -143,6 +153,8 @@ class _Run:
         try:
             try:
                 self.chan.exec_command(remote_line(self.argv, sudo=self.sudo, username=self.target.username))
+                if self.stdin:
+                    self.chan.sendall(bytes(self.stdin))
                 self.chan.shutdown_write()
             except (OSError, EOFError) as exc:
                 raise BackendError(f"could not start the command on {self.target.name}: {exc}")
