@@ -195,6 +195,13 @@ def test_unknown_apps_are_errors(manager):
     assert manager.remove("no-such-app") is False
 
 
+def test_a_signal_reaches_the_app(manager, program):
+    trap = 'trap "echo got-usr1" USR1; echo ready; while true; do sleep 0.2; done'
+    manager.apply(ProgramSpec(name=program, command=["/bin/sh", "-c", trap]))
+    assert wait_for(lambda: "ready" in manager.logs(program), 10)
+    assert manager.act(program, "signal", signal="USR1").state == "running"
+    assert wait_for(lambda: "got-usr1" in manager.logs(program), 10)
+
 def test_the_json_is_read_even_when_pm2_starts_its_daemon_and_prints_its_banner(shell, fleet_kinds, pm2_host):
     """Runs last: it kills the daemon, which the next command starts again."""
     noisy = sh(fleet_kinds, pm2_host, "pm2 kill >/dev/null; pm2 jlist").stdout

@@ -276,3 +276,14 @@ def test_unknown_units_are_errors_and_foreign_units_are_left_alone(manager, shel
     assert manager.remove("no-such-program") is False
     with pytest.raises(ProcessError, match="not written by the portal"):
         SystemdManager(shell).remove("sshd")  # /etc/systemd/system/sshd.service: Debian's alias of ssh
+
+
+def test_a_signal_reaches_the_program(manager, program):
+    trap = 'trap "echo got-usr1" USR1; echo ready; while true; do sleep 0.2; done'
+    manager.apply(ProgramSpec(name=program, command=["/bin/sh", "-c", trap]))
+    assert wait_for(lambda: "ready" in manager.logs(program), 10)
+    status = manager.act(program, "signal", signal="USR1", whom="main")
+    assert status.state == "running"
+    assert wait_for(lambda: "got-usr1" in manager.logs(program), 10)
+    with pytest.raises(SpecError):
+        manager.act(program, "signal", signal="USR1; reboot")
