@@ -15,6 +15,7 @@ import json
 import time
 
 from ..base import CancelToken
+from . import systemd_show as show
 from .base import ManagerInfo, ManagerUnavailable, ProcessError, ProgramManager, ProgramSpec, ProgramStatus
 from .systemd_unit import (
     EXIT_DIR,
@@ -138,7 +139,7 @@ class SystemdManager(ProgramManager):
         stamp = ["--timestamp=unix"] if self._version() >= UNIX_TIMESTAMPS else []
         out = self._systemctl("show", *stamp, "-p", ",".join(PROPERTIES), "--", *units).text()
         # One block per unit, in the order asked (an alias answers with its target's Id).
-        return dict(zip(units, _blocks(out), strict=False))
+        return dict(zip(units, show.blocks(out), strict=False))
 
     def unit(self, program: str) -> str:
         return unit_name(program, prefix=self.prefix)
@@ -182,32 +183,34 @@ class SystemdManager(ProgramManager):
     def _status(self, unit, p) -> ProgramStatus:
         active, sub = p.get("ActiveState", ""), p.get("SubState", "")
         state = STATES.get((active, sub)) or STATES.get(active, "unknown")
-        if _gave_up(p):
+        if show.gave_up(p):
             state = "fatal"
         if p.get("FreezerState") in ("frozen", "freezing"):
             state = "paused"
-        pid = _int(p.get("MainPID"))
+        pid = show.to_int(p.get("MainPID"))
         how = CLD.get(p.get("ExecMainCode", ""), "")
-        code = _int(p.get("ExecMainStatus"))
+        code = show.to_int(p.get("ExecMainStatus"))
         status = ProgramStatus(
             manager=self.name, name=self._program_name(unit), state=state, raw_state=f"{active}/{sub}",
-            pids=[pid] if pid else [], restarts=_int(p.get("NRestarts")),
+            pids=[pid] if pid else [], restarts=show.to_int(p.get("NRestarts")),
             exit_code=code if how == "exited" else None,
-            started_at=_stamp(p.get("ExecMainStartTimestamp")), stopped_at=_stamp(p.get("ExecMainExitTimestamp")),
+            started_at=show.stamp(p.get("ExecMainStartTimestamp")),
+            stopped_at=show.stamp(p.get("ExecMainExitTimestamp")),
             description=p.get("Description", ""),
             limits={key: value for key, value in (
-                ("memory_max", _limit(p.get("MemoryMax"))), ("cpu_quota", _cpu_percent(p.get("CPUQuotaPerSecUSec"))),
-                ("tasks_max", _limit(p.get("TasksMax"))), ("nofile", _limit(p.get("LimitNOFILE")))) if value},
+                ("memory_max", show.limit(p.get("MemoryMax"))),
+                ("cpu_quota", show.cpu_percent(p.get("CPUQuotaPerSecUSec"))),
+                ("tasks_max", show.limit(p.get("TasksMax"))), ("nofile", show.limit(p.get("LimitNOFILE")))) if value},
             extra={"unit": unit, "result": p.get("Result", ""), "enabled": p.get("UnitFileState", ""),
                    "restart_policy": p.get("Restart", ""), "freezer": p.get("FreezerState", ""),
-                   "managed": False, "memory_current": _limit(p.get("MemoryCurrent"))},
+                   "managed": False, "memory_current": show.limit(p.get("MemoryCurrent"))},
         )
         if how in ("killed", "dumped"):
-            status.extra["exit_signal"] = _signal(p.get("ExecMainStatus"))
-        status.extra["crash_loop"] = _gave_up(p) or sub == "auto-restart"
+            status.extra["exit_signal"] = show.signal_of(p.get("ExecMainStatus"))
+        status.extra["crash_loop"] = show.gave_up(p) or sub == "auto-restart"
         status.extra["path"] = p.get("FragmentPath", "")
         status.extra["managed"] = status.extra["path"] == f"{UNIT_DIR}/{unit}"
-        status.extra["reason"] = _reason(p, status)
+        status.extra["reason"] = show.reason(p, status)
         return status
 
     def _add_details(self, statuses):
@@ -232,8 +235,8 @@ class SystemdManager(ProgramManager):
             record = records.get(path)
             if not record or len(record) < 5:
                 continue
-            last = {"time": _int(record[0]), "result": record[1], "code": record[2], "status": record[3],
-                    "oom_kills": _int(record[4]) or 0}
+            last = {"time": show.to_int(record[0]), "result": record[1], "code": record[2], "status": record[3],
+                    "oom_kills": show.to_int(record[4]) or 0}
             status.extra["last_exit"] = last
             if last["oom_kills"] and status.extra["result"] in ("signal", "oom-kill", "success", ""):
                 limit = status.limits.get("memory_max")
@@ -395,9 +398,9 @@ class SystemdManager(ProgramManager):
                 entry = json.loads(line)
             except ValueError:
                 continue
-            found.append({"time": (_int(entry.get("__REALTIME_TIMESTAMP")) or 0) / 1e6,
-                          "priority": _int(entry.get("PRIORITY")), "pid": _int(entry.get("_PID")),
-                          "message": _message(entry.get("MESSAGE"))})
+            found.append({"time": (show.to_int(entry.get("__REALTIME_TIMESTAMP")) or 0) / 1e6,
+                          "priority": show.to_int(entry.get("PRIORITY")), "pid": show.to_int(entry.get("_PID")),
+                          "message": show.message(entry.get("MESSAGE"))})
         return found
 
     def follow(self, program: str, *, on_line, cancel: CancelToken, stream: str = "stdout") -> None:
@@ -413,91 +416,3 @@ class SystemdManager(ProgramManager):
         self.shell.stream(["journalctl", "--no-pager", "-f", "-n", "0", "-o", "cat", f"--unit={unit}"],
                           on_line=line, cancel=cancel)
 
-
-def _gave_up(p):
-    """True when systemd stopped restarting the unit: it failed as often as its start limit allows.
-
-    systemd 252 keeps the Result of the last run (exit-code, signal) when an automatic
-    restart hits the limit; only a manual start reports start-limit-hit.
-    """
-    if p.get("Result") == "start-limit-hit":
-        return True
-    burst = _int(p.get("StartLimitBurst")) or 0
-    return p.get("ActiveState") == "failed" and burst > 0 and (_int(p.get("NRestarts")) or 0) >= burst
-
-
-def _blocks(out):
-    block = {}
-    for line in out.splitlines() + [""]:
-        if line.strip():
-            key, _, value = line.partition("=")
-            block[key] = value
-        elif block:
-            yield block
-            block = {}
-
-
-def _int(value):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _stamp(value):
-    """Seconds since the epoch from `@1700000000` (--timestamp=unix); None when unset or not unix."""
-    if value and value.startswith("@"):
-        return _int(value[1:])
-    return None
-
-
-def _limit(value):
-    return None if value in (None, "", "infinity", "[not set]") else _int(value)
-
-
-def _cpu_percent(value):
-    """CPUQuotaPerSecUSec ("500ms", "1s", "infinity") as percent of one CPU."""
-    if not value or value == "infinity":
-        return None
-    total = 0.0
-    for part in value.split():
-        for unit, scale in (("ms", 1e-3), ("us", 1e-6), ("min", 60), ("s", 1)):
-            if part.endswith(unit) and part[: -len(unit)].replace(".", "", 1).isdigit():
-                total += float(part[: -len(unit)]) * scale
-                break
-    return round(total * 100) or None
-
-
-def _signal(status):
-    names = {"1": "HUP", "2": "INT", "3": "QUIT", "6": "ABRT", "9": "KILL", "11": "SEGV", "13": "PIPE", "14": "ALRM",
-             "15": "TERM"}
-    return names.get(status or "", status or "")
-
-
-def _message(value):
-    if isinstance(value, list):  # the journal gives non-UTF-8 messages as byte arrays
-        return bytes(value).decode("utf-8", "replace")
-    return value if isinstance(value, str) else ""
-
-
-def _reason(p, status):
-    """Why the unit is not running (or last stopped), in plain words."""
-    result = p.get("Result", "")
-    if result == "oom-kill":
-        limit = status.limits.get("memory_max")
-        return "killed for going over its memory limit" + (f" (MemoryMax={limit} bytes)" if limit else "")
-    if _gave_up(p):
-        return (f"restarted too often ({status.restarts or 0} restarts): systemd gave up on it (crash loop); "
-                "start it again once the cause is fixed")
-    if p.get("SubState") == "auto-restart":
-        return f"exited and waits to be restarted ({status.restarts or 0} restarts so far)"
-    if result == "exit-code":
-        return f"exited with code {p.get('ExecMainStatus')}"
-    if result in ("signal", "core-dump"):
-        return f"killed by signal {_signal(p.get('ExecMainStatus'))}" + (" (core dumped)" if result == "core-dump"
-                                                                        else "")
-    if result == "timeout":
-        return "timed out starting or stopping"
-    if result and result != "success":
-        return f"failed: {result}"
-    return ""
