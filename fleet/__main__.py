@@ -8,6 +8,7 @@ import time
 from .engine import EngineError, docker_client, ensure_engine, swarm_state
 from .hosts import Fleet, FleetError, cleanup_leftovers, fleet_dir, list_runs, remove_run
 from .images import ImageBuildError, ensure_images, missing_images
+from .recipes import RECIPES
 
 
 def cmd_engine(args):
@@ -17,7 +18,7 @@ def cmd_engine(args):
 def cmd_build(args):
     ensure_engine()
     started = time.monotonic()
-    todo = ["host", "apps"] if args.force else missing_images()
+    todo = sorted(RECIPES) if args.force else missing_images()
     tags = ensure_images(force=args.force)
     for image, tag in tags.items():
         print(f"{image:8} {tag}")
@@ -37,14 +38,14 @@ def cmd_up(args):
         print(f"removed the previous current run {previous} ({count} containers; --keep-previous keeps it)")
     started = time.monotonic()
     fleet = Fleet.up(args.n, run_id=args.run_id, name_prefix=args.prefix, keep=True,
-                     make_current=not args.no_current)
+                     kinds={"systemd": args.systemd, "pm2": args.pm2}, make_current=not args.no_current)
     elapsed = time.monotonic() - started
     if args.json:
         json.dump(fleet.inventory(), sys.stdout, indent=2)
         print()
         return
     for host in fleet.hosts:
-        print(f"{host.name:12} {host.user}@{host.address}:{host.port}  {host.container_id[:12]}")
+        print(f"{host.name:12} {host.kind:8} {host.user}@{host.address}:{host.port}  {host.container_id[:12]}")
     print(f"{len(fleet.hosts)} hosts accept SSH, {elapsed:.1f}s after start (run {fleet.run_id})")
     print(f"inventory:   {fleet.inventory_path}")
     if not args.no_current:
@@ -92,7 +93,8 @@ def cmd_status(args):
     if current_id:
         try:
             for row in Fleet.load(current_id, client=client).status():
-                print(f"  {row['name']:12} 127.0.0.1:{row['port']:<6} {row['status']:8} {row['container_id']}")
+                print(f"  {row['name']:12} {row['kind']:8} 127.0.0.1:{row['port']:<6} {row['status']:8} "
+                      f"{row['container_id']}")
         except FleetError as exc:
             print(f"  {exc}")
 
@@ -106,8 +108,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fleet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("up", help="start N sshd hosts and write the inventory")
-    up.add_argument("n", type=int)
+    up = sub.add_parser("up", help="start N sshd hosts (and --systemd/--pm2 more) and write the inventory")
+    up.add_argument("n", type=int, help="hosts of the base kind (supervisord)")
+    up.add_argument("--systemd", type=int, default=0, metavar="N", help="add N hosts booting systemd (systemd-01…)")
+    up.add_argument("--pm2", type=int, default=0, metavar="N", help="add N hosts running PM2 (pm2-01…)")
     up.add_argument("--run-id")
     up.add_argument("--prefix", default="host", help="host name prefix (default host: host-01, host-02…)")
     up.add_argument("--json", action="store_true", help="print the inventory as JSON")

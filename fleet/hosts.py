@@ -22,13 +22,14 @@ import psutil
 
 from . import ssh
 from .engine import docker_client
-from .recipes import image_tags, var_dir
+from .recipes import HOST_KINDS, image_tags, var_dir
 
 LABEL = "opsportal.fleet"
 LABEL_RUN = "opsportal.fleet.run"
 LABEL_OWNER = "opsportal.fleet.owner"
 LABEL_KEEP = "opsportal.fleet.keep"
 LABEL_HOST = "opsportal.fleet.host"
+LABEL_KIND = "opsportal.fleet.kind"
 SNAPSHOT_REPO = "opsportal/fleet-snapshot"
 ADDRESS = "127.0.0.1"
 USER = "root"
@@ -49,6 +50,7 @@ class Host:
     key_path: str
     container_id: str
     host_key: str = ""  # "ssh-ed25519 AAAA…", pinned in the run's known_hosts
+    kind: str = "host"  # one of recipes.HOST_KINDS: host (supervisord), systemd, pm2
 
 
 def fleet_dir():
@@ -75,13 +77,37 @@ def _new_run_id():
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
+def _run_options(kind, public_key):
+    """Return the docker run options a host of this kind needs besides name, ports and labels."""
+    options = {
+        "environment": {"FLEET_AUTHORIZED_KEY": public_key},
+        # /run is a tmpfs as on a real host; /mnt/data is small enough to fill in a test.
+        "tmpfs": {"/run": "rw,nosuid,nodev,mode=755,size=16m", "/mnt/data": "rw,size=64m"},
+    }
+    if kind == "systemd":
+        # systemd as PID 1 without --privileged and without the machine's /sys/fs/cgroup:
+        # SYS_ADMIN lets fleet-boot remount the container's own cgroups (a private cgroup
+        # namespace) read-write. systemd refuses to reload with less than 16 MB free on /run.
+        options["environment"]["container"] = "docker"
+        options.update(cap_add=["SYS_ADMIN"], cgroupns="private", stop_signal="SIGRTMIN+3")
+        options["tmpfs"].update({"/run": "rw,nosuid,nodev,mode=755,size=64m",
+                                 "/run/lock": "rw,nosuid,nodev,noexec,size=4m"})
+    return options
+
+
+def _names(n, prefix):
+    width = max(2, len(str(n)))
+    return [f"{prefix}-{i:0{width}d}" for i in range(1, n + 1)]
+
+
 class Fleet:
     """A running fleet of sshd hosts; make one with Fleet.up() or Fleet.load()."""
 
-    def __init__(self, run_id, hosts, *, image, network, client=None, keep=False, created_at=None):
+    def __init__(self, run_id, hosts, *, image, network, client=None, keep=False, created_at=None, images=None):
         self.run_id = run_id
         self.hosts = list(hosts)
-        self.image = image
+        self.image = image  # the image of kind "host"
+        self.images = dict(images or {"host": image})  # {kind: image}
         self.network = network
         self.keep = keep
         self.created_at = created_at or datetime.now(UTC).isoformat(timespec="seconds")
@@ -105,11 +131,13 @@ class Fleet:
     # -- bringing up ---------------------------------------------------------------
 
     @classmethod
-    def up(cls, n, run_id=None, name_prefix="host", *, image=None, keep=False, make_current=False,
+    def up(cls, n, run_id=None, name_prefix="host", *, image=None, kinds=None, keep=False, make_current=False,
            ready_timeout=None, client=None, workers=8):
         """Start n hosts in parallel and wait until each accepts an SSH login; return the Fleet.
 
-        sshd is published on 127.0.0.1 at a port the engine chooses. Writes the run's key
+        The n hosts are of kind "host" (supervisord), named <name_prefix>-01…; kinds adds
+        hosts of other kinds, e.g. {"systemd": 1, "pm2": 2} adds systemd-01, pm2-01 and
+        pm2-02. sshd is published on 127.0.0.1 at a port the engine chooses. Writes the run's key
         pair, known_hosts and inventory.json under var/fleet/<run id>/ (and points
         var/fleet/current at it when make_current). keep=True marks the run as meant to
         outlive this process, so cleanup_leftovers() leaves it alone. On failure,
@@ -117,17 +145,25 @@ class Fleet:
         """
         client = client or docker_client()
         run_id = run_id or _new_run_id()
-        image = image or image_tags()["host"][0]
-        try:
-            client.images.get(image)
-        except docker.errors.ImageNotFound:
-            raise FleetError(f"image {image} missing: run `python -m fleet build` (fleet.ensure_images())")
-        width = max(2, len(str(n)))
-        names = [f"{name_prefix}-{i:0{width}d}" for i in range(1, n + 1)]
-        fleet = cls(run_id, [], image=image, network=f"opsportal-fleet-{run_id}", client=client, keep=keep)
+        counts = {"host": n, **{kind: count for kind, count in (kinds or {}).items() if kind != "host"}}
+        if set(counts) - set(HOST_KINDS) or any(count < 0 for count in counts.values()):
+            raise FleetError(f"bad fleet shape {counts}: kinds are {', '.join(HOST_KINDS)}, counts at least 0")
+        tags = image_tags()
+        images = {kind: tags[kind][0] for kind in HOST_KINDS}
+        images["host"] = image or images["host"]
+        for kind, count in counts.items():
+            try:
+                if count:
+                    client.images.get(images[kind])
+            except docker.errors.ImageNotFound:
+                raise FleetError(f"image {images[kind]} missing: run `python -m fleet build` (fleet.ensure_images())")
+        planned = [(name, kind) for kind in HOST_KINDS
+                   for name in _names(counts.get(kind, 0), name_prefix if kind == "host" else kind)]
+        fleet = cls(run_id, [], image=images["host"], network=f"opsportal-fleet-{run_id}", client=client, keep=keep,
+                    images=images)
         fleet.run_dir.mkdir(parents=True, exist_ok=False)
         try:
-            fleet._start(names, workers, ready_timeout or 30 + n)
+            fleet._start(planned, workers, ready_timeout or 30 + len(planned))
         except BaseException:
             fleet.down()
             raise
@@ -141,7 +177,7 @@ class Fleet:
             labels[LABEL_HOST] = name
         return labels
 
-    def _start(self, names, workers, ready_timeout):
+    def _start(self, planned, workers, ready_timeout):
         self.public_key = ssh.generate_keypair(self.key_path)
         self.client.networks.create(self.network, driver="bridge", labels=self._labels())
         deadline = time.monotonic() + ready_timeout
@@ -150,15 +186,16 @@ class Fleet:
 
         # Each host's login wait starts as soon as its container runs, so waiting for
         # sshd overlaps with starting the rest (the engine is the bottleneck).
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names)))) as starters, \
-                ThreadPoolExecutor(max_workers=max(1, min(16, len(names)))) as waiters:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(planned)))) as starters, \
+                ThreadPoolExecutor(max_workers=max(1, min(16, len(planned)))) as waiters:
 
-            def start(name):
-                host = self._run_container(name)
+            def start(name_and_kind):
+                name, kind = name_and_kind
+                host = self._run_container(name, kind=kind)
                 return host, waiters.submit(ssh.wait_for_login, host, None, deadline, pkey, abort)
 
             try:
-                started = list(starters.map(start, names))
+                started = list(starters.map(start, planned))
                 self.hosts = [host for host, _ in started]
                 self._save()
                 for _, waiting in started:
@@ -167,23 +204,22 @@ class Fleet:
                 abort.set()
                 raise
 
-    def _run_container(self, name, image=None, port=None):
+    def _run_container(self, name, image=None, port=None, kind="host"):
         """Create and start a host container; return its Host once its host key is known."""
         container = self.client.containers.run(
-            image or self.image,
+            image or self.images[kind],
             name=f"opsportal-fleet-{self.run_id}-{name}",
             hostname=name,
-            labels=self._labels(name),
-            environment={"FLEET_AUTHORIZED_KEY": self.public_key},
+            labels={**self._labels(name), LABEL_KIND: kind},
             ports={"22/tcp": (ADDRESS, port)},
             network=self.network,
-            # /run is a tmpfs as on a real host; /mnt/data is small enough to fill in a test.
-            tmpfs={"/run": "rw,nosuid,nodev,mode=755,size=16m", "/mnt/data": "rw,size=64m"},
             detach=True,
+            **_run_options(kind, self.public_key),
         )
         container.reload()
         bound = int(container.attrs["NetworkSettings"]["Ports"]["22/tcp"][0]["HostPort"])
-        return Host(name, ADDRESS, bound, USER, str(self.key_path), container.id, self._read_host_key(container))
+        return Host(name, ADDRESS, bound, USER, str(self.key_path), container.id, self._read_host_key(container),
+                    kind)
 
     @staticmethod
     def _read_host_key(container, timeout=30):
@@ -222,6 +258,7 @@ class Fleet:
             "run_id": self.run_id,
             "created_at": self.created_at,
             "image": self.image,
+            "images": self.images,
             "network": self.network,
             "keep": self.keep,
             "user": USER,
@@ -256,7 +293,7 @@ class Fleet:
             raise FleetError(f"no inventory at {path}")
         hosts = [Host(**h) for h in data["hosts"]]
         fleet = cls(data["run_id"], hosts, image=data["image"], network=data["network"], client=client,
-                    keep=data.get("keep", False), created_at=data.get("created_at"))
+                    keep=data.get("keep", False), created_at=data.get("created_at"), images=data.get("images"))
         fleet.public_key = data.get("public_key", "")
         return fleet
 
@@ -267,6 +304,10 @@ class Fleet:
             if h.name == name:
                 return h
         raise KeyError(name)
+
+    def of_kind(self, kind):
+        """Return the run's hosts of one kind ("host", "systemd", "pm2")."""
+        return [h for h in self.hosts if h.kind == kind]
 
     def container(self, name):
         return self.client.containers.get(self.host(name).container_id)
@@ -316,7 +357,7 @@ class Fleet:
                                     conf={"Labels": self._labels(name)})
         container.remove(force=True)
         try:
-            new = self._run_container(name, image=snapshot.id, port=old.port)
+            new = self._run_container(name, image=snapshot.id, port=old.port, kind=old.kind)
         except docker.errors.APIError as exc:
             if "allocated" not in str(exc) and "in use" not in str(exc):
                 raise
@@ -324,7 +365,7 @@ class Fleet:
                 self.client.containers.get(f"opsportal-fleet-{self.run_id}-{name}").remove(force=True)
             except docker.errors.NotFound:
                 pass
-            new = self._run_container(name, image=snapshot.id)
+            new = self._run_container(name, image=snapshot.id, kind=old.kind)
         new = replace(new, host_key=new.host_key or old.host_key)
         self.hosts = [new if h.name == name else h for h in self.hosts]
         self._save()
@@ -340,11 +381,11 @@ class Fleet:
         self.container(name).unpause()
 
     def status(self):
-        """Return [{name, port, status, container_id}] as the engine sees the run's hosts now."""
+        """Return [{name, kind, port, status, container_id}] as the engine sees the run's hosts now."""
         selector = {"label": f"{LABEL_RUN}={self.run_id}"}
         by_id = {c.id: c for c in self.client.containers.list(all=True, filters=selector, sparse=True)}
         return [
-            {"name": h.name, "port": h.port, "container_id": h.container_id[:12],
+            {"name": h.name, "kind": h.kind, "port": h.port, "container_id": h.container_id[:12],
              "status": by_id[h.container_id].status if h.container_id in by_id else "missing"}
             for h in self.hosts
         ]

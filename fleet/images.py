@@ -20,7 +20,7 @@ def _image_id(client, ref):
 
 
 def missing_images(client=None):
-    """Return the recipes ("host", "apps") whose images or stable tags are not in place."""
+    """Return the recipes (keys of RECIPES) whose images or stable tags are not in place."""
     client = client or docker_client()
     tags = image_tags({name: recipe_hash(name) for name in RECIPES})
     stale = set()
@@ -33,8 +33,9 @@ def missing_images(client=None):
 
 def build(recipe, force=False, timeout=1800):
     """Run the recipe's build script; return the tags it printed."""
-    script = REPO_ROOT / BUILD_SCRIPTS[recipe]
-    cmd = ["bash", str(script)] + (["--force"] if force else [])
+    script, *args = BUILD_SCRIPTS[recipe]
+    script = REPO_ROOT / script
+    cmd = ["bash", str(script), *args] + (["--force"] if force else [])
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -48,8 +49,9 @@ def build(recipe, force=False, timeout=1800):
 def ensure_images(force=False, client=None):
     """Build the fleet images that are missing (or all, with force); return {image: hash tag}.
 
-    Images are keyed "host", "web:v1", "web:v2", "burner", "crasher". When every
-    image of the current recipes exists, this only asks the engine and builds nothing.
+    Images are keyed "host", "systemd", "pm2" (the host kinds), "web:v1", "web:v2", "burner",
+    "crasher". When every image of the current recipes exists, this only asks the engine and
+    builds nothing.
     """
     client = client or docker_client()
     todo = sorted(RECIPES) if force else missing_images(client)

@@ -6,6 +6,10 @@ Fixtures (all session-scoped):
     docker_client   Docker SDK client, after scripts/ensure-docker.sh (engine up, Swarm active)
     fleet_images    {image: tag} after building whatever recipe changed
     fleet           a Fleet of $FLEET_SIZE hosts (default 20), removed at the end of the session
+    fleet_kinds     a second, small Fleet: one systemd host and one pm2 host (more with
+                    $FLEET_SYSTEMD / $FLEET_PM2), removed at the end of the session
+    systemd_host    the first systemd host of fleet_kinds (a fleet.Host)
+    pm2_host        the first pm2 host of fleet_kinds
 
 Under CI=true a missing engine or a failed build fails the run; elsewhere the tests that
 need them are skipped with the reason.
@@ -61,7 +65,7 @@ def docker_client(pytestconfig):
 
 @pytest.fixture(scope="session")
 def fleet_images(docker_client, pytestconfig):
-    """{"host": tag, "web:v1": tag, "web:v2": tag, "burner": tag, "crasher": tag}, all built."""
+    """{"host"|"systemd"|"pm2"|"web:v1"|"web:v2"|"burner"|"crasher": tag}, all built."""
     started = time.monotonic()
     try:
         tags = ensure_images(client=docker_client)
@@ -93,3 +97,44 @@ def fleet(docker_client, fleet_images, pytestconfig):
         yield running
     finally:
         running.down()
+
+
+@pytest.fixture(scope="session")
+def fleet_kinds(docker_client, fleet_images, pytestconfig):
+    """A fleet of the other host kinds: $FLEET_SYSTEMD systemd hosts and $FLEET_PM2 pm2 hosts (1 each).
+
+    Its own run (key, network), apart from `fleet`, so tests that walk every host of
+    `fleet` keep seeing supervisord hosts only. Removed at the end of the session.
+    """
+    kinds = {"systemd": int(os.environ.get("FLEET_SYSTEMD", 1)), "pm2": int(os.environ.get("FLEET_PM2", 1))}
+    cleanup_leftovers(docker_client)
+    started = time.monotonic()
+    try:
+        running = Fleet.up(0, kinds=kinds, client=docker_client)
+    except (FleetError, TimeoutError) as exc:
+        unavailable(f"hosts of kinds {kinds} did not come up: {exc}")
+    _report(pytestconfig, f"{kinds} hosts accept SSH {time.monotonic() - started:.1f}s after start "
+                          f"(run {running.run_id})")
+    try:
+        yield running
+    finally:
+        running.down()
+
+
+def _first_of(fleet, kind):
+    hosts = fleet.of_kind(kind)
+    if not hosts:
+        unavailable(f"the fleet has no {kind} host (FLEET_{kind.upper()}=0)")
+    return hosts[0]
+
+
+@pytest.fixture(scope="session")
+def systemd_host(fleet_kinds):
+    """A host that boots systemd as PID 1 (sshd, supervisord as units); reach it through fleet_kinds."""
+    return _first_of(fleet_kinds, "systemd")
+
+
+@pytest.fixture(scope="session")
+def pm2_host(fleet_kinds):
+    """A host with Node.js and a PM2 daemon (plus supervisord); reach it through fleet_kinds."""
+    return _first_of(fleet_kinds, "pm2")

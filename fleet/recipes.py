@@ -11,16 +11,29 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Keep in step with fleet_recipe_paths in scripts/lib/fleet-common.sh.
+# Keep in step with fleet_recipe_paths in scripts/lib/fleet-common.sh. The host kinds other
+# than "host" are the base host plus their own directory.
 RECIPES = {
     "host": ("fleet/images/host", "scripts/build-host-image.sh", "scripts/lib/fleet-common.sh"),
+    "systemd": ("fleet/images/host", "fleet/images/systemd", "scripts/build-host-image.sh",
+                "scripts/lib/fleet-common.sh"),
+    "pm2": ("fleet/images/host", "fleet/images/pm2", "scripts/build-host-image.sh", "scripts/lib/fleet-common.sh"),
     "apps": ("fleet/images/apps", "scripts/build-app-images.sh", "scripts/lib/fleet-common.sh"),
 }
 
+# The build command of each recipe: script and arguments (--force is added when asked).
 BUILD_SCRIPTS = {
-    "host": "scripts/build-host-image.sh",
-    "apps": "scripts/build-app-images.sh",
+    "host": ("scripts/build-host-image.sh", "host"),
+    "systemd": ("scripts/build-host-image.sh", "systemd"),
+    "pm2": ("scripts/build-host-image.sh", "pm2"),
+    "apps": ("scripts/build-app-images.sh",),
 }
+
+# Host kinds, each an image of its own (its key in image_tags() is the kind):
+#   host     tini runs fleet-init: supervisord with demo programs, then sshd
+#   systemd  systemd as PID 1; sshd and supervisord are its units
+#   pm2      as host, plus Node.js and a PM2 daemon started at boot
+HOST_KINDS = ("host", "systemd", "pm2")
 
 
 def var_dir():
@@ -47,7 +60,7 @@ def recipe_files(name, root=REPO_ROOT):
 
 
 def recipe_hash(name, root=REPO_ROOT):
-    """Return the 12-hex-digit hash of the recipe `name` ("host" or "apps")."""
+    """Return the 12-hex-digit hash of the recipe `name` (a key of RECIPES)."""
     lines = []
     for rel in recipe_files(name, root):
         digest = hashlib.sha256((root / rel).read_bytes()).hexdigest()
@@ -58,9 +71,11 @@ def recipe_hash(name, root=REPO_ROOT):
 def image_tags(hashes=None):
     """Return {image: (hash tag, stable tag)} for every fleet image."""
     hashes = hashes or {name: recipe_hash(name) for name in RECIPES}
-    host, apps = hashes["host"], hashes["apps"]
+    apps = hashes["apps"]
     return {
-        "host": (f"opsportal/host:{host}", "opsportal/host:latest"),
+        "host": (f"opsportal/host:{hashes['host']}", "opsportal/host:latest"),
+        "systemd": (f"opsportal/host-systemd:{hashes['systemd']}", "opsportal/host-systemd:latest"),
+        "pm2": (f"opsportal/host-pm2:{hashes['pm2']}", "opsportal/host-pm2:latest"),
         "web:v1": (f"opsportal/web:v1-{apps}", "opsportal/web:v1"),
         "web:v2": (f"opsportal/web:v2-{apps}", "opsportal/web:v2"),
         "burner": (f"opsportal/burner:{apps}", "opsportal/burner:latest"),
@@ -69,5 +84,5 @@ def image_tags(hashes=None):
 
 
 def recipe_of(image):
-    """Return the recipe name ("host" or "apps") that builds the image key from image_tags()."""
-    return "host" if image == "host" else "apps"
+    """Return the recipe name that builds the image key from image_tags()."""
+    return image if image in HOST_KINDS else "apps"

@@ -50,6 +50,8 @@ def test_recipe_covers_its_build_script_and_files():
 def test_images_are_tagged_with_their_recipe_hash():
     tags = image_tags()
     assert tags["host"] == (f"opsportal/host:{recipe_hash('host')}", "opsportal/host:latest")
+    assert tags["systemd"] == (f"opsportal/host-systemd:{recipe_hash('systemd')}", "opsportal/host-systemd:latest")
+    assert tags["pm2"] == (f"opsportal/host-pm2:{recipe_hash('pm2')}", "opsportal/host-pm2:latest")
     assert tags["web:v1"][1] == "opsportal/web:v1"
     assert tags["web:v2"][1] == "opsportal/web:v2"
     assert tags["burner"][1] == "opsportal/burner:latest"

@@ -6,7 +6,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 
 cp -r "$here/rootfs/." "$root/"
 chown -R 0:0 "$root/usr/local" "$root/etc/ssh/sshd_config.d" "$root/etc/supervisor/conf.d"
-chmod 0755 "$root/usr/local/sbin/fleet-init" "$root/usr/local/bin/fleet-ticker"
+chmod 0755 "$root/usr/local/sbin/fleet-init" "$root/usr/local/sbin/fleet-identity" "$root/usr/local/bin/fleet-ticker"
 chmod 0644 "$root/etc/ssh/sshd_config.d/10-fleet-hardening.conf" "$root/etc/supervisor/conf.d/fleet-demo.conf"
 
 # Host keys are made per host at first start, never shipped in the image.
