@@ -117,6 +117,9 @@ TEMPLATES = [
     },
 ]
 
+# Help texts of form fields are escaped (some are written by users: template parameters' help).
+FORM_RENDERER = "ops_portal.core.forms.PortalFormRenderer"
+
 DATABASES = {
     "default": parse_database_url(
         env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"), base_dir=BASE_DIR
