@@ -51,6 +51,7 @@ def _clean_template_fields(fields, instance=None):
     secret_fixed = [d["name"] for d in spec.parameters if d["type"] == "secret" and d["name"] in fixed]
     if secret_fixed:
         raise ValidationError({"action_params": ["Secrets are asked at launch, not stored in templates."]})
+    params.check_given(spec.parameters, fixed, field="action_params")
     return fields
 
 
