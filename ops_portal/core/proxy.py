@@ -14,6 +14,9 @@ from django.conf import settings
 FORWARDING_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST",
                       "HTTP_X_FORWARDED_PORT", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 PEER_KEY = "opsportal.peer_address"  # request.META key of the socket peer, before resolution
+# request.META flag: an untrusted peer sent forwarding headers, so it relays for someone else (a
+# proxy missing from TRUSTED_PROXIES): its loopback address says nothing about the real client.
+RELAYED_KEY = "opsportal.relayed_by_untrusted"
 MAX_HOPS = 20  # a longer chain is cut: nobody runs twenty proxies, and it bounds the walk
 
 
@@ -70,8 +73,11 @@ def resolve(meta):
     return client, peer
 
 
-def is_loopback(address):
-    return address is not None and ipaddress.ip_address(address).is_loopback
+def is_local(request):
+    """The client is on this machine: a loopback address that relays for nobody."""
+    address = client_address(request)
+    return (address is not None and ipaddress.ip_address(address).is_loopback
+            and not request.META.get(RELAYED_KEY))
 
 
 class ProxyHeadersMiddleware:
@@ -94,8 +100,8 @@ def apply(meta):
         return
     client, peer = resolve(meta)
     if not is_trusted(peer):
-        for header in FORWARDING_HEADERS:
-            meta.pop(header, None)
+        dropped = [meta.pop(header) for header in FORWARDING_HEADERS if header in meta]
+        meta[RELAYED_KEY] = bool(dropped)
     meta[PEER_KEY] = peer
     meta["REMOTE_ADDR"] = client or ""
 
