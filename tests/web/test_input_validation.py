@@ -150,3 +150,30 @@ def test_an_integer_parameter_beyond_64_bits_is_a_400(deployer):
                                             "params": {"artifact": str(2**64), "base_dir": "/srv/app"},
                                             "selector": {"names": ["app-1"]}}, format="json")
     assert response.status_code == 400, response.content
+
+
+def test_unknown_api_paths_answer_in_json(admin):
+    for method, path in (("get", "/api/nope/"), ("post", "/api/alerts/0.5/acknowledge/"),
+                         ("delete", "/api/hosts/1e5/")):
+        response = getattr(admin, method)(path)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found", (path, response)
+    assert admin.get("/api/hosts").status_code == 301  # a missing trailing slash is still redirected
+
+
+@pytest.mark.parametrize("url,body", [
+    ("/api/system-schedules/{task}/", {"every_seconds": 136042376495787}),  # found by the API fuzz run
+    ("/api/jobs/", {"environment": "alpha", "action": "host.command", "params": {"command": "true"},
+                    "selector": {"names": ["app-1"]}, "target_timeout_seconds": 2**40}),
+])
+def test_numbers_beyond_their_32_bit_columns_are_400s(admin, url, body):
+    from django_celery_beat.models import PeriodicTask
+
+    from ops_portal.core import periodic
+
+    factories.host(factories.environment("alpha"), "app-1")
+    periodic.ensure_builtins()
+    task = PeriodicTask.objects.filter(name__in=list(periodic.builtins())).first()
+    method = admin.patch if "{task}" in url else admin.post
+    response = method(url.format(task=task.pk), body, format="json")
+    assert response.status_code == 400, response.content
+    assert set(body) & set(response.json()["error"]["fields"])
