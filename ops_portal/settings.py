@@ -85,6 +85,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "ops_portal.core.proxy.ProxyHeadersMiddleware",
     "ops_portal.core.middleware.RequestIdMiddleware",
+    "ops_portal.core.middleware.RejectNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "ops_portal.core.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
