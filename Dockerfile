@@ -10,4 +10,4 @@ COPY . .
 RUN DEBUG=true python manage.py collectstatic --no-input -v0
 USER portal
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "ops_portal.asgi:application"]
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "ops_portal.asgi:application"]

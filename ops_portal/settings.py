@@ -18,6 +18,7 @@ from ops_portal.core.env import (
     env_str,
     parse_database_url,
 )
+from ops_portal.core.proxy import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("OPS_PORTAL_VAR_DIR", str(BASE_DIR / "var")))
@@ -82,7 +83,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "ops_portal.core.proxy.ProxyHeadersMiddleware",
     "ops_portal.core.middleware.RequestIdMiddleware",
+    "ops_portal.core.middleware.RejectNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "ops_portal.core.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -114,6 +117,9 @@ TEMPLATES = [
         },
     },
 ]
+
+# Help texts of form fields are escaped (some are written by users: template parameters' help).
+FORM_RENDERER = "ops_portal.core.forms.PortalFormRenderer"
 
 DATABASES = {
     "default": parse_database_url(
@@ -165,6 +171,8 @@ AUTH_PASSWORD_VALIDATORS = [
 _hashers = env_list("PASSWORD_HASHERS", [])
 if _hashers:
     PASSWORD_HASHERS = _hashers
+# Every password sign-in (the portal's page, the admin's) goes through the throttled backend.
+AUTHENTICATION_BACKENDS = ["ops_portal.accounts.throttle.ThrottledModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -206,7 +214,16 @@ SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_HTTPONLY = False  # htmx reads it to send X-CSRFToken
 SECURE_SSL_REDIRECT = HTTPS and env_bool("SECURE_SSL_REDIRECT", True)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY", False) else None
+# Forwarding headers (X-Forwarded-For/-Proto) count only when the peer is one of these proxies
+# (IPs or CIDR ranges); from anyone else they are dropped (ops_portal.core.proxy).
+try:
+    TRUSTED_PROXIES = parse_networks(env_list("TRUSTED_PROXIES", []))
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+if env_str("BEHIND_PROXY", None) is not None:
+    raise ImproperlyConfigured("BEHIND_PROXY is gone: list the proxies' addresses in TRUSTED_PROXIES instead "
+                               "(forwarding headers from anyone else are ignored).")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXIES else None
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
@@ -216,6 +233,8 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 # Health and metrics answer over plain HTTP for load balancers inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# /metrics and the details of /readyz answer loopback clients freely; others must send
+# `Authorization: Bearer <token>` (no token set: they get 403, and /readyz its status only).
 METRICS_TOKEN = env_str("METRICS_TOKEN", None)
 # Several processes on one machine (web and worker) share their metrics through files here
 # (prometheus_client's multiprocess mode, which reads the variable itself).
@@ -224,6 +243,7 @@ if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
     raise ImproperlyConfigured(
         f"PROMETHEUS_MULTIPROC_DIR must be an existing directory, got {PROMETHEUS_MULTIPROC_DIR!r}."
     )
+HEALTH_TOKEN = env_str("HEALTH_TOKEN", None)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -237,12 +257,14 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_PARSER_CLASSES": ["ops_portal.core.api.parsers.LimitedJSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "ops_portal.core.api.schema.PortalAutoSchema",
     "EXCEPTION_HANDLER": "ops_portal.core.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": env_str("API_RATE_LIMIT", "6000/min")},
+    # Throttles identify anonymous clients by REMOTE_ADDR, which ProxyHeadersMiddleware resolved.
+    "NUM_PROXIES": 0,
     "PAGE_SIZE": 50,
     "DATETIME_FORMAT": "iso-8601",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -257,6 +279,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "/static/vendor/swagger-ui",
     "SWAGGER_UI_FAVICON_HREF": "/static/vendor/swagger-ui/favicon-32x32.png",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "ops_portal.core.api.schema.local_times"],
     "ENUM_NAME_OVERRIDES": {
         "JobStateEnum": "ops_portal.jobs.choices.JobState",
         "TargetStateEnum": "ops_portal.jobs.choices.TargetState",

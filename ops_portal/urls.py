@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from ops_portal.core import health
+from ops_portal.core.api.errors import api_not_found
 from ops_portal.core.api.router import router
 from ops_portal.core.api.status import PingView
 
@@ -27,6 +28,7 @@ urlpatterns = [
                           + router.urls, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
+    re_path(r"^api/", api_not_found),  # after every API route: unknown API paths answer in JSON
     path("admin/", admin.site.urls),
     path("", include("ops_portal.accounts.urls")),
     path("", include("ops_portal.audit.urls")),

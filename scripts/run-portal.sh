@@ -12,7 +12,7 @@ rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 pids=()
 stop() { trap - INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop INT TERM EXIT
-.venv/bin/daphne -b "$HOST" -p "$PORT" --proxy-headers ops_portal.asgi:application &
+.venv/bin/daphne -b "$HOST" -p "$PORT" ops_portal.asgi:application &
 pids+=($!)
 .venv/bin/celery -A ops_portal worker -l INFO --concurrency "${WORKER_CONCURRENCY:-4}" \
   --hostname "worker@%h" -Q "${WORKER_QUEUES:-default}" &

@@ -16,7 +16,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = Path("/usr/lib/python3/dist-packages/compose/config/compose_spec.json")
-ENV = {"POSTGRES_PASSWORD": "pw", "SECRET_KEY": "sk", "ENCRYPTION_KEYS": "ek"}
+ENV = {"POSTGRES_PASSWORD": "pw", "SECRET_KEY": "sk", "ENCRYPTION_KEYS": "ek", "TRUSTED_PROXIES": "172.18.0.1"}
 
 
 def _need(path_or_cmd):
@@ -72,6 +72,18 @@ def test_web_and_worker_count_metrics_into_one_tmpfs_directory(resolved):
         assert "metrics:/srv/portal/metrics:rw" in services[name]["volumes"]
     assert "PROMETHEUS_MULTIPROC_DIR" not in services["beat"]["environment"]
     assert resolved["volumes"]["metrics"]["driver_opts"]["type"] == "tmpfs"  # emptied when the deployment stops
+
+
+def test_forwarding_headers_are_trusted_from_the_named_proxy_only(resolved):
+    """daphne must not rewrite the client from X-Forwarded-For itself (--proxy-headers trusts
+    anyone); the portal reads it from TRUSTED_PROXIES only."""
+    for name in ("web", "worker", "beat"):
+        service = resolved["services"][name]
+        assert "--proxy-headers" not in " ".join(service.get("command") or [])
+        assert service["environment"]["TRUSTED_PROXIES"] == "172.18.0.1"
+        assert "BEHIND_PROXY" not in service["environment"]
+    assert "--proxy-headers" not in (ROOT / "Dockerfile").read_text()
+    assert "--proxy-headers" not in (ROOT / "scripts" / "run-portal.sh").read_text()
 
 
 def test_a_missing_secret_is_a_clear_error():

@@ -130,6 +130,15 @@ def test_missing_encryption_key_stops_startup_when_debug_is_off():
     assert "ENCRYPTION_KEYS must be set" in result.stderr
 
 
+@pytest.mark.parametrize("overrides, message", [
+    ({"TRUSTED_PROXIES": "10.0.0.0/8,proxy.example.com"}, "TRUSTED_PROXIES: 'proxy.example.com' is not an IP"),
+    ({"BEHIND_PROXY": "true"}, "BEHIND_PROXY is gone: list the proxies' addresses in TRUSTED_PROXIES"),
+])
+def test_proxy_settings_that_would_trust_the_wrong_peers_stop_startup(overrides, message):
+    result = run_manage("check", env_overrides=overrides)
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
 def test_check_deploy_is_clean_for_a_production_like_environment():
     result = run_manage("check", "--deploy", "--fail-level", "WARNING", env_overrides={
         "DEBUG": "false", "ALLOWED_HOSTS": "ops.example.com", "HTTPS": "true",

@@ -48,7 +48,8 @@ def test_sign_in_is_throttled_after_repeated_failures(client):
     response = sign_in(client, "bob")  # the right password, but locked now
     assert response.status_code == 200
     assert "Too many failed sign-ins" in response.content.decode()
-    assert AuditEvent.objects.filter(action="auth.login_failed", object_repr="bob").count() == 5
+    failed = AuditEvent.objects.filter(action="auth.login_failed", object_repr="bob").order_by("pk")
+    assert [event.extra for event in failed] == [None] * 5 + [{"throttled": True}]  # refused unchecked, audited
     other_client = type(client)()
     locked_by_name = sign_in(other_client, "bob", address="10.9.9.9")
     assert "Too many failed sign-ins" in locked_by_name.content.decode()

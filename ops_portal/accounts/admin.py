@@ -4,7 +4,11 @@ from django.contrib.auth.models import Group
 
 from ops_portal.core.admin import register_read_only
 
+from .forms import ThrottledAdminAuthenticationForm
 from .models import APIToken, Environment, RoleBinding, Team
+
+# The admin's sign-in page shares the portal's throttle (in the authentication backend) and says so.
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 # People and rights are managed on the Access page and the API, where every change is audited.
 admin.site.unregister(get_user_model())

@@ -1,11 +1,13 @@
 import django_filters
 from django.contrib.auth import get_user_model
 
+from ops_portal.core.api.filters import PortalFilterSet
+
 from .choices import Role
 from .models import APIToken, Environment, RoleBinding, Team
 
 
-class EnvironmentFilterSet(django_filters.FilterSet):
+class EnvironmentFilterSet(PortalFilterSet):
     name = django_filters.CharFilter(lookup_expr="iexact")
 
     class Meta:
@@ -13,7 +15,7 @@ class EnvironmentFilterSet(django_filters.FilterSet):
         fields = ["name", "is_production"]
 
 
-class TeamFilterSet(django_filters.FilterSet):
+class TeamFilterSet(PortalFilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
     member = django_filters.CharFilter(field_name="members__username")
 
@@ -22,7 +24,7 @@ class TeamFilterSet(django_filters.FilterSet):
         fields = ["name", "member"]
 
 
-class RoleBindingFilterSet(django_filters.FilterSet):
+class RoleBindingFilterSet(PortalFilterSet):
     user = django_filters.CharFilter(field_name="user__username")
     team = django_filters.CharFilter(field_name="team__name")
     environment = django_filters.CharFilter(field_name="environment__name")
@@ -34,7 +36,7 @@ class RoleBindingFilterSet(django_filters.FilterSet):
         fields = ["user", "team", "environment", "role", "all_environments"]
 
 
-class UserFilterSet(django_filters.FilterSet):
+class UserFilterSet(PortalFilterSet):
     username = django_filters.CharFilter(lookup_expr="icontains")
 
     class Meta:
@@ -42,7 +44,7 @@ class UserFilterSet(django_filters.FilterSet):
         fields = ["username", "is_active"]
 
 
-class APITokenFilterSet(django_filters.FilterSet):
+class APITokenFilterSet(PortalFilterSet):
     revoked = django_filters.BooleanFilter(field_name="revoked", lookup_expr="isnull", exclude=True)
 
     class Meta:

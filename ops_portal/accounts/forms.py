@@ -1,8 +1,7 @@
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
-
-from ops_portal.core.context import client_address
 
 from . import throttle
 from .choices import Role
@@ -11,24 +10,24 @@ from .models import Environment, Team
 User = get_user_model()
 
 
-class ThrottledAuthenticationForm(AuthenticationForm):
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "throttled": "Too many failed sign-ins. Try again in a few minutes.",
-    }
+THROTTLED_MESSAGE = "Too many failed sign-ins. Try again in a few minutes."
 
-    def clean(self):
-        username = self.cleaned_data.get("username") or ""
-        address = client_address(self.request)
-        if throttle.is_locked(username, address):
-            raise forms.ValidationError(self.error_messages["throttled"], code="throttled")
-        try:
-            cleaned = super().clean()
-        except forms.ValidationError:
-            throttle.note_failure(username, address)
-            raise
-        throttle.clear(username, address)
-        return cleaned
+
+class ThrottledMessageMixin:
+    """Say so when the throttle (in the authentication backend) refused the attempt."""
+
+    def get_invalid_login_error(self):
+        if throttle.was_throttled(self.request):
+            return forms.ValidationError(THROTTLED_MESSAGE, code="throttled")
+        return super().get_invalid_login_error()
+
+
+class ThrottledAuthenticationForm(ThrottledMessageMixin, AuthenticationForm):
+    pass
+
+
+class ThrottledAdminAuthenticationForm(ThrottledMessageMixin, AdminAuthenticationForm):
+    pass
 
 
 class UserCreateForm(forms.Form):

@@ -1,10 +1,12 @@
 import django_filters
 
+from ops_portal.core.api.filters import PortalFilterSet
+
 from .choices import RequestState
 from .models import ApprovalPolicy, ApprovalRequest
 
 
-class ApprovalPolicyFilterSet(django_filters.FilterSet):
+class ApprovalPolicyFilterSet(PortalFilterSet):
     environment = django_filters.CharFilter(field_name="environment__name")
 
     class Meta:
@@ -12,7 +14,7 @@ class ApprovalPolicyFilterSet(django_filters.FilterSet):
         fields = ["environment", "enabled"]
 
 
-class ApprovalRequestFilterSet(django_filters.FilterSet):
+class ApprovalRequestFilterSet(PortalFilterSet):
     environment = django_filters.CharFilter(field_name="environment__name")
     state = django_filters.MultipleChoiceFilter(choices=RequestState.choices)
     requested_by = django_filters.CharFilter(field_name="requested_by_name")

@@ -1,11 +1,12 @@
 import django_filters
 
+from ops_portal.core.api.filters import PortalFilterSet
 from ops_portal.core.choices import Source
 
 from .models import AuditEvent
 
 
-class AuditEventFilterSet(django_filters.FilterSet):
+class AuditEventFilterSet(PortalFilterSet):
     actor = django_filters.CharFilter(field_name="actor_name")
     action = django_filters.CharFilter()
     action_prefix = django_filters.CharFilter(field_name="action", lookup_expr="startswith")

@@ -1,9 +1,11 @@
 import django_filters
 
+from ops_portal.core.api.filters import PortalFilterSet
+
 from .models import ConfigTemplate, DriftReport
 
 
-class ConfigTemplateFilterSet(django_filters.FilterSet):
+class ConfigTemplateFilterSet(PortalFilterSet):
     environment = django_filters.CharFilter(field_name="environment__name")
     name = django_filters.CharFilter(lookup_expr="icontains")
     path = django_filters.CharFilter(lookup_expr="icontains")
@@ -13,7 +15,7 @@ class ConfigTemplateFilterSet(django_filters.FilterSet):
         fields = ["environment", "name", "path", "enabled"]
 
 
-class DriftReportFilterSet(django_filters.FilterSet):
+class DriftReportFilterSet(PortalFilterSet):
     environment = django_filters.CharFilter(field_name="config__environment__name")
     host = django_filters.NumberFilter(field_name="host_id")
     config = django_filters.NumberFilter(field_name="config_id")

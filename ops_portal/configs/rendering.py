@@ -1,49 +1,52 @@
-"""Rendering configuration templates for one host: Jinja2 in a sandbox, strict about undefined names.
+"""Rendering configuration templates for one host: Jinja2 in a sandbox, strict about undefined names,
+bounded in memory and time.
 
 The template sees plain data only, never model instances: the variables of the host's groups
 (sorted by name, later groups win), then the host's own variables, and `host` with its name,
 address, environment, groups, tags and facts. Credentials, settings and job secrets are not in
 reach. A missing variable is a RenderError naming it (and the line), not an empty string.
+
+Templates are compiled here and rendered in a forked child process with resource limits
+(RENDER_MEMORY more address space, a CPU-time limit) and a wall-clock timeout enforced by the
+parent, which kills the child; the sandbox's own budget (sandbox.py) usually ends a runaway render
+first with a clearer message. Many renders share one child (render_many); a child that dies or
+runs out of time fails the render it was on, and the rest go on in a fresh child.
 """
 import copy
+import math
+import os
+import resource
+import select
+import signal
+import struct
 import sys
+import time
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-MAX_OUTPUT = 1024 * 1024  # bytes of rendered content
-MAX_POWER = 1000
+from . import sandbox
+from .sandbox import MAX_OUTPUT
 
-__all__ = ["MAX_OUTPUT", "RenderError", "TemplateSyntaxError", "context_for", "parse", "render"]
+MAX_POWER = sandbox.MAX_POWER
+RENDER_MEMORY = 256 * 1024 * 1024  # bytes of address space a render may add
+RENDER_TIMEOUT = 10.0  # wall-clock seconds per render (the sandbox stops itself after 5), then a kill
+_FRAME = struct.Struct("!IBI")  # item index, ok (1) or error (0), payload length
+_ENV = sandbox.environment()
+
+__all__ = ["MAX_OUTPUT", "RenderError", "TemplateSyntaxError", "context_for", "parse", "render", "render_many"]
 
 
 class RenderError(Exception):
     """The template could not be rendered for a host; the message says why in plain words."""
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """No attribute tricks, no mutation of the variables, and no huge values from `*` or `**`."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context, operator, left, right):
-        if operator == "*":
-            for seq, count in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(count, int) and len(seq) * count > MAX_OUTPUT:
-                    raise SecurityError("repetition would exceed the output limit")
-        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_POWER:
-            raise SecurityError(f"exponents above {MAX_POWER} are not allowed")
-        return super().call_binop(context, operator, left, right)
-
-
-_ENV = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, auto_reload=False,
-                cache_size=200)
-
-
 def parse(source):
     """Compile template source; raises TemplateSyntaxError."""
-    return _ENV.from_string(source)
+    try:
+        return _ENV.from_string(source)
+    except RecursionError:
+        raise TemplateSyntaxError("the template is nested too deeply", 1) from None
 
 
 def context_for(host, groups, environment_name):
@@ -74,18 +77,17 @@ def _template_line():
     return line
 
 
-def render(source, variables, *, name="template"):
-    """Render source with variables; returns bytes (UTF-8) or raises RenderError."""
+def _render_here(template, variables, name):
+    """Render in this process (the child); returns bytes or raises RenderError."""
+    sandbox.start_budget()
     try:
-        template = parse(source)
         chunks, size = [], 0
         for chunk in template.generate(variables):
             size += len(chunk)
             if size > MAX_OUTPUT:
                 raise RenderError(f"{name}: the rendered file is larger than {MAX_OUTPUT // 1024} KiB")
             chunks.append(chunk)
-    except TemplateSyntaxError as exc:
-        raise RenderError(f"{name}: template syntax error on line {exc.lineno}: {exc.message}")
+        return "".join(chunks).encode("utf-8")
     except UndefinedError as exc:
         line = _template_line()
         where = f" (line {line})" if line else ""
@@ -94,8 +96,115 @@ def render(source, variables, *, name="template"):
         raise RenderError(f"{name}: refused by the template sandbox: {exc}")
     except TemplateError as exc:
         raise RenderError(f"{name}: {type(exc).__name__}: {exc}")
+    except MemoryError:
+        raise RenderError(f"{name}: rendering needs more than {RENDER_MEMORY // 2**20} MiB of memory")
     except (TypeError, ValueError, ArithmeticError, LookupError, OverflowError, RecursionError) as exc:
         line = _template_line()
         where = f" on line {line}" if line else ""
-        raise RenderError(f"{name}: {type(exc).__name__}{where}: {exc}")
-    return "".join(chunks).encode("utf-8")
+        raise RenderError(f"{name}: {type(exc).__name__}{where}: {str(exc)[:500]}")
+    finally:
+        sandbox.start_budget(stop=True)
+
+
+def _limit_child(count):
+    try:
+        with open("/proc/self/statm") as statm:
+            current = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        resource.setrlimit(resource.RLIMIT_AS, (current + RENDER_MEMORY, current + RENDER_MEMORY))
+    except (OSError, ValueError):
+        pass  # no /proc (not Linux): the sandbox's own bounds remain
+    seconds = math.ceil(RENDER_TIMEOUT * count) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+
+def _child(write_fd, batch):
+    """In the forked child: render each item, write one frame per result, never return."""
+    status = 1
+    try:
+        _limit_child(len(batch))
+        for index, template, variables, name in batch:
+            try:
+                payload, ok = _render_here(template, variables, name), 1
+            except RenderError as exc:
+                payload, ok = str(exc).encode("utf-8", "replace"), 0
+            data = _FRAME.pack(index, ok, len(payload)) + payload
+            while data:
+                data = data[os.write(write_fd, data):]
+        status = 0
+    finally:
+        os._exit(status)  # no atexit handlers, no closing of the parent's connections
+
+
+def _read_exactly(fd, size, deadline):
+    poller = select.poll()  # not select(): a busy web process has descriptors above FD_SETSIZE
+    poller.register(fd, select.POLLIN)
+    data = b""
+    while len(data) < size:
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(left * 1000):
+            raise TimeoutError
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def _run_batch(batch, results):
+    """Render batch items in one child until it finishes or fails one; return how many are done."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        _child(write_fd, batch)
+    os.close(write_fd)
+    done = 0
+    try:
+        for index, _, _, name in batch:
+            deadline = time.monotonic() + RENDER_TIMEOUT
+            try:
+                position, ok, length = _FRAME.unpack(_read_exactly(read_fd, _FRAME.size, deadline))
+                payload = _read_exactly(read_fd, length, deadline + RENDER_TIMEOUT)
+            except TimeoutError:
+                results[index] = RenderError(f"{name}: rendering took longer than {RENDER_TIMEOUT:g} s")
+                return done + 1
+            except EOFError:
+                results[index] = RenderError(f"{name}: rendering was stopped: it needed more than "
+                                             f"{RENDER_MEMORY // 2**20} MiB of memory or too much CPU time")
+                return done + 1
+            results[position] = payload if ok else RenderError(payload.decode("utf-8", "replace"))
+            done += 1
+        return done
+    finally:
+        os.close(read_fd)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:  # reaped by someone else's SIGCHLD handler
+            pass
+
+
+def render_many(items):
+    """Render [(source, variables, name)]; returns a list of bytes or RenderError, in order."""
+    results = [None] * len(items)
+    pending = []
+    for index, (source, variables, name) in enumerate(items):
+        try:
+            pending.append((index, parse(source), variables, name))
+        except TemplateSyntaxError as exc:
+            results[index] = RenderError(f"{name}: template syntax error on line {exc.lineno}: {exc.message}")
+    while pending:
+        pending = pending[_run_batch(pending, results):]
+    return results
+
+
+def render(source, variables, *, name="template"):
+    """Render source with variables; returns bytes (UTF-8) or raises RenderError."""
+    result = render_many([(source, variables, name)])[0]
+    if isinstance(result, RenderError):
+        raise result
+    return result

@@ -77,9 +77,12 @@ def variables_for(host):
 
 def render_for(user, config, host):
     """Render `config` for one host, for a person to read. The caller has checked that the user sees
-    both; a sensitive template renders for administrators of its environment only."""
+    both. Rendering costs the portal CPU and memory, so viewers may not start one: operators and
+    administrators of the environment may (a sensitive template: administrators only)."""
     if config.sensitive and not can(user, Action.MANAGE, config.environment_id):
         raise PermissionDenied("This configuration holds secrets: only administrators may render it.")
+    if not can(user, Action.OPERATE, config.environment_id):
+        raise PermissionDenied("Only operators and administrators of this environment may render templates.")
     if host.environment_id != config.environment_id:
         raise ValidationError({"host": ["The host belongs to another environment than the configuration."]})
     try:

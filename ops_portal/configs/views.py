@@ -59,7 +59,8 @@ def detail(request, pk):
                                         Action.VIEW), pk=pk)
     hosts = restrict(Host.objects.filter(environment=config.environment), request.user, Action.VIEW)
     preview, preview_host = None, None
-    if request.GET.get("host", "").isdigit():
+    can_operate = can(request.user, Action.OPERATE, config.environment_id)
+    if request.GET.get("host", "").isdigit() and can_operate:
         preview_host = hosts.select_related("environment").prefetch_related("groups").filter(
             pk=int(request.GET["host"])).first()
         if preview_host is None:
@@ -70,7 +71,7 @@ def detail(request, pk):
     return render(request, "configs/detail.html", {
         "config": config, "reports": reports, "hosts": hosts.order_by("name")[:500],
         "preview": preview if isinstance(preview, dict) else None, "preview_host": preview_host,
-        "can_operate": can(request.user, Action.OPERATE, config.environment_id),
+        "can_operate": can_operate,
     })
 
 

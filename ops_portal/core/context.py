@@ -2,6 +2,7 @@
 import uuid
 from dataclasses import asdict, dataclass, field
 
+from ops_portal.core import proxy
 from ops_portal.core.choices import Source
 
 
@@ -80,11 +81,5 @@ class Actor:
 
 
 def client_address(request):
-    """The client's address; X-Forwarded-For is trusted only when BEHIND_PROXY is set."""
-    from django.conf import settings
-
-    if settings.SECURE_PROXY_SSL_HEADER:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
-    return request.META.get("REMOTE_ADDR")
+    """The client's validated address (forwarding headers count only from TRUSTED_PROXIES)."""
+    return proxy.client_address(request)

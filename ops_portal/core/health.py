@@ -1,4 +1,10 @@
-"""Liveness, readiness and metrics endpoints for load balancers, compose and Prometheus."""
+"""Liveness, readiness and metrics endpoints for load balancers, compose and Prometheus.
+
+/healthz is open. /metrics and the details of /readyz (which name workers and quote errors) answer
+clients on this machine freely while no token is set; everyone else, or everyone once a token is
+set, must send `Authorization: Bearer <token>` (METRICS_TOKEN; HEALTH_TOKEN, which defaults to it).
+/readyz always answers its status code and `status`, so load balancers need no token.
+"""
 import hmac
 
 from django.conf import settings
@@ -8,8 +14,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client.core import GaugeMetricFamily
 
-from . import heartbeat, metrics
+from . import heartbeat, metrics, proxy
 from . import redis as portal_redis
+
+
+def _authorised(request, token):
+    if not token:
+        return proxy.is_local(request)
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    given = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    return hmac.compare_digest(given.encode(), token.encode())
 
 
 @never_cache
@@ -67,17 +81,18 @@ def readyz(request):
         return JsonResponse({"status": "error", "error": f"unknown checks: {', '.join(unknown)}"}, status=400)
     results = run_checks(wanted)
     ok = all(r["ok"] for r in results.values())
-    return JsonResponse({"status": "ok" if ok else "unavailable", "checks": results}, status=200 if ok else 503)
+    body = {"status": "ok" if ok else "unavailable"}
+    if _authorised(request, settings.HEALTH_TOKEN or settings.METRICS_TOKEN):
+        body["checks"] = results
+    return JsonResponse(body, status=200 if ok else 503)
 
 
 @never_cache
 @require_GET
 def metrics_view(request):
-    """Prometheus text format. With METRICS_TOKEN set, a bearer token is required."""
-    if settings.METRICS_TOKEN:
-        given = request.META.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), settings.METRICS_TOKEN.encode()):
-            return HttpResponseForbidden("metrics token required\n", content_type="text/plain")
+    """Prometheus text format, for this machine or holders of METRICS_TOKEN."""
+    if not _authorised(request, settings.METRICS_TOKEN):
+        return HttpResponseForbidden("metrics token required\n", content_type="text/plain")
     return HttpResponse(metrics.render(), content_type=metrics.CONTENT_TYPE)
 
 

@@ -3,6 +3,8 @@ import re
 import time
 import uuid
 
+from django.http import HttpResponseBadRequest, JsonResponse
+
 from ops_portal.core import metrics
 from ops_portal.core.logging import request_id_var
 
@@ -57,3 +59,24 @@ class MetricsMiddleware:
         response = self.get_response(request)
         metrics.observe_request(request.method, response.status_code, time.perf_counter() - started)
         return response
+
+
+class RejectNulMiddleware:
+    """A 400 for NUL characters in the path or query string: no column can store them (PostgreSQL
+    refuses them in text), so no view should have to think about them."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        bad = sorted({key.replace("\x00", "\\x00") for key, values in request.GET.lists()
+                      if "\x00" in key or any("\x00" in v for v in values)})
+        if bad or "\x00" in request.path:
+            message = "Null characters are not allowed in the address."
+            if request.path.startswith("/api/"):
+                error = {"status": 400, "code": "invalid", "message": message}
+                if bad:
+                    error["fields"] = {name: ["Null characters are not allowed."] for name in bad}
+                return JsonResponse({"error": error, "request_id": getattr(request, "request_id", None)}, status=400)
+            return HttpResponseBadRequest(message + "\n", content_type="text/plain")
+        return self.get_response(request)

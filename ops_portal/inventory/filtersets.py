@@ -1,10 +1,12 @@
 import django_filters
 
+from ops_portal.core.api.filters import PortalFilterSet
+
 from .choices import Reachability, Transport
 from .models import Credential, Host, HostGroup
 
 
-class CredentialFilterSet(django_filters.FilterSet):
+class CredentialFilterSet(PortalFilterSet):
     environment = django_filters.CharFilter(field_name="environment__name")
     name = django_filters.CharFilter(lookup_expr="icontains")
 
@@ -13,7 +15,7 @@ class CredentialFilterSet(django_filters.FilterSet):
         fields = ["environment", "name"]
 
 
-class HostGroupFilterSet(django_filters.FilterSet):
+class HostGroupFilterSet(PortalFilterSet):
     environment = django_filters.CharFilter(field_name="environment__name")
     name = django_filters.CharFilter(lookup_expr="icontains")
 
@@ -22,7 +24,7 @@ class HostGroupFilterSet(django_filters.FilterSet):
         fields = ["environment", "name"]
 
 
-class HostFilterSet(django_filters.FilterSet):
+class HostFilterSet(PortalFilterSet):
     environment = django_filters.CharFilter(field_name="environment__name")
     name = django_filters.CharFilter(lookup_expr="icontains")
     group = django_filters.CharFilter(field_name="groups__name")

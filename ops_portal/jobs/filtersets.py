@@ -1,10 +1,12 @@
 import django_filters
 
+from ops_portal.core.api.filters import PortalFilterSet
+
 from .choices import JobState
 from .models import FreezeWindow, Job, JobTemplate
 
 
-class JobTemplateFilterSet(django_filters.FilterSet):
+class JobTemplateFilterSet(PortalFilterSet):
     environment = django_filters.CharFilter(field_name="environment__name")
     name = django_filters.CharFilter(lookup_expr="icontains")
 
@@ -13,7 +15,7 @@ class JobTemplateFilterSet(django_filters.FilterSet):
         fields = ["environment", "name", "action", "enabled"]
 
 
-class JobFilterSet(django_filters.FilterSet):
+class JobFilterSet(PortalFilterSet):
     environment = django_filters.CharFilter(field_name="environment__name")
     state = django_filters.MultipleChoiceFilter(choices=JobState.choices)
     template = django_filters.CharFilter(field_name="template__name")
@@ -36,7 +38,7 @@ class JobFilterSet(django_filters.FilterSet):
         return queryset.filter(targets__kind="host", targets__ref_id=value).distinct()
 
 
-class FreezeWindowFilterSet(django_filters.FilterSet):
+class FreezeWindowFilterSet(PortalFilterSet):
     environment = django_filters.CharFilter(field_name="environment__name")
 
     class Meta:

@@ -41,6 +41,19 @@ def validate_definitions(definitions):
         if kind == "secret" and item.get("default") not in (None, ""):
             # A default would sit in the template, in clear, for every viewer to read.
             errors.append(f"{where}: a secret has no default: its value is asked at launch.")
+        for key in ("min", "max", "max_length"):
+            bound = item.get(key)
+            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int)
+                                      or abs(bound) > 2**63 - 1 or (key == "max_length" and bound < 1)):
+                errors.append(f"{where}: {key} must be a whole number{' above 0' if key == 'max_length' else ''}.")
+        for key in ("label", "help"):
+            if item.get(key) is not None and (not isinstance(item[key], str) or len(item[key]) > 500):
+                errors.append(f"{where}: {key} must be text of at most 500 characters.")
+        if "required" in item and not isinstance(item["required"], bool):
+            errors.append(f"{where}: required must be true or false.")
+        if kind == "choice" and isinstance(item.get("choices"), list) and not all(
+                isinstance(c, str) and c and "\x00" not in c for c in item["choices"]):
+            errors.append(f"{where}: choices must be non-empty texts.")
         if item.get("pattern") is not None:
             try:
                 re.compile(item["pattern"])
@@ -63,6 +76,8 @@ def _coerce(definition, value):
                 value = int(value)
             else:
                 raise ValueError("must be a whole number.")
+        if abs(value) > 2**63 - 1:
+            raise ValueError("is out of range.")
         if definition.get("min") is not None and value < definition["min"]:
             raise ValueError(f"must be at least {definition['min']}.")
         if definition.get("max") is not None and value > definition["max"]:
@@ -125,6 +140,20 @@ def clean_values(definitions, values, *, field="parameters"):
     if errors:
         raise ValidationError({field: [f"{name}: {' '.join(msgs)}" for name, msgs in errors.items()]})
     return public, secret
+
+
+def check_given(definitions, values, *, field):
+    """Validate the values given (not the missing ones) against their definitions."""
+    by_name = {d["name"]: d for d in definitions}
+    errors = []
+    for name, value in values.items():
+        if name in by_name and value is not None:
+            try:
+                _coerce(by_name[name], value)
+            except ValueError as exc:
+                errors.append(f"{name}: {exc}")
+    if errors:
+        raise ValidationError({field: errors})
 
 
 def redacted(public, secret):

@@ -53,6 +53,7 @@ def _clean_template_fields(fields, instance=None):
     secret_fixed = [d["name"] for d in spec.parameters if d["type"] == "secret" and d["name"] in fixed]
     if secret_fixed:
         raise ValidationError({"action_params": ["Secrets are asked at launch, not stored in templates."]})
+    params.check_given(spec.parameters, fixed, field="action_params")
     return fields
 
 
@@ -426,6 +427,9 @@ def hold_for_window(environment):
 
 # Built-in periodic tasks -------------------------------------------------------------------
 
+MAX_BUILTIN_INTERVAL = 366 * 86400  # the interval's column is a 32-bit integer
+
+
 def update_builtin(actor, task, *, enabled=None, every_seconds=None):
     """Change a built-in periodic task's interval or switch it off (administrators of all
     environments)."""
@@ -439,8 +443,8 @@ def update_builtin(actor, task, *, enabled=None, every_seconds=None):
         if enabled is not None:
             task.enabled = enabled
         if every_seconds is not None:
-            if every_seconds < 5:
-                raise ValidationError({"every_seconds": ["At least 5 seconds."]})
+            if not 5 <= every_seconds <= MAX_BUILTIN_INTERVAL:
+                raise ValidationError({"every_seconds": [f"From 5 to {MAX_BUILTIN_INTERVAL} seconds (a year)."]})
             task.interval, _ = IntervalSchedule.objects.get_or_create(every=every_seconds,
                                                                       period=IntervalSchedule.SECONDS)
         task.save()

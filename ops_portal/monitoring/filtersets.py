@@ -1,10 +1,12 @@
 import django_filters
 
+from ops_portal.core.api.filters import PortalFilterSet
+
 from .choices import AlertState, Comparator, Metric, Severity
 from .models import Alert, AlertRule
 
 
-class AlertRuleFilterSet(django_filters.FilterSet):
+class AlertRuleFilterSet(PortalFilterSet):
     environment = django_filters.CharFilter(field_name="environment__name")
     name = django_filters.CharFilter(lookup_expr="icontains")
     metric = django_filters.ChoiceFilter(choices=Metric.choices)
@@ -16,7 +18,7 @@ class AlertRuleFilterSet(django_filters.FilterSet):
         fields = ["environment", "name", "metric", "comparator", "severity", "enabled"]
 
 
-class AlertFilterSet(django_filters.FilterSet):
+class AlertFilterSet(PortalFilterSet):
     environment = django_filters.CharFilter(field_name="environment__name")
     state = django_filters.MultipleChoiceFilter(choices=AlertState.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)

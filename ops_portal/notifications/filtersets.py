@@ -1,10 +1,12 @@
 import django_filters
 
+from ops_portal.core.api.filters import PortalFilterSet
+
 from .choices import ChannelKind, DeliveryStatus
 from .models import Delivery, NotificationChannel
 
 
-class NotificationChannelFilterSet(django_filters.FilterSet):
+class NotificationChannelFilterSet(PortalFilterSet):
     environment = django_filters.CharFilter(field_name="environment__name")
     name = django_filters.CharFilter(lookup_expr="icontains")
     kind = django_filters.ChoiceFilter(choices=ChannelKind.choices)
@@ -14,7 +16,7 @@ class NotificationChannelFilterSet(django_filters.FilterSet):
         fields = ["environment", "name", "kind", "enabled"]
 
 
-class DeliveryFilterSet(django_filters.FilterSet):
+class DeliveryFilterSet(PortalFilterSet):
     environment = django_filters.CharFilter(field_name="channel__environment__name")
     channel = django_filters.NumberFilter(field_name="channel_id")
     status = django_filters.MultipleChoiceFilter(choices=DeliveryStatus.choices)

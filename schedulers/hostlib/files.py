@@ -161,6 +161,21 @@ def unified_diff(path, old: bytes | None, new: bytes):
     return "".join(lines)
 
 
+def _check_directory(conn, target, path):
+    """Refuse a path whose directory is reached through a symlink: the file would land (or be read)
+    wherever the link points, e.g. /etc/app -> /root/.ssh. The server resolves it (SFTP realpath)."""
+    directory = posixpath.dirname(path)
+    try:
+        resolved = conn.sftp().normalize(directory)
+    except OSError as exc:
+        if getattr(exc, "errno", None) == errno.ENOENT:
+            raise BackendError(f"could not write {path}: the directory {directory} does not exist")
+        raise _sftp_error(exc, "resolve", directory)
+    if resolved != directory:
+        raise BackendError(f"{directory} on {target.name} is reached through a symlink (it is {resolved}); "
+                           f"refusing to follow it: name the real path")
+
+
 def apply_file(pool_or_conn, target, *, path: str, content: bytes, mode: int | None = None,
                owner: str | None = None, group: str | None = None, dry_run: bool = False,
                cancel=None) -> CommandResult:
@@ -169,7 +184,7 @@ def apply_file(pool_or_conn, target, *, path: str, content: bytes, mode: int | N
     Idempotent: a second run reports changed=False. dry_run reports the same without
     changing anything. Content is written atomically (temporary file and rename); a mode or
     owner change alone is applied in place. A symlink, directory or missing parent directory
-    is an error, not something to replace or create.
+    is an error, not something to replace or create; so is a directory reached through a symlink.
     """
     path = validate.file_path(path)
     mode = validate.file_mode(mode)
@@ -181,6 +196,7 @@ def apply_file(pool_or_conn, target, *, path: str, content: bytes, mode: int | N
     data = {"path": path, "dry_run": dry_run, "sha256": hashlib.sha256(content).hexdigest()}
     with leased(pool_or_conn, target, cancel=cancel) as conn:
         try:
+            _check_directory(conn, target, path)
             uid, gid = _ids(conn, target, owner, group)
             current = stat(conn, path)
             if current is not None and current["type"] != "file":

@@ -82,6 +82,9 @@ def test_the_detail_page_previews_a_host_and_shows_render_errors_as_messages(cli
     bad = config(env, name="bad", content="port={{ nope }}\n")
     client.force_login(person(env, Role.VIEWER))
     page = client.get(f"/configs/{good.pk}/?host={web.pk}").content.decode()
+    assert 'id="preview"' not in page and "Preview for a host" not in page  # viewers start no renders
+    client.force_login(person(env, Role.OPERATOR))
+    page = client.get(f"/configs/{good.pk}/?host={web.pk}").content.decode()
     assert '<pre class="content" id="preview">port=81\n</pre>' in page
     page = client.get(f"/configs/{bad.pk}/?host={web.pk}").content.decode()
     assert "&#x27;nope&#x27; is undefined" in page and 'id="preview"' not in page

@@ -126,9 +126,11 @@ def test_the_name_is_unique_per_environment(api, env):
 
 # The render endpoint ---------------------------------------------------------------------------
 
-def test_render_endpoint_returns_the_content_for_one_host_to_a_viewer(api, env, web):
+def test_render_endpoint_returns_the_content_for_one_host_to_an_operator_not_a_viewer(api, env, web):
     template = config(env, content="port={{ port }}\n", mode=0o600)
     api.force_authenticate(person(env, Role.VIEWER))
+    assert api.post(f"/api/config-templates/{template.pk}/render/?host={web.pk}").status_code == 403
+    api.force_authenticate(person(env, Role.OPERATOR))
     response = api.post(f"/api/config-templates/{template.pk}/render/?host={web.pk}")
     assert response.status_code == 200, response.content
     expected = {"host": "web-1", "content": "port=81\n", "mode": "0600", "targeted": True}
@@ -138,8 +140,7 @@ def test_render_endpoint_returns_the_content_for_one_host_to_a_viewer(api, env, 
 def test_render_endpoint_refuses_missing_variables_hosts_out_of_reach_and_sensitive_templates(api, env, web):
     other = factories.environment("beta")
     stranger = factories.host(other, "db-9")
-    viewer = person(env, Role.VIEWER)
-    api.force_authenticate(viewer)
+    api.force_authenticate(person(env, Role.OPERATOR))
     missing = config(env, content="{{ nope }}")
     response = api.post(f"/api/config-templates/{missing.pk}/render/?host={web.pk}")
     assert response.status_code == 400 and "'nope' is undefined" in response.json()["error"]["fields"]["content"][0]

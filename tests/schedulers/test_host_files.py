@@ -120,3 +120,18 @@ def test_shell_characters_in_paths_stay_literal(fleet, pool, target, canary, uni
             assert read_file(conn, path) == b"literal\n"
         result, out, _ = run_capture(pool, target, "pwd", cwd=posixpath.dirname(path))
         assert (result.ok, out) == (True, posixpath.dirname(path))
+
+
+def test_refuses_a_directory_reached_through_a_symlink(fleet, pool, target, unique):
+    """/etc/app -> /root/.ssh must not let a configuration land in (or be read from) /root/.ssh."""
+    real, link = f"/tmp/{unique}-real", f"/tmp/{unique}-link"
+    fleet.exec(target.name, f"mkdir {real} && printf 'secret\\n' > {real}/app.conf && ln -s {real} {link} "
+                            f"&& mkdir {real}/sub && ln -s {real}/sub {real}/via").check()
+    for path in (f"{link}/app.conf", f"{link}/new.conf", f"{real}/via/app.conf"):
+        for dry_run in (True, False):
+            result = apply_file(pool, target, path=path, content=b"pwned\n", dry_run=dry_run)
+            assert not result.ok and "through a symlink" in result.error, (path, result)
+            assert "secret" not in result.data.get("diff", "")
+    assert fleet.exec(target.name, f"cat {real}/app.conf; ls {real}; ls {real}/sub").check().stdout.split() == [
+        "secret", "app.conf", "sub", "via"]
+    assert apply_file(pool, target, path=f"{real}/app.conf", content=b"ok\n").ok  # the real path works

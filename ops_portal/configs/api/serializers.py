@@ -72,8 +72,9 @@ class RenderedSerializer(serializers.Serializer):
 class ApplySerializer(serializers.Serializer):
     dry_run = serializers.BooleanField(required=False, default=False,
                                        help_text="Show what would change (with diffs); change nothing.")
-    hosts = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, allow_empty=False,
-                                  max_length=5000, help_text="Only these host ids (default: every host selected).")
+    hosts = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False,
+                                  allow_empty=False, max_length=5000,
+                                  help_text="Only these host ids (default: every host selected).")
 
 
 class LaunchedJobSerializer(serializers.Serializer):

@@ -8,6 +8,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import Http404
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -73,3 +74,21 @@ def exception_handler(exc, context):
         body.update(code=codes if isinstance(codes, str) else "error", message=str(exc.detail))
     response.data = {"error": body, "request_id": getattr(request, "request_id", None)}
     return response
+
+
+@csrf_exempt  # it changes nothing, and a CSRF refusal would answer in HTML
+def api_not_found(request, *args, **kwargs):
+    """A JSON 404 for /api/ paths no route matches (Django would answer with an HTML page)."""
+    from django.conf import settings
+    from django.http import HttpResponsePermanentRedirect, JsonResponse
+    from django.urls import Resolver404, resolve
+
+    if settings.APPEND_SLASH and not request.path_info.endswith("/"):
+        try:
+            if resolve(request.path_info + "/").func is not api_not_found:
+                return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+        except Resolver404:
+            pass
+    body = {"error": {"status": 404, "code": "not_found", "message": "No such API endpoint."},
+            "request_id": getattr(request, "request_id", None)}
+    return JsonResponse(body, status=404)

@@ -144,7 +144,7 @@ class InventoryExportView(APIView):
 
     @extend_schema(parameters=[OpenApiParameter("file_format", str, enum=["csv", "ansible"]),
                                OpenApiParameter("environment", str)],
-                   responses={(200, "text/plain"): OpenApiTypes.STR})
+                   responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/yaml"): OpenApiTypes.OBJECT})
     def get(self, request):
         unknown = set(request.query_params) - {"file_format", "environment"}
         if unknown:

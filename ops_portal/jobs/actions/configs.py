@@ -60,16 +60,23 @@ def _load_configs(runner, strict):
     return sorted(configs, key=lambda c: c.name)
 
 
-def _plan_host(host, configs):
-    variables = rendering.context_for(host, list(host.groups.all()), host.environment.name)
-    items = []
-    for config in configs:
-        try:
-            content, error = rendering.render(config.content, variables, name=config.name), ""
-        except rendering.RenderError as exc:
-            content, error = None, str(exc)
-        items.append(Planned(config.pk, config.version, config.name, config.path, config.mode, config.owner,
-                             config.group, config.service_action, config.sensitive, content, error))
+def _plan_hosts(hosts, configs_for):
+    """{host id: [Planned]}: every configuration rendered for every host, in one batch of renders."""
+    items, keys = [], []
+    for host in hosts:
+        variables = rendering.context_for(host, list(host.groups.all()), host.environment.name)
+        for config in configs_for(host):
+            items.append((config.content, variables, config.name))
+            keys.append((host, config))
+    plans = {host.pk: [] for host in hosts}
+    for (host, config), result in zip(keys, rendering.render_many(items), strict=True):
+        content, error = (None, str(result)) if isinstance(result, rendering.RenderError) else (result, "")
+        plans[host.pk].append(Planned(config.pk, config.version, config.name, config.path, config.mode, config.owner,
+                                      config.group, config.service_action, config.sensitive, content, error))
+    return {host_id: _refuse_clashes(items) for host_id, items in plans.items()}
+
+
+def _refuse_clashes(items):
     by_path = {}
     for item in items:
         by_path.setdefault(item.path, []).append(item.name)
@@ -87,9 +94,7 @@ def prepare_configs(runner):
     scope = {c.pk: {t["ref_id"] for t in selectors.resolve(c.selector, environment)} for c in configs}
     host_ids = [t.ref_id for t in runner.targets if t.kind == "host"]
     hosts = Host.objects.filter(pk__in=host_ids).select_related("environment").prefetch_related("groups")
-    runner.resources["configs"] = {
-        host.pk: _plan_host(host, [c for c in configs if host.pk in scope[c.pk]]) for host in hosts
-    }
+    runner.resources["configs"] = _plan_hosts(list(hosts), lambda host: [c for c in configs if host.pk in scope[c.pk]])
 
 
 def _refuse_local(host):

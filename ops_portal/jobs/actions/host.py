@@ -8,6 +8,7 @@ from ops_portal.inventory.choices import Transport
 from schedulers import host as ssh
 from schedulers import local
 from schedulers.base import BackendError, CommandResult
+from schedulers.hostlib import validate as release_rules
 
 from . import ActionSpec, register
 
@@ -200,7 +201,8 @@ def compliance(ctx):
                                "unknown": sum(1 for r in results if r["passed"] is None)})
 
 
-RELEASE_ID = r"[A-Za-z0-9._-]{1,64}"
+# The backend's own rule (no leading '.' or '-'), so a bad id is a 400 at launch, not a failed target.
+RELEASE_ID = release_rules.RELEASE_ID.pattern
 # An absolute path of plain characters, without `..` components.
 ABS_PATH = r"(?!.*/\.\.(/|$))/[A-Za-z0-9._/-]{1,250}"
 

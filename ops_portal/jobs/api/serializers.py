@@ -57,7 +57,8 @@ class AdhocJobSerializer(LaunchSerializer):
     strategy = serializers.JSONField(required=False, default=None)
     name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
     timeout_seconds = serializers.IntegerField(required=False, default=3600, min_value=1, max_value=7 * 86400)
-    target_timeout_seconds = serializers.IntegerField(required=False, default=None, min_value=1, allow_null=True)
+    target_timeout_seconds = serializers.IntegerField(required=False, default=None, min_value=1, max_value=7 * 86400,
+                                                      allow_null=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -168,6 +169,7 @@ class SystemScheduleSerializer(serializers.Serializer):
     task = serializers.CharField(read_only=True)
     description = serializers.CharField(read_only=True)
     enabled = serializers.BooleanField(required=False)
-    every_seconds = serializers.IntegerField(required=False, min_value=5, source="interval.every")
-    last_run_at = serializers.DateTimeField(read_only=True)
+    every_seconds = serializers.IntegerField(required=False, min_value=5, max_value=366 * 86400,
+                                             source="interval.every")
+    last_run_at = serializers.DateTimeField(read_only=True, allow_null=True)
     total_run_count = serializers.IntegerField(read_only=True)

@@ -117,7 +117,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     @extend_schema(parameters=[OpenApiParameter("after", OpenApiTypes.INT),
                                OpenApiParameter("limit", OpenApiTypes.INT)],
                    responses=s.JobEventSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def events(self, request, pk=None):
         """Events after sequence number `after` (default 0), at most `limit` (default 1000)."""
         job = self.get_object()
@@ -195,7 +195,7 @@ class JobScheduleViewSet(ServiceModelViewSet):
         schedules.delete_schedule(self.actor, instance)
 
     @extend_schema(responses=s.ScheduleRunSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def runs(self, request, pk=None):
         """The last 100 firings and what came of them."""
         return Response(s.ScheduleRunSerializer(self.get_object().runs.all()[:100], many=True).data)

@@ -43,7 +43,8 @@ class AlertRuleSerializer(serializers.ModelSerializer):
 class AlertSerializer(serializers.ModelSerializer):
     environment = serializers.CharField(source="environment.name", read_only=True)
     rule_name = serializers.CharField(source="rule.name", read_only=True, default=None)
-    runbook_template_id = serializers.IntegerField(source="rule.runbook_template_id", read_only=True, default=None)
+    runbook_template_id = serializers.IntegerField(source="rule.runbook_template_id", read_only=True, default=None,
+                                                   allow_null=True)
 
     class Meta:
         model = Alert
@@ -58,7 +59,7 @@ class AcknowledgeSerializer(serializers.Serializer):
 
 
 class MetricsQuerySerializer(serializers.Serializer):
-    host = serializers.IntegerField(min_value=1)
+    host = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     metric = serializers.ChoiceField(choices=Metric.choices)
     since = serializers.DateTimeField(required=False, help_text="ISO 8601; default: 6 hours before `until`.")
     until = serializers.DateTimeField(required=False, help_text="ISO 8601; default: now.")

@@ -63,7 +63,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVi
     filterset_class = DeliveryFilterSet
     ordering_fields = ["created", "delivered_at", "next_attempt_at", "attempts"]
 
-    @extend_schema(request=None, responses=s.DeliverySerializer)
+    @extend_schema(request=None, responses={202: s.DeliverySerializer})
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         """Try a failed delivery again, with a fresh series of attempts."""

@@ -1,0 +1,19 @@
+"""Form rendering for every form of the portal: help texts are text, never HTML.
+
+Django's form templates print `{{ field.help_text|safe }}`, trusting help texts as markup written by
+developers; the portal also builds fields from what users wrote (a template parameter's `help`), so
+the bound field escapes its help text once, and the templates' `|safe` then has nothing to trust.
+"""
+from django.forms.boundfield import BoundField
+from django.forms.renderers import DjangoTemplates
+from django.utils.html import conditional_escape
+
+
+class EscapedBoundField(BoundField):
+    def __init__(self, form, field, name):
+        super().__init__(form, field, name)
+        self.help_text = conditional_escape(self.help_text)
+
+
+class PortalFormRenderer(DjangoTemplates):
+    bound_field_class = EscapedBoundField
