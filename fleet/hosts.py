@@ -404,10 +404,7 @@ def remove_run(client, run_id):
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(_remove_container, containers))
     for network in client.networks.list(filters=selector):
-        try:
-            network.remove()
-        except docker.errors.NotFound:
-            pass
+        _remove_network(network)
     for image in client.images.list(filters=selector):
         try:
             client.images.remove(image.id, force=True)
@@ -419,6 +416,27 @@ def remove_run(client, run_id):
     if current.is_symlink() and os.readlink(current) == run_id:
         current.unlink()
     return len(containers)
+
+
+def _remove_network(network, attempts=10):
+    """Remove a network; endpoints left behind (a removed container's endpoint released late by the
+    engine, or a container some test attached) are disconnected first."""
+    for attempt in range(attempts):
+        try:
+            network.remove()
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if "active endpoints" not in str(exc) or attempt == attempts - 1:
+                raise
+        network.reload()
+        for container_id in (network.attrs.get("Containers") or {}):
+            try:
+                network.disconnect(container_id, force=True)
+            except docker.errors.APIError:
+                pass
+        time.sleep(0.5)
 
 
 def _remove_container(container):

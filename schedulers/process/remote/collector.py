@@ -46,18 +46,16 @@ PSUTIL_STATES = {"running": "R", "sleeping": "S", "disk-sleep": "D", "stopped": 
 
 
 def _read(path, size=65536):
+    """The whole file. procfs hands out seq files (/proc/net/tcp) a page per read, so read to EOF."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        data = os.read(fd, size)
-        if len(data) == size:  # long command lines and environments
-            chunks = [data]
-            while True:
-                more = os.read(fd, size)
-                if not more:
-                    break
-                chunks.append(more)
-            data = b"".join(chunks)
-        return data
+        chunks = []
+        while True:
+            more = os.read(fd, size)
+            if not more:
+                break
+            chunks.append(more)
+        return b"".join(chunks)
     finally:
         os.close(fd)
 
