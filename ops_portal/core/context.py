@@ -54,6 +54,12 @@ class Actor:
         return Actor(self.user_id, self.username, source, self.request_id, self.client_address)
 
     @property
+    def is_system(self):
+        """The portal itself acting (its periodic work), not a person: no user and no user's name.
+        (A worker acting for a person whose account is gone has no user but keeps their name.)"""
+        return self.user_id is None and not self.username
+
+    @property
     def user(self):
         from django.contrib.auth import get_user_model
 

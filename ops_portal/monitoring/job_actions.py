@@ -5,33 +5,29 @@ same probe run locally for the portal's own machine) and stores them with reacha
 that cannot be reached fails its target and is stored with reachability 0. Samples are written in
 batches by the job's writer thread; when the job ends, its environment's alert rules are evaluated.
 
-The built-in schedule "monitoring: collect metrics" (jobs/periodic_tasks.py) launches one system
-job per environment every minute; "retention: metrics jobs" removes those jobs after a few days
-(they are many: one a minute per environment, one target row per host).
+The built-in schedule "monitoring: collect metrics" (periodic_tasks.py) launches one system job
+per environment every minute (tasks.collect_metrics); "retention: metrics jobs" removes those jobs
+after a few days (they are many: one a minute per environment, one target row per host).
 """
 import json
 import logging
 import threading
 import time
-from datetime import timedelta
-
-from celery import shared_task
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.utils import timezone
 
 from ops_portal.core.choices import Source
-from ops_portal.core.context import Actor
-from ops_portal.monitoring import metrics as monitoring
-from ops_portal.monitoring import tasks as monitoring_tasks
+from ops_portal.inventory.targets import HOSTS
+from ops_portal.jobs.actions import ActionSpec, register
+from ops_portal.jobs.job_actions import local_env, prepare_ssh, with_host
 from schedulers import host as ssh
 from schedulers import local
 from schedulers.base import BackendError, CommandResult
+from schedulers.hostlib.probes import probe_source
 
-from . import ActionSpec, register
-from .host import local_env, prepare_ssh, with_host
+from . import metrics as monitoring
+from .choices import COLLECT_ACTION as ACTION
+from .tasks import evaluate
 
 log = logging.getLogger(__name__)
-ACTION = "host.metrics"
 FLUSH_ROWS = 2000  # samples per insert: about 250 hosts with a few mounts each
 
 
@@ -65,7 +61,7 @@ class MetricsSink:
             if batch:
                 monitoring.store(batch, series_cache=series)
             try:
-                monitoring_tasks.evaluate.delay(environment_id, Source.WORKER)
+                evaluate.delay(environment_id, Source.WORKER)
             except Exception:  # the 30-second schedule evaluates anyway
                 log.warning("could not queue alert evaluation for environment %s", environment_id, exc_info=True)
 
@@ -78,8 +74,6 @@ def prepare_metrics(runner):
 
 
 def _probe_locally(ctx, host):
-    from schedulers.hostlib.probes import probe_source
-
     lines = []
     result = local.run(["python3", "-c", probe_source(), "metrics"], on_line=lambda s, line: lines.append((s, line)),
                        cancel=ctx.cancel, timeout=60, env=local_env(ctx))
@@ -118,56 +112,7 @@ def collect(ctx):
 
 
 register(ActionSpec(
-    name=ACTION, label="Collect metrics", target_kind="host", prepare=prepare_metrics, mutating=False,
+    name=ACTION, label="Collect metrics", target_kind=HOSTS.name, prepare=prepare_metrics, mutating=False,
     description="Sample load, CPU, memory and disk usage per mount, and reachability, into the metrics store.",
     parameters=[], run=collect,
 ))
-
-
-# Built-in periodic work --------------------------------------------------------------------
-
-@shared_task(name="monitoring.collect_metrics", ignore_result=True)
-def collect_metrics(parallel=50, timeout_seconds=300):
-    """Launch one metrics job per environment with enabled hosts, unless its previous one is
-    still queued or running (collection never piles up behind a slow fleet)."""
-    from ops_portal.accounts.models import Environment
-    from ops_portal.inventory.models import Host
-
-    from .. import services
-    from ..choices import ACTIVE_STATES
-    from ..models import Job
-
-    actor = Actor.system(Source.SCHEDULE)
-    busy = set(Job.objects.filter(action=ACTION, created_by__isnull=True, state__in=ACTIVE_STATES)
-               .values_list("environment_id", flat=True))
-    wanted = Host.objects.filter(enabled=True).exclude(environment_id__in=busy).values("environment_id")
-    launched = []
-    for environment in Environment.objects.filter(pk__in=wanted).order_by("name"):
-        try:
-            job = services.launch_adhoc(
-                actor, environment=environment, action=ACTION, values={}, selector={"all": True},
-                strategy={"kind": "parallel", "limit": parallel}, name=f"Collect metrics ({environment.name})",
-                timeout_seconds=timeout_seconds, target_timeout_seconds=120, predefined=True)
-        except (ValidationError, PermissionDenied) as exc:  # hosts went away meanwhile
-            log.info("no metrics job in %s: %s", environment, exc)
-            continue
-        launched.append(job.pk)
-    return launched
-
-
-@shared_task(name="monitoring.prune_jobs", ignore_result=True)
-def prune_metrics_jobs(days=3):
-    """Remove system metrics jobs (with their targets and output) that ended more than `days` ago;
-    the samples they stored and their audit rows stay."""
-    from ..models import Job
-
-    cutoff = timezone.now() - timedelta(days=days)
-    old = Job.objects.filter(action=ACTION, created_by__isnull=True, created_by_name="", finished__lt=cutoff)
-    removed = 0
-    while True:
-        ids = list(old.values_list("pk", flat=True)[:1000])
-        if not ids:
-            return removed
-        Job.objects.filter(pk__in=ids).delete()
-        removed += len(ids)
-

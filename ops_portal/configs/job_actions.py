@@ -6,16 +6,17 @@ target threads only talk to hosts, and hand their database writes to the job's w
 """
 from dataclasses import dataclass
 
-from ops_portal.configs import drift, rendering
-from ops_portal.configs.models import PLAN_IDS_PATTERN, ConfigTemplate, parse_plan_ids
+from ops_portal.core import targets as target_kinds
 from ops_portal.inventory.models import Host
+from ops_portal.inventory.targets import HOSTS
+from ops_portal.jobs.actions import ActionSpec, register
+from ops_portal.jobs.choices import EventKind
+from ops_portal.jobs.job_actions import prepare_ssh, with_host
 from schedulers import host as ssh
 from schedulers.base import BackendError, CommandResult
 
-from .. import selectors
-from ..choices import EventKind
-from . import ActionSpec, register
-from .host import prepare_ssh, with_host
+from . import drift, rendering
+from .models import PLAN_IDS_PATTERN, ConfigTemplate, parse_plan_ids
 
 SERVICE_ACTION_TIMEOUT = 600
 
@@ -84,8 +85,8 @@ def prepare_configs(runner):
     prepare_ssh(runner)
     configs = _load_configs(runner, strict=runner.spec.name == "config.apply")
     environment = runner.job.environment
-    scope = {c.pk: {t["ref_id"] for t in selectors.resolve(c.selector, environment)} for c in configs}
-    host_ids = [t.ref_id for t in runner.targets if t.kind == "host"]
+    scope = {c.pk: {t["ref_id"] for t in target_kinds.resolve(c.selector, environment)} for c in configs}
+    host_ids = [t.ref_id for t in runner.targets if t.kind == HOSTS.name]
     hosts = Host.objects.filter(pk__in=host_ids).select_related("environment").prefetch_related("groups")
     runner.resources["configs"] = {
         host.pk: _plan_host(host, [c for c in configs if host.pk in scope[c.pk]]) for host in hosts
@@ -223,7 +224,7 @@ CONFIGS_PARAM = {"name": "configs", "type": "string", "required": True, "pattern
                  "help": "Comma-separated ids; id@version pins the version the job was planned with."}
 
 register(ActionSpec(
-    name="config.apply", label="Apply configuration files", target_kind="host", prepare=prepare_configs,
+    name="config.apply", label="Apply configuration files", target_kind=HOSTS.name, prepare=prepare_configs,
     description="Render configuration templates for each host and make its files match (content, mode, owner, "
                 "group); run a template's service action when its file changed. A dry run shows the diffs.",
     parameters=[CONFIGS_PARAM, {"name": "dry_run", "type": "bool", "default": False, "label": "Dry run"}],
@@ -231,7 +232,7 @@ register(ActionSpec(
     run=apply_configs,
 ))
 register(ActionSpec(
-    name="config.drift", label="Check configuration drift", target_kind="host", prepare=prepare_configs,
+    name="config.drift", label="Check configuration drift", target_kind=HOSTS.name, prepare=prepare_configs,
     mutating=False,
     description="Compare each host's files with their rendered configuration templates and record a drift report "
                 "(with the diff) per host and template; drift raises an alert, a file back in line resolves it.",

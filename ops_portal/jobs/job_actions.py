@@ -1,15 +1,25 @@
-"""Host-level actions: commands, scripts, facts, deploys and compliance checks — on the portal's
-own machine (local transport) or over SSH with a per-job bounded connection pool."""
+"""The host level's job actions: commands, scripts, facts, deploys and compliance checks — on the
+portal's own machine (local transport) or over SSH with a per-job bounded connection pool.
+
+Hosts are inventory, which sits below jobs, so the host level's actions live in the jobs app (the
+top of its layers, loaded by core.declarations like every app's job_actions.py); configs and
+monitoring build theirs on the helpers here (prepare_ssh, with_host).
+"""
+import json
 import os
 import secrets
+import shlex
 
 from ops_portal.inventory import services as inventory
 from ops_portal.inventory.choices import Transport
+from ops_portal.inventory.models import Artifact
+from ops_portal.inventory.targets import HOSTS
 from schedulers import host as ssh
 from schedulers import local
 from schedulers.base import BackendError, CommandResult
+from schedulers.hostlib.probes import probe_source
 
-from . import ActionSpec, register
+from .actions import ActionSpec, register
 
 INTERPRETERS = {"sh": ["sh", "-s"], "bash": ["bash", "-s"], "python3": ["python3", "-"]}
 DEFAULT_POOL = 20
@@ -111,8 +121,6 @@ def run_script(ctx):
 
 
 def _quote(value):
-    import shlex
-
     return shlex.quote(value)
 
 
@@ -120,15 +128,11 @@ def _quote(value):
 
 def gather_facts(ctx):
     def local_facts(host):
-        from schedulers.hostlib.probes import probe_source
-
         lines = []
         result = local.run(["python3", "-c", probe_source(), "facts"], on_line=lambda s, line: lines.append((s, line)),
                            cancel=ctx.cancel, timeout=60, env=local_env(ctx))
         if not result.ok:
             return result
-        import json
-
         return json.loads([line for stream, line in lines if stream == "stdout"][-1])
 
     facts = with_host(ctx, local_facts, lambda pool, target: ssh.gather_facts(pool, target, cancel=ctx.cancel))
@@ -145,8 +149,6 @@ def gather_facts(ctx):
 # Deploys ------------------------------------------------------------------------------------
 
 def prepare_deploy(runner):
-    from ops_portal.inventory.models import Artifact
-
     prepare_ssh(runner)
     artifact = Artifact.objects.filter(pk=runner.params["artifact"], environment=runner.job.environment).first()
     if artifact is None:
@@ -205,26 +207,26 @@ RELEASE_ID = r"[A-Za-z0-9._-]{1,64}"
 ABS_PATH = r"(?!.*/\.\.(/|$))/[A-Za-z0-9._/-]{1,250}"
 
 register(ActionSpec(
-    name="host.command", label="Run a command", target_kind="host", prepare=prepare_ssh,
+    name="host.command", label="Run a command", target_kind=HOSTS.name, prepare=prepare_ssh,
     description="Run a shell command on each host; output streams line by line.",
     parameters=[{"name": "command", "type": "text", "required": True, "max_length": 16384,
                  "label": "Command", "help": "Runs with sh -c on the host."}],
     run=run_command,
 ))
 register(ActionSpec(
-    name="host.script", label="Run a script", target_kind="host", prepare=prepare_ssh,
+    name="host.script", label="Run a script", target_kind=HOSTS.name, prepare=prepare_ssh,
     description="Copy a script to each host and run it with an interpreter.",
     parameters=[{"name": "script", "type": "text", "required": True, "max_length": 262144, "label": "Script"},
                 {"name": "interpreter", "type": "choice", "choices": list(INTERPRETERS), "default": "sh"}],
     run=run_script,
 ))
 register(ActionSpec(
-    name="host.facts", label="Gather facts", target_kind="host", prepare=prepare_ssh, mutating=False,
+    name="host.facts", label="Gather facts", target_kind=HOSTS.name, prepare=prepare_ssh, mutating=False,
     description="OS, kernel, CPUs, memory, disks, uptime, addresses, listening ports, pending reboot.",
     parameters=[], run=gather_facts,
 ))
 register(ActionSpec(
-    name="host.deploy", label="Deploy a release", target_kind="host", prepare=prepare_deploy,
+    name="host.deploy", label="Deploy a release", target_kind=HOSTS.name, prepare=prepare_deploy,
     description="Unpack a release into releases/<id>, switch `current` atomically, run the restart hook, "
                 "keep the last N releases.",
     parameters=[{"name": "artifact", "type": "int", "required": True, "min": 1, "label": "Artifact id"},
@@ -235,13 +237,13 @@ register(ActionSpec(
     run=deploy, rollback="host.rollback",
 ))
 register(ActionSpec(
-    name="host.rollback", label="Roll back a release", target_kind="host", prepare=prepare_ssh,
+    name="host.rollback", label="Roll back a release", target_kind=HOSTS.name, prepare=prepare_ssh,
     description="Switch `current` back to the previous release.",
     parameters=[{"name": "base_dir", "type": "string", "required": True, "pattern": ABS_PATH}],
     run=rollback,
 ))
 register(ActionSpec(
-    name="host.compliance", label="Security and compliance checks", target_kind="host", prepare=prepare_ssh,
+    name="host.compliance", label="Security and compliance checks", target_kind=HOSTS.name, prepare=prepare_ssh,
     mutating=False,
     description="sshd root login and passwords, world-writable files under /etc, pending security updates, "
                 "unexpected listening ports.",
