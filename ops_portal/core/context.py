@@ -2,6 +2,10 @@
 import uuid
 from dataclasses import asdict, dataclass, field
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from ops_portal.accounts.permissions import Authority
 from ops_portal.core.choices import Source
 
 
@@ -61,8 +65,6 @@ class Actor:
 
     @property
     def user(self):
-        from django.contrib.auth import get_user_model
-
         if self.user_id is None:
             return None
         cached = self.__dict__.get("_user")
@@ -76,8 +78,6 @@ class Actor:
     def authority(self):
         """The actor's rights, frozen at first use: services ask before their first write, so a
         change is judged by the rights held before it, never by rights it creates."""
-        from ops_portal.accounts.permissions import Authority
-
         cached = self.__dict__.get("_authority")
         if cached is None:
             cached = Authority(self.user)
@@ -87,8 +87,6 @@ class Actor:
 
 def client_address(request):
     """The client's address; X-Forwarded-For is trusted only when BEHIND_PROXY is set."""
-    from django.conf import settings
-
     if settings.SECURE_PROXY_SSL_HEADER:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         if forwarded:

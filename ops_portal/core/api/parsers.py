@@ -1,4 +1,6 @@
 """Parsers that refuse bodies above DATA_UPLOAD_MAX_MEMORY_SIZE before reading them whole."""
+import io
+
 from django.conf import settings
 from rest_framework import parsers
 
@@ -14,7 +16,5 @@ def read_limited(stream, limit):
 
 class LimitedJSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        import io
-
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         return super().parse(io.BytesIO(read_limited(stream, limit)), media_type, parser_context)
