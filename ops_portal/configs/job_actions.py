@@ -11,7 +11,7 @@ from ops_portal.inventory.models import Host
 from ops_portal.inventory.targets import HOSTS
 from ops_portal.jobs.actions import ActionSpec, register
 from ops_portal.jobs.choices import EventKind
-from ops_portal.jobs.job_actions import prepare_ssh, with_host
+from ops_portal.jobs.job_actions import HOST, job_env, prepare_ssh, ssh_only, with_host
 from schedulers import host as ssh
 from schedulers.base import BackendError, CommandResult
 
@@ -93,13 +93,9 @@ def prepare_configs(runner):
     }
 
 
-def _refuse_local(host):
-    raise BackendError(f"configuration files are applied over SSH only; {host.name} is the portal's own machine, "
-                       "whose files the worker's user should not rewrite")
-
-
-def _remote_env(ctx):
-    return {"OPSPORTAL_JOB": str(ctx.job.pk), "OPSPORTAL_TARGET": ctx.target.name}
+def _refusal(target):
+    return (f"configuration files are applied over SSH only; {target.name} is the portal's own machine, "
+            "whose files the worker's user should not rewrite")
 
 
 class _HostRun:
@@ -153,8 +149,8 @@ class _HostRun:
                 ctx.info(f"Would run the service action of {', '.join(names)}: {command}")
                 continue
             ctx.info(f"Service action of {', '.join(names)}: {command}")
-            result = ssh.run_command(pool, target, command, on_line=ctx.output, cancel=ctx.cancel,
-                                     timeout=ctx.timeout or SERVICE_ACTION_TIMEOUT, env=_remote_env(ctx))
+            result = HOST.run_command(pool, target, command, on_line=ctx.output, cancel=ctx.cancel,
+                                      timeout=ctx.timeout or SERVICE_ACTION_TIMEOUT, env=job_env(ctx))
             if result.canceled or result.timed_out:
                 return result
             if not result.ok:
@@ -163,6 +159,7 @@ class _HostRun:
         return failures
 
     def __call__(self, pool, target):
+        ssh_only(target, _refusal(target))
         for item in self.items:
             if self.ctx.cancel.is_set():
                 return CommandResult(canceled=True, data=self.summary())
@@ -193,7 +190,7 @@ def _run(ctx, *, dry_run, check):
     host_id, job_id = ctx.target.ref_id, ctx.job.pk
     run = _HostRun(ctx, items, dry_run=dry_run, check=check)
     try:
-        result = with_host(ctx, _refuse_local, run)
+        result = with_host(ctx, run)
     except BackendError as exc:
         if check:
             unknown = [{"config": i.config_id, "version": i.version, "drifted": None, "error": str(exc)}

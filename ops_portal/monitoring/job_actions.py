@@ -9,7 +9,6 @@ The built-in schedule "monitoring: collect metrics" (periodic_tasks.py) launches
 per environment every minute (tasks.collect_metrics); "retention: metrics jobs" removes those jobs
 after a few days (they are many: one a minute per environment, one target row per host).
 """
-import json
 import logging
 import threading
 import time
@@ -17,11 +16,8 @@ import time
 from ops_portal.core.choices import Source
 from ops_portal.inventory.targets import HOSTS
 from ops_portal.jobs.actions import ActionSpec, register
-from ops_portal.jobs.job_actions import local_env, prepare_ssh, with_host
-from schedulers import host as ssh
-from schedulers import local
+from ops_portal.jobs.job_actions import HOST, job_env, prepare_ssh, with_host
 from schedulers.base import BackendError, CommandResult
-from schedulers.hostlib.probes import probe_source
 
 from . import metrics as monitoring
 from .choices import COLLECT_ACTION as ACTION
@@ -73,20 +69,6 @@ def prepare_metrics(runner):
     runner.resources["metrics"] = MetricsSink(runner)
 
 
-def _probe_locally(ctx, host):
-    lines = []
-    result = local.run(["python3", "-c", probe_source(), "metrics"], on_line=lambda s, line: lines.append((s, line)),
-                       cancel=ctx.cancel, timeout=60, env=local_env(ctx))
-    stdout = [line for stream, line in lines if stream == "stdout"]
-    if not result.ok:
-        detail = result.error or f"exit {result.exit_code}: {' '.join(line for _, line in lines[-3:])}"
-        raise BackendError(f"metrics on {host.name} failed: {detail}")
-    try:
-        return json.loads(stdout[-1])
-    except (IndexError, ValueError):
-        raise BackendError(f"metrics on {host.name} returned no JSON")
-
-
 def _describe(values):
     def show(name, unit=""):
         value = values.get(name)
@@ -99,8 +81,8 @@ def _describe(values):
 def collect(ctx):
     sink, host = ctx.resources["metrics"], ctx.obj
     try:
-        values = with_host(ctx, lambda h: _probe_locally(ctx, h),
-                           lambda pool, target: ssh.collect_metrics(pool, target, cancel=ctx.cancel))
+        values = with_host(ctx, lambda session, target: HOST.probe(session, target, "metrics", cancel=ctx.cancel,
+                                                                   env=job_env(ctx)))
     except BackendError:
         if host is not None and not ctx.cancel.is_set():
             sink.add(ctx, host.pk, int(time.time()), monitoring.unreachable_rows())

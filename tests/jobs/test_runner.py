@@ -1,7 +1,9 @@
 """The runner against real subprocesses on the portal's machine, through a real Celery worker."""
+import http.server
 import os
 import signal
 import subprocess
+import threading
 import uuid
 
 import pytest
@@ -80,16 +82,55 @@ def test_a_failed_health_gate_stops_the_rollout(env, live_worker):
     assert "the health gate failed" in job.error
 
 
-def test_a_passing_health_gate_lets_the_rollout_continue(env, live_worker):
+def test_an_unreachable_http_health_gate_stops_the_rollout(env, live_worker):
     local_hosts(env, 3)
     job = launch(operator(env), env, "true", strategy={
         "kind": "rolling", "batch_size": 1, "pause_seconds": 0,
-        "health_gate": {"type": "http", "url": f"{os.environ.get('GATE_URL', 'http://127.0.0.1:1')}/",
-                        "retries": 1, "timeout": 1, "interval": 0}})
+        "health_gate": {"type": "http", "url": "http://127.0.0.1:1/", "retries": 1, "timeout": 1, "interval": 0}})
     # Nothing listens on port 1: the gate fails after batch 1, proving it runs over HTTP.
     job = wait_job(job, JobState.FAILED)
+    assert list(job.targets.order_by("index").values_list("state", flat=True)) == ["ok", "skipped", "skipped"]
     assert "Health gate attempt 1: failed (ConnectionError" in " ".join(
         JobEvent.objects.filter(job=job, kind="info").values_list("text", flat=True))
+
+
+@pytest.fixture
+def health_endpoint():
+    """An HTTP endpoint on 127.0.0.1 that answers 200 and counts the checks it served."""
+    checks = []
+
+    class Healthy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the standard library's name)
+            checks.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/healthz", checks
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_passing_health_gate_lets_the_rollout_continue(env, live_worker, health_endpoint):
+    url, checks = health_endpoint
+    local_hosts(env, 3)
+    job = launch(operator(env), env, 'echo "deployed $OPSPORTAL_TARGET"', strategy={
+        "kind": "rolling", "batch_size": 1, "pause_seconds": 0,
+        "health_gate": {"type": "http", "url": url, "retries": 1, "timeout": 5, "interval": 0}})
+    job = wait_job(job, JobState.SUCCEEDED)
+    assert list(job.targets.order_by("index").values_list("state", flat=True)) == ["ok", "ok", "ok"]
+    texts = list(JobEvent.objects.filter(job=job, kind="info").values_list("text", flat=True))
+    # Between batches 1-2 and 2-3, not after the last: two checks, both passed, the rollout went on.
+    assert texts.count("Health gate attempt 1: passed (HTTP 200)") == 2
+    assert checks == ["/healthz", "/healthz"]
+    assert "Batch 3 of 3: 1 targets." in texts and not job.error
 
 
 def test_a_second_job_on_the_same_target_waits_for_the_lease(env, live_worker):
