@@ -12,7 +12,7 @@ from ops_portal.approvals.models import ApprovalRequest
 from ops_portal.audit.models import AuditEvent
 from ops_portal.core import heartbeat
 from ops_portal.inventory.models import Host
-from ops_portal.jobs.choices import JobState
+from ops_portal.jobs.choices import FAILED_STATES, WAITING_STATES, JobState
 from ops_portal.jobs.models import Job
 from ops_portal.monitoring.choices import AlertState
 from ops_portal.monitoring.models import Alert
@@ -35,8 +35,8 @@ def home(request):
         "alerts_firing": alerts.filter(state=AlertState.FIRING).count(),
         "alerts_acknowledged": alerts.filter(state=AlertState.ACKNOWLEDGED).count(),
         "running": jobs.filter(state=JobState.RUNNING).count(),
-        "waiting": jobs.filter(state__in=[JobState.QUEUED, JobState.PENDING_APPROVAL]).count(),
-        "failed_today": jobs.filter(state__in=[JobState.FAILED, JobState.TIMED_OUT, JobState.LOST],
+        "waiting": jobs.filter(state__in=WAITING_STATES).count(),
+        "failed_today": jobs.filter(state__in=FAILED_STATES,
                                     finished__gte=since).count(),
         "recent_jobs": jobs.select_related("environment")[:8],
         "approvals_for_me": restrict(ApprovalRequest.objects.all(), user, Action.APPROVE)

@@ -17,6 +17,10 @@ class JobState(models.TextChoices):
 FINISHED_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED, JobState.TIMED_OUT,
                              JobState.LOST, JobState.REJECTED, JobState.EXPIRED})
 ACTIVE_STATES = frozenset({JobState.PENDING_APPROVAL, JobState.QUEUED, JobState.RUNNING})
+# Not started yet: a cancel ends these at once.
+WAITING_STATES = frozenset({JobState.PENDING_APPROVAL, JobState.QUEUED})
+# Ran and did not succeed (notified as job.failed).
+FAILED_STATES = frozenset({JobState.FAILED, JobState.TIMED_OUT, JobState.LOST})
 
 # Every allowed state change. JobState transitions happen only in lifecycle.transition().
 TRANSITIONS = {

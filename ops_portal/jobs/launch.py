@@ -20,7 +20,7 @@ from ops_portal.core.errors import StateConflict
 
 from . import actions, params
 from . import strategy as strategies
-from .choices import FINISHED_STATES, JobState, TargetState
+from .choices import FINISHED_STATES, WAITING_STATES, JobState, TargetState
 from .gating import gate
 from .lifecycle import enqueue, plan_hash, plan_targets, publish_job, stored_params, transition
 from .models import Job, JobTarget, JobTemplate
@@ -220,7 +220,7 @@ def request_cancel(actor, job):
         job.cancel_requested_by = actor.username
         job.save(update_fields=["cancel_requested", "cancel_requested_by"])
         record(actor, "job.cancel_requested", job)
-        if job.state in (JobState.QUEUED, JobState.PENDING_APPROVAL):
+        if job.state in WAITING_STATES:
             if job.state == JobState.PENDING_APPROVAL and job.approval_request_id:
                 withdraw(actor, job.approval_request, f"job canceled by {actor.username or 'the system'}")
             JobTarget.objects.filter(job=job).update(state=TargetState.CANCELED)

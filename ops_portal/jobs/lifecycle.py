@@ -21,7 +21,7 @@ from ops_portal.core.errors import StateConflict
 from ops_portal.notifications.services import notify
 
 from . import groups
-from .choices import FINISHED_STATES, TRANSITIONS, JobState, WaitingKind
+from .choices import FAILED_STATES, FINISHED_STATES, TRANSITIONS, JobState, WaitingKind
 from .models import Lease
 
 RUN_TASK = "jobs.run"
@@ -81,8 +81,7 @@ def wait(job, kind, reason):
 
 # Telling others ----------------------------------------------------------------------------
 
-NOTIFY_EVENTS = {JobState.SUCCEEDED: "job.succeeded", JobState.FAILED: "job.failed",
-                 JobState.TIMED_OUT: "job.failed", JobState.LOST: "job.failed"}
+NOTIFY_EVENTS = {JobState.SUCCEEDED: "job.succeeded", **{state: "job.failed" for state in FAILED_STATES}}
 
 
 def notify_finished(job):
