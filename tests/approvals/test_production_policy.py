@@ -31,15 +31,19 @@ def test_after_bootstrap_an_operators_command_in_production_waits_for_approval()
     factories.binding(role=Role.OPERATOR, user=operator, environment=staging)
     actor = Actor.for_user(operator, source="api")
     job = launch_adhoc(actor, environment=production, action="host.command", values={"command": "id"},
-                            selector={"all": True})
+                       selector={"all": True})
     assert job.state == JobState.PENDING_APPROVAL
     assert job.approval_request.required == 1 and job.approval_request.policies == ["production-changes"]
+    # Waiting for approval is a transition like any other: audited, in the launcher's name.
+    rows = AuditEvent.objects.filter(object_type="jobs.job", object_id=str(job.pk)).order_by("pk")
+    assert list(rows.values_list("action", "before", "actor_name")) == [
+        ("job.launch", None, operator.username), ("job.pending_approval", {"state": "queued"}, operator.username)]
     # Observation changes nothing and is not held.
     facts = launch_adhoc(actor, environment=production, action="host.facts", selector={"all": True})
     assert facts.state == JobState.QUEUED
     # Staging has no policy.
     assert launch_adhoc(actor, environment=staging, action="host.command", values={"command": "id"},
-                             selector={"all": True}).state == JobState.QUEUED
+                        selector={"all": True}).state == JobState.QUEUED
 
 
 def test_the_policy_is_audited_as_the_system_and_not_recreated_once_deleted():
