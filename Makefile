@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test venv venv-dev prepare lint check-migrations fleet fleet-down fleet-status bench clean
+.PHONY: run test venv venv-dev prepare lint lint-imports check-migrations fleet fleet-down fleet-status bench clean
 
 venv:
 	@scripts/venv.sh requirements.txt
@@ -28,11 +28,16 @@ test: venv-dev
 	@scripts/test-prereqs.sh
 	@mkdir -p var
 	@$(PY) -m ruff check .
+	@.venv/bin/lint-imports --no-cache --no-logo
 	@DEBUG=true $(PY) manage.py makemigrations --check --dry-run -v0
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv-dev
 	@$(PY) -m ruff check .
+
+# The layers of docs/ARCHITECTURE.md as import-linter contracts (pyproject.toml).
+lint-imports: venv-dev
+	@.venv/bin/lint-imports --no-cache --no-logo
 
 # A demo fleet registered in the portal (make run must have prepared var/portal.env).
 fleet: prepare

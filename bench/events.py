@@ -65,8 +65,8 @@ def _tree_cpu(pid):
 
 
 def big_job(args, actor, environment, web, worker, number):
-    from ops_portal.jobs import services
     from ops_portal.jobs.choices import EventKind
+    from ops_portal.jobs.launch import launch_adhoc
     from ops_portal.jobs.models import Job, JobEvent
 
     gate = Path(f"/tmp/opsportal-bench-gate-{runtime.RUN_ID}-{number}")
@@ -74,7 +74,7 @@ def big_job(args, actor, environment, web, worker, number):
     runtime.cleanup.push("gate file", gate.unlink, True)
     command = f"python3 -c {shlex.quote(PRODUCER)} {shlex.quote(str(gate))} {args.lines}"
     launched = time.time()
-    job = services.launch_adhoc(actor, environment=environment, action="host.command",
+    job = launch_adhoc(actor, environment=environment, action="host.command",
                                 values={"command": command}, selector={"all": True},
                                 name=f"bench events {number}")
     ctx = multiprocessing.get_context("spawn")
@@ -196,7 +196,7 @@ def small_jobs(args, actor, environment, web):
 
     from websockets.sync.client import connect
 
-    from ops_portal.jobs import services
+    from ops_portal.jobs.launch import launch_adhoc
 
     samples = []
     with connect(web.ws_url, additional_headers={"Authorization": f"Token {args.key}"}, origin=web.url,
@@ -204,7 +204,7 @@ def small_jobs(args, actor, environment, web):
         assert json.loads(ws.recv(10))["type"] == "hello"
         for number in range(args.small_jobs):
             t0 = time.time()
-            job = services.launch_adhoc(actor, environment=environment, action="host.command",
+            job = launch_adhoc(actor, environment=environment, action="host.command",
                                         values={"command": "echo hello"}, selector={"all": True},
                                         name=f"bench small {number}")
             launched = time.time()
@@ -249,9 +249,9 @@ def main(args):
     print(f"daphne {web.url} (pid {web.pid}), celery worker {worker.hostname} (pid {worker.pid}, "
           f"concurrency {args.concurrency}); load average {info['load_average_start']}")
     # One warm-up job so imports and connections are not in the first measured run.
-    from ops_portal.jobs import services
+    from ops_portal.jobs.launch import launch_adhoc
 
-    warm = services.launch_adhoc(actor, environment=environment, action="host.command",
+    warm = launch_adhoc(actor, environment=environment, action="host.command",
                                  values={"command": "seq 1 1000"}, selector={"all": True}, name="bench warm-up")
     runtime.wait_job(warm.pk, 60)
     runs = []

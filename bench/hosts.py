@@ -83,7 +83,7 @@ def register(actor, environment, fleet_run):
 # The portal ----------------------------------------------------------------------------------
 
 def portal_run(actor, environment, names, limit, worker, action="host.command", values=None, timeout=600):
-    from ops_portal.jobs import services
+    from ops_portal.jobs.launch import launch_adhoc
     from ops_portal.jobs.models import Job, JobTarget
 
     values = values or {"command": COMMAND}
@@ -91,7 +91,7 @@ def portal_run(actor, environment, names, limit, worker, action="host.command", 
     cpu_before = tree_cpu(worker.pid)
     with runtime.TreeSampler(worker.pid) as sampler:
         started = time.perf_counter()
-        job = services.launch_adhoc(actor, environment=environment, action=action, values=values,
+        job = launch_adhoc(actor, environment=environment, action=action, values=values,
                                     selector={"names": names}, strategy={"kind": "parallel", "limit": limit},
                                     name=f"bench {action} x{len(names)}")
         launched = time.perf_counter()

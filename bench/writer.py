@@ -35,8 +35,9 @@ def main(args):
     from ops_portal.core import streams
     from ops_portal.inventory.choices import Transport
     from ops_portal.inventory.models import Host
-    from ops_portal.jobs import events, services
+    from ops_portal.jobs import events
     from ops_portal.jobs.choices import EventKind
+    from ops_portal.jobs.launch import launch_adhoc
     from ops_portal.jobs.models import Job, JobEvent
 
     Host.objects.create(name=f"{runtime.NAME_PREFIX}{runtime.RUN_ID}-local", address="127.0.0.1",
@@ -45,7 +46,7 @@ def main(args):
 
     def new_job():
         # Queued only: no worker runs in this benchmark (the message is purged at exit).
-        return services.launch_adhoc(actor, environment=environment, action="host.command",
+        return launch_adhoc(actor, environment=environment, action="host.command",
                                      values={"command": "true"}, selector={"all": True}, name="bench writer")
 
     rows = [(timezone.now(), EventKind.OUTPUT, 0, "stdout", f"{i} {time.time():.6f}", None)

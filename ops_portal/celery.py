@@ -12,20 +12,21 @@ app.autodiscover_tasks()
 
 @signals.worker_ready.connect
 def _start_worker_heartbeat(sender, **kwargs):
-    from ops_portal.core import heartbeat
+    # ops_portal/__init__ imports this module before Django is set up; heartbeat needs settings.
+    from ops_portal.core import heartbeat  # noqa: PLC0415
 
     heartbeat.start("worker", sender.hostname)
 
 
 @signals.beat_init.connect
 def _start_beat_heartbeat(sender, **kwargs):
-    from ops_portal.core import heartbeat
+    from ops_portal.core import heartbeat  # noqa: PLC0415 — see above
 
     heartbeat.start("beat", "beat")
 
 
 @signals.worker_shutting_down.connect
 def _stop_worker_heartbeat(sender, **kwargs):
-    from ops_portal.core import heartbeat
+    from ops_portal.core import heartbeat  # noqa: PLC0415 — see above
 
     heartbeat.stop()

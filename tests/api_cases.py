@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from ops_portal.accounts.choices import Action, Role
+from ops_portal.jobs.templates import create_template
 from tests import factories
 
 # Scope kinds: objects living in an environment, global objects (only all-environment bindings
@@ -675,20 +676,19 @@ class OthersSchedule(Escalation):
     def setup(self, world):
         from ops_portal.core.context import Actor
         from ops_portal.inventory.choices import Transport
-        from ops_portal.jobs import schedules, services
-
+        from ops_portal.jobs import schedules
         root = factories.user("root-owner")
         factories.binding(role=Role.ADMIN, user=root, environment=None)
         owner = Actor.for_user(root, source="api")
         factories.host(world.alpha, "portal", transport=Transport.LOCAL)
         factories.host(world.alpha, "web-1")
         if self.what == "template":
-            world.template = services.create_template(
+            world.template = create_template(
                 owner, name="tick", environment=world.alpha, action="host.command",
                 selector={"names": ["web-1"]}, action_params={"command": "uptime"})
             params = {}
         else:
-            world.template = services.create_template(
+            world.template = create_template(
                 owner, name="tick", environment=world.alpha, action="host.command", selector={"names": ["portal"]},
                 parameters=[{"name": "command", "type": "string"}])
             params = {"command": "uptime"}

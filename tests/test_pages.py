@@ -7,8 +7,9 @@ from ops_portal.approvals.models import ApprovalPolicy, ApprovalRequest
 from ops_portal.audit.models import AuditEvent
 from ops_portal.core.context import Actor
 from ops_portal.inventory.choices import Transport
-from ops_portal.jobs import services as jobs
+from ops_portal.jobs.launch import launch_adhoc
 from ops_portal.jobs.models import Job, JobSchedule
+from ops_portal.jobs.templates import create_template
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +40,7 @@ def test_every_section_renders_for_a_viewer(client, prod):
 def test_an_approver_decides_on_the_request_page_and_the_job_page_shows_it(client, prod,
                                                                            django_capture_on_commit_callbacks):
     operator = person(prod, Role.OPERATOR)
-    job = jobs.launch_adhoc(Actor.for_user(operator, source="web"), environment=prod, action="host.command",
+    job = launch_adhoc(Actor.for_user(operator, source="web"), environment=prod, action="host.command",
                             values={"command": "true"}, selector={"all": True})
     client.force_login(operator)
     own = client.get(f"/approvals/{job.approval_request_id}/").content.decode()
@@ -59,7 +60,7 @@ def test_an_approver_decides_on_the_request_page_and_the_job_page_shows_it(clien
 
 def test_a_refused_decision_is_a_message_not_an_error(client, prod):
     operator = person(prod, Role.OPERATOR)
-    job = jobs.launch_adhoc(Actor.for_user(operator, source="web"), environment=prod, action="host.command",
+    job = launch_adhoc(Actor.for_user(operator, source="web"), environment=prod, action="host.command",
                             values={"command": "true"}, selector={"all": True})
     client.force_login(operator)
     response = client.post(f"/approvals/{job.approval_request_id}/", {"decision": "approve"}, follow=True)
@@ -69,7 +70,7 @@ def test_a_refused_decision_is_a_message_not_an_error(client, prod):
 
 def test_an_admin_creates_pauses_and_deletes_a_schedule(client, prod):
     admin = person(prod, Role.ADMIN)
-    template = jobs.create_template(Actor.for_user(admin, source="web"), name="tick", environment=prod,
+    template = create_template(Actor.for_user(admin, source="web"), name="tick", environment=prod,
                                     action="host.command", selector={"all": True},
                                     action_params={"command": "true"})
     client.force_login(admin)
@@ -191,7 +192,7 @@ def test_the_jobs_page_hides_the_portals_own_jobs_unless_asked(client, prod):
 
     launch_everywhere("host.facts", name="Inventory refresh")
     operator = person(prod, Role.OPERATOR)
-    jobs.launch_adhoc(Actor.for_user(operator, source="web"), environment=prod, action="host.command",
+    launch_adhoc(Actor.for_user(operator, source="web"), environment=prod, action="host.command",
                       values={"command": "true"}, selector={"all": True})
     client.force_login(operator)
     people = client.get("/jobs/").content.decode()

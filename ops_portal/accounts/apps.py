@@ -7,4 +7,5 @@ class AccountsConfig(AppConfig):
     verbose_name = "Access"
 
     def ready(self):
-        from . import schema, signals  # noqa: F401  (registers schema extensions, receivers)
+        # Django's app loading: modules that use models are imported once the registry is ready.
+        from . import schema, signals  # noqa: F401, PLC0415 — schema extensions, receivers

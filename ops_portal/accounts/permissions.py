@@ -37,7 +37,7 @@ _CACHE_ATTR = "_ops_portal_scopes"
 
 
 def _compute_scopes(user):
-    from .models import RoleBinding
+    from .models import RoleBinding  # noqa: PLC0415 — models import this module (RestrictedQuerySet)
 
     rows = (
         RoleBinding.objects.filter(Q(user=user) | Q(team__members=user))

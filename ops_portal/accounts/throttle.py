@@ -10,6 +10,7 @@ refused attempt, throttled ones included.
 import hashlib
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
@@ -68,6 +69,4 @@ class ThrottledModelBackend(ModelBackend):
 
     @staticmethod
     def _username_field():
-        from django.contrib.auth import get_user_model
-
         return get_user_model().USERNAME_FIELD

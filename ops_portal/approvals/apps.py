@@ -7,4 +7,5 @@ class ApprovalsConfig(AppConfig):
     verbose_name = "Approvals"
 
     def ready(self):
-        from . import streams  # noqa: F401
+        # Django's app loading: modules that use models are imported once the registry is ready.
+        from . import streams  # noqa: F401, PLC0415 — registers the approvals stream

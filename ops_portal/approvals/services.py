@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -18,6 +19,7 @@ from ops_portal.audit.crud import create_object, delete_object, update_object
 from ops_portal.audit.services import record
 from ops_portal.core import streams
 from ops_portal.core.errors import StateConflict
+from ops_portal.notifications.services import notify
 
 from .choices import Decision, RequestState, ScheduleMode, TimeoutOutcome
 from .models import ApprovalComment, ApprovalDecision, ApprovalLink, ApprovalPolicy, ApprovalRequest
@@ -133,12 +135,6 @@ def open_request(actor, *, environment, subject_type, subject_id, title, plan, p
 
 
 def _notify_requested(request):
-    try:
-        from ops_portal.notifications.services import notify
-    except ImportError:  # notifications not installed
-        return
-    from django.conf import settings
-
     link = make_link(request)
     plan = request.plan
     notify("approval.requested", environment=request.environment,

@@ -6,6 +6,8 @@ import uuid
 from django.db import connection, transaction
 from django.utils import timezone
 
+from ops_portal.accounts.models import Environment
+from ops_portal.accounts.permissions import environment_id_of
 from ops_portal.core.crypto import EncryptedTextField
 
 from .models import AuditEvent
@@ -47,9 +49,6 @@ def snapshot(obj, *, exclude=()):
 
 
 def _environment_of(obj):
-    from ops_portal.accounts.models import Environment
-    from ops_portal.accounts.permissions import environment_id_of
-
     if obj is None:
         return None
     if isinstance(obj, Environment):

@@ -1,8 +1,6 @@
 """Configuration management: templates of files rendered per host, applied over SSH, and drift
 reports from scheduled dry runs.
 
-Layering: jobs imports this app (ops_portal.jobs.actions.configs renders and stores through
-`rendering` and `drift`); this app never imports ops_portal.jobs at module import time. The few
-functions that need the jobs engine (selector validation, launching apply and drift jobs) import
-it when they are called, all of them in `services`.
+Layering: this app sits above the jobs engine. Applying and checking are jobs (job_actions.py
+declares config.apply and config.drift; services.py launches them through jobs.launch).
 """

@@ -1,9 +1,9 @@
 """Everything that changes configuration templates, renders them, or launches their jobs.
 
 Template changes are audited (audit.crud). Applying and checking drift are jobs of the jobs engine
-(actions config.apply and config.drift), so they are audited, approved where policies say so,
-leased, streamed and kept in the job history like any other work. The jobs engine sits above this
-app (it imports configs), so it is imported here only inside the functions that need it.
+(actions config.apply and config.drift, job_actions.py), so they are audited, approved where
+policies say so, leased, streamed and kept in the job history like any other work. This app sits
+above the jobs engine and launches them through it.
 """
 import logging
 
@@ -12,10 +12,15 @@ from django.db import transaction
 from django.db.models import Model
 
 from ops_portal.accounts.choices import Action
+from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import can, require_on
 from ops_portal.audit.crud import create_object, delete_object, update_object
 from ops_portal.audit.services import snapshot
+from ops_portal.core import targets as target_kinds
 from ops_portal.inventory.models import Host
+from ops_portal.jobs.choices import ACTIVE_STATES
+from ops_portal.jobs.launch import launch_adhoc
+from ops_portal.jobs.models import Job
 
 from . import drift, rendering
 from .models import ConfigTemplate, plan_ids
@@ -26,19 +31,11 @@ DRIFT_ACTION = "config.drift"
 DRIFT_JOB_TIMEOUT = 1800
 
 
-def _jobs():
-    """(selectors, services) of the jobs engine, imported on use: the dependency goes jobs -> configs."""
-    from ops_portal.jobs import selectors, services
-
-    return selectors, services
-
-
 # Templates ---------------------------------------------------------------------------------
 
 def _clean(fields):
     if "selector" in fields:
-        selectors, _ = _jobs()
-        fields["selector"] = selectors.validate(fields["selector"])
+        fields["selector"] = target_kinds.validate(fields["selector"])
     return fields
 
 
@@ -89,8 +86,7 @@ def render_for(user, config, host):
         content = rendering.render(config.content, variables_for(host), name=config.name)
     except rendering.RenderError as exc:
         raise ValidationError({"content": [f"{exc} (host {host.name})"]})
-    selectors, _ = _jobs()
-    targeted = any(t["ref_id"] == host.pk for t in selectors.resolve(config.selector, config.environment))
+    targeted = any(t["ref_id"] == host.pk for t in target_kinds.resolve(config.selector, config.environment))
     return {"config": config.pk, "version": config.version, "host": host.name, "targeted": targeted,
             "path": config.path, "mode": config.mode_text, "owner": config.owner, "group": config.group,
             "content": content.decode("utf-8", "replace")}
@@ -105,29 +101,27 @@ def launch_apply(actor, config, *, dry_run=False, hosts=None):
     "config.apply" or the risk tag "config_change" of real applies). The job pins the template's
     version, so an edit made before it runs makes it refuse rather than write something unapproved.
     """
-    selectors, jobs = _jobs()
     if not config.enabled:
         raise ValidationError({"enabled": ["This configuration template is disabled."]})
     selector = config.selector
     if hosts is not None:
-        targets = {t["ref_id"]: t["name"] for t in selectors.resolve(config.selector, config.environment)}
+        targets = {t["ref_id"]: t["name"] for t in target_kinds.resolve(config.selector, config.environment)}
         wanted = [getattr(h, "pk", h) for h in hosts]
         strays = [str(pk) for pk in wanted if pk not in targets]
         if not wanted or strays:
             raise ValidationError({"hosts": [f"Not enabled targets of {config.name}: {', '.join(strays) or 'none'}."]})
         selector = {"names": sorted({targets[pk] for pk in wanted})}
     what = "Dry run of" if dry_run else "Apply"
-    return jobs.launch_adhoc(actor, environment=config.environment, action=APPLY_ACTION,
+    return launch_adhoc(actor, environment=config.environment, action=APPLY_ACTION,
                              values={"configs": plan_ids([config]), "dry_run": dry_run}, selector=selector,
                              name=f"{what} configuration {config.name}", predefined=True)
 
 
 def launch_check(actor, config):
     """Launch a config.drift job for one template now (operators and admins)."""
-    _, jobs = _jobs()
     if not config.enabled:
         raise ValidationError({"enabled": ["This configuration template is disabled."]})
-    return jobs.launch_adhoc(actor, environment=config.environment, action=DRIFT_ACTION,
+    return launch_adhoc(actor, environment=config.environment, action=DRIFT_ACTION,
                              values={"configs": plan_ids([config], pin=False)}, selector=config.selector,
                              name=f"Drift check of configuration {config.name}", timeout_seconds=DRIFT_JOB_TIMEOUT,
                              predefined=True)
@@ -142,16 +136,11 @@ def launch_drift_checks(actor):
     """The periodic drift check: one config.drift job per environment with enabled templates, on the
     hosts they select. An environment whose previous check has not ended is skipped, and reports of
     hosts or templates out of scope are forgotten (their alerts resolved)."""
-    from ops_portal.accounts.models import Environment
-    from ops_portal.jobs.choices import ACTIVE_STATES
-    from ops_portal.jobs.models import Job
-
-    selectors, jobs = _jobs()
     launched = []
     environments = Environment.objects.filter(config_templates__isnull=False).distinct().order_by("name")
     for environment in environments:
         configs = list(ConfigTemplate.objects.filter(environment=environment, enabled=True).order_by("name"))
-        in_scope = {c.pk: {t["ref_id"]: t["name"] for t in selectors.resolve(c.selector, environment)}
+        in_scope = {c.pk: {t["ref_id"]: t["name"] for t in target_kinds.resolve(c.selector, environment)}
                     for c in configs}
         drift.prune(environment, in_scope)
         names = sorted({name for targets in in_scope.values() for name in targets.values()})
@@ -162,7 +151,7 @@ def launch_drift_checks(actor):
             continue
         try:
             checked = [c for c in configs if in_scope[c.pk]]
-            launched.append(jobs.launch_adhoc(
+            launched.append(launch_adhoc(
                 actor, environment=environment, action=DRIFT_ACTION, values={"configs": plan_ids(checked, pin=False)},
                 selector={"names": names}, name="Configuration drift check", timeout_seconds=DRIFT_JOB_TIMEOUT,
                 predefined=True))
@@ -173,6 +162,5 @@ def launch_drift_checks(actor):
 
 def hosts_in(config):
     """The hosts a template selects now (for pages)."""
-    selectors, _ = _jobs()
-    ids = [t["ref_id"] for t in selectors.resolve(config.selector, config.environment)]
+    ids = [t["ref_id"] for t in target_kinds.resolve(config.selector, config.environment)]
     return Host.objects.filter(pk__in=ids)

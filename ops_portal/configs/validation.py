@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 
 from schedulers.hostlib import validate as hostlib
 
+from .rendering import TemplateSyntaxError, parse
+
 MAX_PATH = 1024
 MAX_CONTENT = 256 * 1024
 MAX_SERVICE_ACTION = 4096
@@ -91,8 +93,6 @@ def service_action(value):
 
 def content(value):
     """Parse template content; a syntax error names its line."""
-    from .rendering import TemplateSyntaxError, parse
-
     if not isinstance(value, str):
         raise ValidationError("Give the template as text.")
     if len(value.encode()) > MAX_CONTENT:

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class CoreConfig(AppConfig):
@@ -7,9 +8,8 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self):
-        from django.db.models.signals import post_migrate
-
-        from . import declarations, metrics, status  # noqa: F401  (status stream, task metrics)
+        # Django's app loading: modules that use models are imported once the registry is ready.
+        from . import declarations, metrics, status  # noqa: F401, PLC0415 — status stream, task metrics
 
         declarations.load()
         post_migrate.connect(_create_builtin_schedules)
@@ -18,6 +18,6 @@ class CoreConfig(AppConfig):
 def _create_builtin_schedules(sender, **kwargs):
     if sender.label != "django_celery_beat":  # once per migrate, when beat's tables exist
         return
-    from .periodic import ensure_builtins
+    from .periodic import ensure_builtins  # noqa: PLC0415 — imports beat's models: not from apps.py
 
     ensure_builtins()

@@ -2,6 +2,9 @@
 import uuid
 from dataclasses import asdict, dataclass, field
 
+from django.contrib.auth import get_user_model
+
+from ops_portal.accounts.permissions import Authority
 from ops_portal.core import proxy
 from ops_portal.core.choices import Source
 
@@ -55,9 +58,13 @@ class Actor:
         return Actor(self.user_id, self.username, source, self.request_id, self.client_address)
 
     @property
-    def user(self):
-        from django.contrib.auth import get_user_model
+    def is_system(self):
+        """The portal itself acting (its periodic work), not a person: no user and no user's name.
+        (A worker acting for a person whose account is gone has no user but keeps their name.)"""
+        return self.user_id is None and not self.username
 
+    @property
+    def user(self):
         if self.user_id is None:
             return None
         cached = self.__dict__.get("_user")
@@ -71,8 +78,6 @@ class Actor:
     def authority(self):
         """The actor's rights, frozen at first use: services ask before their first write, so a
         change is judged by the rights held before it, never by rights it creates."""
-        from ops_portal.accounts.permissions import Authority
-
         cached = self.__dict__.get("_authority")
         if cached is None:
             cached = Authority(self.user)

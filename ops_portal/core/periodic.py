@@ -7,6 +7,9 @@ arguments) are kept. Listed and edited under Schedules in the UI and /api/system
 import json
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
 _BUILTINS: dict[str, "Builtin"] = {}
 
 
@@ -33,9 +36,6 @@ def ensure_builtins():
     They are created switched off when BUILTIN_SCHEDULES_ENABLED is false (the test suite, whose
     beat must fire only what a test scheduled).
     """
-    from django.conf import settings
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
     created = []
     for builtin in _BUILTINS.values():
         if PeriodicTask.objects.filter(name=builtin.name).exists():

@@ -11,6 +11,9 @@ import re
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from ops_portal.accounts.models import Environment
+from ops_portal.accounts.permissions import restrict
+
 log = logging.getLogger(__name__)
 _GROUP = re.compile(r"^[A-Za-z0-9_.-]{1,90}$")
 _STREAMS = {}
@@ -88,9 +91,6 @@ def publish_many(group, payloads):
 def environment_groups(user, params, group_name, action="view"):
     """Groups for every environment where `user` may do `action`, or only the one named in
     params["environment"] (refused when the user may not)."""
-    from ops_portal.accounts.models import Environment
-    from ops_portal.accounts.permissions import restrict
-
     environments = restrict(Environment.objects.all(), user, action)
     if "environment" in params:
         environments = environments.filter(name=str(params["environment"]))

@@ -3,6 +3,7 @@
 consumer refuses it."""
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
+from django.contrib.auth.models import AnonymousUser
 from rest_framework.exceptions import AuthenticationFailed
 
 from ops_portal.accounts.authentication import user_for_key
@@ -24,8 +25,6 @@ class TokenHeaderMiddleware:
         headers = dict(scope.get("headers", []))
         auth = headers.get(b"authorization", b"").decode("latin-1").split()
         if len(auth) == 2 and auth[0].lower() in ("token", "bearer"):
-            from django.contrib.auth.models import AnonymousUser
-
             user = await _user_for(auth[1])
             scope = dict(scope, user=user or AnonymousUser())
             # Header auth decides: the session is not consulted for token clients.

@@ -1,12 +1,21 @@
+from datetime import timedelta
+
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.utils import timezone
 
 from ops_portal.accounts.choices import Action
 from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import restrict
+from ops_portal.approvals.choices import RequestState
+from ops_portal.approvals.models import ApprovalRequest
 from ops_portal.audit.models import AuditEvent
 from ops_portal.core import heartbeat
 from ops_portal.inventory.models import Host
+from ops_portal.jobs.choices import FAILED_STATES, WAITING_STATES, JobState
+from ops_portal.jobs.models import Job
+from ops_portal.monitoring.choices import AlertState
+from ops_portal.monitoring.models import Alert
 
 
 @login_required
@@ -18,28 +27,16 @@ def home(request):
         workers = heartbeat.alive("worker")
     except Exception:  # Redis down: the page still renders and says so
         workers = None
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from ops_portal.approvals.choices import RequestState
-    from ops_portal.approvals.models import ApprovalRequest
-    from ops_portal.jobs.choices import JobState
-    from ops_portal.jobs.models import Job
-
     # People's work; the portal's own periodic jobs (metrics every minute) would drown it.
-    jobs = restrict(Job.objects.all(), user, Action.VIEW).exclude(created_by__isnull=True, created_by_name="")
+    jobs = restrict(Job.objects.by_people(), user, Action.VIEW)
     since = timezone.now() - timedelta(hours=24)
-    from ops_portal.monitoring.choices import AlertState
-    from ops_portal.monitoring.models import Alert
-
     alerts = restrict(Alert.objects.all(), user, Action.VIEW)
     context = {
         "alerts_firing": alerts.filter(state=AlertState.FIRING).count(),
         "alerts_acknowledged": alerts.filter(state=AlertState.ACKNOWLEDGED).count(),
         "running": jobs.filter(state=JobState.RUNNING).count(),
-        "waiting": jobs.filter(state__in=[JobState.QUEUED, JobState.PENDING_APPROVAL]).count(),
-        "failed_today": jobs.filter(state__in=[JobState.FAILED, JobState.TIMED_OUT, JobState.LOST],
+        "waiting": jobs.filter(state__in=WAITING_STATES).count(),
+        "failed_today": jobs.filter(state__in=FAILED_STATES,
                                     finished__gte=since).count(),
         "recent_jobs": jobs.select_related("environment")[:8],
         "approvals_for_me": restrict(ApprovalRequest.objects.all(), user, Action.APPROVE)

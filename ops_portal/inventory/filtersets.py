@@ -1,4 +1,5 @@
 import django_filters
+from django.db import connection
 
 from ops_portal.core.api.filters import PortalFilterSet
 
@@ -38,8 +39,6 @@ class HostFilterSet(PortalFilterSet):
 
     def filter_tag(self, queryset, name, value):
         # JSON containment is not portable to SQLite; match the quoted tag in the JSON text.
-        from django.db import connection
-
         if connection.vendor == "postgresql":
             return queryset.filter(tags__contains=[value])
         return queryset.filter(tags__icontains=f'"{value}"')

@@ -1,4 +1,9 @@
 """Changes to the inventory: hosts, groups and credentials. Each is audited."""
+import hashlib
+import io
+import posixpath
+import tarfile
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -8,6 +13,7 @@ from ops_portal.accounts.permissions import require_on
 from ops_portal.audit.crud import create_object, delete_object, update_object
 from ops_portal.audit.services import record, snapshot
 from schedulers import sshkeys
+from schedulers.host import validate_release_archive
 
 from .choices import Reachability, Transport
 from .models import Artifact, ComplianceResult, Credential, FactsChange, Host, HostGroup
@@ -166,10 +172,6 @@ def store_compliance(host_id, results, job_id=None):
 
 def create_artifact(actor, *, name, environment, data):
     """Store a release archive after checking it (tar.gz, no absolute paths, no escapes)."""
-    import hashlib
-
-    from schedulers.host import validate_release_archive
-
     if len(data) > Artifact.MAX_SIZE:
         raise ValidationError({"archive": [f"At most {Artifact.MAX_SIZE // (1024 * 1024)} MiB."]})
     try:
@@ -188,10 +190,6 @@ def delete_artifact(actor, artifact):
 
 def pack_directory(files):
     """Build a tar.gz release from uploaded files {relative path: bytes} (a directory upload)."""
-    import io
-    import posixpath
-    import tarfile
-
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for path, content in sorted(files.items()):

@@ -7,6 +7,7 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from ops_portal.accounts.models import Environment
 from ops_portal.audit.services import record
 
 from . import services
@@ -126,8 +127,6 @@ def parse_ansible(text, environment):
 
 def apply_import(actor, rows, group_vars, *, update_existing=False, credential_name=""):
     """Create (or update) every host of the import in one transaction, or nothing at all."""
-    from ops_portal.accounts.models import Environment
-
     if len(rows) > MAX_ROWS:
         raise ValidationError({"file": [f"At most {MAX_ROWS} hosts per import."]})
     errors, created, updated = [], 0, 0

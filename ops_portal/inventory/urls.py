@@ -6,7 +6,6 @@ app_name = "inventory"
 urlpatterns = [
     path("hosts/", views.hosts, name="hosts"),
     path("hosts/<int:pk>/", views.host_detail, name="host"),
-    path("hosts/<int:pk>/run/<str:action>/", views.host_run, name="host_run"),
     path("hosts/<int:pk>/accept-host-key/", views.accept_host_key, name="accept_host_key"),
     path("compliance/", views.compliance, name="compliance"),
     path("credentials/", views.credentials, name="credentials"),

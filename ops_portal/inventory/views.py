@@ -103,34 +103,16 @@ def latest_compliance(hosts_queryset):
 
 @login_required
 def host_detail(request, pk):
-    from ops_portal.jobs.models import Job
-
     host = get_object_or_404(restrict(Host.objects.select_related("environment", "credential"), request.user,
                                       Action.VIEW), pk=pk)
     compliance = sorted(latest_compliance(Host.objects.filter(pk=host.pk)).values(), key=lambda r: r.name)
-    # Restricted too: a host that moved between environments keeps jobs of the one it left.
-    jobs = (restrict(Job.objects.filter(targets__kind="host", targets__ref_id=host.pk), request.user, Action.VIEW)
-            .select_related("environment").order_by("-created")[:20])
+    # The jobs on this host come from the jobs app's template tag (object_jobs): jobs sit above inventory.
     context = {
         "host": host, "facts": host.facts, "changes": host.facts_changes.all()[:20], "compliance": compliance,
-        "jobs": jobs, "can_operate": can(request.user, Action.OPERATE, host.environment),
+        "can_operate": can(request.user, Action.OPERATE, host.environment),
         "can_manage": can(request.user, Action.MANAGE, host.environment),
     }
     return render(request, "inventory/host_detail.html", context)
-
-
-@login_required
-@require_POST
-def host_run(request, pk, action):
-    """Gather facts or run the compliance checks on one host, as a job."""
-    from ops_portal.jobs import services as jobs
-
-    host = get_object_or_404(restrict(Host.objects.all(), request.user, Action.VIEW), pk=pk)
-    if action not in ("host.facts", "host.compliance"):
-        return redirect("inventory:host", pk=host.pk)
-    job = attempt(request, jobs.launch_adhoc, actor(request), environment=host.environment, action=action,
-                  values={}, selector={"names": [host.name]})
-    return redirect("jobs:detail", pk=job.pk) if job else redirect("inventory:host", pk=host.pk)
 
 
 @login_required

@@ -7,7 +7,5 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self):
-        from . import approval, streams  # noqa: F401
-        from .actions import load_all
-
-        load_all()
+        # Django's app loading: modules with models may be imported only once the registry is ready.
+        from . import gating, streams  # noqa: F401, PLC0415 — the approval receiver, the live streams

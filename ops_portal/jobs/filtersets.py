@@ -31,8 +31,7 @@ class JobFilterSet(PortalFilterSet):
         fields = ["environment", "state", "action", "template", "created_by", "host", "system", "since", "until"]
 
     def filter_system(self, queryset, name, value):
-        system = {"created_by__isnull": True, "created_by_name": ""}
-        return queryset.filter(**system) if value else queryset.exclude(**system)
+        return queryset.system() if value else queryset.by_people()
 
     def filter_host(self, queryset, name, value):
         return queryset.filter(targets__kind="host", targets__ref_id=value).distinct()

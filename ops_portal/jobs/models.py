@@ -1,4 +1,8 @@
+import datetime
+import zoneinfo
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -9,7 +13,7 @@ from ops_portal.core.choices import Source
 from ops_portal.core.crypto import EncryptedTextField
 from ops_portal.inventory.models import name_validator
 
-from .choices import EventKind, JobState, TargetState
+from .choices import FINISHED_STATES, EventKind, JobState, TargetState, WaitingKind
 
 
 class JobTemplate(models.Model):
@@ -55,6 +59,15 @@ class JobTemplate(models.Model):
         return self.name
 
 
+class JobQuerySet(RestrictedQuerySet):
+    def system(self):
+        """The portal's own jobs: launched by the system actor, not by a person (see Job.is_system)."""
+        return self.filter(created_by__isnull=True, created_by_name="")
+
+    def by_people(self):
+        return self.exclude(created_by__isnull=True, created_by_name="")
+
+
 class Job(models.Model):
     template = models.ForeignKey(JobTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     template_version = models.PositiveIntegerField(null=True, blank=True)
@@ -90,7 +103,8 @@ class Job(models.Model):
     finished = models.DateTimeField(null=True, blank=True)
     heartbeat = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
-    waiting_reason = models.CharField(max_length=300, blank=True)
+    waiting_reason = models.CharField(max_length=300, blank=True)  # in words, for people
+    waiting_kind = models.CharField(max_length=16, choices=WaitingKind.choices, blank=True, default=WaitingKind.NONE)
     cancel_requested = models.DateTimeField(null=True, blank=True)
     cancel_requested_by = models.CharField(max_length=150, blank=True)
     targets_total = models.PositiveIntegerField(default=0)
@@ -99,7 +113,7 @@ class Job(models.Model):
     error = models.TextField(blank=True)
     last_seq = models.PositiveBigIntegerField(default=0)
 
-    objects = RestrictedQuerySet.as_manager()
+    objects = JobQuerySet.as_manager()
     environment_path = "environment"
     audit_exclude = ("secret_params", "heartbeat", "last_seq", "targets_done", "targets_failed")
 
@@ -112,9 +126,13 @@ class Job(models.Model):
 
     @property
     def is_finished(self):
-        from .choices import FINISHED_STATES
-
         return self.state in FINISHED_STATES
+
+    @property
+    def is_system(self):
+        """The portal's own job (metrics, facts, drift checks): launched by no person. A person's
+        job keeps their name after their account is gone, so the name counts too."""
+        return self.created_by_id is None and not self.created_by_name
 
 
 class JobTarget(models.Model):
@@ -200,8 +218,6 @@ class FreezeWindow(models.Model):
         return f"freeze of {self.environment} {self.starts:%Y-%m-%d %H:%M}–{self.ends:%Y-%m-%d %H:%M}"
 
     def clean(self):
-        from django.core.exceptions import ValidationError
-
         if self.starts and self.ends and self.ends <= self.starts:
             raise ValidationError({"ends": "A freeze must end after it starts."})
 
@@ -227,10 +243,6 @@ class MaintenanceWindow(models.Model):
         return self.name
 
     def clean(self):
-        import zoneinfo
-
-        from django.core.exceptions import ValidationError
-
         if not isinstance(self.weekdays, list) or not self.weekdays or not all(
                 isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 6 for d in self.weekdays):
             raise ValidationError({"weekdays": "Give a non-empty list of weekdays from 0 (Monday) to 6 (Sunday)."})
@@ -241,9 +253,6 @@ class MaintenanceWindow(models.Model):
 
     def open_at(self, after):
         """(start, end) of the first opening that ends after `after`."""
-        import datetime
-        import zoneinfo
-
         zone = zoneinfo.ZoneInfo(self.timezone)
         local = after.astimezone(zone)
         for offset in range(-7, 8):

@@ -11,9 +11,3 @@ register("inventory: refresh facts", "jobs.refresh_facts", 6 * 3600,
          "Gather facts from every enabled host, one job per environment (health and reachability too).")
 register("compliance: run checks", "jobs.compliance_checks", 86400,
          "Run the security and compliance checks on every enabled host.")
-# Metrics collection is a job (the host.metrics action, jobs/actions/monitoring.py).
-register("monitoring: collect metrics", "monitoring.collect_metrics", 60,
-         "Launch one metrics job per environment with enabled hosts (skipped while the previous "
-         "one is still running); `parallel` hosts at a time.", parallel=50, timeout_seconds=300)
-register("retention: metrics jobs", "monitoring.prune_jobs", 3600,
-         "Remove system metrics-collection jobs that ended more than `days` ago.", days=3)

@@ -4,7 +4,6 @@ Threads: the Celery task's thread drives the strategy; a bounded pool runs targe
 thread per target); the EventWriter thread does every database write; a supervisor thread
 heartbeats, watches for cancel requests and enforces the job timeout.
 """
-import json
 import logging
 import socket
 import threading
@@ -14,39 +13,41 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import requests
+from celery import current_task
 from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ops_portal.core.choices import Source
-from ops_portal.core.context import Actor
+from ops_portal.core import targets as target_kinds
 from schedulers import local
 from schedulers.base import BackendError, CancelToken, CommandResult
 
-from . import actions, params, services
+from . import actions, params
 from . import strategy as strategies
-from .choices import EventKind, JobState, TargetState
+from .choices import (
+    TARGET_ENDED,
+    TARGET_FAILED,
+    TARGET_FAILS_JOB,
+    TARGET_UNFINISHED,
+    TIMED_WAITS,
+    EventKind,
+    JobState,
+    TargetState,
+    WaitingKind,
+)
 from .events import EventWriter
+from .gating import plan_still_approved
+from .lifecycle import dispatch_soon, stored_params, transition, wait, worker_actor
 from .models import Job, JobTarget, Lease
+from .windows import active_freeze
 
 log = logging.getLogger(__name__)
 SUPERVISE_INTERVAL = 1.0
 
 
 def worker_name():
-    from celery import current_task
-
     request = getattr(current_task, "request", None)
     return getattr(request, "hostname", None) or socket.gethostname()
-
-
-def worker_actor(job):
-    """The launching user, acting through the worker (so the audit log says who and how)."""
-    return Actor(job.created_by_id, job.created_by_name, Source.WORKER, job.request_id or "")
-
-
-def lease_key(kind, ref_id):
-    return f"{kind}:{ref_id}"
 
 
 # Claiming ----------------------------------------------------------------------------------
@@ -55,13 +56,6 @@ def lease_key(kind, ref_id):
 class Claim:
     job: Job | None = None
     retry_at: object = None  # a datetime when the job should be tried again
-
-
-def _wait(job, reason):
-    if job.waiting_reason != reason:
-        job.waiting_reason = reason[:300]
-        job.save(update_fields=["waiting_reason"])
-        services._publish_job(job)
 
 
 def claim(job_id, worker):
@@ -74,34 +68,32 @@ def claim(job_id, worker):
         actor = worker_actor(job)
         if job.cancel_requested:
             JobTarget.objects.filter(job=job).update(state=TargetState.CANCELED)
-            services.transition(actor, job, JobState.CANCELED)
+            transition(actor, job, JobState.CANCELED)
             return Claim()
-        from .approval import plan_still_approved
-
         if not plan_still_approved(actor, job):
             return Claim()
         now = timezone.now()
         if job.not_before and job.not_before > now:
-            _wait(job, f"held until {job.not_before:%Y-%m-%d %H:%M:%S %Z}")
+            wait(job, WaitingKind.HELD, f"held until {job.not_before:%Y-%m-%d %H:%M:%S %Z}")
             return Claim(retry_at=job.not_before)
-        freeze = services.active_freeze(job.environment, now)
+        freeze = active_freeze(job.environment, now)
         if freeze is not None and not job.emergency and not _portal_read_only(job):
-            _wait(job, f"frozen until {freeze.ends:%Y-%m-%d %H:%M:%S %Z}: {freeze.reason}")
+            wait(job, WaitingKind.FROZEN, f"frozen until {freeze.ends:%Y-%m-%d %H:%M:%S %Z}: {freeze.reason}")
             return Claim(retry_at=freeze.ends)
         template = job.template
         if template is not None and template.concurrency_limit:
             running = Job.objects.filter(template=template, state=JobState.RUNNING).count()
             if running >= template.concurrency_limit:
-                _wait(job, f"waiting: {running} jobs of this template already run (limit "
+                wait(job, WaitingKind.CONCURRENCY, f"waiting: {running} jobs of this template already run (limit "
                            f"{template.concurrency_limit})")
                 return Claim()
         spec = actions.get(job.action)
         if spec is not None and spec.mutating:
             blocked = _lease_blocker(job)
             if blocked:
-                _wait(job, blocked)
+                wait(job, WaitingKind.LEASE, blocked)
                 return Claim()
-        services.transition(actor, job, JobState.RUNNING, worker=worker)
+        transition(actor, job, JobState.RUNNING, worker=worker)
         return Claim(job=job)
 
 
@@ -109,21 +101,20 @@ def _portal_read_only(job):
     """The portal's own read-only work (metrics, facts launched by the system): a freeze stops
     changes, not observation, so it does not hold these jobs."""
     spec = actions.get(job.action)
-    return job.created_by_id is None and not job.created_by_name and spec is not None and not spec.mutating
+    return job.is_system and spec is not None and not spec.mutating
 
 
 def _lease_blocker(job):
     """Take the leases of all the job's targets, or say what holds them (first come, first served)."""
     refs = list(job.targets.values_list("kind", "ref_id", "name"))
-    keys = {lease_key(kind, ref): name for kind, ref, name in refs}
+    keys = {target_kinds.lease_key(kind, ref): name for kind, ref, name in refs}
     held = Lease.objects.filter(target_key__in=keys).exclude(job=job).select_related("job").first()
     if held is not None:
         return f"waiting for lease on {keys[held.target_key]} (held by job #{held.job_id})"
     # An older queued job that wants the same targets goes first, unless a window or freeze holds it.
     earlier = (JobTarget.objects.filter(job__state=JobState.QUEUED, job__created__lt=job.created,
                                         kind__in={k for k, _, _ in refs}, ref_id__in={r for _, r, _ in refs})
-               .exclude(job=job).exclude(job__waiting_reason__startswith="held until")
-               .exclude(job__waiting_reason__startswith="frozen until")
+               .exclude(job=job).exclude(job__waiting_kind__in=TIMED_WAITS)
                .values_list("job_id", "name").first())
     if earlier is not None:
         return f"waiting for lease on {earlier[1]} (job #{earlier[0]} is ahead)"
@@ -148,7 +139,7 @@ class TargetContext:
     timeout: int | None
     writer: EventWriter
     resources: dict = field(default_factory=dict)
-    obj: object = None  # the inventory object (a Host), loaded before the threads start
+    obj: object = None  # the target's object (of its kind: a Host), loaded before the threads start
 
     def output(self, stream, line):
         self.writer.output(self.target.index, stream, line)
@@ -172,8 +163,8 @@ class JobRunner:
         self.writer = EventWriter(job)
         self.resources = {}
         self.targets = list(job.targets.order_by("index"))
-        secret = json.loads(job.secret_params) if job.secret_params else {}
-        self.params = {**job.params, **secret}
+        public, secret = stored_params(job)
+        self.params = {**public, **secret}
         # Secret values never reach the job's output, errors or the worker's log, even when a
         # command prints them.
         self.mask = params.masker(secret)
@@ -208,9 +199,8 @@ class JobRunner:
         for name, value in fields.items():
             setattr(target, name, value)
         job_id, index = self.job.pk, target.index
-        done = fields.get("state") in (TargetState.OK, TargetState.FAILED, TargetState.CANCELED,
-                                       TargetState.TIMED_OUT, TargetState.SKIPPED)
-        failed = fields.get("state") in (TargetState.FAILED, TargetState.TIMED_OUT)
+        done = fields.get("state") in TARGET_ENDED
+        failed = fields.get("state") in TARGET_FAILED
 
         def save():
             JobTarget.objects.filter(job_id=job_id, index=index).update(**fields)
@@ -253,7 +243,7 @@ class JobRunner:
             state = TargetState.FAILED
         self._set_target(target, state=state, exit_code=result.exit_code, changed=result.changed,
                          error=result.error, finished=timezone.now(), data=result.data or None)
-        if state in (TargetState.FAILED, TargetState.TIMED_OUT):
+        if state in TARGET_FAILED:
             with self.lock:
                 self.failures += 1
                 if self.threshold is not None and self.failures > self.threshold and not self.stop_reason:
@@ -337,7 +327,7 @@ class JobRunner:
             log.error("job %s failed in the runner\n%s", self.job.pk, self.mask(traceback.format_exc()))
             error = self.mask(f"runner error: {type(exc).__name__}: {exc}")
             for target in self.targets:
-                if target.state in (TargetState.PENDING, TargetState.RUNNING):
+                if target.state in TARGET_UNFINISHED:
                     self._set_target(target, state=TargetState.FAILED, error=error)
         finally:
             self._done.set()
@@ -349,8 +339,7 @@ class JobRunner:
             final = JobState.TIMED_OUT
         elif self.cancel.is_set():
             final = JobState.CANCELED
-        elif error or self.stop_reason or any(t.state in (TargetState.FAILED, TargetState.TIMED_OUT,
-                                                          TargetState.ROLLED_BACK) for t in self.targets):
+        elif error or self.stop_reason or any(t.state in TARGET_FAILS_JOB for t in self.targets):
             final = JobState.FAILED
         else:
             final = JobState.SUCCEEDED
@@ -368,18 +357,14 @@ class JobRunner:
         with transaction.atomic():
             job = Job.objects.select_for_update().get(pk=self.job.pk)
             if job.state == JobState.RUNNING:
-                services.transition(worker_actor(job), job, final, error=message)
+                transition(worker_actor(job), job, final, error=message)
         transaction.on_commit(dispatch_soon)
         return final
 
 
 def load_objects(targets):
-    """The inventory objects behind the targets, loaded once in the task thread."""
-    from ops_portal.inventory.models import Host
-
-    host_ids = [t.ref_id for t in targets if t.kind == "host"]
-    hosts = Host.objects.select_related("credential").in_bulk(host_ids)
-    return {("host", pk): host for pk, host in hosts.items()}
+    """{(kind, ref_id): object} behind the targets, through their kinds, loaded once in the task thread."""
+    return target_kinds.load([(t.kind, t.ref_id) for t in targets])
 
 
 def close_resources(resources):
@@ -391,8 +376,3 @@ def close_resources(resources):
             except Exception:
                 log.warning("closing a job resource failed", exc_info=True)
 
-
-def dispatch_soon():
-    from .tasks import dispatch_waiting
-
-    dispatch_waiting.delay()

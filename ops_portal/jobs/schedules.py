@@ -28,10 +28,13 @@ from ops_portal.approvals import services as approvals
 from ops_portal.approvals.choices import RequestState, ScheduleMode
 from ops_portal.audit.crud import create_object, delete_object, update_object
 from ops_portal.audit.services import record
+from ops_portal.core import targets as target_kinds
 from ops_portal.core.choices import Source
 from ops_portal.core.context import Actor
 
-from . import actions, params, selectors
+from . import actions, params
+from .launch import launch
+from .lifecycle import plan_targets
 from .models import JobSchedule, JobTemplate, ScheduleRun
 
 LATE_GRACE = timedelta(minutes=2)  # a run this late was missed (beat was down)
@@ -100,13 +103,13 @@ def config_hash(schedule, targets):
             "params": schedule.params, "secrets": secret_digest, "kind": schedule.kind, "cron": schedule.cron,
             "timezone": schedule.timezone, "interval": schedule.interval_seconds,
             "run_at": schedule.run_at.isoformat() if schedule.run_at else None,
-            "targets": [[t["kind"], t["ref_id"], t["fingerprint"]] for t in targets]}
+            "targets": plan_targets(targets)}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _targets(schedule):
     template = schedule.template
-    return selectors.resolve(template.selector, template.environment)
+    return target_kinds.resolve(template.selector, template.environment)
 
 
 def _sync_beat(schedule):
@@ -210,7 +213,7 @@ def refresh_for_template(actor, template):
     """A template changed (its row is locked): values it now types secret move to the encrypted
     store; schedules with standing approvals must be approved again."""
     names = _secret_names(template)
-    targets = selectors.resolve(template.selector, template.environment)
+    targets = target_kinds.resolve(template.selector, template.environment)
     for schedule in template.schedules.select_for_update(of=("self",)).select_related("standing_request",
                                                                                        "template"):
         moved = sorted(set(schedule.params) & names)
@@ -279,8 +282,6 @@ def _expected_fire(schedule):
 
 def fire(schedule_id, now=None):
     """Run one firing of a schedule. Returns the ScheduleRun (or None for a duplicate firing)."""
-    from . import services
-
     now = now or timezone.now()
     with transaction.atomic():
         schedule = _lock_schedule(schedule_id)
@@ -298,7 +299,7 @@ def fire(schedule_id, now=None):
         JobSchedule.objects.filter(pk=schedule.pk).update(last_run_at=now)
         request_id = f"schedule-{schedule.pk}-{slot:%Y%m%d%H%M}"
         actor = Actor(schedule.owner_id, schedule.owner_name, Source.SCHEDULE, request_id)
-        outcome, detail, job = _launch(actor, schedule, late, services)
+        outcome, detail, job = _launch(actor, schedule, late)
         run.outcome, run.detail, run.job = outcome, detail[:500], job
         run.save(update_fields=["outcome", "detail", "job"])
         return run
@@ -319,7 +320,7 @@ def _lock_schedule(schedule_id):
     raise RuntimeError(f"schedule {schedule_id} keeps moving between templates")
 
 
-def _launch(actor, schedule, late, services):
+def _launch(actor, schedule, late):
     if not schedule.enabled or not schedule.template.enabled:
         return "refused", "the schedule or its template is disabled", None
     if late and schedule.missed_policy == "skip":
@@ -342,7 +343,7 @@ def _launch(actor, schedule, late, services):
         return "needs_approval", f"the standing approval is {standing.get_state_display().lower()}", None
     try:
         with transaction.atomic():
-            job = services.launch(actor, schedule.template, {**schedule.params, **_secrets(schedule)},
+            job = launch(actor, schedule.template, {**schedule.params, **_secrets(schedule)},
                                   schedule=schedule, standing_approval=standing, approved_targets=targets)
     except (ValidationError, PermissionError) as exc:
         return "failed", "; ".join(getattr(exc, "messages", [str(exc)])), None

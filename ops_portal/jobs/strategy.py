@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
+from . import actions
 from .choices import StrategyKind
 
 DEFAULT_LIMIT = 20
@@ -30,8 +31,6 @@ def _int(value, name, low, high, errors):
 
 
 def validate(strategy):
-    from .actions import get as get_action
-
     if strategy in (None, {}):
         return {"kind": StrategyKind.PARALLEL, "limit": DEFAULT_LIMIT}
     if not isinstance(strategy, dict):
@@ -70,7 +69,7 @@ def validate(strategy):
         result["health_gate"] = _validate_gate(gate, errors)
     rollback = strategy.get("rollback_action")
     if rollback is not None:
-        if get_action(rollback) is None:
+        if actions.get(rollback) is None:
             errors.append(f"rollback_action {rollback!r} is not a known action.")
         result["rollback_action"] = rollback
     if errors:

@@ -2,7 +2,7 @@
 from ops_portal.accounts.choices import Action
 from ops_portal.accounts.permissions import can
 from ops_portal.core import streams
-from ops_portal.inventory.models import Host
+from ops_portal.core import targets as target_kinds
 
 from . import groups
 from .models import Job, JobEvent
@@ -61,20 +61,18 @@ class JobsStream(streams.Stream):
         return streams.environment_groups(user, params, groups.jobs_in)
 
 
-OBJECT_KINDS = {"host": Host}
-
-
 @streams.register
 class ObjectJobsStream(streams.Stream):
-    """{"kind": "host", "id": 12}: jobs that act on one object."""
+    """{"kind": "host", "id": 12}: jobs that act on one object (of any registered target kind)."""
 
     name = "object"
 
     def groups(self, user, params):
-        model = OBJECT_KINDS.get(params.get("kind"))
-        if model is None:
-            raise streams.StreamDenied("kind must be one of: " + ", ".join(OBJECT_KINDS), code="invalid")
-        obj = model.objects.filter(pk=_int_param(params, "id")).first()
-        if obj is None or not can(user, Action.VIEW, obj.environment_id):
+        kind = target_kinds.get(params.get("kind")) if isinstance(params.get("kind"), str) else None
+        if kind is None:
+            raise streams.StreamDenied("kind must be one of: " + ", ".join(target_kinds.all_kinds()), code="invalid")
+        ref_id = _int_param(params, "id")
+        obj = kind.load([ref_id]).get(ref_id)
+        if obj is None or not can(user, Action.VIEW, kind.environment_of(obj)):
             raise streams.StreamDenied("You may not view that object.")
-        return [groups.object_jobs(params["kind"], obj.pk, obj.environment_id)]
+        return [groups.object_jobs(kind.name, ref_id, kind.environment_of(obj))]

@@ -1,4 +1,6 @@
-"""Celery tasks of the jobs engine: run a job, dispatch waiting jobs, reap lost ones."""
+"""Celery tasks of the jobs engine: run a job, dispatch waiting jobs, reap lost ones, fire
+schedules, the portal's own periodic jobs and retention. The top of the jobs layers: nothing in
+jobs imports this module (jobs are sent to workers by task name, see lifecycle)."""
 import logging
 from datetime import timedelta
 
@@ -7,8 +9,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .choices import JobState, TargetState
-from .models import Job, JobTarget
+from .choices import RETRIED_WAITS, JobState, TargetState, WaitingKind
+from .lifecycle import DISPATCH_TASK, RUN_TASK, dispatch_soon, transition, worker_actor
+from .models import Job, JobEvent, JobTarget
+from .runner import JobRunner, claim, worker_name
+from .schedules import fire
+from .system import launch_everywhere
 
 log = logging.getLogger(__name__)
 # A running job whose heartbeat is older than this is lost (its worker died or hangs).
@@ -18,11 +24,10 @@ REQUEUE_AFTER = timedelta(minutes=2)
 
 
 # The job enforces its own timeout; the task limit is only a backstop beyond the longest allowed job.
-@shared_task(name="jobs.run", acks_late=True, ignore_result=True, soft_time_limit=8 * 86400, time_limit=8 * 86400 + 60)
+@shared_task(name=RUN_TASK, acks_late=True, ignore_result=True, soft_time_limit=8 * 86400,
+             time_limit=8 * 86400 + 60)
 def run_job(job_id):
     """Claim and run one job. Safe to deliver twice: only a queued job is claimed."""
-    from .runner import JobRunner, claim, worker_name
-
     outcome = claim(job_id, worker_name())
     if outcome.retry_at is not None:
         run_job.apply_async((job_id,), eta=outcome.retry_at)
@@ -30,13 +35,12 @@ def run_job(job_id):
         JobRunner(outcome.job).run()
 
 
-@shared_task(name="jobs.dispatch_waiting", ignore_result=True)
+@shared_task(name=DISPATCH_TASK, ignore_result=True)
 def dispatch_waiting():
     """Give queued jobs that wait (for a lease, a concurrency slot) or lost their message a new try."""
     now = timezone.now()
-    waiting = (Job.objects.filter(state=JobState.QUEUED).exclude(waiting_reason="")
-               .exclude(waiting_reason__startswith="held until").exclude(waiting_reason__startswith="frozen until"))
-    stale = Job.objects.filter(state=JobState.QUEUED, waiting_reason="", queued_at__lt=now - REQUEUE_AFTER)
+    waiting = Job.objects.filter(state=JobState.QUEUED, waiting_kind__in=RETRIED_WAITS)
+    stale = Job.objects.filter(state=JobState.QUEUED, waiting_kind=WaitingKind.NONE, queued_at__lt=now - REQUEUE_AFTER)
     count = 0
     for job_id, queue in (waiting | stale).order_by("created").values_list("pk", "queue")[:1000]:
         run_job.apply_async((job_id,), queue=queue)
@@ -47,22 +51,14 @@ def dispatch_waiting():
 @shared_task(name="jobs.reap_lost", ignore_result=True)
 def reap_lost_jobs():
     """Mark running jobs whose heartbeat stopped as lost, keeping each target's last state."""
-    from .runner import worker_actor
-    from .services import transition
-
     cutoff = timezone.now() - LOST_AFTER
     reaped = 0
     for job_id in Job.objects.filter(state=JobState.RUNNING, heartbeat__lt=cutoff).values_list("pk", flat=True):
-        reaped += mark_lost(job_id, f"no heartbeat from worker since {cutoff:%H:%M:%S}", only_before=cutoff,
-                            transition=transition, worker_actor=worker_actor)
+        reaped += mark_lost(job_id, f"no heartbeat from worker since {cutoff:%H:%M:%S}", only_before=cutoff)
     return reaped
 
 
-def mark_lost(job_id, reason, *, only_before=None, transition=None, worker_actor=None):
-    if transition is None:
-        from .services import transition
-    if worker_actor is None:
-        from .runner import worker_actor
+def mark_lost(job_id, reason, *, only_before=None):
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id, state=JobState.RUNNING).first()
         if job is None or (only_before is not None and job.heartbeat and job.heartbeat >= only_before):
@@ -70,7 +66,7 @@ def mark_lost(job_id, reason, *, only_before=None, transition=None, worker_actor
         JobTarget.objects.filter(job=job, state=TargetState.RUNNING).update(state=TargetState.LOST)
         JobTarget.objects.filter(job=job, state=TargetState.PENDING).update(state=TargetState.SKIPPED)
         transition(worker_actor(job), job, JobState.LOST, error=f"Lost: {reason}. Worker: {job.worker}")
-        transaction.on_commit(dispatch_waiting.delay)
+        transaction.on_commit(dispatch_soon)
         return 1
 
 
@@ -87,8 +83,6 @@ def _reap_own_jobs_on_start(sender, **kwargs):
 @shared_task(name="jobs.run_schedule", ignore_result=True)
 def run_schedule(schedule_id):
     """Fired by beat for a JobSchedule; safe against double firing (one run per slot)."""
-    from .schedules import fire
-
     run = fire(schedule_id)
     return run.outcome if run else "duplicate"
 
@@ -96,8 +90,6 @@ def run_schedule(schedule_id):
 @shared_task(name="jobs.prune_events", ignore_result=True)
 def prune_job_events(days=90):
     """Retention: remove output of jobs that finished more than `days` ago (the jobs stay)."""
-    from .models import JobEvent
-
     cutoff = timezone.now() - timedelta(days=days)
     deleted, _ = JobEvent.objects.filter(job__finished__lt=cutoff).delete()
     return deleted
@@ -106,14 +98,10 @@ def prune_job_events(days=90):
 @shared_task(name="jobs.refresh_facts", ignore_result=True)
 def refresh_facts():
     """Inventory refresh: gather facts from every enabled host (one job per environment)."""
-    from .system import launch_everywhere
-
     return launch_everywhere("host.facts", name="Inventory refresh")
 
 
 @shared_task(name="jobs.compliance_checks", ignore_result=True)
 def compliance_checks():
     """Security and compliance checks on every enabled host (one job per environment)."""
-    from .system import launch_everywhere
-
     return launch_everywhere("host.compliance", name="Compliance checks")

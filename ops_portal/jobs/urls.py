@@ -9,6 +9,7 @@ urlpatterns = [
     path("jobs/<int:pk>/", views.job_detail, name="detail"),
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="cancel"),
     path("jobs/<int:pk>/relaunch/", views.job_relaunch, name="relaunch"),
+    path("hosts/<int:pk>/run/<str:action>/", views.host_run, name="host_run"),
     path("templates/", views.template_list, name="templates"),
     path("templates/<int:pk>/launch/", views.template_launch, name="launch"),
     path("schedules/", views.schedule_list, name="schedules"),

@@ -3,17 +3,21 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
+from django_celery_beat.models import PeriodicTask
 
 from ops_portal.accounts.choices import Action
 from ops_portal.accounts.models import Environment
-from ops_portal.accounts.permissions import can, has_any, restrict
+from ops_portal.accounts.permissions import can, has_any, restrict, scope_for
+from ops_portal.approvals.models import ApprovalRequest
+from ops_portal.core import periodic
 from ops_portal.core.web import actor, attempt, paginate
+from ops_portal.inventory.models import Host
 
-from . import actions, services
+from . import actions, launch, schedules, system, windows
 from .choices import ACTIVE_STATES, FINISHED_STATES, JobState
 from .filtersets import JobFilterSet
-from .forms import AdhocForm, LaunchForm
-from .models import Job, JobTemplate
+from .forms import AdhocForm, LaunchForm, ScheduleForm
+from .models import Job, JobSchedule, JobTemplate
 
 
 @login_required
@@ -48,8 +52,6 @@ def job_detail(request, pk):
 
 def _approval_history(job):
     """Every approval request of this job (re-approvals included), with decisions and comments."""
-    from ops_portal.approvals.models import ApprovalRequest
-
     return (ApprovalRequest.objects.filter(subject_type="job", subject_id=job.pk)
             .prefetch_related("decisions", "comments").order_by("created"))
 
@@ -58,7 +60,7 @@ def _approval_history(job):
 @require_POST
 def job_cancel(request, pk):
     job = get_object_or_404(restrict(Job.objects.all(), request.user, Action.VIEW), pk=pk)
-    attempt(request, services.request_cancel, actor(request), job, success="Cancel requested.")
+    attempt(request, launch.request_cancel, actor(request), job, success="Cancel requested.")
     return redirect("jobs:detail", pk=job.pk)
 
 
@@ -66,7 +68,7 @@ def job_cancel(request, pk):
 @require_POST
 def job_relaunch(request, pk):
     job = get_object_or_404(restrict(Job.objects.all(), request.user, Action.VIEW), pk=pk)
-    new = attempt(request, services.relaunch, actor(request), job, success="Launched again.")
+    new = attempt(request, launch.relaunch, actor(request), job, success="Launched again.")
     return redirect("jobs:detail", pk=new.pk if new else job.pk)
 
 
@@ -81,14 +83,26 @@ def job_new(request):
         data = form.cleaned_data
         not_before = None
         if data["in_window"]:
-            not_before = attempt(request, services.hold_for_window, data["environment"])
+            not_before = attempt(request, windows.hold_for_window, data["environment"])
         if not data["in_window"] or not_before:
-            job = attempt(request, services.launch_adhoc, actor(request), environment=data["environment"],
+            job = attempt(request, launch.launch_adhoc, actor(request), environment=data["environment"],
                           action=data["action"], values=form.action_values(), selector=data["selector"],
                           strategy=data["strategy"], not_before=not_before, form=form)
             if job:
                 return redirect("jobs:detail", pk=job.pk)
     return render(request, "jobs/new.html", {"form": form})
+
+
+@login_required
+@require_POST
+def host_run(request, pk, action):
+    """Gather facts or run the compliance checks on one host, as a job (from the host's page)."""
+    host = get_object_or_404(restrict(Host.objects.all(), request.user, Action.VIEW), pk=pk)
+    if action not in ("host.facts", "host.compliance"):
+        return redirect("inventory:host", pk=host.pk)
+    job = attempt(request, launch.launch_adhoc, actor(request), environment=host.environment, action=action,
+                  values={}, selector={"names": [host.name]})
+    return redirect("jobs:detail", pk=job.pk) if job else redirect("inventory:host", pk=host.pk)
 
 
 @login_required
@@ -104,7 +118,7 @@ def template_launch(request, pk):
                                           Action.VIEW), pk=pk)
     form = LaunchForm(request.POST or None, template=template)
     if request.method == "POST" and form.is_valid():
-        job = attempt(request, services.launch, actor(request), template, form.values(), form=form)
+        job = attempt(request, launch.launch, actor(request), template, form.values(), form=form)
         if job:
             messages.success(request, f"Launched job #{job.pk}.")
             return redirect("jobs:detail", pk=job.pk)
@@ -116,15 +130,6 @@ def template_launch(request, pk):
 @login_required
 @require_http_methods(["GET", "POST"])
 def schedule_list(request):
-    from django_celery_beat.models import PeriodicTask
-
-    from ops_portal.accounts.permissions import scope_for
-    from ops_portal.core import periodic
-
-    from . import schedules
-    from .forms import ScheduleForm
-    from .models import JobSchedule
-
     manageable = restrict(JobTemplate.objects.select_related("environment"), request.user, Action.MANAGE)
     form = ScheduleForm(request.POST or None, templates=manageable)
     if request.method == "POST" and form.is_valid():
@@ -135,20 +140,17 @@ def schedule_list(request):
                                                         "periodic_task__crontab"), request.user, Action.VIEW)
     rows = [{"schedule": s, "next_run": schedules.next_run(s), "last": s.runs.first(),
              "can_manage": can(request.user, Action.MANAGE, s.template.environment)} for s in items]
-    system = None
+    builtin_tasks = None
     if scope_for(request.user, Action.VIEW).everywhere:
-        system = PeriodicTask.objects.filter(name__in=list(periodic.builtins())).select_related("interval")
+        builtin_tasks = PeriodicTask.objects.filter(name__in=list(periodic.builtins())).select_related("interval")
     return render(request, "jobs/schedules.html", {"rows": rows, "form": form if manageable.exists() else None,
-                                                   "system": system,
+                                                   "system": builtin_tasks,
                                                    "global_admin": scope_for(request.user, Action.MANAGE).everywhere})
 
 
 @login_required
 @require_POST
 def schedule_toggle(request, pk):
-    from . import schedules
-    from .models import JobSchedule
-
     schedule = get_object_or_404(restrict(JobSchedule.objects.all(), request.user, Action.VIEW), pk=pk)
     attempt(request, schedules.update_schedule, actor(request), schedule, enabled=not schedule.enabled,
             success=f"Schedule {'paused' if schedule.enabled else 'resumed'}.")
@@ -158,9 +160,6 @@ def schedule_toggle(request, pk):
 @login_required
 @require_POST
 def schedule_delete(request, pk):
-    from . import schedules
-    from .models import JobSchedule
-
     schedule = get_object_or_404(restrict(JobSchedule.objects.all(), request.user, Action.VIEW), pk=pk)
     attempt(request, schedules.delete_schedule, actor(request), schedule, success="Schedule deleted.")
     return redirect("jobs:schedules")
@@ -169,16 +168,12 @@ def schedule_delete(request, pk):
 @login_required
 @require_POST
 def system_schedule_update(request, pk):
-    from django_celery_beat.models import PeriodicTask
-
-    from ops_portal.core import periodic
-
     task = get_object_or_404(PeriodicTask.objects.filter(name__in=list(periodic.builtins())), pk=pk)
     try:
         every = int(request.POST.get("every_seconds", ""))
     except ValueError:
         messages.error(request, "Give the interval in whole seconds.")
         return redirect("jobs:schedules")
-    attempt(request, services.update_builtin, actor(request), task, every_seconds=every,
+    attempt(request, system.update_builtin, actor(request), task, every_seconds=every,
             enabled=request.POST.get("enabled") == "on", success=f"{task.name} updated.")
     return redirect("jobs:schedules")

@@ -42,3 +42,7 @@ RULE_SOURCE = "rule"
 # Resolutions of metrics: raw samples and the rollups (seconds per bucket).
 RAW, FIVE_MINUTES, HOURLY = 0, 300, 3600
 STEPS = {"raw": RAW, "5m": FIVE_MINUTES, "1h": HOURLY}
+
+
+# The job action that samples metrics (job_actions.py) and the system jobs that run it (tasks.py).
+COLLECT_ACTION = "host.metrics"

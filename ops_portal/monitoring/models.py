@@ -115,8 +115,9 @@ class AlertRule(models.Model):
     tag = models.CharField(max_length=63, blank=True, validators=[tag_validator])
     mount = models.CharField(max_length=255, blank=True, validators=[mount_validator],
                              help_text="Disk rules: only this mount point (empty: every mount).")
-    # A job template that helps (jobs.JobTemplate id). A plain id: monitoring sits below jobs.
-    runbook_template_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # A job template of the rule's environment that helps (checked by services before any write).
+    runbook = models.ForeignKey("jobs.JobTemplate", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="alert_rules")
     description = models.CharField(max_length=255, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

@@ -22,6 +22,7 @@ from ops_portal.audit.services import record, snapshot
 from ops_portal.core import streams
 from ops_portal.core.context import Actor
 from ops_portal.core.errors import StateConflict
+from ops_portal.jobs.models import JobTemplate
 from ops_portal.notifications.services import notify
 
 from .choices import OPEN_STATES, RULE_SOURCE, AlertState, Severity
@@ -38,31 +39,32 @@ def group(environment_id):
 
 # Rules -------------------------------------------------------------------------------------
 
+def _runbook_id(fields, rule=None):
+    """The runbook template id the fields give (as `runbook` or as its id), else the rule's."""
+    if "runbook" in fields:
+        return getattr(fields["runbook"], "pk", fields["runbook"])
+    if "runbook_id" in fields:
+        return fields["runbook_id"]
+    return rule.runbook_id if rule is not None else None
+
+
 def _check_runbook(environment, template_id):
     """The runbook must be a job template of the rule's environment."""
     if template_id is None or environment is None:
         return
-    from django.apps import apps
-
-    try:
-        # Looked up in the app registry, not imported: monitoring sits below jobs.
-        template_model = apps.get_model("jobs", "JobTemplate")
-    except LookupError:
-        return
-    if not template_model.objects.filter(pk=template_id, environment=environment).exists():
+    if not JobTemplate.objects.filter(pk=template_id, environment=environment).exists():
         raise ValidationError({"runbook_template_id": [f"No job template {template_id} in {environment}."]})
 
 
 def create_rule(actor, **fields):
-    _check_runbook(fields.get("environment"), fields.get("runbook_template_id"))
+    _check_runbook(fields.get("environment"), _runbook_id(fields))
     return create_object(actor, AlertRule, fields)
 
 
 def update_rule(actor, rule, **fields):
     """Change a rule; disabling it resolves its open alerts (in the same transaction)."""
     with transaction.atomic():
-        _check_runbook(fields.get("environment", rule.environment),
-                       fields.get("runbook_template_id", rule.runbook_template_id))
+        _check_runbook(fields.get("environment", rule.environment), _runbook_id(fields, rule))
         rule = update_object(actor, rule, fields)
         if not rule.enabled:
             _resolve_all(actor, rule, "the rule was disabled")
@@ -91,7 +93,7 @@ def alert_payload(alert):
         "kind": "alert", "id": alert.pk, "state": alert.state, "severity": alert.severity,
         "summary": alert.summary, "source": alert.source, "environment": alert.environment_id,
         "environment_name": alert.environment.name,
-        "runbook_template_id": alert.rule.runbook_template_id if alert.rule_id else None,
+        "runbook_template_id": alert.rule.runbook_id if alert.rule_id else None,
         "host": alert.host_id, "host_name": alert.host_name, "metric": alert.metric, "mount": alert.mount,
         "value": alert.value, "threshold": alert.threshold, "rule": alert.rule_id,
         "fired_at": alert.fired_at.isoformat(),

@@ -1,27 +1,74 @@
-"""Celery tasks of monitoring: evaluate alert rules, roll up and prune metrics.
+"""Celery tasks of monitoring: launch the metrics jobs, evaluate alert rules, roll up and prune
+metrics. Collection itself is a job (action host.metrics, job_actions.py); monitoring sits above
+the jobs engine, so it launches those jobs itself."""
+import logging
+from datetime import timedelta
 
-Collection itself is a job (action host.metrics); the task that launches it lives with the action
-in ops_portal.jobs.actions.monitoring, since monitoring sits below jobs.
-"""
 from celery import shared_task
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
 
+from ops_portal.accounts.models import Environment
 from ops_portal.core.choices import Source
 from ops_portal.core.context import Actor
+from ops_portal.inventory.models import Host
+from ops_portal.jobs.choices import ACTIVE_STATES
+from ops_portal.jobs.launch import launch_adhoc
+from ops_portal.jobs.models import Job
+
+from . import metrics
+from .choices import COLLECT_ACTION
+from .evaluation import evaluate as evaluate_rules
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="monitoring.evaluate", ignore_result=True)
 def evaluate(environment_id=None, source=Source.SCHEDULE):
     """Evaluate alert rules (of one environment, after its metrics job; or all, on schedule)."""
-    from .evaluation import evaluate as run
-
-    return run(Actor.system(source), environment_id=environment_id)
+    return evaluate_rules(Actor.system(source), environment_id=environment_id)
 
 
 @shared_task(name="monitoring.rollup", ignore_result=True)
 def rollup(raw_hours=None, five_minute_days=None, hourly_days=None):
     """Roll raw samples up into 5-minute and hourly buckets, then drop what is past retention."""
-    from . import metrics
-
     done = metrics.rollup()
     removed = metrics.retention(raw_hours=raw_hours, five_minute_days=five_minute_days, hourly_days=hourly_days)
     return {"done_until": done, "removed": removed}
+
+
+@shared_task(name="monitoring.collect_metrics", ignore_result=True)
+def collect_metrics(parallel=50, timeout_seconds=300):
+    """Launch one metrics job per environment with enabled hosts, unless its previous one is
+    still queued or running (collection never piles up behind a slow fleet)."""
+    actor = Actor.system(Source.SCHEDULE)
+    busy = set(Job.objects.system().filter(action=COLLECT_ACTION, state__in=ACTIVE_STATES)
+               .values_list("environment_id", flat=True))
+    wanted = Host.objects.filter(enabled=True).exclude(environment_id__in=busy).values("environment_id")
+    launched = []
+    for environment in Environment.objects.filter(pk__in=wanted).order_by("name"):
+        try:
+            job = launch_adhoc(
+                actor, environment=environment, action=COLLECT_ACTION, values={}, selector={"all": True},
+                strategy={"kind": "parallel", "limit": parallel}, name=f"Collect metrics ({environment.name})",
+                timeout_seconds=timeout_seconds, target_timeout_seconds=120, predefined=True)
+        except (ValidationError, PermissionDenied) as exc:  # hosts went away meanwhile
+            log.info("no metrics job in %s: %s", environment, exc)
+            continue
+        launched.append(job.pk)
+    return launched
+
+
+@shared_task(name="monitoring.prune_jobs", ignore_result=True)
+def prune_metrics_jobs(days=3):
+    """Remove system metrics jobs (with their targets and output) that ended more than `days` ago;
+    the samples they stored and their audit rows stay."""
+    cutoff = timezone.now() - timedelta(days=days)
+    old = Job.objects.system().filter(action=COLLECT_ACTION, finished__lt=cutoff)
+    removed = 0
+    while True:
+        ids = list(old.values_list("pk", flat=True)[:1000])
+        if not ids:
+            return removed
+        Job.objects.filter(pk__in=ids).delete()
+        removed += len(ids)

@@ -6,6 +6,7 @@ from django.views.decorators.http import require_POST
 from ops_portal.accounts.choices import Action
 from ops_portal.accounts.permissions import restrict, scope_for
 from ops_portal.core.web import actor, attempt, paginate
+from ops_portal.jobs.models import JobTemplate
 
 from . import services
 from .choices import OPEN_STATES, AlertState, Severity
@@ -21,19 +22,17 @@ def runbooks(user, template_ids):
     template_ids = {pk for pk in template_ids if pk}
     if not template_ids:
         return {}
-    from ops_portal.jobs.models import JobTemplate  # pages sit above jobs; the monitoring app does not
-
     return dict(restrict(JobTemplate.objects.filter(pk__in=template_ids), user, Action.VIEW).values_list("pk", "name"))
 
 
 def annotate(alerts, user):
     """Mark what the user may do with each alert on the page."""
     operate = scope_for(user, Action.OPERATE)
-    books = runbooks(user, {a.rule.runbook_template_id for a in alerts if a.rule_id})
+    books = runbooks(user, {a.rule.runbook_id for a in alerts if a.rule_id})
     for alert in alerts:
         alert.can_acknowledge = alert.state == AlertState.FIRING and operate.allows(alert.environment_id)
-        template_id = alert.rule.runbook_template_id if alert.rule_id else None
-        alert.runbook = (template_id, books[template_id]) if template_id in books else None
+        template_id = alert.rule.runbook_id if alert.rule_id else None
+        alert.runbook_link = (template_id, books[template_id]) if template_id in books else None
     return alerts
 
 
@@ -45,10 +44,9 @@ def home(request):
                                 .order_by(SEVERITY_ORDER, "-fired_at")[:OPEN_LIMIT]), request.user)
     rules = restrict(AlertRule.objects.select_related("environment", "group"), request.user, Action.VIEW)
     rules = list(rules)
-    books = runbooks(request.user, {r.runbook_template_id for r in rules})
+    books = runbooks(request.user, {r.runbook_id for r in rules})
     for rule in rules:
-        rule.runbook = (rule.runbook_template_id, books[rule.runbook_template_id]) \
-            if rule.runbook_template_id in books else None
+        rule.runbook_link = (rule.runbook_id, books[rule.runbook_id]) if rule.runbook_id in books else None
     context = {
         "open_alerts": open_alerts,
         "resolved": paginate(request, visible.filter(state=AlertState.RESOLVED).order_by("-resolved_at"), 25),

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import paramiko
 from fabric import Config, Connection
@@ -30,6 +31,7 @@ from ..sshkeys import BadKeyError, fingerprint, load_private_key, public_line
 class SSHTarget:
     """One host as the backend reaches it. Secrets are kept out of repr() (and so out of logs)."""
 
+    transport: ClassVar[str] = "ssh"  # see base.Backend.transports
     name: str
     address: str
     port: int = 22

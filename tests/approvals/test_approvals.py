@@ -10,10 +10,13 @@ from ops_portal.approvals.models import ApprovalPolicy, ApprovalRequest
 from ops_portal.audit.models import AuditEvent
 from ops_portal.core.context import Actor
 from ops_portal.inventory.choices import Transport
-from ops_portal.jobs import services as jobs
 from ops_portal.jobs.choices import JobState
+from ops_portal.jobs.launch import launch as launch_template
+from ops_portal.jobs.launch import launch_adhoc, request_cancel
 from ops_portal.jobs.models import Job
 from ops_portal.jobs.runner import claim
+from ops_portal.jobs.templates import create_template, update_template
+from ops_portal.jobs.windows import hold_for_window
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +58,7 @@ def run_commits(django_capture_on_commit_callbacks):
 
 
 def launch(user, env, **kwargs):
-    return jobs.launch_adhoc(act(user), environment=env, action="host.command", values={"command": "true"},
+    return launch_adhoc(act(user), environment=env, action="host.command", values={"command": "true"},
                              selector={"all": True}, **kwargs)
 
 
@@ -139,10 +142,10 @@ def test_a_plan_changed_after_approval_is_caught_before_it_runs(prod, people, ru
 
 def test_an_edited_template_invalidates_the_approval(prod, people, run_commits):
     admin = people(Role.ADMIN)
-    template = jobs.create_template(act(admin), name="deploy", environment=prod, action="host.command",
+    template = create_template(act(admin), name="deploy", environment=prod, action="host.command",
                                     selector={"all": True}, action_params={"command": "true"})
-    job = jobs.launch(act(people(Role.OPERATOR)), template)
-    jobs.update_template(act(admin), template, description="edited")
+    job = launch_template(act(people(Role.OPERATOR)), template)
+    update_template(act(admin), template, description="edited")
     run_commits(approvals.decide, act(people(Role.APPROVER)), job.approval_request, "approve")
     job.refresh_from_db()
     assert job.state == JobState.PENDING_APPROVAL and job.approval_request.state == "pending"
@@ -264,7 +267,7 @@ def test_a_signed_link_works_once(prod, people):
 def test_canceling_a_waiting_job_withdraws_its_request(prod, people, run_commits):
     operator = people(Role.OPERATOR)
     job = launch(operator, prod)
-    run_commits(jobs.request_cancel, act(operator), job)
+    run_commits(request_cancel, act(operator), job)
     assert Job.objects.get(pk=job.pk).state == JobState.CANCELED
     assert ApprovalRequest.objects.get(pk=job.approval_request_id).state == "withdrawn"
 
@@ -276,7 +279,7 @@ def test_approve_now_run_later_in_a_maintenance_window(prod, people, run_commits
     MaintenanceWindow.objects.create(environment=prod, name="tomorrow", weekdays=[later.weekday()],
                                      start_time=later.time().replace(microsecond=0), duration_minutes=60)
     operator = people(Role.OPERATOR)
-    job = launch(operator, prod, not_before=jobs.hold_for_window(prod))
+    job = launch(operator, prod, not_before=hold_for_window(prod))
     run_commits(approvals.decide, act(people(Role.APPROVER)), job.approval_request, "approve")
     assert Job.objects.get(pk=job.pk).state == JobState.QUEUED
     outcome = run_commits(claim, job.pk, "worker@test")

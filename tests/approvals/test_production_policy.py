@@ -9,8 +9,8 @@ from ops_portal.approvals.models import ApprovalPolicy
 from ops_portal.audit.models import AuditEvent
 from ops_portal.core.choices import Source
 from ops_portal.core.context import Actor
-from ops_portal.jobs import services as jobs
 from ops_portal.jobs.choices import JobState
+from ops_portal.jobs.launch import launch_adhoc
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -30,16 +30,20 @@ def test_after_bootstrap_an_operators_command_in_production_waits_for_approval()
     factories.binding(role=Role.OPERATOR, user=operator, environment=production)
     factories.binding(role=Role.OPERATOR, user=operator, environment=staging)
     actor = Actor.for_user(operator, source="api")
-    job = jobs.launch_adhoc(actor, environment=production, action="host.command", values={"command": "id"},
-                            selector={"all": True})
+    job = launch_adhoc(actor, environment=production, action="host.command", values={"command": "id"},
+                       selector={"all": True})
     assert job.state == JobState.PENDING_APPROVAL
     assert job.approval_request.required == 1 and job.approval_request.policies == ["production-changes"]
+    # Waiting for approval is a transition like any other: audited, in the launcher's name.
+    rows = AuditEvent.objects.filter(object_type="jobs.job", object_id=str(job.pk)).order_by("pk")
+    assert list(rows.values_list("action", "before", "actor_name")) == [
+        ("job.launch", None, operator.username), ("job.pending_approval", {"state": "queued"}, operator.username)]
     # Observation changes nothing and is not held.
-    facts = jobs.launch_adhoc(actor, environment=production, action="host.facts", selector={"all": True})
+    facts = launch_adhoc(actor, environment=production, action="host.facts", selector={"all": True})
     assert facts.state == JobState.QUEUED
     # Staging has no policy.
-    assert jobs.launch_adhoc(actor, environment=staging, action="host.command", values={"command": "id"},
-                             selector={"all": True}).state == JobState.QUEUED
+    assert launch_adhoc(actor, environment=staging, action="host.command", values={"command": "id"},
+                        selector={"all": True}).state == JobState.QUEUED
 
 
 def test_the_policy_is_audited_as_the_system_and_not_recreated_once_deleted():

@@ -9,8 +9,8 @@ import pytest
 from ops_portal.audit.models import AuditEvent
 from ops_portal.inventory import services as inventory
 from ops_portal.inventory.models import FactsChange, Host
-from ops_portal.jobs import services as jobs
 from ops_portal.jobs.choices import JobState, TargetState
+from ops_portal.jobs.launch import launch_adhoc
 from ops_portal.jobs.models import JobEvent
 from tests.jobs.helpers import wait_job, wait_until
 
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.
 
 
 def launch(actor, env, action, values, selector=None, **kwargs):
-    return jobs.launch_adhoc(actor, environment=env, action=action, values=values,
+    return launch_adhoc(actor, environment=env, action=action, values=values,
                              selector=selector or {"tags": ["fleet"]}, **kwargs)
 
 

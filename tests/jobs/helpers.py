@@ -3,7 +3,7 @@ import time
 from ops_portal.accounts.choices import Role
 from ops_portal.core.context import Actor
 from ops_portal.inventory.choices import Transport
-from ops_portal.jobs import services
+from ops_portal.jobs.launch import launch_adhoc
 from ops_portal.jobs.models import Job
 from tests import factories
 
@@ -19,7 +19,7 @@ def operator(environment):
 
 
 def launch(actor, environment, command, selector=None, **kwargs):
-    return services.launch_adhoc(actor, environment=environment, action="host.command",
+    return launch_adhoc(actor, environment=environment, action="host.command",
                                  values={"command": command}, selector=selector or {"all": True}, **kwargs)
 
 

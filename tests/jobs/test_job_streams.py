@@ -5,6 +5,7 @@ from asgiref.sync import sync_to_async
 
 from ops_portal.accounts.choices import Role
 from ops_portal.jobs.choices import JobState
+from ops_portal.jobs.lifecycle import publish_job
 from ops_portal.jobs.models import Job
 from tests import factories
 from tests.jobs.helpers import launch, local_hosts, operator, wait_job
@@ -154,9 +155,6 @@ async def test_an_objects_stream_follows_jobs_on_that_host(live_worker):
 async def test_a_hosts_stream_does_not_show_jobs_of_the_environment_it_left():
     """No worker needed: the jobs are published as their launch would publish them."""
     from django.db import transaction
-
-    from ops_portal.jobs import services
-
     @sync_to_async
     def setup():
         staging, production = factories.environment("left"), factories.environment("joined")
@@ -175,7 +173,7 @@ async def test_a_hosts_stream_does_not_show_jobs_of_the_environment_it_left():
     def publish(*jobs):
         with transaction.atomic():
             for job in jobs:
-                services._publish_job(job)
+                publish_job(job)
 
     viewer, host, old, new = await setup()
     comm = await _socket(viewer)

@@ -11,8 +11,9 @@ from ops_portal.approvals import services as approvals
 from ops_portal.approvals.models import ApprovalPolicy
 from ops_portal.core.context import Actor
 from ops_portal.inventory.choices import Transport
-from ops_portal.jobs import schedules, services
+from ops_portal.jobs import schedules
 from ops_portal.jobs.models import JobSchedule, JobTemplate
+from ops_portal.jobs.templates import create_template, update_template
 from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,7 +29,7 @@ def setup():
     actor = Actor.for_user(user, source="api")
     # A standing approval: both edits end it and ask again, so both touch its row too.
     ApprovalPolicy.objects.create(name="gate", environment=env, templates=["tick"])
-    template = services.create_template(actor, name="tick", environment=env, action="host.command",
+    template = create_template(actor, name="tick", environment=env, action="host.command",
                                         selector={"all": True}, action_params={"command": "echo tick"})
     schedule = schedules.create_schedule(actor, name="s", template=template, kind="cron", cron="*/5 * * * *")
     return actor, template, schedule
@@ -80,7 +81,7 @@ def run_both(template_edit, other_edit, monkeypatch, other_holds_schedule_in):
 
 def test_a_template_edit_and_a_schedule_edit_at_once_both_finish(setup, monkeypatch):
     actor, template, schedule = setup
-    run_both(lambda: services.update_template(actor, template, description="edited"),
+    run_both(lambda: update_template(actor, template, description="edited"),
              lambda: schedules.update_schedule(actor, schedule, cron="*/10 * * * *"),
              monkeypatch, "_sync_beat")
     assert JobTemplate.objects.get(pk=template.pk).description == "edited"
@@ -92,7 +93,7 @@ def test_a_template_edit_while_its_schedule_fires_both_finish(setup, monkeypatch
     approver = factories.user()
     factories.binding(role=Role.APPROVER, user=approver, environment=template.environment)
     approvals.decide(Actor.for_user(approver, source="api"), schedule.standing_request, "approve")  # it launches
-    run_both(lambda: services.update_template(actor, template, description="edited"),
+    run_both(lambda: update_template(actor, template, description="edited"),
              lambda: schedules.fire(schedule.pk),
              monkeypatch, "_launch")
     assert JobTemplate.objects.get(pk=template.pk).description == "edited"

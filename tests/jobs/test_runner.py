@@ -1,15 +1,20 @@
 """The runner against real subprocesses on the portal's machine, through a real Celery worker."""
+import http.server
 import os
 import signal
 import subprocess
+import threading
 import uuid
 
 import pytest
 
 from ops_portal.audit.models import AuditEvent
-from ops_portal.jobs import services
 from ops_portal.jobs.choices import JobState, TargetState
+from ops_portal.jobs.launch import launch as launch_template
+from ops_portal.jobs.launch import relaunch, request_cancel
 from ops_portal.jobs.models import JobEvent, Lease
+from ops_portal.jobs.templates import create_template
+from ops_portal.jobs.windows import create_freeze
 from tests import factories
 from tests.jobs.helpers import launch, local_hosts, operator, wait_job, wait_until
 from tests.live import start_worker
@@ -77,16 +82,55 @@ def test_a_failed_health_gate_stops_the_rollout(env, live_worker):
     assert "the health gate failed" in job.error
 
 
-def test_a_passing_health_gate_lets_the_rollout_continue(env, live_worker):
+def test_an_unreachable_http_health_gate_stops_the_rollout(env, live_worker):
     local_hosts(env, 3)
     job = launch(operator(env), env, "true", strategy={
         "kind": "rolling", "batch_size": 1, "pause_seconds": 0,
-        "health_gate": {"type": "http", "url": f"{os.environ.get('GATE_URL', 'http://127.0.0.1:1')}/",
-                        "retries": 1, "timeout": 1, "interval": 0}})
+        "health_gate": {"type": "http", "url": "http://127.0.0.1:1/", "retries": 1, "timeout": 1, "interval": 0}})
     # Nothing listens on port 1: the gate fails after batch 1, proving it runs over HTTP.
     job = wait_job(job, JobState.FAILED)
+    assert list(job.targets.order_by("index").values_list("state", flat=True)) == ["ok", "skipped", "skipped"]
     assert "Health gate attempt 1: failed (ConnectionError" in " ".join(
         JobEvent.objects.filter(job=job, kind="info").values_list("text", flat=True))
+
+
+@pytest.fixture
+def health_endpoint():
+    """An HTTP endpoint on 127.0.0.1 that answers 200 and counts the checks it served."""
+    checks = []
+
+    class Healthy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the standard library's name)
+            checks.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/healthz", checks
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_passing_health_gate_lets_the_rollout_continue(env, live_worker, health_endpoint):
+    url, checks = health_endpoint
+    local_hosts(env, 3)
+    job = launch(operator(env), env, 'echo "deployed $OPSPORTAL_TARGET"', strategy={
+        "kind": "rolling", "batch_size": 1, "pause_seconds": 0,
+        "health_gate": {"type": "http", "url": url, "retries": 1, "timeout": 5, "interval": 0}})
+    job = wait_job(job, JobState.SUCCEEDED)
+    assert list(job.targets.order_by("index").values_list("state", flat=True)) == ["ok", "ok", "ok"]
+    texts = list(JobEvent.objects.filter(job=job, kind="info").values_list("text", flat=True))
+    # Between batches 1-2 and 2-3, not after the last: two checks, both passed, the rollout went on.
+    assert texts.count("Health gate attempt 1: passed (HTTP 200)") == 2
+    assert checks == ["/healthz", "/healthz"]
+    assert "Batch 3 of 3: 1 targets." in texts and not job.error
 
 
 def test_a_second_job_on_the_same_target_waits_for_the_lease(env, live_worker):
@@ -110,7 +154,7 @@ def test_cancel_ends_the_whole_process_group_before_the_job_shows_canceled(env, 
     job = launch(actor, env, f"sleep {marker} & sleep {marker}1 & echo started; wait")
     wait_job(job, JobState.RUNNING)
     wait_until(lambda: len(pgrep(f"sleep {marker}")) >= 4, what="the sleeps to start")
-    services.request_cancel(actor, job)
+    request_cancel(actor, job)
     job = wait_job(job, JobState.CANCELED, timeout=30)
     assert pgrep(f"sleep {marker}") == []
     assert set(job.targets.values_list("state", flat=True)) == {TargetState.CANCELED}
@@ -121,7 +165,7 @@ def test_cancelling_a_queued_job_ends_it_at_once(env):
     local_hosts(env, 1)
     actor = operator(env)
     job = launch(actor, env, "true")  # no worker consumes in this test
-    job = services.request_cancel(actor, job)
+    job = request_cancel(actor, job)
     assert job.state == JobState.CANCELED
 
 
@@ -152,7 +196,7 @@ def test_a_freeze_holds_new_jobs_but_an_emergency_runs(env, live_worker):
     admin = factories.user()
     factories.binding(role="admin", user=admin, environment=env)
     admin_actor = Actor.for_user(admin, source="api")
-    services.create_freeze(admin_actor, environment=env, starts=timezone.now() - timedelta(minutes=1),
+    create_freeze(admin_actor, environment=env, starts=timezone.now() - timedelta(minutes=1),
                            ends=timezone.now() + timedelta(hours=1), reason="quarter close")
     held = launch(operator(env), env, "true")
     held = wait_until(lambda: type(held).objects.filter(pk=held.pk, waiting_reason__startswith="frozen").first(),
@@ -160,7 +204,7 @@ def test_a_freeze_holds_new_jobs_but_an_emergency_runs(env, live_worker):
     assert held.state == JobState.QUEUED and "quarter close" in held.waiting_reason
     urgent = launch(admin_actor, env, "true", emergency=True, emergency_reason="INC-7 outage")
     wait_job(urgent, JobState.SUCCEEDED)
-    services.request_cancel(admin_actor, held)
+    request_cancel(admin_actor, held)
 
 
 def test_a_job_whose_worker_is_killed_is_marked_lost(env, live_env, live_logs):
@@ -173,12 +217,12 @@ def test_a_job_whose_worker_is_killed_is_marked_lost(env, live_env, live_logs):
     from ops_portal.core.context import Actor
 
     actor = Actor.for_user(admin, source="api")
-    template = services.create_template(actor, name="slow", environment=env, action="host.command",
+    template = create_template(actor, name="slow", environment=env, action="host.command",
                                         selector={"all": True}, action_params={"command": "echo begun; sleep 37"},
                                         queue="doomed")
     doomed = start_worker(live_env, live_logs, name="doomed", concurrency=1, queues="doomed")
     try:
-        job = services.launch(actor, template)
+        job = launch_template(actor, template)
         wait_job(job, JobState.RUNNING)
         wait_until(lambda: JobEvent.objects.filter(job=job, text="begun").count() == 2, what="output")
         os.killpg(doomed.proc.pid, signal.SIGKILL)
@@ -201,7 +245,7 @@ def test_relaunch_runs_the_same_plan_again(env, live_worker):
     local_hosts(env, 2)
     actor = operator(env)
     first = wait_job(launch(actor, env, "echo again"), JobState.SUCCEEDED)
-    second = services.relaunch(actor, first)
+    second = relaunch(actor, first)
     second = wait_job(second, JobState.SUCCEEDED)
     assert second.relaunch_of_id == first.pk and second.plan_hash == first.plan_hash
     assert list(second.targets.values_list("name", flat=True)) == ["h-1", "h-2"]

@@ -11,9 +11,10 @@ from ops_portal.approvals import services as approvals
 from ops_portal.approvals.models import ApprovalPolicy
 from ops_portal.core.context import Actor
 from ops_portal.inventory.choices import Transport
-from ops_portal.jobs import schedules, services
+from ops_portal.jobs import schedules
 from ops_portal.jobs.choices import JobState
 from ops_portal.jobs.models import JobSchedule, ScheduleRun
+from ops_portal.jobs.templates import create_template, update_template
 from tests import factories
 from tests.jobs.helpers import wait_job, wait_until
 
@@ -29,7 +30,7 @@ def setup(db):
     env = factories.environment("alpha")
     factories.host(env, "h-1", transport=Transport.LOCAL)
     actor = admin_of(env)
-    template = services.create_template(actor, name="tick", environment=env, action="host.command",
+    template = create_template(actor, name="tick", environment=env, action="host.command",
                                         selector={"all": True}, action_params={"command": "echo tick"})
     return env, actor, template
 
@@ -120,7 +121,7 @@ def test_a_gated_schedule_needs_a_standing_approval_renewed_on_change(setup, dja
     run = schedules.fire(schedule.pk, now + timedelta(minutes=5))
     assert run.outcome == "launched" and run.job.state == JobState.QUEUED
     assert run.job.approval_request_id == standing.pk
-    services.update_template(actor, template, description="edited")  # the approval no longer covers it
+    update_template(actor, template, description="edited")  # the approval no longer covers it
     schedule.refresh_from_db()
     assert schedule.standing_request_id != standing.pk and schedule.standing_request.state == "pending"
     assert schedules.fire(schedule.pk, now + timedelta(minutes=10)).outcome == "needs_approval"
@@ -142,7 +143,7 @@ def test_a_real_beat_fires_a_schedule_and_the_job_runs(live_worker, live_beat):
     env = factories.environment("alpha")
     factories.host(env, "h-1", transport=Transport.LOCAL)
     actor = admin_of(env)
-    template = services.create_template(actor, name="tick", environment=env, action="host.command",
+    template = create_template(actor, name="tick", environment=env, action="host.command",
                                         selector={"all": True}, action_params={"command": "echo tick"})
     schedule = schedules.create_schedule(actor, name="every-10s", template=template, kind="interval",
                                          interval_seconds=10)
@@ -165,7 +166,7 @@ def test_another_admin_editing_a_template_renews_the_schedules_standing_approval
     approver = factories.user()
     factories.binding(role=Role.APPROVER, user=approver, environment=env)
     approvals.decide(Actor.for_user(approver, source="api"), schedule.standing_request, "approve")
-    services.update_template(admin_of(env), template, action_params={"command": "id"})
+    update_template(admin_of(env), template, action_params={"command": "id"})
     schedule.refresh_from_db()
     assert schedule.standing_request.state == "pending"
     run = schedules.fire(schedule.pk)

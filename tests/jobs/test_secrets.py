@@ -11,9 +11,12 @@ from ops_portal.approvals.models import ApprovalPolicy, ApprovalRequest
 from ops_portal.audit.models import AuditEvent
 from ops_portal.core.context import Actor
 from ops_portal.inventory.choices import Transport
-from ops_portal.jobs import schedules, services
+from ops_portal.jobs import schedules
 from ops_portal.jobs.choices import JobState
+from ops_portal.jobs.launch import launch as launch_template
+from ops_portal.jobs.launch import relaunch
 from ops_portal.jobs.models import Job, JobEvent, JobSchedule
+from ops_portal.jobs.templates import create_template, update_template
 from tests import factories
 from tests.jobs.helpers import wait_job
 
@@ -38,7 +41,7 @@ def person(env, role):
 
 
 def secret_template(env, name="hook"):
-    return services.create_template(act(admin_of(env)), name=name, environment=env, action="host.command",
+    return create_template(act(admin_of(env)), name=name, environment=env, action="host.command",
                                     selector={"all": True}, parameters=SECRET_PARAM)
 
 
@@ -87,7 +90,7 @@ def test_a_template_secret_is_never_stored_or_shown_in_clear(api, client):
 def test_a_relaunch_reuses_the_encrypted_secret_without_showing_it(api):
     env = factories.environment("alpha")
     factories.host(env, "h-1", transport=Transport.LOCAL)
-    job = services.launch(act(person(env, Role.OPERATOR)), secret_template(env), {"command": SECRET})
+    job = launch_template(act(person(env, Role.OPERATOR)), secret_template(env), {"command": SECRET})
     Job.objects.filter(pk=job.pk).update(state=JobState.SUCCEEDED)
     api.force_authenticate(person(env, Role.OPERATOR))
     response = api.post(f"/api/jobs/{job.pk}/relaunch/")
@@ -103,10 +106,10 @@ def test_a_relaunch_reuses_the_encrypted_secret_without_showing_it(api):
 def test_a_job_whose_secret_is_gone_is_not_relaunched_with_the_marker():
     env = factories.environment("alpha")
     factories.host(env, "h-1", transport=Transport.LOCAL)
-    job = services.launch(act(person(env, Role.OPERATOR)), secret_template(env), {"command": SECRET})
+    job = launch_template(act(person(env, Role.OPERATOR)), secret_template(env), {"command": SECRET})
     Job.objects.filter(pk=job.pk).update(state=JobState.SUCCEEDED, secret_params="")
     with pytest.raises(Exception, match="not stored"):
-        services.relaunch(act(person(env, Role.OPERATOR)), Job.objects.get(pk=job.pk))
+        relaunch(act(person(env, Role.OPERATOR)), Job.objects.get(pk=job.pk))
 
 
 @pytest.mark.django_db
@@ -140,12 +143,12 @@ def test_a_value_the_template_makes_secret_later_moves_out_of_its_schedules():
     env = factories.environment("alpha")
     factories.host(env, "h-1", transport=Transport.LOCAL)
     admin = act(admin_of(env))
-    template = services.create_template(admin, name="hook", environment=env, action="host.command",
+    template = create_template(admin, name="hook", environment=env, action="host.command",
                                         selector={"all": True}, parameters=[{"name": "command", "type": "string"}])
     schedule = schedules.create_schedule(admin, name="s", template=template, kind="cron", cron="0 3 * * *",
                                          params={"command": SECRET})
     assert schedule.params == {"command": SECRET}
-    services.update_template(admin, template, parameters=SECRET_PARAM)
+    update_template(admin, template, parameters=SECRET_PARAM)
     schedule = JobSchedule.objects.get(pk=schedule.pk)
     assert schedule.params == {} and json.loads(schedule.secret_params) == {"command": SECRET}
     assert "tok-9f8e7d6c5b4a" not in raw_rows("jobs_jobschedule", schedule.pk)
@@ -168,11 +171,11 @@ def test_a_secret_parameter_may_not_carry_a_default_in_the_template(api):
 def test_the_action_gets_the_real_secret_and_its_output_never_shows_it(live_worker):
     env = factories.environment("alpha")
     factories.host(env, "h-1", transport=Transport.LOCAL)
-    template = services.create_template(act(admin_of(env)), name="hook", environment=env, action="host.command",
+    template = create_template(act(admin_of(env)), name="hook", environment=env, action="host.command",
                                         selector={"all": True}, parameters=SECRET_PARAM)
     # The command prints its own command line (so the secret value itself) and a value it computes.
     command = "tr '\\0' ' ' < /proc/$$/cmdline; echo; echo computed-$((6*7)) # tok-9f8e7d6c5b4a"
-    job = services.launch(act(factories.superuser()), template, {"command": command})
+    job = launch_template(act(factories.superuser()), template, {"command": command})
     job = wait_job(job, JobState.SUCCEEDED)
     lines = list(JobEvent.objects.filter(job=job, kind="output").values_list("text", flat=True))
     assert "computed-42" in lines  # the action ran the real command

@@ -13,10 +13,11 @@ from ops_portal.audit.models import AuditEvent
 from ops_portal.core.context import Actor
 from ops_portal.inventory import services as inventory
 from ops_portal.inventory.models import Host
-from ops_portal.jobs import schedules, services
+from ops_portal.jobs import schedules
 from ops_portal.jobs.choices import JobState
 from ops_portal.jobs.models import JobSchedule
 from ops_portal.jobs.runner import claim
+from ops_portal.jobs.templates import create_template, update_template
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +38,7 @@ def gated(django_capture_on_commit_callbacks):
     approver = factories.user()
     factories.binding(role=Role.APPROVER, user=approver, environment=env)
     ApprovalPolicy.objects.create(name="gate", environment=env, templates=["restart"])
-    template = services.create_template(act(admin), name="restart", environment=env, action="host.command",
+    template = create_template(act(admin), name="restart", environment=env, action="host.command",
                                         selector={"groups": ["web"]}, action_params={"command": "true"})
     schedule = schedules.create_schedule(act(admin), name="nightly", template=template, kind="cron",
                                          cron="*/5 * * * *")
@@ -115,7 +116,7 @@ def test_a_host_that_changed_after_the_firing_is_caught_when_the_worker_claims_t
 
 def test_a_pending_standing_approval_is_refreshed_when_its_targets_change(gated):
     env, web, admin, approver, schedule = gated
-    services.update_template(act(admin), schedule.template, description="edited")  # asks again
+    update_template(act(admin), schedule.template, description="edited")  # asks again
     schedule.refresh_from_db()
     pending = schedule.standing_request
     factories.host(env, "web-2").groups.add(web)

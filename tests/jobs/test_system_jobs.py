@@ -5,6 +5,7 @@ import pytest
 from ops_portal.approvals.models import ApprovalPolicy
 from ops_portal.inventory.choices import Transport
 from ops_portal.jobs.choices import JobState
+from ops_portal.jobs.launch import launch_adhoc
 from ops_portal.jobs.models import Job
 from ops_portal.jobs.system import launch_everywhere
 from tests import factories
@@ -28,11 +29,9 @@ def test_facts_refresh_reaches_locked_down_production_without_approval():
 def test_changes_by_the_system_still_need_approval():
     from ops_portal.core.choices import Source
     from ops_portal.core.context import Actor
-    from ops_portal.jobs import services
-
     prod = factories.environment("production", is_production=True)
     ApprovalPolicy.objects.create(name="always", environment=prod, all_work=True)
     factories.host(prod, "p-1", transport=Transport.LOCAL)
-    job = services.launch_adhoc(Actor.system(Source.SCHEDULE), environment=prod, action="host.command",
+    job = launch_adhoc(Actor.system(Source.SCHEDULE), environment=prod, action="host.command",
                                 values={"command": "true"}, selector={"all": True})
     assert job.state == JobState.PENDING_APPROVAL

@@ -4,9 +4,13 @@ from django.core.exceptions import ValidationError
 
 from ops_portal.accounts.choices import Role
 from ops_portal.audit.models import AuditEvent
-from ops_portal.jobs import params, selectors
+from ops_portal.core import targets as selectors
+from ops_portal.jobs import params
 from ops_portal.jobs import strategy as strategies
+from ops_portal.jobs.launch import launch as launch_template
+from ops_portal.jobs.launch import launch_adhoc
 from ops_portal.jobs.models import Job
+from ops_portal.jobs.templates import create_template, update_template
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -197,16 +201,14 @@ def test_only_global_admins_act_on_the_portals_own_machine(settings, make_user, 
 
     from ops_portal.core.context import Actor
     from ops_portal.inventory.choices import Transport
-    from ops_portal.jobs import services
-
     settings.LOCAL_TARGETS_NEED_GLOBAL_ADMIN = True
     alpha, _ = envs
     factories.host(alpha, "portal", transport=Transport.LOCAL)
     for user in (make_user(Role.OPERATOR, alpha), make_user(Role.ADMIN, alpha)):
         with pytest.raises(PermissionDenied, match="portal's own machine"):
-            services.launch_adhoc(Actor.for_user(user, source="api"), environment=alpha, action="host.command",
+            launch_adhoc(Actor.for_user(user, source="api"), environment=alpha, action="host.command",
                                   values={"command": "cat var/portal.env"}, selector={"all": True})
-    job = services.launch_adhoc(Actor.for_user(make_user(Role.ADMIN, None), source="api"), environment=alpha,
+    job = launch_adhoc(Actor.for_user(make_user(Role.ADMIN, None), source="api"), environment=alpha,
                                 action="host.command", values={"command": "uptime"}, selector={"all": True})
     assert job.state == "queued"
     assert not Job.objects.exclude(pk=job.pk).exists()
@@ -220,20 +222,18 @@ def test_work_on_the_portals_machine_needs_everyone_who_shaped_the_plan_to_be_a_
 
     from ops_portal.core.context import Actor
     from ops_portal.inventory.choices import Transport
-    from ops_portal.jobs import services
-
     settings.LOCAL_TARGETS_NEED_GLOBAL_ADMIN = True
     alpha, _ = envs
     factories.host(alpha, "portal", transport=Transport.LOCAL)
     factories.host(alpha, "web-1")
     root = Actor.for_user(make_user(Role.ADMIN, None), source="api")
     env_admin = Actor.for_user(make_user(Role.ADMIN, alpha), source="api")
-    template = services.create_template(root, name="t", environment=alpha, action="host.command",
+    template = create_template(root, name="t", environment=alpha, action="host.command",
                                         selector={"names": ["web-1"]}, action_params={"command": "uptime"})
-    template = services.update_template(env_admin, template, selector={"names": ["portal"]},
+    template = update_template(env_admin, template, selector={"names": ["portal"]},
                                         action_params={"command": "cat var/portal.env"})
     with pytest.raises(PermissionDenied, match="the template's last editor is not one"):
-        services.launch(root, template)
+        launch_template(root, template)
     assert not Job.objects.exists()
-    template = services.update_template(root, template, description="reviewed")
-    assert services.launch(root, template).targets.get().name == "portal"
+    template = update_template(root, template, description="reviewed")
+    assert launch_template(root, template).targets.get().name == "portal"

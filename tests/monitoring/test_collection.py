@@ -9,10 +9,10 @@ from django.utils import timezone
 from ops_portal.approvals.models import ApprovalPolicy
 from ops_portal.audit.models import AuditEvent
 from ops_portal.inventory.choices import Transport
-from ops_portal.jobs.actions.monitoring import collect_metrics, prune_metrics_jobs
 from ops_portal.jobs.choices import JobState
 from ops_portal.jobs.models import FreezeWindow, Job
 from ops_portal.monitoring.models import Alert, Sample, Series
+from ops_portal.monitoring.tasks import collect_metrics, prune_metrics_jobs
 from tests import factories
 from tests.jobs.helpers import wait_job, wait_until
 from tests.monitoring.helpers import rule

@@ -226,7 +226,7 @@ def test_rule_validation(env, host):
                           ({"metric": "cpu_percent", "mount": "/var"}, "mount"),
                           ({"group": other_group}, "group"),
                           ({"for_seconds": 86401}, "for_seconds"),
-                          ({"runbook_template_id": 999999}, "runbook_template_id")]:
+                          ({"runbook_id": 999999}, "runbook_template_id")]:
         with pytest.raises(ValidationError) as caught:
             rule(env, **fields)
         assert field in caught.value.message_dict, fields

@@ -4,10 +4,10 @@ import pytest
 from django.core.management import call_command
 
 from ops_portal.inventory.models import Host
-from ops_portal.jobs.actions.monitoring import collect_metrics
 from ops_portal.jobs.choices import JobState
 from ops_portal.jobs.models import Job
 from ops_portal.monitoring.models import Alert, Sample
+from ops_portal.monitoring.tasks import collect_metrics
 from ops_portal.notifications.models import Delivery
 from tests import factories
 from tests.jobs.helpers import wait_job, wait_until

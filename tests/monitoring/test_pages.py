@@ -4,7 +4,7 @@ from asgiref.sync import sync_to_async
 
 from ops_portal.accounts.choices import Role
 from ops_portal.core.context import Actor
-from ops_portal.jobs import services as jobs
+from ops_portal.jobs.templates import create_template
 from ops_portal.monitoring import services
 from ops_portal.monitoring.models import Alert
 from tests import factories
@@ -66,10 +66,10 @@ def test_an_operator_acknowledges_on_the_page_and_a_viewer_is_refused(client, en
 @pytest.mark.django_db
 def test_an_alert_offers_its_runbook_template(client, env, host):
     admin = person(env, Role.ADMIN)
-    template = jobs.create_template(Actor.for_user(admin, source="web"), name="clean-disk", environment=env,
+    template = create_template(Actor.for_user(admin, source="web"), name="clean-disk", environment=env,
                                     action="host.command", selector={"all": True},
                                     action_params={"command": "rm -f /mnt/data/fill"})
-    watched = rule(env, metric="disk_percent", threshold=90, runbook_template_id=template.pk)
+    watched = rule(env, metric="disk_percent", threshold=90, runbook=template)
     services.fire(Actor.system(), source="rule", key="r", environment=env, host=host, rule=watched,
                   severity="critical", summary="full")
     client.force_login(person(env, Role.OPERATOR))

@@ -3,11 +3,13 @@
     {"error": {"status": 400, "code": "invalid", "message": "...", "fields": {"name": ["..."]}},
      "request_id": "..."}
 """
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
-from django.http import Http404
+from django.http import Http404, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -79,10 +81,6 @@ def exception_handler(exc, context):
 @csrf_exempt  # it changes nothing, and a CSRF refusal would answer in HTML
 def api_not_found(request, *args, **kwargs):
     """A JSON 404 for /api/ paths no route matches (Django would answer with an HTML page)."""
-    from django.conf import settings
-    from django.http import HttpResponsePermanentRedirect, JsonResponse
-    from django.urls import Resolver404, resolve
-
     if settings.APPEND_SLASH and not request.path_info.endswith("/"):
         try:
             if resolve(request.path_info + "/").func is not api_not_found:

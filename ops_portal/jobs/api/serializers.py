@@ -7,6 +7,7 @@ from ops_portal.inventory.api.serializers import EnvironmentField
 
 from .. import actions
 from ..models import FreezeWindow, Job, JobSchedule, JobTarget, JobTemplate, MaintenanceWindow, ScheduleRun
+from ..schedules import next_run
 
 
 class ActionSerializer(serializers.Serializer):
@@ -145,8 +146,6 @@ class JobScheduleSerializer(serializers.ModelSerializer):
         return sorted(json.loads(obj.secret_params)) if obj.secret_params else []
 
     def get_next_run(self, obj) -> str | None:
-        from ..schedules import next_run
-
         value = next_run(obj)
         return value.isoformat() if value else None
 

@@ -13,11 +13,23 @@ from ops_portal.accounts.permissions import scope_for
 from ops_portal.core import periodic
 from ops_portal.core.api.viewsets import PortalViewSet, ServiceModelViewSet
 
-from .. import actions, schedules, services
+from .. import actions, schedules
 from ..filtersets import FreezeWindowFilterSet, JobFilterSet, JobTemplateFilterSet
+from ..launch import launch as launch_template
+from ..launch import launch_adhoc, relaunch, request_cancel
 from ..models import FreezeWindow, Job, JobEvent, JobSchedule, JobTemplate, MaintenanceWindow
 from ..output import iter_output
 from ..streams import event_payload
+from ..system import update_builtin
+from ..templates import create_template, delete_template, update_template
+from ..windows import (
+    create_freeze,
+    create_window,
+    delete_freeze,
+    delete_window,
+    hold_for_window,
+    update_window,
+)
 from . import serializers as s
 
 EVENT_PAGE_MAX = 10000
@@ -42,13 +54,13 @@ class JobTemplateViewSet(ServiceModelViewSet):
     ordering_fields = ["name", "created", "updated"]
 
     def perform_create(self, serializer):
-        return services.create_template(self.actor, **serializer.validated_data)
+        return create_template(self.actor, **serializer.validated_data)
 
     def perform_update(self, serializer):
-        return services.update_template(self.actor, serializer.instance, **serializer.validated_data)
+        return update_template(self.actor, serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance):
-        services.delete_template(self.actor, instance)
+        delete_template(self.actor, instance)
 
     @extend_schema(request=s.LaunchSerializer, responses={201: s.JobDetailSerializer})
     @action(detail=True, methods=["post"])
@@ -58,8 +70,8 @@ class JobTemplateViewSet(ServiceModelViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         template = self.get_object()
-        not_before = services.hold_for_window(template.environment) if data["in_window"] else data["not_before"]
-        job = services.launch(self.actor, template, data["params"], emergency=data["emergency"],
+        not_before = hold_for_window(template.environment) if data["in_window"] else data["not_before"]
+        job = launch_template(self.actor, template, data["params"], emergency=data["emergency"],
                               emergency_reason=data["emergency_reason"], not_before=not_before)
         return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
 
@@ -92,26 +104,26 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         serializer = s.AdhocJobSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        job = services.launch_adhoc(
+        job = launch_adhoc(
             self.actor, environment=data["environment"], action=data["action"], values=data["params"],
             selector=data["selector"], strategy=data["strategy"], name=data["name"],
             timeout_seconds=data["timeout_seconds"], target_timeout_seconds=data["target_timeout_seconds"],
             emergency=data["emergency"], emergency_reason=data["emergency_reason"],
-            not_before=services.hold_for_window(data["environment"]) if data["in_window"] else data["not_before"])
+            not_before=hold_for_window(data["environment"]) if data["in_window"] else data["not_before"])
         return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=s.JobSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel: queued jobs end at once; running jobs once their processes are confirmed gone."""
-        job = services.request_cancel(self.actor, self.get_object())
+        job = request_cancel(self.actor, self.get_object())
         return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={201: s.JobDetailSerializer})
     @action(detail=True, methods=["post"])
     def relaunch(self, request, pk=None):
         """Run the same plan again as a new job."""
-        job = services.relaunch(self.actor, self.get_object())
+        job = relaunch(self.actor, self.get_object())
         return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[OpenApiParameter("after", OpenApiTypes.INT),
@@ -155,10 +167,10 @@ class FreezeWindowViewSet(ServiceModelViewSet):
     http_method_names = ["get", "post", "delete", "head", "options"]
 
     def perform_create(self, serializer):
-        return services.create_freeze(self.actor, **serializer.validated_data)
+        return create_freeze(self.actor, **serializer.validated_data)
 
     def perform_destroy(self, instance):
-        services.delete_freeze(self.actor, instance)
+        delete_freeze(self.actor, instance)
 
 
 class MaintenanceWindowViewSet(ServiceModelViewSet):
@@ -168,13 +180,13 @@ class MaintenanceWindowViewSet(ServiceModelViewSet):
     ordering_fields = ["name"]
 
     def perform_create(self, serializer):
-        return services.create_window(self.actor, **serializer.validated_data)
+        return create_window(self.actor, **serializer.validated_data)
 
     def perform_update(self, serializer):
-        return services.update_window(self.actor, serializer.instance, **serializer.validated_data)
+        return update_window(self.actor, serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance):
-        services.delete_window(self.actor, instance)
+        delete_window(self.actor, instance)
 
 
 class JobScheduleViewSet(ServiceModelViewSet):
@@ -221,6 +233,6 @@ class SystemScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mi
         serializer = self.get_serializer(self.get_object(), data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        task = services.update_builtin(self.actor, serializer.instance, enabled=data.get("enabled"),
+        task = update_builtin(self.actor, serializer.instance, enabled=data.get("enabled"),
                                        every_seconds=data.get("interval", {}).get("every"))
         return Response(s.SystemScheduleSerializer(task).data)

@@ -1,7 +1,9 @@
 from rest_framework import serializers
 
+from ops_portal.core.api.fields import VisiblePrimaryKeyRelatedField
 from ops_portal.inventory.api.serializers import EnvironmentField
 from ops_portal.inventory.models import HostGroup
+from ops_portal.jobs.models import JobTemplate
 
 from ..choices import STEPS, Metric
 from ..models import Alert, AlertRule
@@ -13,6 +15,10 @@ class AlertRuleSerializer(serializers.ModelSerializer):
     environment = EnvironmentField()
     group = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=128,
                                   help_text="A host group of the rule's environment, by name (empty: all hosts).")
+    # The name the API had while the runbook was a bare id; the model field is `runbook`.
+    runbook_template_id = VisiblePrimaryKeyRelatedField(
+        source="runbook", queryset=JobTemplate.objects.all(), required=False, allow_null=True,
+        help_text="A job template of the rule's environment to run when it fires (empty: none).")
 
     class Meta:
         model = AlertRule
@@ -43,7 +49,7 @@ class AlertRuleSerializer(serializers.ModelSerializer):
 class AlertSerializer(serializers.ModelSerializer):
     environment = serializers.CharField(source="environment.name", read_only=True)
     rule_name = serializers.CharField(source="rule.name", read_only=True, default=None)
-    runbook_template_id = serializers.IntegerField(source="rule.runbook_template_id", read_only=True, default=None,
+    runbook_template_id = serializers.IntegerField(source="rule.runbook_id", read_only=True, default=None,
                                                    allow_null=True)
 
     class Meta:

@@ -329,7 +329,7 @@ def collect(use_psutil=True, interval=0.0, leave_out_self=False):
     psutil = None
     if use_psutil:
         try:
-            import psutil
+            import psutil  # noqa: PLC0415 — optional on the scanned host; /proc is the fallback
         except ImportError:
             psutil = None
     hz = os.sysconf("SC_CLK_TCK")

@@ -6,16 +6,17 @@ target threads only talk to hosts, and hand their database writes to the job's w
 """
 from dataclasses import dataclass
 
-from ops_portal.configs import drift, rendering
-from ops_portal.configs.models import PLAN_IDS_PATTERN, ConfigTemplate, parse_plan_ids
+from ops_portal.core import targets as target_kinds
 from ops_portal.inventory.models import Host
+from ops_portal.inventory.targets import HOSTS
+from ops_portal.jobs.actions import ActionSpec, register
+from ops_portal.jobs.choices import EventKind
+from ops_portal.jobs.job_actions import HOST, job_env, prepare_ssh, ssh_only, with_host
 from schedulers import host as ssh
 from schedulers.base import BackendError, CommandResult
 
-from .. import selectors
-from ..choices import EventKind
-from . import ActionSpec, register
-from .host import prepare_ssh, with_host
+from . import drift, rendering
+from .models import PLAN_IDS_PATTERN, ConfigTemplate, parse_plan_ids
 
 SERVICE_ACTION_TIMEOUT = 600
 
@@ -91,19 +92,15 @@ def prepare_configs(runner):
     prepare_ssh(runner)
     configs = _load_configs(runner, strict=runner.spec.name == "config.apply")
     environment = runner.job.environment
-    scope = {c.pk: {t["ref_id"] for t in selectors.resolve(c.selector, environment)} for c in configs}
-    host_ids = [t.ref_id for t in runner.targets if t.kind == "host"]
+    scope = {c.pk: {t["ref_id"] for t in target_kinds.resolve(c.selector, environment)} for c in configs}
+    host_ids = [t.ref_id for t in runner.targets if t.kind == HOSTS.name]
     hosts = Host.objects.filter(pk__in=host_ids).select_related("environment").prefetch_related("groups")
     runner.resources["configs"] = _plan_hosts(list(hosts), lambda host: [c for c in configs if host.pk in scope[c.pk]])
 
 
-def _refuse_local(host):
-    raise BackendError(f"configuration files are applied over SSH only; {host.name} is the portal's own machine, "
-                       "whose files the worker's user should not rewrite")
-
-
-def _remote_env(ctx):
-    return {"OPSPORTAL_JOB": str(ctx.job.pk), "OPSPORTAL_TARGET": ctx.target.name}
+def _refusal(target):
+    return (f"configuration files are applied over SSH only; {target.name} is the portal's own machine, "
+            "whose files the worker's user should not rewrite")
 
 
 class _HostRun:
@@ -157,8 +154,8 @@ class _HostRun:
                 ctx.info(f"Would run the service action of {', '.join(names)}: {command}")
                 continue
             ctx.info(f"Service action of {', '.join(names)}: {command}")
-            result = ssh.run_command(pool, target, command, on_line=ctx.output, cancel=ctx.cancel,
-                                     timeout=ctx.timeout or SERVICE_ACTION_TIMEOUT, env=_remote_env(ctx))
+            result = HOST.run_command(pool, target, command, on_line=ctx.output, cancel=ctx.cancel,
+                                      timeout=ctx.timeout or SERVICE_ACTION_TIMEOUT, env=job_env(ctx))
             if result.canceled or result.timed_out:
                 return result
             if not result.ok:
@@ -167,6 +164,7 @@ class _HostRun:
         return failures
 
     def __call__(self, pool, target):
+        ssh_only(target, _refusal(target))
         for item in self.items:
             if self.ctx.cancel.is_set():
                 return CommandResult(canceled=True, data=self.summary())
@@ -197,7 +195,7 @@ def _run(ctx, *, dry_run, check):
     host_id, job_id = ctx.target.ref_id, ctx.job.pk
     run = _HostRun(ctx, items, dry_run=dry_run, check=check)
     try:
-        result = with_host(ctx, _refuse_local, run)
+        result = with_host(ctx, run)
     except BackendError as exc:
         if check:
             unknown = [{"config": i.config_id, "version": i.version, "drifted": None, "error": str(exc)}
@@ -228,7 +226,7 @@ CONFIGS_PARAM = {"name": "configs", "type": "string", "required": True, "pattern
                  "help": "Comma-separated ids; id@version pins the version the job was planned with."}
 
 register(ActionSpec(
-    name="config.apply", label="Apply configuration files", target_kind="host", prepare=prepare_configs,
+    name="config.apply", label="Apply configuration files", target_kind=HOSTS.name, prepare=prepare_configs,
     description="Render configuration templates for each host and make its files match (content, mode, owner, "
                 "group); run a template's service action when its file changed. A dry run shows the diffs.",
     parameters=[CONFIGS_PARAM, {"name": "dry_run", "type": "bool", "default": False, "label": "Dry run"}],
@@ -236,7 +234,7 @@ register(ActionSpec(
     run=apply_configs,
 ))
 register(ActionSpec(
-    name="config.drift", label="Check configuration drift", target_kind="host", prepare=prepare_configs,
+    name="config.drift", label="Check configuration drift", target_kind=HOSTS.name, prepare=prepare_configs,
     mutating=False,
     description="Compare each host's files with their rendered configuration templates and record a drift report "
                 "(with the diff) per host and template; drift raises an alert, a file back in line resolves it.",

@@ -1,34 +1,33 @@
-"""Host-level actions: commands, scripts, facts, deploys and compliance checks — on the portal's
-own machine (local transport) or over SSH with a per-job bounded connection pool."""
-import os
-import secrets
+"""The host level's job actions: commands, scripts, facts, deploys and compliance checks — on the
+portal's own machine (local transport) or over SSH with a per-job bounded connection pool.
 
+Hosts are inventory, which sits below jobs, so the host level's actions live in the jobs app (the
+top of its layers, loaded by core.declarations like every app's job_actions.py); configs and
+monitoring build theirs on the helpers here (prepare_ssh, with_host).
+"""
 from ops_portal.inventory import services as inventory
 from ops_portal.inventory.choices import Transport
+from ops_portal.inventory.models import Artifact
+from ops_portal.inventory.targets import HOSTS
+from schedulers import base as backends
 from schedulers import host as ssh
-from schedulers import local
 from schedulers.base import BackendError, CommandResult
 from schedulers.hostlib import validate as release_rules
 
-from . import ActionSpec, register
+from .actions import ActionSpec, register
 
-INTERPRETERS = {"sh": ["sh", "-s"], "bash": ["bash", "-s"], "python3": ["python3", "-"]}
 DEFAULT_POOL = 20
+HOST = backends.get("host")  # schedulers.host registers it
 
 
-def local_env(ctx):
-    """A clean environment for commands on the portal's machine: never the worker's own secrets."""
-    return {
-        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME": os.environ.get("HOME", "/"),
-        "LANG": "C.UTF-8",
-        "OPSPORTAL_JOB": str(ctx.job.pk),
-        "OPSPORTAL_TARGET": ctx.target.name,
-    }
+def job_env(ctx):
+    """What a command learns about its job (the backend adds a clean PATH, HOME, LANG locally)."""
+    return {"OPSPORTAL_JOB": str(ctx.job.pk), "OPSPORTAL_TARGET": ctx.target.name}
 
 
 def prepare_ssh(runner):
-    """One SSH pool per job, bounded by the strategy's limit; first-seen host keys get pinned."""
+    """The host backend's per-job session: one SSH pool bounded by the strategy's limit; first-seen
+    host keys get pinned."""
     hosts_by_name = {obj.name: obj.pk for obj in runner.objects.values()}
 
     def on_host_key(target, key_line, fingerprint):
@@ -37,11 +36,13 @@ def prepare_ssh(runner):
             runner.writer.call(lambda: inventory.pin_first_host_key(host_id, key_line))
 
     limit = runner.job.strategy.get("limit", DEFAULT_POOL)
-    runner.resources["ssh"] = ssh.SSHPool(max_connections=max(1, min(limit, len(runner.targets) or 1)),
-                                          on_host_key=on_host_key)
+    runner.resources["ssh"] = HOST.session(min(limit, len(runner.targets) or 1), on_host_key=on_host_key)
 
 
-def ssh_target(host):
+def host_target(host):
+    """The backend's view of an inventory host: where it is and how it is reached."""
+    if host.transport == Transport.LOCAL:
+        return ssh.LocalTarget(name=host.name)
     credential = host.credential
     if credential is None:
         raise BackendError(f"host {host.name} has no SSH credential")
@@ -50,16 +51,23 @@ def ssh_target(host):
                          pinned_host_key=host.host_key, connect_timeout=10.0)
 
 
-def with_host(ctx, local_call, ssh_call):
-    """Run on the target host by its transport, and note how reaching it went."""
+def ssh_only(target, refusal):
+    """Refuse work meant for remote hosts on the portal's own machine."""
+    if HOST.transport_of(target) != "ssh":
+        raise BackendError(refusal)
+
+
+def with_host(ctx, call):
+    """call(session, target) on the target's host (the backend reaches it by its transport), and
+    note how reaching it went."""
     host = ctx.obj
     if host is None:
         raise BackendError(f"host {ctx.target.name} is no longer in the inventory")
-    if host.transport == Transport.LOCAL:
-        return local_call(host)
-    host_id = host.pk
+    session, host_id = ctx.resources["ssh"], host.pk
+    if host.transport == Transport.LOCAL:  # the portal's own machine: nothing to note about reaching it
+        return call(session, host_target(host))
     try:
-        result = ssh_call(ctx.resources["ssh"], ssh_target(host))
+        result = call(session, host_target(host))
     except ssh.HostKeyMismatch as exc:
         offered, message = exc.offered_key, str(exc)
         ctx.after(lambda: inventory.note_host_key_changed(host_id, offered, message))
@@ -76,65 +84,22 @@ def with_host(ctx, local_call, ssh_call):
 
 def run_command(ctx):
     command = ctx.params["command"]
-    return with_host(
-        ctx,
-        lambda host: local.run(["sh", "-c", command], on_line=ctx.output, cancel=ctx.cancel, timeout=ctx.timeout,
-                               env=local_env(ctx)),
-        lambda pool, target: ssh.run_command(pool, target, command, on_line=ctx.output, cancel=ctx.cancel,
-                                             timeout=ctx.timeout, env=_remote_env(ctx)),
-    )
-
-
-def _remote_env(ctx):
-    return {"OPSPORTAL_JOB": str(ctx.job.pk), "OPSPORTAL_TARGET": ctx.target.name}
+    return with_host(ctx, lambda session, target: HOST.run_command(
+        session, target, command, on_line=ctx.output, cancel=ctx.cancel, timeout=ctx.timeout, env=job_env(ctx)))
 
 
 def run_script(ctx):
     script, interpreter = ctx.params["script"], ctx.params["interpreter"]
-
-    def over_ssh(pool, target):
-        path = f"/tmp/.opsportal-{ctx.job.pk}-{ctx.target.index}-{secrets.token_hex(4)}"
-        with pool.connection(target, cancel=ctx.cancel) as conn:
-            ssh.put_file(conn, path, script.encode(), 0o700)
-        try:
-            argv = [INTERPRETERS[interpreter][0], path]
-            return ssh.run_command(pool, target, " ".join(_quote(a) for a in argv), on_line=ctx.output,
-                                   cancel=ctx.cancel, timeout=ctx.timeout, env=_remote_env(ctx))
-        finally:
-            ssh.run_capture(pool, target, f"rm -f -- {_quote(path)}", timeout=30)
-
-    return with_host(
-        ctx,
-        lambda host: local.run(INTERPRETERS[interpreter], stdin=script, on_line=ctx.output, cancel=ctx.cancel,
-                               timeout=ctx.timeout, env=local_env(ctx)),
-        over_ssh,
-    )
-
-
-def _quote(value):
-    import shlex
-
-    return shlex.quote(value)
+    return with_host(ctx, lambda session, target: HOST.run_script(
+        session, target, script, interpreter, on_line=ctx.output, cancel=ctx.cancel, timeout=ctx.timeout,
+        env=job_env(ctx), tag=f"{ctx.job.pk}-{ctx.target.index}"))
 
 
 # Facts --------------------------------------------------------------------------------------
 
 def gather_facts(ctx):
-    def local_facts(host):
-        from schedulers.hostlib.probes import probe_source
-
-        lines = []
-        result = local.run(["python3", "-c", probe_source(), "facts"], on_line=lambda s, line: lines.append((s, line)),
-                           cancel=ctx.cancel, timeout=60, env=local_env(ctx))
-        if not result.ok:
-            return result
-        import json
-
-        return json.loads([line for stream, line in lines if stream == "stdout"][-1])
-
-    facts = with_host(ctx, local_facts, lambda pool, target: ssh.gather_facts(pool, target, cancel=ctx.cancel))
-    if isinstance(facts, CommandResult):
-        return facts
+    facts = with_host(ctx, lambda session, target: HOST.probe(session, target, "facts", cancel=ctx.cancel,
+                                                              env=job_env(ctx)))
     host_id, job_id = ctx.obj.pk, ctx.job.pk
     summary = (f"{facts.get('os', {}).get('pretty_name', '?')}, kernel {facts.get('kernel')}, "
                f"{facts.get('cpu_count')} CPUs")
@@ -146,8 +111,6 @@ def gather_facts(ctx):
 # Deploys ------------------------------------------------------------------------------------
 
 def prepare_deploy(runner):
-    from ops_portal.inventory.models import Artifact
-
     prepare_ssh(runner)
     artifact = Artifact.objects.filter(pk=runner.params["artifact"], environment=runner.job.environment).first()
     if artifact is None:
@@ -160,36 +123,34 @@ def deploy(ctx):
     release = params.get("release_id") or f"job{ctx.job.pk}"
 
     def over_ssh(pool, target):
+        ssh_only(target, f"deploys run over SSH; {target.name} is the portal's own machine")
         return ssh.deploy_release(pool, target, base_dir=params["base_dir"], release_id=release,
                                   archive=ctx.resources["artifact"], keep=params["keep"],
                                   restart_hook=params.get("restart_hook") or None, on_line=ctx.output,
                                   cancel=ctx.cancel, timeout=ctx.timeout or 600)
 
-    return with_host(ctx, _no_local("deploys"), over_ssh)
+    return with_host(ctx, over_ssh)
 
 
 def rollback(ctx):
     def over_ssh(pool, target):
+        ssh_only(target, f"rollbacks run over SSH; {target.name} is the portal's own machine")
         return ssh.rollback_release(pool, target, base_dir=ctx.params["base_dir"], on_line=ctx.output,
                                     cancel=ctx.cancel)
 
-    return with_host(ctx, _no_local("rollbacks"), over_ssh)
-
-
-def _no_local(what):
-    def refuse(host):
-        raise BackendError(f"{what} run over SSH; {host.name} is the portal's own machine")
-
-    return refuse
+    return with_host(ctx, over_ssh)
 
 
 # Compliance ---------------------------------------------------------------------------------
 
 def compliance(ctx):
     ports = tuple(int(p) for p in str(ctx.params.get("allowed_ports") or "22").split(",") if p.strip())
-    results = with_host(ctx, _no_local("compliance checks"),
-                        lambda pool, target: ssh.run_compliance_checks(pool, target, allowed_ports=ports,
-                                                                        cancel=ctx.cancel))
+
+    def over_ssh(pool, target):
+        ssh_only(target, f"compliance checks run over SSH; {target.name} is the portal's own machine")
+        return ssh.run_compliance_checks(pool, target, allowed_ports=ports, cancel=ctx.cancel)
+
+    results = with_host(ctx, over_ssh)
     failed = [r for r in results if r["passed"] is False]
     for result in results:
         mark = {True: "PASS", False: "FAIL", None: "UNKNOWN"}[result["passed"]]
@@ -207,26 +168,26 @@ RELEASE_ID = release_rules.RELEASE_ID.pattern
 ABS_PATH = r"(?!.*/\.\.(/|$))/[A-Za-z0-9._/-]{1,250}"
 
 register(ActionSpec(
-    name="host.command", label="Run a command", target_kind="host", prepare=prepare_ssh,
+    name="host.command", label="Run a command", target_kind=HOSTS.name, prepare=prepare_ssh,
     description="Run a shell command on each host; output streams line by line.",
     parameters=[{"name": "command", "type": "text", "required": True, "max_length": 16384,
                  "label": "Command", "help": "Runs with sh -c on the host."}],
     run=run_command,
 ))
 register(ActionSpec(
-    name="host.script", label="Run a script", target_kind="host", prepare=prepare_ssh,
+    name="host.script", label="Run a script", target_kind=HOSTS.name, prepare=prepare_ssh,
     description="Copy a script to each host and run it with an interpreter.",
     parameters=[{"name": "script", "type": "text", "required": True, "max_length": 262144, "label": "Script"},
-                {"name": "interpreter", "type": "choice", "choices": list(INTERPRETERS), "default": "sh"}],
+                {"name": "interpreter", "type": "choice", "choices": list(ssh.INTERPRETERS), "default": "sh"}],
     run=run_script,
 ))
 register(ActionSpec(
-    name="host.facts", label="Gather facts", target_kind="host", prepare=prepare_ssh, mutating=False,
+    name="host.facts", label="Gather facts", target_kind=HOSTS.name, prepare=prepare_ssh, mutating=False,
     description="OS, kernel, CPUs, memory, disks, uptime, addresses, listening ports, pending reboot.",
     parameters=[], run=gather_facts,
 ))
 register(ActionSpec(
-    name="host.deploy", label="Deploy a release", target_kind="host", prepare=prepare_deploy,
+    name="host.deploy", label="Deploy a release", target_kind=HOSTS.name, prepare=prepare_deploy,
     description="Unpack a release into releases/<id>, switch `current` atomically, run the restart hook, "
                 "keep the last N releases.",
     parameters=[{"name": "artifact", "type": "int", "required": True, "min": 1, "label": "Artifact id"},
@@ -237,13 +198,13 @@ register(ActionSpec(
     run=deploy, rollback="host.rollback",
 ))
 register(ActionSpec(
-    name="host.rollback", label="Roll back a release", target_kind="host", prepare=prepare_ssh,
+    name="host.rollback", label="Roll back a release", target_kind=HOSTS.name, prepare=prepare_ssh,
     description="Switch `current` back to the previous release.",
     parameters=[{"name": "base_dir", "type": "string", "required": True, "pattern": ABS_PATH}],
     run=rollback,
 ))
 register(ActionSpec(
-    name="host.compliance", label="Security and compliance checks", target_kind="host", prepare=prepare_ssh,
+    name="host.compliance", label="Security and compliance checks", target_kind=HOSTS.name, prepare=prepare_ssh,
     mutating=False,
     description="sshd root login and passwords, world-writable files under /etc, pending security updates, "
                 "unexpected listening ports.",

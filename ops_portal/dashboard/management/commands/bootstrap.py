@@ -4,6 +4,9 @@ and this machine as the first host.
 Idempotent: what exists is left alone. The production policy is created with the environments,
 only then, so a policy an administrator deleted later is not brought back. The administrator's
 generated password is printed once and stored nowhere in clear.
+
+It lives in dashboard, the top app, because it touches accounts, approvals and inventory (core,
+where it was, sits below them all).
 """
 import re
 import secrets

@@ -1,6 +1,5 @@
 """Jobs under approval: ask when policy says so, queue when approved, and never run a plan that
-changed after it was approved."""
-import json
+changed after it was approved. (The approvals app decides; this module holds jobs to its answers.)"""
 import logging
 
 from django.db import transaction
@@ -11,9 +10,10 @@ from ops_portal.approvals.choices import RequestState
 from ops_portal.approvals.models import ApprovalRequest
 from ops_portal.approvals.signals import request_decided
 from ops_portal.audit.services import record
+from ops_portal.core import targets as target_kinds
 
-from . import selectors
 from .choices import JobState, TargetState
+from .lifecycle import enqueue, plan_hash, stored_params, transition, worker_actor
 from .models import Job, JobTarget
 
 log = logging.getLogger(__name__)
@@ -31,23 +31,21 @@ def approval_plan(job):
 
 
 def gate(actor, job, spec, values, template):
-    """Hold the job for approval when a policy asks. Returns True when it waits.
+    """Hold the new (queued) job for approval when a policy asks. Returns True when it waits.
 
     The portal's own read-only work (facts, metrics, drift checks launched by the system) changes
     nothing and needs no approval; anything a person launches, or anything that changes targets,
     goes through the policies.
     """
-    if actor.user_id is None and not spec.mutating:
+    if actor.is_system and not spec.mutating:
         return False
     requirement = approvals.evaluate(job.environment, template=template.name if template else None,
                                      action=spec.name, risks=spec.risk_tags(values, job.targets_total),
                                      target_count=job.targets_total)
     if requirement is None:
         return False
+    transition(actor, job, JobState.PENDING_APPROVAL, queued_at=None)
     _request(actor, job, requirement)
-    job.state = JobState.PENDING_APPROVAL
-    job.queued_at = None
-    job.save(update_fields=["state", "queued_at", "approval_request"])
     return True
 
 
@@ -60,23 +58,13 @@ def _request(actor, job, requirement):
 
 
 def current_plan_hash(job):
-    """The job's plan hash recomputed from today's inventory and template."""
-    from ops_portal.inventory.models import Host
-
-    from .services import _plan_hash
-
-    hosts = Host.objects.select_related("credential").in_bulk(
-        list(job.targets.filter(kind="host").values_list("ref_id", flat=True)))
-    targets = []
-    for target in job.targets.order_by("index"):
-        host = hosts.get(target.ref_id) if target.kind == "host" else None
-        fingerprint = selectors.host_fingerprint(host) if host is not None else {"missing": True}
-        targets.append({"kind": target.kind, "ref_id": target.ref_id, "fingerprint": fingerprint})
-    secret = json.loads(job.secret_params) if job.secret_params else {}
-    public = {k: v for k, v in job.params.items() if k not in secret}
+    """The job's plan hash recomputed from today's targets (through their kinds) and template."""
+    refs = list(job.targets.order_by("index").values_list("kind", "ref_id"))
+    targets = target_kinds.current_entries(refs)
+    public, secret = stored_params(job)
     template_version = job.template.version if job.template_id else None
-    return _plan_hash(job.environment, job.action, public, secret, targets, job.strategy,
-                      {"job": job.timeout_seconds, "target": job.target_timeout_seconds}, template_version), targets
+    return plan_hash(job.environment, job.action, public, secret, targets, job.strategy,
+                     {"job": job.timeout_seconds, "target": job.target_timeout_seconds}, template_version), targets
 
 
 def plan_still_approved(actor, job):
@@ -92,8 +80,6 @@ def plan_still_approved(actor, job):
     # the job froze at launch (the firing checked its targets against the approval).
     if new_hash == (job.plan_hash if standing else old.plan_hash):
         return True
-    from ops_portal.approvals.services import Requirement
-
     if standing:
         # The schedule's next firing asks for the standing approval again; this run asks for itself.
         record(actor, "job.plan_changed", job, before={"plan_hash": job.plan_hash}, after={"plan_hash": new_hash},
@@ -106,12 +92,10 @@ def plan_still_approved(actor, job):
     job.plan_hash = new_hash
     job.save(update_fields=["plan_hash"])
     if job.state == JobState.QUEUED:
-        from .services import transition
-
-        transition(actor, job, JobState.PENDING_APPROVAL, waiting_reason="")
-    _request(actor, job, Requirement(required=old.required, timeout_minutes=max(
-        1, int((old.expires_at - old.created).total_seconds() // 60)), timeout_outcome=old.timeout_outcome,
-        schedule_mode="per_run", policies=old.policies))
+        transition(actor, job, JobState.PENDING_APPROVAL)
+    _request(actor, job, approvals.Requirement(
+        required=old.required, timeout_minutes=max(1, int((old.expires_at - old.created).total_seconds() // 60)),
+        timeout_outcome=old.timeout_outcome, schedule_mode="per_run", policies=old.policies))
     return False
 
 
@@ -119,9 +103,6 @@ def plan_still_approved(actor, job):
 def on_request_decided(sender, request, **kwargs):
     if request.subject_type != "job":
         return
-    from .runner import worker_actor
-    from .services import _enqueue_on_commit, transition
-
     with transaction.atomic():
         job = (Job.objects.select_for_update(of=("self",)).select_related("environment", "template",
                                                                           "approval_request")
@@ -132,7 +113,7 @@ def on_request_decided(sender, request, **kwargs):
         if request.state == RequestState.APPROVED:
             if plan_still_approved(actor, job):
                 transition(actor, job, JobState.QUEUED)
-                _enqueue_on_commit(job)
+                enqueue(job)
         elif request.state in (RequestState.REJECTED, RequestState.EXPIRED, RequestState.WITHDRAWN):
             JobTarget.objects.filter(job=job).update(state=TargetState.SKIPPED)
             final = {RequestState.REJECTED: JobState.REJECTED, RequestState.EXPIRED: JobState.EXPIRED,

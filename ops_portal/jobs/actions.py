@@ -1,19 +1,25 @@
-"""The registry of actions jobs can run. Each level registers its actions here explicitly."""
-import importlib
+"""The registry of actions jobs can run.
+
+Each level declares its actions in `<app>/job_actions.py` (the host level's in jobs/job_actions.py,
+configuration's in configs/, metrics collection's in monitoring/), loaded at start-up by
+core.declarations. "Job action" is what a job runs; a permission verb is an `accounts.Action`, an
+audit event an audit action (`<app>/audit_actions.py`).
+"""
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..params import validate_definitions
+from ops_portal.core import targets
+
+from .params import validate_definitions
 
 _ACTIONS: dict[str, "ActionSpec"] = {}
-MODULES = ["ops_portal.jobs.actions.host", "ops_portal.jobs.actions.configs", "ops_portal.jobs.actions.monitoring"]
 
 
 @dataclass(frozen=True)
 class ActionSpec:
     name: str
     label: str
-    target_kind: str  # "host" today; "container", "service", "program" as those levels arrive
+    target_kind: str  # a registered target kind (core.targets): "host" today
     parameters: list
     run: Callable  # run(ctx: TargetContext) -> schedulers.base.CommandResult
     mutating: bool = True  # changes the target: takes a lease, one job at a time
@@ -34,6 +40,8 @@ def register(spec: ActionSpec) -> ActionSpec:
     if spec.name in _ACTIONS:
         raise ValueError(f"action {spec.name} is registered twice")
     validate_definitions(spec.parameters)
+    if targets.get(spec.target_kind) is None:
+        raise ValueError(f"action {spec.name}: no target kind {spec.target_kind!r} is registered")
     _ACTIONS[spec.name] = spec
     return spec
 
@@ -44,8 +52,3 @@ def get(name) -> ActionSpec | None:
 
 def all_actions() -> dict[str, ActionSpec]:
     return dict(sorted(_ACTIONS.items()))
-
-
-def load_all():
-    for module in MODULES:
-        importlib.import_module(module)

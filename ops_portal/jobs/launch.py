@@ -1,0 +1,230 @@
+"""Starting and stopping jobs: launch from a template, ad hoc, again (relaunch), and cancel.
+
+A launch freezes the plan (action, parameters, resolved targets with fingerprints, strategy,
+timeouts, plan hash), audits it, asks the approval policies (gating) and queues it on commit.
+"""
+import json
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from ops_portal.accounts.choices import Action
+from ops_portal.accounts.permissions import can, require, scope_for
+from ops_portal.approvals.services import withdraw
+from ops_portal.audit.services import record
+from ops_portal.core import targets as target_kinds
+from ops_portal.core.errors import StateConflict
+
+from . import actions, params
+from . import strategy as strategies
+from .choices import FINISHED_STATES, WAITING_STATES, JobState, TargetState
+from .gating import gate
+from .lifecycle import enqueue, plan_hash, plan_targets, publish_job, stored_params, transition
+from .models import Job, JobTarget, JobTemplate
+
+MAX_TARGETS = 5000
+User = get_user_model()
+
+
+def check_launch(actor, environment, *, emergency, emergency_reason):
+    user = actor.user
+    if user is not None:
+        require(user, Action.OPERATE, environment)
+        if emergency and not can(user, Action.MANAGE, environment):
+            raise PermissionDenied("Only administrators mark a job as an emergency.")
+    if emergency and not emergency_reason.strip():
+        raise ValidationError({"emergency_reason": ["Say why this job must run during a freeze."]})
+
+
+def check_local_targets(actor, targets, template=None, schedule=None):
+    """The portal's own machine holds the portal's secrets: only administrators of all environments
+    (and the portal itself) may run work there, and that is asked of everyone who shaped the plan:
+    the launcher (a schedule's owner) and the last editors of the template and the schedule."""
+    if not settings.LOCAL_TARGETS_NEED_GLOBAL_ADMIN:
+        return
+    local = [t["name"] for t in targets if target_kinds.get(t["kind"]).is_local(t)]
+    if not local:
+        return
+    shapers = [("the launcher", actor.user_id), ("the template's last editor", template and template.updated_by_id),
+               ("the schedule's last editor", schedule and schedule.updated_by_id)]
+    for who, user_id in shapers:
+        if user_id and not scope_for(User.objects.filter(pk=user_id).first(), Action.MANAGE, fresh=True).everywhere:
+            raise PermissionDenied(f"Only administrators of all environments act on the portal's own machine "
+                                   f"({', '.join(local[:5])}); {who} is not one.")
+
+
+def create_job(actor, *, environment, spec, public, secret, targets, strategy, name, template=None,
+               timeout_seconds=3600, target_timeout_seconds=None, queue="default", emergency=False,
+               emergency_reason="", not_before=None, relaunch_of=None, schedule=None, standing_approval=None):
+    """Freeze and store the plan, audit the launch, gate it and queue it (on commit)."""
+    if not targets:
+        raise ValidationError({"selector": ["The selector matches no enabled target in this environment."]})
+    strays = sorted({t["kind"] for t in targets} - {spec.target_kind})
+    if strays:
+        raise ValidationError({"selector": [f"{spec.name} acts on {spec.target_kind} targets, not on "
+                                            f"{', '.join(strays)}."]})
+    check_local_targets(actor, targets, template, schedule)
+    if len(targets) > MAX_TARGETS:
+        raise ValidationError({"selector": [f"At most {MAX_TARGETS} targets per job."]})
+    timeouts = {"job": timeout_seconds, "target": target_timeout_seconds}
+    now = timezone.now()
+    job = Job(
+        template=template, template_version=template.version if template else None, name=name[:200],
+        environment=environment, action=spec.name, state=JobState.QUEUED, params=params.redacted(public, secret),
+        secret_params=json.dumps(secret) if secret else "", strategy=strategy, timeout_seconds=timeout_seconds,
+        target_timeout_seconds=target_timeout_seconds,
+        plan_hash=plan_hash(environment, spec.name, public, secret, targets, strategy, timeouts,
+                            template.version if template else None), queue=queue,
+        emergency=emergency, emergency_reason=emergency_reason, not_before=not_before,
+        created_by_id=actor.user_id, created_by_name=actor.username, source=actor.source,
+        request_id=actor.request_id, relaunch_of=relaunch_of, created=now, queued_at=now,
+        targets_total=len(targets), schedule=schedule,
+    )
+    job.full_clean(exclude=["plan_hash"])
+    job.save()
+    batch_of = {}
+    for number, indexes in enumerate(strategies.batches(len(targets), strategy)):
+        for index in indexes:
+            batch_of[index] = number
+    JobTarget.objects.bulk_create([
+        JobTarget(job=job, index=i, kind=t["kind"], ref_id=t["ref_id"], name=t["name"], fingerprint=t["fingerprint"],
+                  batch=batch_of[i])
+        for i, t in enumerate(targets)
+    ])
+    record(actor, "job.relaunch" if relaunch_of else "job.launch", job, after={
+        "action": spec.name, "params": job.params, "targets": [t["name"] for t in targets[:200]],
+        "target_count": len(targets), "strategy": strategy, "plan_hash": job.plan_hash,
+        "template": template.name if template else None, "relaunch_of": relaunch_of.pk if relaunch_of else None,
+    })
+    if emergency:
+        record(actor, "job.emergency", job, extra={"reason": emergency_reason})
+    if standing_approval is not None:
+        job.approval_request = standing_approval
+        job.save(update_fields=["approval_request"])
+    elif gate(actor, job, spec, {**public, **secret}, template):
+        return job  # waits for approval (gate moved it there, audited and published)
+    publish_job(job)
+    enqueue(job)
+    return job
+
+
+def launch(actor, template, values=None, *, emergency=False, emergency_reason="", not_before=None, schedule=None,
+           standing_approval=None, approved_targets=None):
+    """Launch a job from a template with launch-time parameter values.
+
+    standing_approval covers the run only if the targets resolved now are approved_targets, the
+    targets (with fingerprints) the standing approval was given for; otherwise the run asks for
+    its own approval.
+    """
+    with transaction.atomic():
+        template = JobTemplate.objects.select_for_update().get(pk=template.pk)
+        check_launch(actor, template.environment, emergency=emergency, emergency_reason=emergency_reason)
+        if not template.enabled:
+            raise ValidationError({"template": ["This template is disabled."]})
+        spec = actions.get(template.action)
+        public, secret = params.clean_values(template.parameters, values)
+        action_public, action_secret = params.clean_values(spec.parameters, {**template.action_params, **public,
+                                                                             **secret})
+        # A value is secret when the template or the action types it so: the action's own
+        # definitions alone would put a template's secret into the job's public parameters.
+        public, secret = params.split({**action_public, **action_secret},
+                                      params.secret_names(template.parameters, spec.parameters))
+        targets = target_kinds.resolve(template.selector, template.environment)
+        if standing_approval is not None and plan_targets(targets) != plan_targets(approved_targets or []):
+            standing_approval = None  # the inventory moved since the firing checked it: ask for this run
+        return create_job(
+            actor, environment=template.environment, spec=spec, public=public, secret=secret,
+            targets=targets, strategy=template.strategy or strategies.validate(None), name=template.name,
+            template=template, timeout_seconds=template.timeout_seconds,
+            target_timeout_seconds=template.target_timeout_seconds, queue=template.queue, emergency=emergency,
+            emergency_reason=emergency_reason, not_before=not_before, schedule=schedule,
+            standing_approval=standing_approval,
+        )
+
+
+def launch_adhoc(actor, *, environment, action, values=None, selector=None, strategy=None, name="",
+                 timeout_seconds=3600, target_timeout_seconds=None, emergency=False, emergency_reason="",
+                 not_before=None, predefined=False):
+    """Launch an action without a template (operators and admins, where the environment allows).
+
+    predefined=True: the work was defined by administrators elsewhere (a configuration template) or
+    is the portal's own periodic work, so the environment's "no ad-hoc jobs" rule, which is about
+    free-form work, does not apply. Permission to operate and approval policies still do.
+    """
+    with transaction.atomic():
+        check_launch(actor, environment, emergency=emergency, emergency_reason=emergency_reason)
+        if not environment.allow_adhoc_jobs and not predefined:
+            raise PermissionDenied(f"Ad-hoc jobs are not allowed in {environment}: use a template.")
+        spec = actions.get(action)
+        if spec is None:
+            raise ValidationError({"action": [f"Unknown action. Known: {', '.join(actions.all_actions())}."]})
+        public, secret = params.clean_values(spec.parameters, values)
+        clean_strategy = strategies.validate(strategy)
+        targets = target_kinds.resolve(selector or {}, environment)
+        return create_job(
+            actor, environment=environment, spec=spec, public=public, secret=secret, targets=targets,
+            strategy=clean_strategy, name=name or spec.label, timeout_seconds=timeout_seconds,
+            target_timeout_seconds=target_timeout_seconds, emergency=emergency, emergency_reason=emergency_reason,
+            not_before=not_before,
+        )
+
+
+def relaunch(actor, job):
+    """Run a finished job's plan again: same action, parameters and targets.
+
+    Secret values are re-used from the job's encrypted store, never shown to the relauncher; the
+    new job stores them encrypted again and goes through the approval policies like any launch.
+    """
+    with transaction.atomic():
+        check_launch(actor, job.environment, emergency=False, emergency_reason="")
+        if job.state not in FINISHED_STATES:
+            raise ValidationError({"state": ["Only a finished job can be launched again."]})
+        spec = actions.get(job.action)
+        public, secret = stored_params(job)
+        lost = sorted(name for name, value in public.items() if value == params.SECRET_MARK)
+        if lost:
+            raise ValidationError({"params": [f"The secret values of {', '.join(lost)} are not stored: launch the "
+                                              f"template again and give them."]})
+        wanted = list(job.targets.order_by("index").values_list("kind", "ref_id", "name"))
+        found = {}
+        for kind_name in {kind_name for kind_name, _, _ in wanted}:
+            kind = target_kinds.get(kind_name)
+            objects = kind.available([r for k, r, _ in wanted if k == kind_name], job.environment) if kind else {}
+            found.update({(kind_name, ref_id): obj for ref_id, obj in objects.items()})
+        missing = [name for kind_name, ref_id, name in wanted if (kind_name, ref_id) not in found]
+        if missing:
+            raise ValidationError({"targets": [f"No longer available: {', '.join(missing[:20])}."]})
+        targets = [target_kinds.get(kind_name).entry(found[kind_name, ref_id]) for kind_name, ref_id, _ in wanted]
+        return create_job(
+            actor, environment=job.environment, spec=spec, public=public, secret=secret, targets=targets,
+            strategy=job.strategy, name=job.name, template=job.template, timeout_seconds=job.timeout_seconds,
+            target_timeout_seconds=job.target_timeout_seconds, queue=job.queue, relaunch_of=job,
+        )
+
+
+def request_cancel(actor, job):
+    """Cancel a job. Queued or waiting jobs end now; a running job ends once its worker confirms
+    every remote process group is gone."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if actor.user is not None:
+            require(actor.user, Action.OPERATE, job.environment)
+        if job.state in FINISHED_STATES:
+            raise StateConflict({"state": [f"The job already ended ({job.get_state_display().lower()})."]})
+        if job.cancel_requested:
+            return job
+        job.cancel_requested = timezone.now()
+        job.cancel_requested_by = actor.username
+        job.save(update_fields=["cancel_requested", "cancel_requested_by"])
+        record(actor, "job.cancel_requested", job)
+        if job.state in WAITING_STATES:
+            if job.state == JobState.PENDING_APPROVAL and job.approval_request_id:
+                withdraw(actor, job.approval_request, f"job canceled by {actor.username or 'the system'}")
+            JobTarget.objects.filter(job=job).update(state=TargetState.CANCELED)
+            transition(actor, job, JobState.CANCELED)
+        else:
+            publish_job(job)
+    return job
