@@ -10,6 +10,7 @@ import re
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 _GROUP = re.compile(r"^[A-Za-z0-9_.-]{1,90}$")
@@ -61,11 +62,19 @@ def check_group(name):
     return name
 
 
+def _send(group, message):
+    # Live delivery is best effort: what matters is stored, and a client that reconnects catches up
+    # from the database. A caller (a job's state change, an approval) must not fail because Redis
+    # is restarting.
+    try:
+        async_to_sync(get_channel_layer().group_send)(check_group(group), message)
+    except (RedisError, OSError) as exc:
+        log.warning("live event for %s not sent: %s", group, exc)
+
+
 def publish(group, payload):
     """Send one event to everyone subscribed to `group` (from sync code: web, worker, beat)."""
-    async_to_sync(get_channel_layer().group_send)(
-        check_group(group), {"type": "stream.event", "group": group, "payload": payload}
-    )
+    _send(group, {"type": "stream.event", "group": group, "payload": payload})
 
 
 def batch_message(group, payloads):
@@ -82,7 +91,7 @@ def batch_message(group, payloads):
 def publish_many(group, payloads):
     """Send several events as one channel message (a job's batch of output lines)."""
     if payloads:
-        async_to_sync(get_channel_layer().group_send)(check_group(group), batch_message(group, payloads))
+        _send(group, batch_message(group, payloads))
 
 
 def environment_groups(user, params, group_name, action="view"):
