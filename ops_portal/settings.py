@@ -142,11 +142,17 @@ CACHES = {
     }
 }
 
+# Each websocket waits for its next message with a blocking pop of 5 s (channels-redis'
+# brpop_timeout); redis-py's default socket timeout is also 5 s, so an idle socket's read timed out
+# and the socket was closed with 1011. Reads get a timeout well above the pop, and idle pooled
+# connections are checked before use.
+CHANNEL_LAYER_SOCKET_TIMEOUT = env_int("CHANNEL_LAYER_SOCKET_TIMEOUT", 30, minimum=10)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT,
+                       "socket_connect_timeout": 5, "socket_keepalive": True, "health_check_interval": 15}],
             "prefix": f"{REDIS_PREFIX}:asgi",
             "capacity": 5000,
             "expiry": 60,
