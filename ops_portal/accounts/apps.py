@@ -7,4 +7,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Access"
 
     def ready(self):
-        from . import audit_actions, schema, signals  # noqa: F401  (registers actions, schema, receivers)
+        from . import audit_actions, authority, schema, signals  # noqa: F401  (registers actions, schema, receivers)

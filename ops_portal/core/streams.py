@@ -72,6 +72,11 @@ def _send(group, message):
         log.warning("live event for %s not sent: %s", group, exc)
 
 
+def send_control(group, message):
+    """Send a message of another type than events (e.g. "auth.changed") to a group's consumers."""
+    _send(group, message)
+
+
 def publish(group, payload):
     """Send one event to everyone subscribed to `group` (from sync code: web, worker, beat)."""
     _send(group, {"type": "stream.event", "group": group, "payload": payload})
