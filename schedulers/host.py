@@ -23,7 +23,7 @@ caller input: arguments are validated and shlex-quoted, file transfers go over S
 private keys live only in memory.
 """
 from .base import BackendError, CancelToken, CommandResult
-from .hostlib.command import run_capture, run_command
+from .hostlib.command import ConnectionLost, end_remote_session, run_capture, run_command
 from .hostlib.connect import HostConnection, HostKeyMismatch, SSHPool, SSHTarget, connect
 from .hostlib.files import apply_file, put_file, read_file, stat
 from .hostlib.probes import collect_metrics, gather_facts, run_compliance_checks
@@ -31,7 +31,8 @@ from .hostlib.release import deploy_release, rollback_release
 from .hostlib.validate import release_archive as validate_release_archive
 
 __all__ = [
-    "BackendError", "CancelToken", "CommandResult", "HostConnection", "HostKeyMismatch", "SSHPool", "SSHTarget",
-    "apply_file", "collect_metrics", "connect", "deploy_release", "gather_facts", "put_file", "read_file",
-    "rollback_release", "run_capture", "run_command", "run_compliance_checks", "stat", "validate_release_archive",
+    "BackendError", "CancelToken", "CommandResult", "ConnectionLost", "HostConnection", "HostKeyMismatch",
+    "SSHPool", "SSHTarget", "apply_file", "collect_metrics", "connect", "deploy_release", "end_remote_session",
+    "gather_facts", "put_file", "read_file", "rollback_release", "run_capture", "run_command",
+    "run_compliance_checks", "stat", "validate_release_archive",
 ]
