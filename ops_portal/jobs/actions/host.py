@@ -63,7 +63,7 @@ def with_host(ctx, local_call, ssh_call):
         offered, message = exc.offered_key, str(exc)
         ctx.after(lambda: inventory.note_host_key_changed(host_id, offered, message))
         raise
-    except BackendError as exc:
+    except BackendError as exc:  # ConnectionLost too: the host went away during the command
         message = str(exc)
         ctx.after(lambda: inventory.note_unreachable(host_id, message))
         raise
@@ -80,11 +80,12 @@ def run_command(ctx):
         lambda host: local.run(["sh", "-c", command], on_line=ctx.output, cancel=ctx.cancel, timeout=ctx.timeout,
                                env=local_env(ctx)),
         lambda pool, target: ssh.run_command(pool, target, command, on_line=ctx.output, cancel=ctx.cancel,
-                                             timeout=ctx.timeout, env=_remote_env(ctx)),
+                                             timeout=ctx.timeout, env=_remote_env(ctx), on_session=ctx.remote_session),
     )
 
 
 def _remote_env(ctx):
+    # OPSPORTAL_JOB also tags the command's remote session: jobs.lost ends it only when it carries it.
     return {"OPSPORTAL_JOB": str(ctx.job.pk), "OPSPORTAL_TARGET": ctx.target.name}
 
 
@@ -98,7 +99,8 @@ def run_script(ctx):
         try:
             argv = [INTERPRETERS[interpreter][0], path]
             return ssh.run_command(pool, target, " ".join(_quote(a) for a in argv), on_line=ctx.output,
-                                   cancel=ctx.cancel, timeout=ctx.timeout, env=_remote_env(ctx))
+                                   cancel=ctx.cancel, timeout=ctx.timeout, env=_remote_env(ctx),
+                                   on_session=ctx.remote_session)
         finally:
             ssh.run_capture(pool, target, f"rm -f -- {_quote(path)}", timeout=30)
 
