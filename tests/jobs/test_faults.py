@@ -45,12 +45,11 @@ class PrivateRedis:
 
 @contextlib.contextmanager
 def celery_broker(url):
-    """Send this process's tasks to `url` (Celery caches its connection pools, so reset them)."""
+    """Send this process's tasks to `url`. Celery caches its pools per app: forget them (not close:
+    kombu keeps one pool per broker URL for the process, and the usual broker's must stay open)."""
     from ops_portal.celery import app
 
     def reset():
-        if app._pool is not None:
-            app._pool.force_close_all()
         app._pool = None
         app.amqp._producer_pool = None
 
