@@ -4,9 +4,11 @@ A stream kind decides, through the permission layer, which Channels groups a use
 the parameters they ask for, and may serve a backlog ("everything after seq N") so a client that
 connects late or reconnects misses nothing. Publishers anywhere (web, worker, beat) call publish().
 """
+import asyncio
 import json
 import logging
 import re
+import threading
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -63,11 +65,24 @@ def check_group(name):
 
 
 def _send(group, message):
+    check_group(group)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _send_now(group, message)
+    # Sync code called from a thread that runs an event loop (a Playwright script, an async test
+    # saving a model): async_to_sync refuses to run there, so send from a helper thread.
+    sender = threading.Thread(target=_send_now, args=(group, message), name="streams-send")
+    sender.start()
+    sender.join()
+
+
+def _send_now(group, message):
     # Live delivery is best effort: what matters is stored, and a client that reconnects catches up
     # from the database. A caller (a job's state change, an approval) must not fail because Redis
     # is restarting.
     try:
-        async_to_sync(get_channel_layer().group_send)(check_group(group), message)
+        async_to_sync(get_channel_layer().group_send)(group, message)
     except (RedisError, OSError) as exc:
         log.warning("live event for %s not sent: %s", group, exc)
 
