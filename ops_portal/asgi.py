@@ -7,14 +7,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ops_portal.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from ops_portal.core.ws_auth import PortalAuthMiddlewareStack  # noqa: E402
+from ops_portal.core.ws_auth import OriginValidator, PortalAuthMiddlewareStack  # noqa: E402
 from ops_portal.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(PortalAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": OriginValidator(PortalAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -148,11 +148,17 @@ CACHES = {
     }
 }
 
+# Each websocket waits for its next message with a blocking pop of 5 s (channels-redis'
+# brpop_timeout); redis-py's default socket timeout is also 5 s, so an idle socket's read timed out
+# and the socket was closed with 1011. Reads get a timeout well above the pop, and idle pooled
+# connections are checked before use.
+CHANNEL_LAYER_SOCKET_TIMEOUT = env_int("CHANNEL_LAYER_SOCKET_TIMEOUT", 30, minimum=10)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT,
+                       "socket_connect_timeout": 5, "socket_keepalive": True, "health_check_interval": 15}],
             "prefix": f"{REDIS_PREFIX}:asgi",
             "capacity": 5000,
             "expiry": 60,
@@ -297,7 +303,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 2 * 3600, minimum=60),
     "global_keyprefix": f"{REDIS_PREFIX}:celery:",
 }
+# kombu's Redis transport with a fix for Redis restarts (see ops_portal/core/broker.py).
+if CELERY_BROKER_URL.split("://", 1)[0] in ("redis", "rediss"):
+    CELERY_BROKER_TRANSPORT = "ops_portal.core.broker:Transport"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Reconnect to the broker for as long as it takes (Celery's default gives up after 100 tries and
+# the worker exits); a job already running goes on meanwhile: its state is in the database.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_IGNORE_RESULT = True

@@ -36,7 +36,7 @@ from typing import ClassVar
 
 from . import local
 from .base import Backend, BackendError, CancelToken, CommandResult, register
-from .hostlib.command import run_capture, run_command
+from .hostlib.command import ConnectionLost, end_remote_session, run_capture, run_command
 from .hostlib.connect import HostConnection, HostKeyMismatch, SSHPool, SSHTarget, connect
 from .hostlib.files import apply_file, put_file, read_file, stat
 from .hostlib.probes import collect_metrics, gather_facts, probe_source, run_compliance_checks
@@ -44,8 +44,9 @@ from .hostlib.release import deploy_release, rollback_release
 from .hostlib.validate import release_archive as validate_release_archive
 
 __all__ = [
-    "HOST", "BackendError", "CancelToken", "CommandResult", "HostBackend", "HostConnection", "HostKeyMismatch",
-    "LocalTarget", "SSHPool", "SSHTarget", "apply_file", "collect_metrics", "connect", "deploy_release",
+    "HOST", "BackendError", "CancelToken", "CommandResult", "ConnectionLost", "HostBackend", "HostConnection",
+    "HostKeyMismatch", "LocalTarget", "SSHPool", "SSHTarget", "apply_file", "collect_metrics", "connect",
+    "deploy_release", "end_remote_session",
     "gather_facts", "put_file", "read_file", "rollback_release", "run_capture", "run_command",
     "run_compliance_checks", "stat", "validate_release_archive",
 ]
@@ -81,15 +82,18 @@ class HostBackend(Backend):
     def local_env(self, env=None):
         return {"PATH": LOCAL_PATH, "HOME": os.environ.get("HOME", "/"), "LANG": "C.UTF-8", **(env or {})}
 
-    def run_command(self, session, target, command, *, on_line, cancel=None, timeout=None, env=None):
-        """Run a shell command line (sh -c) on the target and stream its output."""
+    def run_command(self, session, target, command, *, on_line, cancel=None, timeout=None, env=None,
+                    on_session=None):
+        """Run a shell command line (sh -c) on the target and stream its output. Over SSH,
+        on_session(sid) learns the remote session id as the command starts (end_remote_session)."""
         if self.transport_of(target) == "local":
             return local.run(["sh", "-c", command], on_line=on_line, cancel=cancel, timeout=timeout,
                              env=self.local_env(env))
-        return run_command(session, target, command, on_line=on_line, cancel=cancel, timeout=timeout, env=env)
+        return run_command(session, target, command, on_line=on_line, cancel=cancel, timeout=timeout, env=env,
+                           on_session=on_session)
 
     def run_script(self, session, target, script, interpreter, *, on_line, cancel=None, timeout=None, env=None,
-                   tag="script"):
+                   tag="script", on_session=None):
         """Run a script with an interpreter of INTERPRETERS; over SSH it is copied to a private file
         (named after `tag`), run and removed."""
         if self.transport_of(target) == "local":
@@ -101,7 +105,7 @@ class HostBackend(Backend):
         try:
             argv = [INTERPRETERS[interpreter][0], path]
             return run_command(session, target, " ".join(shlex.quote(a) for a in argv), on_line=on_line,
-                               cancel=cancel, timeout=timeout, env=env)
+                               cancel=cancel, timeout=timeout, env=env, on_session=on_session)
         finally:
             run_capture(session, target, f"rm -f -- {shlex.quote(path)}", timeout=30)
 

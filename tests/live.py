@@ -97,13 +97,14 @@ def live_logs(tmp_path_factory):
     return tmp_path_factory.mktemp("live-logs")
 
 
-def start_worker(live_env, live_logs, name="live", concurrency=2, queues="default"):
+def start_worker(live_env, live_logs, name="live", concurrency=2, queues="default",
+                 extra=("--without-mingle", "--without-gossip")):
     from ops_portal.core import heartbeat
 
     hostname = f"{name}@{socket.gethostname()}"
     process = Process(f"worker-{name}", [str(BIN / "celery"), "-A", "ops_portal", "worker", "-l", "INFO",
                                         "--concurrency", str(concurrency), "--hostname", hostname, "-Q", queues,
-                                        "--without-mingle", "--without-gossip"], live_env, live_logs)
+                                        *extra], live_env, live_logs)
     wait_for(lambda: heartbeat.is_alive("worker", hostname), 60, f"worker {hostname} heartbeat", process)
     process.hostname = hostname
     return process

@@ -104,3 +104,18 @@ async def test_a_token_client_can_subscribe():
     messages = await receive_until(comm, lambda m: m["type"] == "events")
     assert messages[-1]["items"] == [{"message": "hi"}]
     await comm.disconnect()
+
+
+async def test_a_live_event_is_dropped_not_raised_while_redis_is_away(caplog):
+    """A job's state change must not fail because Redis restarts: live delivery is best effort."""
+    from django.test import override_settings
+
+    from tests.live import _free_port
+
+    away = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                        "CONFIG": {"hosts": [{"address": f"redis://127.0.0.1:{_free_port()}/0",
+                                              "socket_connect_timeout": 1}]}}}
+    with override_settings(CHANNEL_LAYERS=away):
+        await sync_to_async(streams.publish)(status.SYSTEM_GROUP, {"message": "lost"})
+        await sync_to_async(streams.publish_many)("job.1", [{"seq": 1, "text": "lost"}])
+    assert "live event for status.system not sent" in caplog.text

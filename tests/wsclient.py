@@ -13,8 +13,11 @@ def session_cookie_for(user):
     return f"sessionid={client.cookies['sessionid'].value}"
 
 
-def communicator(cookie=None, token=None):
-    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+def communicator(cookie=None, token=None, *, origin="http://localhost", host="localhost"):
+    """A websocket client of the ASGI app; origin=None sends no Origin header (not a browser)."""
+    headers = [(b"host", host.encode())]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
     if cookie:
         headers.append((b"cookie", cookie.encode()))
     if token:
@@ -34,3 +37,12 @@ async def receive_until(comm, predicate, timeout=10):
         seen.append(message)
         if predicate(message):
             return seen
+
+
+async def receive_close(comm, timeout=5):
+    """Wait for the server to close the socket; no events may arrive before that. Returns the code."""
+    while True:
+        output = await comm.receive_output(timeout)
+        if output["type"] == "websocket.close":
+            return output.get("code")
+        assert '"type":"events"' not in output.get("text", "").replace(" ", ""), f"events before close: {output}"

@@ -8,4 +8,4 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         # Django's app loading: modules that use models are imported once the registry is ready.
-        from . import schema, signals  # noqa: F401, PLC0415 — schema extensions, receivers
+        from . import authority, schema, signals  # noqa: F401, PLC0415 — announcements, schema extensions, receivers

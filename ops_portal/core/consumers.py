@@ -8,7 +8,12 @@ Server -> client:
     {"type": "events", "id": "s1", "items": [event, ...]}
 
 The socket is refused (closed before accept) without a signed-in user or a valid token. Each
-subscription is authorised through the permission layer with fresh role bindings. Ordered streams
+subscription is authorised through the permission layer with fresh role bindings. Authority is
+checked again while the socket is open: at once when accounts.authority announces a change (a
+binding, a team, the user, a token, a sign-out), before each subscription, and before delivering
+events when the last check is older than AUTH_RECHECK_SECONDS. A credential that no longer holds
+closes the socket with 4401; a subscription the user may no longer see ends with a "forbidden"
+error and its groups are left. Ordered streams
 deliver the backlog after `since`, then live events, with no gap and no duplicate. Events are
 batched per subscription (a few milliseconds) so bursts become few messages, never dropped ones. A published
 batch is JSON-encoded once by its publisher and forwarded as it is to every subscriber.
@@ -16,24 +21,31 @@ batch is JSON-encoded once by its publisher and forwarded as it is to every subs
 import asyncio
 import json
 import logging
+import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from ops_portal.accounts.permissions import forget
+from ops_portal.accounts import authority
 
 from . import streams
+from .ws_auth import current_user
 
 log = logging.getLogger(__name__)
 FLUSH_DELAY = 0.02
 MAX_BATCH = 2000
 MAX_SUBSCRIPTIONS = 50
+# Longest time events flow to a socket on authority checked this long ago. Changes are announced
+# at once (accounts.authority); this bounds what a lost announcement can leak.
+AUTH_RECHECK_SECONDS = 5
+REVOKED = 4401  # close code: the credential no longer holds (revoked, expired, signed out, deactivated)
 
 
 class Subscription:
-    def __init__(self, sub_id, stream, groups, since):
+    def __init__(self, sub_id, stream, params, groups, since):
         self.id = sub_id
         self.stream = stream
+        self.params = params
         self.groups = groups
         self.last_seq = since
         self.ready = False  # backlog sent; live events before that are held in `pending`
@@ -84,18 +96,28 @@ class Subscription:
 class StreamConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
-        if user is None or not user.is_authenticated or not user.is_active:
-            await self.close(code=4401)
+        self.credential = self.scope.get("credential")
+        if user is None or not user.is_authenticated or not user.is_active or self.credential is None:
+            await self.close(code=REVOKED)
             return
         self.user = user
         self.subscriptions = {}
         self.group_subs = {}
         self.flush_task = None
+        self.closed = False
+        self.checked_at = time.monotonic()
+        self.check_lock = asyncio.Lock()
+        self.auth_group = authority.group(user.pk)
+        await self.channel_layer.group_add(self.auth_group, self.channel_name)
         await self.accept()
         await self.send_json({"type": "hello", "user": user.get_username(), "streams": streams.names()})
 
     async def disconnect(self, code):
-        for group in list(getattr(self, "group_subs", {})):
+        self.closed = True
+        groups = list(getattr(self, "group_subs", {}))
+        if getattr(self, "auth_group", None):
+            groups.append(self.auth_group)
+        for group in groups:
             await self.channel_layer.group_discard(group, self.channel_name)
         if getattr(self, "flush_task", None):
             self.flush_task.cancel()
@@ -131,12 +153,11 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             groups = await database_sync_to_async(self._authorise)(stream, params)
         except streams.StreamDenied as denied:
             return await self._error(sub_id, denied.code, str(denied))
-        sub = Subscription(sub_id, stream, groups, since)
+        if groups is None:
+            return await self._revoke()
+        sub = Subscription(sub_id, stream, params, groups, since)
         self.subscriptions[sub_id] = sub
-        for group in groups:
-            if group not in self.group_subs:
-                await self.channel_layer.group_add(group, self.channel_name)
-            self.group_subs.setdefault(group, set()).add(sub_id)
+        await self._join(sub, groups)
         await self.send_json({"type": "subscribed", "id": sub_id, "stream": stream.name})
         if stream.ordered:
             backlog = await database_sync_to_async(stream.backlog)(self.user, params, since)
@@ -149,20 +170,94 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         await self._flush_now(sub)
 
     def _authorise(self, stream, params):
-        forget(self.user)  # role bindings may have changed since the socket opened
-        return [streams.check_group(g) for g in stream.groups(self.user, params)]
+        """Groups to join, or None when the socket's credential no longer holds (sync)."""
+        user = current_user(self.credential, self.user.pk)  # fresh: no cached role bindings
+        if user is None:
+            return None
+        self.user = user
+        return [streams.check_group(g) for g in stream.groups(user, params)]
 
     async def unsubscribe(self, sub_id):
         sub = self.subscriptions.pop(sub_id, None)
         if sub is None:
             return await self._error(sub_id, "invalid", "No such subscription.")
-        for group in sub.groups:
+        await self._leave(sub, sub.groups)
+        await self.send_json({"type": "unsubscribed", "id": sub_id})
+
+    async def _join(self, sub, groups):
+        for group in groups:
+            if group not in self.group_subs:
+                await self.channel_layer.group_add(group, self.channel_name)
+            self.group_subs.setdefault(group, set()).add(sub.id)
+        sub.groups = list(dict.fromkeys([*sub.groups, *groups]))
+
+    async def _leave(self, sub, groups):
+        for group in groups:
             members = self.group_subs.get(group, set())
-            members.discard(sub_id)
+            members.discard(sub.id)
             if not members:
                 self.group_subs.pop(group, None)
                 await self.channel_layer.group_discard(group, self.channel_name)
-        await self.send_json({"type": "unsubscribed", "id": sub_id})
+        sub.groups = [g for g in sub.groups if g not in groups]
+
+    # Authority while open ----------------------------------------------------------------
+
+    def _reauthorise(self, subs):
+        """(fresh user or None, {sub_id: groups now, or None when denied}) (sync)."""
+        user = current_user(self.credential, self.user.pk)
+        if user is None:
+            return None, {}
+        verdicts = {}
+        for sub_id, stream, params in subs:
+            try:
+                verdicts[sub_id] = [streams.check_group(g) for g in stream.groups(user, params)]
+            except streams.StreamDenied:
+                verdicts[sub_id] = None
+        return user, verdicts
+
+    async def _recheck(self, max_age=None):
+        """Check the credential and every subscription again (unless checked within max_age
+        seconds); False when the socket was closed."""
+        async with self.check_lock:  # also waits for a check under way
+            if self.closed:
+                return False
+            if max_age is not None and time.monotonic() - self.checked_at <= max_age:
+                return True
+            subs = [(sub.id, sub.stream, sub.params) for sub in self.subscriptions.values()]
+            user, verdicts = await database_sync_to_async(self._reauthorise)(subs)
+            if user is None:
+                await self._revoke()
+                return False
+            self.user = user
+            for sub_id, groups in verdicts.items():
+                sub = self.subscriptions.get(sub_id)
+                if sub is None:
+                    continue
+                if groups is None:
+                    del self.subscriptions[sub_id]
+                    await self._leave(sub, list(sub.groups))
+                    await self._error(sub_id, "forbidden", "Your access changed: this subscription has ended.")
+                    continue
+                await self._leave(sub, [g for g in sub.groups if g not in groups])
+                await self._join(sub, groups)
+            self.checked_at = time.monotonic()
+            return True
+
+    async def _revoke(self):
+        if not self.closed:
+            self.closed = True
+            for sub in self.subscriptions.values():
+                sub.outbox = []
+            self.subscriptions = {}
+            await self.close(code=REVOKED, reason="Your sign-in is no longer valid.")
+
+    async def auth_changed(self, message):
+        """accounts.authority: something about this user changed; look again now."""
+        kind, ref = self.credential
+        if (kind == "token" and message.get("token") == ref) or (
+                kind == "session" and message.get("session") == authority.session_digest(ref)):
+            return await self._revoke()  # this very credential was revoked or signed out
+        await self._recheck()
 
     async def _error(self, sub_id, code, message):
         await self.send_json({"type": "error", "id": sub_id, "code": code, "message": message})
@@ -191,6 +286,8 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def _flush_soon(self):
         await asyncio.sleep(FLUSH_DELAY)
+        if not await self._recheck(max_age=AUTH_RECHECK_SECONDS):
+            return
         for sub in list(self.subscriptions.values()):
             await self._flush_now(sub)
 

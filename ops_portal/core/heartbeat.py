@@ -30,11 +30,18 @@ def beat_once(kind, name):
 
 
 def _run(kind, name):
+    failing = False
     while not _stop.is_set():
         try:
             beat_once(kind, name)
-        except Exception:  # Redis briefly away: keep trying, readiness will show it
-            log.warning("heartbeat to Redis failed", exc_info=True)
+        except Exception as exc:  # Redis briefly away: keep trying, readiness will show it
+            if not failing:  # once per outage, not a traceback every interval
+                log.warning("heartbeat to Redis failed, retrying every %ss: %s", settings.HEARTBEAT_INTERVAL, exc)
+            failing = True
+        else:
+            if failing:
+                log.warning("heartbeat to Redis works again")
+            failing = False
         _stop.wait(settings.HEARTBEAT_INTERVAL)
 
 

@@ -4,12 +4,15 @@ A stream kind decides, through the permission layer, which Channels groups a use
 the parameters they ask for, and may serve a backlog ("everything after seq N") so a client that
 connects late or reconnects misses nothing. Publishers anywhere (web, worker, beat) call publish().
 """
+import asyncio
 import json
 import logging
 import re
+import threading
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
 
 from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import restrict
@@ -64,11 +67,37 @@ def check_group(name):
     return name
 
 
+def _send(group, message):
+    check_group(group)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _send_now(group, message)
+    # Sync code called from a thread that runs an event loop (a Playwright script, an async test
+    # saving a model): async_to_sync refuses to run there, so send from a helper thread.
+    sender = threading.Thread(target=_send_now, args=(group, message), name="streams-send")
+    sender.start()
+    sender.join()
+
+
+def _send_now(group, message):
+    # Live delivery is best effort: what matters is stored, and a client that reconnects catches up
+    # from the database. A caller (a job's state change, an approval) must not fail because Redis
+    # is restarting.
+    try:
+        async_to_sync(get_channel_layer().group_send)(group, message)
+    except (RedisError, OSError) as exc:
+        log.warning("live event for %s not sent: %s", group, exc)
+
+
+def send_control(group, message):
+    """Send a message of another type than events (e.g. "auth.changed") to a group's consumers."""
+    _send(group, message)
+
+
 def publish(group, payload):
     """Send one event to everyone subscribed to `group` (from sync code: web, worker, beat)."""
-    async_to_sync(get_channel_layer().group_send)(
-        check_group(group), {"type": "stream.event", "group": group, "payload": payload}
-    )
+    _send(group, {"type": "stream.event", "group": group, "payload": payload})
 
 
 def batch_message(group, payloads):
@@ -85,7 +114,7 @@ def batch_message(group, payloads):
 def publish_many(group, payloads):
     """Send several events as one channel message (a job's batch of output lines)."""
     if payloads:
-        async_to_sync(get_channel_layer().group_send)(check_group(group), batch_message(group, payloads))
+        _send(group, batch_message(group, payloads))
 
 
 def environment_groups(user, params, group_name, action="view"):

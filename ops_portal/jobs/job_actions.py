@@ -21,7 +21,9 @@ HOST = backends.get("host")  # schedulers.host registers it
 
 
 def job_env(ctx):
-    """What a command learns about its job (the backend adds a clean PATH, HOME, LANG locally)."""
+    """What a command learns about its job (the backend adds a clean PATH, HOME, LANG locally).
+    OPSPORTAL_JOB also tags the command's remote session: jobs.end_lost_sessions ends a session
+    only when its processes carry it."""
     return {"OPSPORTAL_JOB": str(ctx.job.pk), "OPSPORTAL_TARGET": ctx.target.name}
 
 
@@ -72,7 +74,7 @@ def with_host(ctx, call):
         offered, message = exc.offered_key, str(exc)
         ctx.after(lambda: inventory.note_host_key_changed(host_id, offered, message))
         raise
-    except BackendError as exc:
+    except BackendError as exc:  # ConnectionLost too: the host went away during the command
         message = str(exc)
         ctx.after(lambda: inventory.note_unreachable(host_id, message))
         raise
@@ -85,14 +87,15 @@ def with_host(ctx, call):
 def run_command(ctx):
     command = ctx.params["command"]
     return with_host(ctx, lambda session, target: HOST.run_command(
-        session, target, command, on_line=ctx.output, cancel=ctx.cancel, timeout=ctx.timeout, env=job_env(ctx)))
+        session, target, command, on_line=ctx.output, cancel=ctx.cancel, timeout=ctx.timeout, env=job_env(ctx),
+        on_session=ctx.remote_session))
 
 
 def run_script(ctx):
     script, interpreter = ctx.params["script"], ctx.params["interpreter"]
     return with_host(ctx, lambda session, target: HOST.run_script(
         session, target, script, interpreter, on_line=ctx.output, cancel=ctx.cancel, timeout=ctx.timeout,
-        env=job_env(ctx), tag=f"{ctx.job.pk}-{ctx.target.index}"))
+        env=job_env(ctx), tag=f"{ctx.job.pk}-{ctx.target.index}", on_session=ctx.remote_session))
 
 
 # Facts --------------------------------------------------------------------------------------

@@ -151,6 +151,11 @@ class TargetContext:
         """Run func() with database access in the writer thread (pin a host key, store facts)."""
         self.writer.call(func)
 
+    def remote_session(self, sid):
+        """Note the remote session a command runs in, so it can be ended should this worker die."""
+        job_id, index = self.job.pk, self.target.index
+        self.writer.call(lambda: JobTarget.objects.filter(job_id=job_id, index=index).update(data={"session": sid}))
+
 
 class JobRunner:
     def __init__(self, job):

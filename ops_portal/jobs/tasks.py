@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from . import lost
 from .choices import RETRIED_WAITS, JobState, TargetState, WaitingKind
 from .lifecycle import DISPATCH_TASK, RUN_TASK, dispatch_soon, transition, worker_actor
 from .models import Job, JobEvent, JobTarget
@@ -67,7 +68,17 @@ def mark_lost(job_id, reason, *, only_before=None):
         JobTarget.objects.filter(job=job, state=TargetState.PENDING).update(state=TargetState.SKIPPED)
         transition(worker_actor(job), job, JobState.LOST, error=f"Lost: {reason}. Worker: {job.worker}")
         transaction.on_commit(dispatch_soon)
+        if JobTarget.objects.filter(job=job, state=TargetState.LOST, data__has_key="session").exists():
+            # On the job's own queue: its workers are the ones that reach its hosts.
+            queue = job.queue
+            transaction.on_commit(lambda: end_lost_sessions.apply_async((job_id,), queue=queue))
         return 1
+
+
+@shared_task(name="jobs.end_lost_sessions", ignore_result=True)
+def end_lost_sessions(job_id):
+    """End the remote commands a lost job's worker left running (see jobs.lost)."""
+    return lost.end_lost_sessions(job_id)
 
 
 @signals.worker_ready.connect

@@ -69,8 +69,21 @@ exit "$rc"
 # /dev/null unless it is redirected explicitly, so the channel's stdin is kept on fd 3.
 WRAPPER_STDIN = "exec 3<&0\n" + WRAPPER.replace(" </dev/null &", " <&3 3<&- &")
 
-# sh -c KILLER opsportal-kill SID GRACE_TENTHS
+# sh -c KILLER opsportal-kill SID GRACE_TENTHS [NAME=VALUE]
+# With NAME=VALUE, the session is ended only if one of its processes carries it in its environment:
+# a session id remembered from earlier (a dead worker's) must not end somebody else's processes.
 KILLER = END_SESSION + r"""
+if [ -n "${3:-}" ] && alive "$1"; then
+    ours=no
+    for p in $(ps -o pid= -s "$1" 2>/dev/null); do
+        if tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qxF -- "$3"; then ours=yes; break; fi
+    done
+    if [ "$ours" = no ]; then
+        echo "foreign"
+        ps -o pid=,stat=,args= -s "$1" 2>/dev/null | head -n 5
+        exit 2
+    fi
+fi
 if end_session "$1" "$2"; then echo gone; exit 0; fi
 echo alive
 ps -o pid=,stat=,args= -s "$1" 2>/dev/null | head -n 5
@@ -86,16 +99,24 @@ def remote_line(argv, *, sudo=False, username="root"):
     return line
 
 
+class ConnectionLost(BackendError):
+    """The connection to the host went away while a command ran (host stopped, network down)."""
+
+
 def run_command(pool_or_conn, target, command: str, *, on_line, cancel: CancelToken | None = None,
                 timeout: float | None = None, env: dict | None = None, sudo: bool = False,
-                cwd: str | None = None, kill_grace: float = KILL_GRACE, stdin: bytes | None = None) -> CommandResult:
+                cwd: str | None = None, kill_grace: float = KILL_GRACE, stdin: bytes | None = None,
+                on_session=None) -> CommandResult:
     """Run a shell command on target, streaming each line to on_line(stream, text) as it arrives.
 
     pool_or_conn is an SSHPool (a connection is leased for the command) or a HostConnection.
     stdin, when given, is sent to the command's standard input (then end of file); without it
     the command reads /dev/null.
-    Raises BackendError when the host cannot be reached; anything that happens once the
-    command runs is in the CommandResult.
+    on_session(sid), if given, learns the id of the remote session the command runs in as soon
+    as it starts (end_remote_session() ends it from elsewhere, e.g. after the worker died).
+    Raises BackendError when the host cannot be reached, ConnectionLost when the connection
+    drops while the command runs; anything else that happens once the command runs is in the
+    CommandResult.
     """
     if not isinstance(command, str) or not command.strip() or "\x00" in command:
         raise ValueError("the command must be a non-empty string without NUL")
@@ -106,10 +127,55 @@ def run_command(pool_or_conn, target, command: str, *, on_line, cancel: CancelTo
     cancel = cancel or CancelToken()
     with leased(pool_or_conn, target, cancel=cancel) as conn:
         result = _Run(conn, target, command, on_line=on_line, cancel=cancel, timeout=timeout, env=env,
-                      sudo=sudo, cwd=cwd, grace=kill_grace, stdin=stdin).run()
+                      sudo=sudo, cwd=cwd, grace=kill_grace, stdin=stdin, on_session=on_session).run()
         if conn.trusted_on_first_use:
             result.data.setdefault("host_key", conn.host_key)
     return result
+
+
+def end_remote_session(pool_or_conn, target, sid: int, *, tag: str, grace: float = KILL_GRACE,
+                       sudo: bool = False):
+    """End a command's remote session by its id (from on_session), e.g. one a dead worker left.
+
+    tag is a NAME=VALUE the command's environment carries (env= of run_command); a session
+    without it is left alone. Returns (gone, evidence): gone is True when nothing of the session
+    is left (also when it had ended already). Raises BackendError when the host cannot be reached.
+    """
+    if not isinstance(sid, int) or isinstance(sid, bool) or sid <= 1:
+        raise ValueError("the session id must be a process id above 1")
+    name, _, value = tag.partition("=")
+    validate.env_names({name: value})
+    with leased(pool_or_conn, target) as conn:
+        return _kill_session(conn, target, sid, grace=grace, sudo=sudo, tag=tag)
+
+
+def _kill_session(conn, target, sid, *, grace, sudo, tag=""):
+    argv = ["sh", "-c", KILLER, "opsportal-kill", str(sid), str(max(1, round(grace * 10))), tag]
+    try:
+        chan = conn.channel()
+    except BackendError as exc:
+        return False, f"cannot confirm: {exc}"
+    try:
+        chan.settimeout(grace + 15.0)
+        chan.exec_command(remote_line(argv, sudo=sudo, username=target.username))
+        output = b""
+        while True:
+            chunk = chan.recv(4096)
+            if not chunk:
+                break
+            output += chunk
+        text = output.decode("utf-8", "replace").strip()
+        status = chan.recv_exit_status()
+    except (OSError, EOFError) as exc:
+        return False, f"cannot confirm: {exc or type(exc).__name__}"
+    finally:
+        chan.close()
+    if status == 0 and text.startswith("gone"):
+        return True, ""
+    if text.startswith("foreign"):
+        return False, (f"session {sid} runs processes without {tag.partition('=')[0]} of this command; "
+                       f"left alone: {text[len('foreign'):].strip()}")
+    return False, text or f"the check exited with {status}"
 
 
 def run_capture(pool_or_conn, target, command, *, cancel=None, timeout=120.0, **kwargs):
@@ -130,8 +196,10 @@ def _pieces(line):
 class _Run:
     """One command on one channel, and the session sweep when it is canceled or times out."""
 
-    def __init__(self, conn, target, command, *, on_line, cancel, timeout, env, sudo, cwd, grace, stdin=None):
+    def __init__(self, conn, target, command, *, on_line, cancel, timeout, env, sudo, cwd, grace, stdin=None,
+                 on_session=None):
         self.conn = conn
+        self.on_session = on_session
         self.target = target
         self.on_line = on_line
         self.cancel = cancel
@@ -181,9 +249,7 @@ class _Run:
                 if time.monotonic() - exited_at > DRAIN_AFTER_EXIT:
                     break
             elif chan.closed:
-                self._flush()
-                return CommandResult(error=f"the connection to {self.target.name} was lost while the command ran; "
-                                           "it may still be running there")
+                self._lost()
             # Once the exit status is in, the command has ended: only its last output is awaited.
             if exited_at is None and self.cancel.is_set():
                 outcome = "canceled"
@@ -199,8 +265,25 @@ class _Run:
         if outcome is None:
             self._pump()
             self._flush()
+            if chan.exit_status == -1:  # paramiko's value until an exit-status message arrives
+                if self._connection_dropped():
+                    self._lost()
+                return CommandResult(data=self._data(), error="the command ended without an exit status "
+                                                              "(its shell was killed by a signal)")
             return CommandResult(exit_code=chan.recv_exit_status(), data=self._data())
         return self._stop(outcome)
+
+    def _connection_dropped(self):
+        """True when the channel ended because the connection did, not because the command did: a
+        command that ends sends end-of-file before its channel closes, a dropped connection does not."""
+        transport = self.chan.get_transport()
+        return not self.chan.eof_received or transport is None or not transport.is_active()
+
+    def _lost(self):
+        self._flush()
+        where = f" (session {self.sid})" if self.sid is not None else ""
+        raise ConnectionLost(f"connection to {self.target.name} lost during the command{where}: the host stopped "
+                             "or the network failed; the command may still be running there")
 
     def _stop(self, outcome):
         """End the remote session after cancel/timeout and confirm it is gone."""
@@ -232,29 +315,7 @@ class _Run:
 
     def _end_session(self):
         """TERM, KILL after the grace period, confirm; over a second channel. Returns (gone, evidence)."""
-        argv = ["sh", "-c", KILLER, "opsportal-kill", str(self.sid), str(max(1, round(self.grace * 10)))]
-        try:
-            chan = self.conn.channel()
-        except BackendError as exc:
-            return False, f"cannot confirm: {exc}"
-        try:
-            chan.settimeout(self.grace + 15.0)
-            chan.exec_command(remote_line(argv, sudo=self.sudo, username=self.target.username))
-            output = b""
-            while True:
-                chunk = chan.recv(4096)
-                if not chunk:
-                    break
-                output += chunk
-            text = output.decode("utf-8", "replace").strip()
-            status = chan.recv_exit_status()
-        except (OSError, EOFError) as exc:
-            return False, f"cannot confirm: {exc or type(exc).__name__}"
-        finally:
-            chan.close()
-        if status == 0 and text.startswith("gone"):
-            return True, ""
-        return False, text or f"the check exited with {status}"
+        return _kill_session(self.conn, self.target, self.sid, grace=self.grace, sudo=self.sudo)
 
     def _pump(self):
         """Read what has arrived on both streams and emit complete lines; True when anything was read."""
@@ -284,6 +345,8 @@ class _Run:
                 head, _, sid = line.partition(" ")
                 if head == self.marker and sid.isdigit():
                     self.sid = int(sid)
+                    if self.on_session is not None:
+                        self.on_session(self.sid)
                     continue
             self.on_line(stream, line)
 

@@ -10,8 +10,10 @@ from ops_portal.audit.models import AuditEvent
 from ops_portal.inventory import services as inventory
 from ops_portal.inventory.models import FactsChange, Host
 from ops_portal.jobs.choices import JobState, TargetState
+from ops_portal.jobs.launch import launch as launch_template
 from ops_portal.jobs.launch import launch_adhoc
 from ops_portal.jobs.models import JobEvent
+from ops_portal.jobs.templates import create_template
 from tests.jobs.helpers import wait_job, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.mark.fleet]
@@ -47,7 +49,7 @@ def test_facts_are_gathered_from_every_host_in_parallel(fleet_env, live_worker):
 
 def test_a_host_stopped_mid_run_fails_alone(fleet, fleet_env, live_worker):
     env, actor, hosts = fleet_env
-    victim = hosts[4]
+    victim = hosts[-1]
     job = launch(actor, env, "host.command", {"command": "echo begin; sleep 4; echo end"},
                  strategy={"kind": "parallel", "limit": 20})
     wait_until(lambda: JobEvent.objects.filter(job=job, text="begin").count() == len(hosts), timeout=60,
@@ -61,6 +63,12 @@ def test_a_host_stopped_mid_run_fails_alone(fleet, fleet_env, live_worker):
     assert states.pop(victim.name) == TargetState.FAILED
     assert set(states.values()) == {TargetState.OK}
     assert JobEvent.objects.filter(job=job, text="end").count() == len(hosts) - 1
+    # In plain words, and the host is known to be down (not exit -1, no error, still "reachable").
+    failed = job.targets.get(name=victim.name)
+    assert failed.exit_code is None
+    assert f"connection to {victim.name} lost during the command" in failed.error
+    victim_row = Host.objects.get(pk=victim.pk)
+    assert victim_row.reachability == "unreachable" and "lost during the command" in victim_row.last_error
 
 
 def test_a_rolling_command_stops_when_failures_pass_the_threshold(fleet, fleet_env, live_worker):
@@ -69,7 +77,7 @@ def test_a_rolling_command_stops_when_failures_pass_the_threshold(fleet, fleet_e
     fleet.stop_host(down.name)
     try:
         job = wait_job(launch(actor, env, "host.command", {"command": "hostname"},
-                              strategy={"kind": "rolling", "batch_size": 5, "max_failures": 0}),
+                              strategy={"kind": "rolling", "batch_size": 2, "max_failures": 0}),
                        JobState.FAILED, timeout=120)
     finally:
         fleet.start_host(down.name)
@@ -115,7 +123,7 @@ def test_deploy_then_roll_back_switches_the_current_symlink(fleet, fleet_env, li
 
 def test_a_changed_host_key_is_refused_until_an_admin_accepts_it(fleet_env, live_worker, api):
     env, actor, hosts = fleet_env
-    victim, other = hosts[2], hosts[3]
+    victim, other = hosts[-1], hosts[0]
     Host.objects.filter(pk=victim.pk).update(host_key=other.host_key)  # as if the host were replaced
     job = wait_job(launch(actor, env, "host.command", {"command": "true"}, selector={"names": [victim.name]}),
                    JobState.FAILED)
@@ -133,7 +141,7 @@ def test_a_changed_host_key_is_refused_until_an_admin_accepts_it(fleet_env, live
 
 def test_a_new_host_is_trusted_on_first_use_and_pinned(fleet_env, live_worker):
     env, actor, hosts = fleet_env
-    host = hosts[5]
+    host = hosts[-1]
     real_key = host.host_key
     Host.objects.filter(pk=host.pk).update(host_key="")
     wait_job(launch(actor, env, "host.command", {"command": "true"}, selector={"names": [host.name]}),
@@ -146,8 +154,8 @@ def test_wrong_credentials_fail_with_the_ssh_error_in_plain_words(fleet_env, liv
 
     env, actor, hosts = fleet_env
     other = inventory.create_credential(actor, name="wrong-key", environment=env, private_key=new_private_key())
-    Host.objects.filter(pk=hosts[6].pk).update(credential=other)
-    job = wait_job(launch(actor, env, "host.command", {"command": "true"}, selector={"names": [hosts[6].name]}),
+    Host.objects.filter(pk=hosts[-1].pk).update(credential=other)
+    job = wait_job(launch(actor, env, "host.command", {"command": "true"}, selector={"names": [hosts[-1].name]}),
                    JobState.FAILED)
     assert "authentication failed for root@" in job.targets.get().error
 
@@ -178,10 +186,10 @@ def test_injection_attempts_are_refused_before_anything_runs(fleet, fleet_env, a
 
 def test_compliance_checks_report_evidence_per_host(fleet, fleet_env, live_worker):
     env, actor, hosts = fleet_env
-    host = hosts[7]
+    host = hosts[-1]
     fleet.exec(host.name, "touch /etc/opsportal-ww && chmod 666 /etc/opsportal-ww")
     try:
-        job = wait_job(launch(actor, env, "host.compliance", {}, selector={"names": [host.name, hosts[8].name]}),
+        job = wait_job(launch(actor, env, "host.compliance", {}, selector={"names": [host.name, hosts[0].name]}),
                        {JobState.FAILED, JobState.SUCCEEDED}, timeout=120)
     finally:
         fleet.exec(host.name, "rm -f /etc/opsportal-ww")
@@ -191,3 +199,57 @@ def test_compliance_checks_report_evidence_per_host(fleet, fleet_env, live_worke
     root_login = [r for (h, name), r in results.items() if "root" in name.lower()]
     assert root_login and root_login[0].passed is True
     assert job.targets.get(name=host.name).state == TargetState.FAILED  # a failed check fails the target
+
+
+def test_a_dead_workers_remote_command_is_ended_and_its_output_kept(fleet, fleet_env, live_env, live_logs):
+    """SIGKILL the worker mid-command: the job turns lost, the remote session is ended by the next
+    worker of the job's queue, and the output stored before the death stays."""
+    import os
+    import signal
+    import uuid
+
+    from ops_portal.jobs.tasks import reap_lost_jobs
+    from tests.live import start_worker
+
+    env, actor, hosts = fleet_env
+    host = hosts[0]
+    marker = f"opsportal-lost-{uuid.uuid4().hex[:8]}"
+    # Output, then a quiet stretch (a command that keeps printing would die of SIGPIPE once the
+    # dead worker's connection is gone; a quiet one runs on unattended).
+    command = f"echo begun; for i in 0 1 2 3 4 5 6 7 8 9; do echo tick $i; sleep 0.1; done; sleep 300 # {marker}"
+    queue = f"q{uuid.uuid4().hex[:8]}"
+    template = create_template(actor, name=f"long-{queue}", environment=env, action="host.command",
+                                    selector={"names": [host.name]}, action_params={"command": command}, queue=queue)
+    doomed = start_worker(live_env, live_logs, name=f"doomed-{queue}", concurrency=1, queues=queue)
+    heir = None
+    try:
+        job = launch_template(actor, template)
+        wait_until(lambda: JobEvent.objects.filter(job=job, text="tick 9").exists(), timeout=60, what="output")
+        session = wait_until(lambda: (job.targets.get().data or {}).get("session"), what="the session id")
+        os.killpg(doomed.proc.pid, signal.SIGKILL)
+        doomed.proc.wait()
+        stored_at_death = list(JobEvent.objects.filter(job=job, kind="output").order_by("seq")
+                               .values_list("text", flat=True))
+        assert fleet.exec(host.name, ["pgrep", "-f", marker]).exit_code == 0  # still running, unattended
+        wait_until(lambda: reap_lost_jobs() or type(job).objects.get(pk=job.pk).state == JobState.LOST,
+                   timeout=40, what="the reaper to mark the job lost")
+        heir = start_worker(live_env, live_logs, name=f"heir-{queue}", concurrency=1, queues=queue)
+        wait_until(lambda: fleet.exec(host.name, ["pgrep", "-f", marker]).exit_code == 1, timeout=60,
+                   what="the remote command to be ended")
+        target = wait_until(lambda: job.targets.filter(error__contains="was ended").first(), timeout=30,
+                            what="the target to record it")
+    finally:
+        doomed.stop()
+        if heir is not None:
+            heir.stop()
+        fleet.exec(host.name, ["pkill", "-f", marker])
+    assert target.state == TargetState.LOST
+    assert target.error == f"the worker died; its remote session {session} was ended"
+    assert target.data["session_ended"] is True
+    # What was stored before the death is all there, in order, with no gap.
+    assert stored_at_death[0] == "begun"
+    assert stored_at_death[1:] == [f"tick {i}" for i in range(len(stored_at_death) - 1)]
+    kept = list(JobEvent.objects.filter(job=job, kind="output").order_by("seq").values_list("text", flat=True))
+    assert kept == stored_at_death
+    assert JobEvent.objects.filter(job=job, text=target.error).exists()
+    assert AuditEvent.objects.filter(action="job.sessions_ended", object_id=str(job.pk)).exists()

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from schedulers.host import CancelToken, run_capture, run_command
+from schedulers.host import CancelToken, ConnectionLost, SSHPool, connect, end_remote_session, run_capture, run_command
 
 pytestmark = pytest.mark.fleet
 
@@ -104,7 +104,7 @@ def test_a_failing_callback_still_ends_the_remote_command(fleet, pool, target, u
 
 def test_many_threads_share_the_pool_safely(pool, targets):
     """24 commands from 12 threads over 8 connections: every output lands with its own call."""
-    jobs = [(targets[i % 6], i) for i in range(24)]
+    jobs = [(targets[i % len(targets)], i) for i in range(24)]
     results = {}
 
     def one(job):
@@ -119,3 +119,76 @@ def test_many_threads_share_the_pool_safely(pool, targets):
         thread.join()
     assert results == {index: (True, f"{index} {target.name}") for target, index in jobs}
     assert pool.stats()["leased"] == 0 and pool.stats()["idle"] <= 8
+
+
+def test_a_host_stopped_mid_command_is_a_lost_connection_in_plain_words(fleet, targets, lines):
+    """Not exit -1 and silence: the caller learns the connection went, and marks the host unreachable."""
+    target = targets[-1]
+    outcome = {}
+
+    def run():
+        with SSHPool(2) as pool:
+            try:
+                outcome["result"] = run_command(pool, target, "echo begun; sleep 60", on_line=lines)
+            except Exception as exc:  # noqa: BLE001 (the assertion below says which)
+                outcome["error"] = exc
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    deadline = time.monotonic() + 30
+    while "begun" not in lines.texts() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    fleet.stop_host(target.name, timeout=1)
+    try:
+        runner.join(60)
+    finally:
+        fleet.start_host(target.name)
+    assert not runner.is_alive()
+    error = outcome.get("error")
+    assert isinstance(error, ConnectionLost), outcome
+    assert f"connection to {target.name} lost during the command" in str(error)
+    assert lines.texts("stdout") == ["begun"]
+
+
+def _left_running(target, command, tag):
+    """Start a command, learn its session, then drop the connection as a dying worker would."""
+    sessions = []
+    conn = connect(target)
+
+    def run():
+        try:
+            run_command(conn, target, command, on_line=lambda *a: None, env=dict([tag.split("=", 1)]),
+                        on_session=sessions.append)
+        except ConnectionLost:
+            pass
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 30
+    while not sessions and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sessions, "no session id was reported"
+    conn.transport.sock.close()  # no goodbye: the process that held it is gone
+    runner.join(30)
+    conn.close()
+    return sessions[0]
+
+
+def test_a_session_left_by_a_dead_caller_is_ended_by_its_id(fleet, pool, target, unique):
+    sid = _left_running(target, SLEEPER.format(marker=unique), "OPSPORTAL_JOB=4242")
+    assert remote_matches(fleet, target.name, unique), "the command should outlive its connection"
+    gone, evidence = end_remote_session(pool, target, sid, tag="OPSPORTAL_JOB=4242", grace=0.5)
+    assert (gone, evidence) == (True, "")
+    assert remote_matches(fleet, target.name, unique) == []
+    # Ending it again finds nothing left.
+    assert end_remote_session(pool, target, sid, tag="OPSPORTAL_JOB=4242")[0] is True
+
+
+def test_a_session_of_another_job_is_left_alone(fleet, pool, target, unique):
+    sid = _left_running(target, SLEEPER.format(marker=unique), "OPSPORTAL_JOB=5151")
+    try:
+        gone, evidence = end_remote_session(pool, target, sid, tag="OPSPORTAL_JOB=9999", grace=0.5)
+        assert gone is False and "left alone" in evidence
+        assert remote_matches(fleet, target.name, unique), "a session without the tag must survive"
+    finally:
+        assert end_remote_session(pool, target, sid, tag="OPSPORTAL_JOB=5151", grace=0.5)[0]

@@ -1,0 +1,61 @@
+"""After a job is lost: end the remote commands its dead worker left running.
+
+Each SSH command notes its remote session id on its JobTarget as it starts (TargetContext.
+remote_session). When the reaper marks the job lost, this ends every such session over SSH
+(TERM, KILL after the grace period, confirmed gone), only if the session's processes carry the
+job's OPSPORTAL_JOB tag, and records the outcome on the target, in the job's output and in the
+audit log. Output the worker stored before it died is kept; what the command printed after that
+had nowhere to go.
+"""
+import logging
+
+from django.db import transaction
+
+from ops_portal.audit.services import record
+from ops_portal.inventory import services as inventory
+from ops_portal.inventory.models import Host
+from schedulers import host as ssh
+
+from .choices import EventKind, TargetState
+from .events import EventWriter
+from .job_actions import HOST, host_target
+from .lifecycle import worker_actor
+from .models import Job, JobTarget
+
+log = logging.getLogger(__name__)
+
+
+def end_lost_sessions(job_id):
+    """End the remote sessions of a lost job's targets; returns {target name: note}."""
+    job = Job.objects.get(pk=job_id)
+    targets = [t for t in JobTarget.objects.filter(job=job, state=TargetState.LOST, kind="host")
+               if isinstance(t.data, dict) and isinstance(t.data.get("session"), int)]
+    if not targets:
+        return {}
+    hosts = Host.objects.select_related("credential").in_bulk([t.ref_id for t in targets])
+    notes, ended, left = {}, [], []
+    with HOST.session(4) as pool:
+        for target in targets:
+            sid, host = target.data["session"], hosts.get(target.ref_id)
+            try:
+                if host is None:
+                    raise ssh.BackendError("the host is no longer in the inventory")
+                gone, evidence = ssh.end_remote_session(pool, host_target(host), sid, tag=f"OPSPORTAL_JOB={job.pk}")
+            except (ssh.BackendError, ValueError) as exc:
+                gone, evidence = False, str(exc)
+                if host is not None:
+                    inventory.note_unreachable(host.pk, evidence)
+            note = (f"the worker died; its remote session {sid} was ended" if gone else
+                    f"the worker died; its remote session {sid} could not be ended: {evidence}")
+            notes[target.name] = note
+            (ended if gone else left).append(target.name)
+            JobTarget.objects.filter(pk=target.pk).update(
+                error=note[:2000], data={**target.data, "session_ended": gone, "session_note": evidence[:500]})
+    writer = EventWriter(job)
+    for target in targets:
+        writer.emit(EventKind.INFO, notes[target.name], target=target.index)
+    writer.close()
+    with transaction.atomic():
+        record(worker_actor(job), "job.sessions_ended", job, after={"ended": ended, "left_running": left})
+    log.info("job %s: ended remote sessions on %s; could not on %s", job.pk, ended, left)
+    return notes
