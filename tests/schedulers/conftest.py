@@ -65,3 +65,34 @@ def lines():
     import time
 
     return Lines(time.monotonic)
+
+
+# The container level ----------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def local_engine_spec(docker_client):
+    """The local engine (ensured up, in Swarm mode, by the fleet plugin's docker_client)."""
+    from schedulers.container import EngineSpec
+
+    return EngineSpec("local", "unix:///var/run/docker.sock")
+
+
+@pytest.fixture(scope="session")
+def engine(local_engine_spec):
+    """An EngineClient from schedulers.container.connect, for the whole session."""
+    from schedulers.container import connect
+
+    client = connect(local_engine_spec, timeout=60)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def prefix(docker_client):
+    """A unique name prefix; every service, container, network, volume and image tag named with it
+    is removed at teardown, whatever the test left."""
+    from tests.schedulers.container_rigs import remove_prefixed, unique_prefix
+
+    name = unique_prefix()
+    yield name
+    remove_prefixed(docker_client, name)
