@@ -102,7 +102,7 @@ def to_engine(spec: ServiceSpec, network_ids=None) -> dict:
     if spec.mounts:
         container["Mounts"] = [_mount_to_engine(m) for m in spec.mounts]
     if spec.healthcheck is not None:
-        container["HealthCheck"] = _health_to_engine(spec.healthcheck)
+        container["Healthcheck"] = _health_to_engine(spec.healthcheck)
     if spec.cap_add:
         container["CapabilityAdd"] = list(spec.cap_add)
     if spec.cap_drop:
@@ -170,7 +170,7 @@ def from_engine(data: dict, network_names=None) -> ServiceSpec:
     names = network_names or {}
     res = task.get("Resources") or {}
     limits, reservations = res.get("Limits") or {}, res.get("Reservations") or {}
-    health = container.get("HealthCheck")
+    health = container.get("Healthcheck")
     restart = task.get("RestartPolicy")
 
     def policy(raw):
