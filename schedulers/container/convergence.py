@@ -39,6 +39,8 @@ class TaskChange:
     container_id: str
     exit_code: int | None
     current: bool  # of the service's current spec version
+    timestamp: str = ""  # the engine's time of this state (RFC 3339, nanoseconds)
+    created_at: str = ""  # when the engine made the task
     kind: str = "task"
 
 
@@ -90,7 +92,11 @@ def _running(rows, mode):
 def wait_converged(client, service: ServiceChange | str, on_event=None, cancel: CancelToken | None = None,
                    timeout: float = 300.0, *, stable_for: float | None = None, poll: float = 0.25,
                    max_task_failures: int = 3) -> ConvergeResult:
-    """Follow the service until it converged, the update finished, failed, or timeout/cancel."""
+    """Follow the service until it converged, the update finished, failed, or timeout/cancel.
+
+    Pass the ServiceChange a change returned, so an earlier update's outcome is not taken for
+    this one's; given an id, an update that had already finished when the wait began is ignored.
+    """
     change = service if isinstance(service, ServiceChange) else None
     service_id = change.service_id if change else service
     previous_update = change.previous_update_started if change else None
@@ -114,6 +120,10 @@ def wait_converged(client, service: ServiceChange | str, on_event=None, cancel: 
         name = data["Spec"]["Name"]
         mode, desired = service_mode(data["Spec"])
         update = data.get("UpdateStatus") or {}
+        if previous_update is None:
+            # Given only an id: an update that had finished before we looked is history.
+            finished = update.get("State") in ("completed", "rollback_completed")
+            previous_update = update.get("StartedAt", "") if finished else ""
         ours = bool(update) and (previous_update is None or update.get("StartedAt", "") != previous_update)
         if ours and (update.get("State"), update.get("Message")) != last_update:
             last_update = (update.get("State"), update.get("Message"))
@@ -131,7 +141,8 @@ def wait_converged(client, service: ServiceChange | str, on_event=None, cancel: 
             signature = (info.state, info.desired_state, info.error, info.node_id)
             if seen_tasks.get(info.id) != signature:
                 changed = TaskChange(info.id, info.slot, info.node_id, info.state, info.desired_state, info.message,
-                                     info.error, info.container_id, info.exit_code, info.id in current_ids)
+                                     info.error, info.container_id, info.exit_code, info.id in current_ids,
+                                     info.timestamp, row.get("CreatedAt", ""))
                 on_event(changed)
                 # Failures from before this wait began are history, not this change's doing.
                 if info.state in ("failed", "rejected") and (polls or changed.current):

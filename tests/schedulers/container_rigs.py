@@ -322,3 +322,28 @@ def _quietly(func, *args, **kwargs):
         func(*args, **kwargs)
     except docker.errors.APIError:
         pass
+
+
+def wait_for(predicate, timeout=30.0, interval=0.1, what="condition"):
+    """Poll predicate() until it returns something truthy; return that, or fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s (last: {value!r})")
+        time.sleep(interval)
+
+
+def http_get(port, path="/", timeout=3.0):
+    """(status, body) of GET http://127.0.0.1:port/path."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
