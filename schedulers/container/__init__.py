@@ -7,7 +7,7 @@ stacks, through the Docker SDK. Django-free.
 - `containers`: lifecycle, logs, stats, exec, run from a ContainerSpec
 - `specs` + `validate`: ContainerSpec, ServiceSpec and their field errors (SpecError)
 - `services` + `convergence`: create, scale, update, rollback, remove; wait_converged
-- `stacks`: Compose file -> ServiceSpecs, diff, deploy, remove
+- `compose` + `stacks`: Compose file -> ServiceSpecs (no I/O); diff, deploy, remove
 - `checks`: publish mode and endpoints, load-balancing check, image update check
 - `safety`: privileged features of a spec (pure)
 
@@ -26,6 +26,8 @@ from .checks import (
     publish_mode,
     service_image_update,
 )
+from .compose import Stack
+from .compose import load as load_compose
 from .containers import ContainerError, StatsSample, exec_run, logs, run, stats
 from .convergence import ConvergeResult, TaskChange, UpdateChange, wait_converged
 from .engine import EngineClient, EngineError, EngineInfo, EngineSpec, EngineStatus, check, connect, explain, probe
@@ -46,7 +48,7 @@ from .specs import (
     check_container,
     check_service,
 )
-from .stacks import FieldChange, Stack, StackDiff, StackError
+from .stacks import FieldChange, StackDiff, StackError
 from .validate import SpecError
 
 __all__ = [
@@ -55,7 +57,8 @@ __all__ = [
     "HealthCheck", "ImageUpdate", "Mount", "PortSpec", "Resources", "RestartPolicy", "ServiceChange",
     "ServiceEndpoints", "ServiceError", "ServiceSpec", "Snapshot", "SpecError", "Stack", "StackDiff", "StackError",
     "StatsSample", "TaskChange", "UpdateChange", "UpdatePolicy", "check", "check_balance", "check_container",
-    "check_service", "connect", "container_image_update", "endpoints", "exec_run", "explain", "logs", "map_event",
+    "check_service", "connect", "container_image_update", "endpoints", "exec_run", "explain", "load_compose", "logs",
+    "map_event",
     "path_allowed", "privileged_features", "probe", "publish_mode", "run", "service_image_update", "snapshot", "stats",
     "wait_converged",
 ]

@@ -159,6 +159,13 @@ def _swarm_labels(info, labels):
     info.stack = labels.get(STACK_LABEL, "")
 
 
+def _mount(raw):
+    """A volume by its name (its Source is the engine's directory for it), anything else by its source."""
+    kind = raw.get("Type", "")
+    source = raw.get("Name") if kind == "volume" and raw.get("Name") else raw.get("Source", "")
+    return {"type": kind, "source": source, "destination": raw.get("Destination", ""), "rw": raw.get("RW", True)}
+
+
 def _from_summary(row, digests):
     status = row.get("Status") or ""
     health = _HEALTH.search(status)
@@ -172,8 +179,7 @@ def _from_summary(row, digests):
                 "protocol": p.get("Type", "tcp")} for p in row.get("Ports") or []],
         labels=labels, created=row.get("Created", 0), exit_code=int(exited.group(1)) if exited else None,
         networks=sorted((row.get("NetworkSettings") or {}).get("Networks") or {}),
-        mounts=[{"type": m.get("Type", ""), "source": m.get("Source") or m.get("Name", ""),
-                 "destination": m.get("Destination", ""), "rw": m.get("RW", True)} for m in row.get("Mounts") or []],
+        mounts=[_mount(m) for m in row.get("Mounts") or []],
     )
     _swarm_labels(info, labels)
     return info
@@ -214,8 +220,7 @@ def container(client, container_id, digests=None) -> ContainerInfo:
         image_digest=(digests or {}).get(attrs.get("Image", ""), ""), ports=ports, labels=labels,
         created=_epoch(attrs.get("Created", "")), exit_code=None,
         networks=sorted(settings.get("Networks") or {}),
-        mounts=[{"type": m.get("Type", ""), "source": m.get("Source") or m.get("Name", ""),
-                 "destination": m.get("Destination", ""), "rw": m.get("RW", True)} for m in attrs.get("Mounts") or []],
+        mounts=[_mount(m) for m in attrs.get("Mounts") or []],
     )
     _swarm_labels(info, labels)
     if digests is None and info.image_id:
