@@ -175,8 +175,12 @@ def deploy(client, stack: Stack, *, prune=False) -> DeployResult:
     return result
 
 
-def remove(client, stack_name, *, timeout=60.0) -> dict:
-    """Remove the stack's services, then its networks once their tasks are gone (volumes stay)."""
+def remove(client, stack_name, *, timeout=60.0, wait=True) -> dict:
+    """Remove the stack's services, then its networks (volumes stay, as with `docker stack rm`).
+
+    The engine acknowledges a network removal at once but keeps the network until the tasks
+    using it have stopped; wait=True waits for that, up to timeout.
+    """
     label = {"label": f"{STACK_LABEL}={stack_name}"}
     removed = {"services": [], "networks": []}
     for row in client.api.services(filters=label):
@@ -196,6 +200,12 @@ def remove(client, stack_name, *, timeout=60.0) -> dict:
                     raise StackError(f"stack {stack_name}: network {network['Name']} could not be removed: "
                                      f"{exc.explanation or exc}", [f"service {s} removed" for s in removed["services"]])
                 time.sleep(0.25)
+    while wait and client.api.networks(filters=label):
+        if time.monotonic() > deadline:
+            left = ", ".join(n["Name"] for n in client.api.networks(filters=label))
+            raise StackError(f"stack {stack_name}: networks {left} still exist {timeout:g}s after removal",
+                             [f"service {s} removed" for s in removed["services"]])
+        time.sleep(0.25)
     return removed
 
 

@@ -5,7 +5,6 @@ import pytest
 from schedulers.container import SpecError, check_balance, endpoints, load_compose, stacks, wait_converged
 from schedulers.container.compose import IMAGE_LABEL
 from schedulers.container.inventory import STACK_LABEL
-from tests.schedulers.container_rigs import wait_for
 
 pytestmark = pytest.mark.fleet
 
@@ -102,8 +101,7 @@ def test_deploy_change_and_remove_a_stack(engine, docker_client, fleet_images, p
     removed = stacks.remove(engine, prefix)
     assert removed["services"] == [web] and sorted(removed["networks"]) == [f"{prefix}_back", f"{prefix}_default"]
     assert _services(docker_client, prefix) == {}
-    # The manager forgot them; the node's local copies follow shortly.
-    wait_for(lambda: not [n for n in docker_client.networks.list() if n.name.startswith(prefix)], 10)
+    assert not [n for n in docker_client.networks.list() if n.name.startswith(prefix)]
 
 
 def test_a_stack_that_clashes_with_running_services_changes_nothing(engine, docker_client, fleet_images, prefix):
