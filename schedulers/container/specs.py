@@ -161,7 +161,8 @@ class ContainerSpec:
 def build(cls, data, errors=None, path=""):
     """Make a dataclass (nested ones too) from a dict; unknown keys and bad shapes are field errors."""
     own = errors is None
-    errors = errors or Errors()
+    if own:
+        errors = Errors()
     if isinstance(data, cls):
         return data
     if not isinstance(data, dict):
