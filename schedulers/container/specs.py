@@ -201,8 +201,12 @@ def _convert(owner, key, hint, value, errors, where):
         return [build(item_cls, item, errors, f"{where}[{i}]") if isinstance(item, dict) else item
                 for i, item in enumerate(value)]
     for candidate in _candidates(hint):
-        if dataclasses.is_dataclass(candidate) and isinstance(value, dict):
-            return build(candidate, value, errors, where)
+        if dataclasses.is_dataclass(candidate):
+            if isinstance(value, dict):
+                return build(candidate, value, errors, where)
+            if value is not None and not isinstance(value, candidate):
+                errors.add(where, f"must be an object, not {type(value).__name__}")
+            return value
     return value
 
 
