@@ -194,10 +194,16 @@ def main(args):
     runtime.take_lock()
     info = runtime.machine()
     fleet.ensure_engine()
-    images = fleet.ensure_images()
+    built = fleet.ensure_images()
     client = connect(EngineSpec("local", "unix:///var/run/docker.sock"), timeout=300)
     runtime.cleanup.push("engine client", client.close)
     prefix = f"{runtime.NAME_PREFIX}{runtime.RUN_ID}"
+    # Tags of our own: a build of another recipe on this engine untags the hash tags mid-run.
+    images = {}
+    for key in ("web:v1", "web:v2"):
+        images[key] = f"{prefix}-{key.replace(':', '-')}:bench"
+        client.images.get(built[key]).tag(images[key])
+        runtime.cleanup.push(f"tag {images[key]}", client.api.remove_image, images[key])
     runtime.cleanup.push(f"services and containers {prefix}-*", _remove_prefixed, client, prefix)
     results = {"machine": info, "engine": client.server_version.get("Version"), "prefix": prefix}
     summary = []

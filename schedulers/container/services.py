@@ -346,10 +346,43 @@ def update(client, service, spec: ServiceSpec | None = None, *, image: str | Non
     if spec.name != current["Spec"]["Name"]:
         raise SpecError({"name": ["a service cannot be renamed by an update"]})
     _preflight(client, spec, service_id=current["ID"])
-    data = to_engine(spec, _ids(client))
+    data = overlay(current["Spec"], to_engine(spec, _ids(client)))
     force_update = ((current["Spec"].get("TaskTemplate") or {}).get("ForceUpdate") or 0)
     data["TaskTemplate"]["ForceUpdate"] = force_update + 1 if force else force_update
     return _submit(client, current, data, "update")
+
+
+# What a ServiceSpec says, as paths in the engine's Spec; everything else there (secrets, configs,
+# DNS, hosts, placement preferences, log driver, pids limit …) is left as it is by an update.
+MANAGED = [("Labels",), ("Mode",), ("UpdateConfig",), ("RollbackConfig",), ("EndpointSpec", "Mode"),
+           ("EndpointSpec", "Ports"), ("TaskTemplate", "RestartPolicy"), ("TaskTemplate", "Networks"),
+           ("TaskTemplate", "Placement", "Constraints")] + [
+    ("TaskTemplate", "ContainerSpec", key) for key in (
+        "Image", "Command", "Args", "Env", "Labels", "Mounts", "Healthcheck", "CapabilityAdd", "CapabilityDrop",
+        "User", "Dir", "StopGracePeriod")] + [
+    ("TaskTemplate", "Resources", part, key) for part in ("Limits", "Reservations") for key in ("NanoCPUs",
+                                                                                                 "MemoryBytes")]
+
+
+def overlay(current: dict, ours: dict) -> dict:
+    """The current engine Spec with the managed paths set from ours (or removed where ours has none)."""
+    import copy
+
+    result = copy.deepcopy(current)
+    for path in MANAGED:
+        source = ours
+        for key in path:
+            source = source.get(key) if isinstance(source, dict) else None
+        target = result
+        for key in path[:-1]:
+            if not isinstance(target.get(key), dict):
+                target[key] = {}
+            target = target[key]
+        if source is None:
+            target.pop(path[-1], None)
+        else:
+            target[path[-1]] = copy.deepcopy(source)
+    return result
 
 
 def rollback(client, service) -> ServiceChange:

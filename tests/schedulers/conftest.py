@@ -96,3 +96,30 @@ def prefix(docker_client):
     name = unique_prefix()
     yield name
     remove_prefixed(docker_client, name)
+
+
+@pytest.fixture(scope="session")
+def ct_images(docker_client, fleet_images):
+    """The fleet's app images under tags of this session's own ({"web:v1": "opsportal-ct-…-web:v1", …}).
+
+    Other worktrees build the same images from other recipes on the shared engine, and a build
+    untags older recipes' tags; tags of our own keep the images ours until the session ends.
+    """
+    from tests.schedulers.container_rigs import unique_prefix
+
+    session = unique_prefix()
+    pinned = {}
+    for key, tag in fleet_images.items():
+        if key == "host":
+            pinned[key] = tag
+            continue
+        name, _, version = key.partition(":")
+        pinned[key] = f"{session}-{name}:{version or 'latest'}"
+        docker_client.images.get(tag).tag(pinned[key])
+    yield pinned
+    for key, tag in pinned.items():
+        if key != "host":
+            try:
+                docker_client.images.remove(tag)
+            except Exception:  # still used by a container a failed test left; the tag goes with it later
+                pass

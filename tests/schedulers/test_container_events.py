@@ -44,13 +44,13 @@ def _watch(spec, recorder, **options):
 
 
 def test_sees_containers_started_and_killed_outside_within_two_seconds(local_engine_spec, docker_client,
-                                                                       fleet_images, prefix, recorder):
+                                                                       ct_images, prefix, recorder):
     watcher = _watch(local_engine_spec, recorder)
     try:
         wait_for(lambda: recorder.resyncs, 10, what="first resync")
         assert recorder.resyncs[0][1] == "connect" and watcher.connected
         started = time.monotonic()
-        container = docker_client.containers.run(fleet_images["web:v1"], name=f"{prefix}-ev", detach=True)
+        container = docker_client.containers.run(ct_images["web:v1"], name=f"{prefix}-ev", detach=True)
         seen_at, event = wait_for(lambda: recorder.first("container", container.id, "start", started), 2.0,
                                   what="start event")
         assert seen_at - started < 2.0 and event.name == f"{prefix}-ev"
@@ -68,7 +68,7 @@ def test_sees_containers_started_and_killed_outside_within_two_seconds(local_eng
     assert not watcher._thread.is_alive()
 
 
-def test_survives_the_engine_socket_going_away_and_resyncs(tmp_path, docker_client, fleet_images, prefix,
+def test_survives_the_engine_socket_going_away_and_resyncs(tmp_path, docker_client, ct_images, prefix,
                                                            recorder):
     proxy = SocketProxy(unix_path=str(tmp_path / "engine.sock")).start()
     watcher = _watch(EngineSpec("proxied", proxy.url), recorder)
@@ -86,7 +86,7 @@ def test_survives_the_engine_socket_going_away_and_resyncs(tmp_path, docker_clie
         assert watcher.connected and watcher.failures == 0
 
         started = time.monotonic()
-        container = docker_client.containers.run(fleet_images["web:v1"], name=f"{prefix}-after", detach=True)
+        container = docker_client.containers.run(ct_images["web:v1"], name=f"{prefix}-after", detach=True)
         wait_for(lambda: recorder.first("container", container.id, "start", started), 2.0,
                  what="an event after the reconnect")
     finally:
@@ -95,16 +95,16 @@ def test_survives_the_engine_socket_going_away_and_resyncs(tmp_path, docker_clie
         proxy.stop()
 
 
-def test_replays_events_missed_during_a_short_outage(tmp_path, docker_client, fleet_images, prefix, recorder):
+def test_replays_events_missed_during_a_short_outage(tmp_path, docker_client, ct_images, prefix, recorder):
     proxy = SocketProxy(unix_path=str(tmp_path / "engine.sock")).start()
     watcher = _watch(EngineSpec("proxied", proxy.url), recorder)
     try:
         wait_for(lambda: recorder.resyncs, 10, what="first resync")
-        docker_client.containers.run(fleet_images["web:v1"], name=f"{prefix}-before", detach=True)
+        docker_client.containers.run(ct_images["web:v1"], name=f"{prefix}-before", detach=True)
         wait_for(lambda: any(e.name == f"{prefix}-before" for _, e in recorder.events), 2.0)
         proxy.stop()
         wait_for(lambda: not watcher.connected, 5)
-        missed = docker_client.containers.run(fleet_images["web:v1"], name=f"{prefix}-missed", detach=True)
+        missed = docker_client.containers.run(ct_images["web:v1"], name=f"{prefix}-missed", detach=True)
         proxy.start()
         wait_for(lambda: recorder.first("container", missed.id, "start"), 5.0, what="the missed start, replayed")
         before = [e for _, e in recorder.events if e.name == f"{prefix}-before" and e.action == "start"]
@@ -115,7 +115,7 @@ def test_replays_events_missed_during_a_short_outage(tmp_path, docker_client, fl
         proxy.stop()
 
 
-def test_a_failing_callback_does_not_stop_the_watcher(local_engine_spec, docker_client, fleet_images, prefix):
+def test_a_failing_callback_does_not_stop_the_watcher(local_engine_spec, docker_client, ct_images, prefix):
     seen = []
 
     def on_event(event, client):
@@ -125,7 +125,7 @@ def test_a_failing_callback_does_not_stop_the_watcher(local_engine_spec, docker_
     watcher = EventWatcher(local_engine_spec, on_event, lambda client, reason: None, CancelToken()).start()
     try:
         time.sleep(0.5)
-        container = docker_client.containers.run(fleet_images["web:v1"], name=f"{prefix}-cb", detach=True)
+        container = docker_client.containers.run(ct_images["web:v1"], name=f"{prefix}-cb", detach=True)
         container.stop(timeout=1)
         wait_for(lambda: [e for e in seen if e.id == container.id and e.action == "stop"], 5)
         assert watcher.callback_errors >= 2 and watcher.connected

@@ -8,17 +8,17 @@ from tests.schedulers.container_rigs import wait_for
 pytestmark = pytest.mark.fleet
 
 
-def test_snapshot_has_containers_images_networks_volumes_and_swarm_objects(engine, docker_client, fleet_images,
+def test_snapshot_has_containers_images_networks_volumes_and_swarm_objects(engine, docker_client, ct_images,
                                                                          prefix):
     network = docker_client.networks.create(f"{prefix}-net", driver="overlay", attachable=True,
                                             labels={"opsportal.test": "inv"})
     volume = docker_client.volumes.create(f"{prefix}-vol", labels={"opsportal.test": "inv"})
-    web = docker_client.containers.run(fleet_images["web:v1"], name=f"{prefix}-web", detach=True,
+    web = docker_client.containers.run(ct_images["web:v1"], name=f"{prefix}-web", detach=True,
                                        ports={"8080/tcp": ("127.0.0.1", None)}, labels={"opsportal.test": "inv"},
                                        volumes={volume.name: {"bind": "/data", "mode": "rw"}})
-    crashed = docker_client.containers.run(fleet_images["crasher"], name=f"{prefix}-crash", detach=True,
+    crashed = docker_client.containers.run(ct_images["crasher"], name=f"{prefix}-crash", detach=True,
                                            environment={"CRASH_AFTER": "0", "CRASH_CODE": "7"})
-    change = svc.create(engine, ServiceSpec(name=f"{prefix}-svc", image=fleet_images["web:v1"], replicas=2,
+    change = svc.create(engine, ServiceSpec(name=f"{prefix}-svc", image=ct_images["web:v1"], replicas=2,
                                             endpoint_mode="dnsrr", ports=[PortSpec(8080, mode="host")],
                                             networks=[network.name], labels={"opsportal.test": "inv"}))
     assert wait_converged(engine, change, timeout=60, stable_for=0).ok
@@ -29,8 +29,8 @@ def test_snapshot_has_containers_images_networks_volumes_and_swarm_objects(engin
     assert snap.swarm
     by_name = {c.name: c for c in snap.containers}
     w = by_name[f"{prefix}-web"]
-    image = docker_client.images.get(fleet_images["web:v1"])
-    assert (w.state, w.health, w.image, w.image_id) == ("running", "healthy", fleet_images["web:v1"], image.id)
+    image = docker_client.images.get(ct_images["web:v1"])
+    assert (w.state, w.health, w.image, w.image_id) == ("running", "healthy", ct_images["web:v1"], image.id)
     assert w.labels["opsportal.test"] == "inv" and w.restart_count == 0 and w.started_at and w.created > 0
     assert [p for p in w.ports if p["ip"] == "127.0.0.1" and p["private"] == 8080 and p["public"]]
     assert {"type": "volume", "source": volume.name, "destination": "/data", "rw": True} in w.mounts
@@ -41,7 +41,7 @@ def test_snapshot_has_containers_images_networks_volumes_and_swarm_objects(engin
                                               for x in tasks_containers)
 
     assert image.id in {i.id for i in snap.images}
-    assert {fleet_images["web:v1"]} <= {t for i in snap.images for t in i.tags}
+    assert {ct_images["web:v1"]} <= {t for i in snap.images for t in i.tags}
     net = next(n for n in snap.networks if n.name == network.name)
     assert (net.driver, net.scope, net.attachable, net.labels) == ("overlay", "swarm", True, {"opsportal.test": "inv"})
     assert next(v for v in snap.volumes if v.name == volume.name).labels == {"opsportal.test": "inv"}
@@ -59,9 +59,9 @@ def test_snapshot_has_containers_images_networks_volumes_and_swarm_objects(engin
     assert {t.container_id for t in tasks} == {x.id for x in tasks_containers}
 
 
-def test_without_detail_one_list_call_still_gives_state_health_and_exit_codes(engine, docker_client, fleet_images,
+def test_without_detail_one_list_call_still_gives_state_health_and_exit_codes(engine, docker_client, ct_images,
                                                                               prefix):
-    crashed = docker_client.containers.run(fleet_images["crasher"], name=f"{prefix}-crash", detach=True,
+    crashed = docker_client.containers.run(ct_images["crasher"], name=f"{prefix}-crash", detach=True,
                                            environment={"CRASH_AFTER": "0", "CRASH_CODE": "5"})
     wait_for(lambda: docker_client.containers.get(crashed.id).status == "exited", 30)
     calls = []
@@ -76,10 +76,10 @@ def test_without_detail_one_list_call_still_gives_state_health_and_exit_codes(en
     assert (c.state, c.exit_code, c.restart_count) == ("exited", 5, None)
 
 
-def test_one_container_for_an_event_and_not_found_after_removal(engine, docker_client, fleet_images, prefix):
+def test_one_container_for_an_event_and_not_found_after_removal(engine, docker_client, ct_images, prefix):
     import docker
 
-    web = docker_client.containers.run(fleet_images["web:v1"], name=f"{prefix}-one", detach=True)
+    web = docker_client.containers.run(ct_images["web:v1"], name=f"{prefix}-one", detach=True)
     info = inventory.container(engine, web.id)
     assert (info.name, info.state, info.restart_count) == (f"{prefix}-one", "running", 0)
     web.remove(force=True)

@@ -21,8 +21,8 @@ def _names(docker_client, prefix):
 
 
 @pytest.fixture
-def web(engine, fleet_images, prefix):
-    info = containers.run(engine, ContainerSpec(image=fleet_images["web:v1"], name=f"{prefix}-web",
+def web(engine, ct_images, prefix):
+    info = containers.run(engine, ContainerSpec(image=ct_images["web:v1"], name=f"{prefix}-web",
                                                 ports=[ContainerPort(8080)], labels={"opsportal.test": "ops"}))
     return info
 
@@ -64,8 +64,8 @@ def test_refuses_an_unknown_signal_before_sending_anything(engine, web):
     assert containers.inspect_info(engine, web.id).state == "running"
 
 
-def test_logs_tail_and_follow_with_cancel(engine, fleet_images, prefix):
-    ticker = containers.run(engine, ContainerSpec(image=fleet_images["web:v1"], name=f"{prefix}-tick",
+def test_logs_tail_and_follow_with_cancel(engine, ct_images, prefix):
+    ticker = containers.run(engine, ContainerSpec(image=ct_images["web:v1"], name=f"{prefix}-tick",
                                                   entrypoint=TICKER))
     wait_for(lambda: len(containers.logs(engine, ticker.id, tail=None)) >= 6, 10)
     tail = containers.logs(engine, ticker.id, tail=4)
@@ -85,8 +85,8 @@ def test_logs_tail_and_follow_with_cancel(engine, fleet_images, prefix):
     assert not [t for t, _ in followed if t > canceled_at + 0.5]  # nothing read after the cancel took effect
 
 
-def test_follow_ends_when_the_container_stops(engine, fleet_images, prefix):
-    ticker = containers.run(engine, ContainerSpec(image=fleet_images["web:v1"], name=f"{prefix}-tick2",
+def test_follow_ends_when_the_container_stops(engine, ct_images, prefix):
+    ticker = containers.run(engine, ContainerSpec(image=ct_images["web:v1"], name=f"{prefix}-tick2",
                                                   entrypoint=TICKER))
     done = threading.Event()
 
@@ -100,8 +100,8 @@ def test_follow_ends_when_the_container_stops(engine, fleet_images, prefix):
     assert done.wait(5)
 
 
-def test_stats_sample_from_a_busy_container(engine, fleet_images, prefix):
-    burner = containers.run(engine, ContainerSpec(image=fleet_images["burner"], name=f"{prefix}-burn",
+def test_stats_sample_from_a_busy_container(engine, ct_images, prefix):
+    burner = containers.run(engine, ContainerSpec(image=ct_images["burner"], name=f"{prefix}-burn",
                                                   env={"BURN_SECONDS": "30", "BURN_WORKERS": "1"},
                                                   memory_limit="64m"))
     time.sleep(1)
@@ -162,7 +162,7 @@ def test_exec_refuses_a_shell_line(engine, web):
         containers.exec_run(engine, web.id, "echo hi; rm -rf /")
 
 
-def test_refused_specs_create_nothing(engine, docker_client, fleet_images, prefix):
+def test_refused_specs_create_nothing(engine, docker_client, ct_images, prefix):
     bad = {"image": "Not An Image!", "name": f"{prefix}-bad", "ports": [{"container_port": 70000}],
            "restart": "sometimes", "memory_limit": "lots", "command": "echo hi"}
     with pytest.raises(SpecError) as err:
@@ -173,12 +173,29 @@ def test_refused_specs_create_nothing(engine, docker_client, fleet_images, prefi
     assert _names(docker_client, prefix) == []
 
 
-def test_a_container_that_cannot_start_is_removed_again(engine, web, docker_client, fleet_images, prefix):
+def test_a_container_that_cannot_start_is_removed_again(engine, web, docker_client, ct_images, prefix):
     (port,) = [p["public"] for p in web.ports if p["ip"] == "127.0.0.1"]
-    clash = ContainerSpec(image=fleet_images["web:v1"], name=f"{prefix}-clash",
+    clash = ContainerSpec(image=ct_images["web:v1"], name=f"{prefix}-clash",
                           ports=[ContainerPort(8080, host_port=port)])
     with pytest.raises(ContainerError, match="already allocated|address already in use"):
         containers.run(engine, clash)
     assert _names(docker_client, prefix) == [f"{prefix}-web"]
     with pytest.raises(docker.errors.NotFound):
         docker_client.containers.get(f"{prefix}-clash")
+
+
+def test_tells_when_a_containers_tag_now_points_to_another_image(engine, docker_client, ct_images, prefix):
+    from schedulers.container import container_image_update
+
+    v1, v2 = docker_client.images.get(ct_images["web:v1"]), docker_client.images.get(ct_images["web:v2"])
+    tag = f"{prefix}-img:stable"
+    v1.tag(tag)
+    info = containers.run(engine, ContainerSpec(image=tag, name=f"{prefix}-tagged"))
+    before = container_image_update(engine, info.id)
+    assert (before.update_available, before.current, before.running) == (False, v1.id, [v1.id])
+    v2.tag(tag)
+    after = container_image_update(engine, info.id)
+    assert (after.update_available, after.current, after.running) == (True, v2.id, [v1.id])
+    assert after.reference == tag and not after.pinned
+    offline = container_image_update(engine, info.id, check_registry=True)
+    assert offline.registry_error and offline.update_available  # no registry here: said, not hidden

@@ -89,14 +89,14 @@ volumes:
 
 
 @pytest.mark.fleet
-def test_the_disguised_volume_really_reaches_the_host_path(engine, fleet_images, prefix, tmp_path):
+def test_the_disguised_volume_really_reaches_the_host_path(engine, ct_images, prefix, tmp_path):
     """Why the check looks into volume options: the engine mounts the host directory."""
     secret = tmp_path / "host-only"
     secret.mkdir()
     (secret / "marker").write_text("from the host\n")
     disguised = Mount("/peek", f"{prefix}-vol", volume_driver="local",
                       volume_options={"type": "none", "o": "bind", "device": str(secret)})
-    spec = ContainerSpec(image=fleet_images["web:v1"], name=f"{prefix}-peek", mounts=[disguised])
+    spec = ContainerSpec(image=ct_images["web:v1"], name=f"{prefix}-peek", mounts=[disguised])
     assert [f.feature for f in privileged_features(spec, ALLOWED)] == ["bind_mount"]
     info = containers.run(engine, spec)
     lines = []

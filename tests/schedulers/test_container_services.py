@@ -52,9 +52,9 @@ def _versions(engine, service_id):
     return seen
 
 
-def test_create_then_scale_one_to_five_to_two(engine, docker_client, fleet_images, prefix):
+def test_create_then_scale_one_to_five_to_two(engine, docker_client, ct_images, prefix):
     events = []
-    change = svc.create(engine, _spec(prefix, fleet_images["web:v1"]))
+    change = svc.create(engine, _spec(prefix, ct_images["web:v1"]))
     result = wait_converged(engine, change, events.append, timeout=60, stable_for=0)
     assert result.ok and result.outcome == "converged" and (result.running, result.desired) == (1, 1)
     assert [e.state for e in events if e.kind == "task"][-1] == "running"
@@ -71,15 +71,15 @@ def test_create_then_scale_one_to_five_to_two(engine, docker_client, fleet_image
     assert {t["Slot"] for t in _running(docker_client, change.service_id)} == {1, 2}
 
 
-def test_rolling_update_v1_to_v2_one_task_at_a_time(engine, docker_client, fleet_images, prefix):
-    spec = _spec(prefix, fleet_images["web:v1"], replicas=3,
+def test_rolling_update_v1_to_v2_one_task_at_a_time(engine, docker_client, ct_images, prefix):
+    spec = _spec(prefix, ct_images["web:v1"], replicas=3,
                  update_config=UpdatePolicy(parallelism=1, delay=0, order="stop-first", monitor=1))
     change = svc.create(engine, spec)
     assert wait_converged(engine, change, timeout=60, stable_for=0).ok
     assert _versions(engine, change.service_id) == {"v1"}
 
     seen = []
-    change = svc.update(engine, change.service_id, image=fleet_images["web:v2"])
+    change = svc.update(engine, change.service_id, image=ct_images["web:v2"])
     result = wait_converged(engine, change, lambda e: seen.append((time.monotonic(), e)), timeout=120)
     assert result.ok and result.outcome == "update_completed", result.message
     assert _versions(engine, change.service_id) == {"v2"}
@@ -99,14 +99,14 @@ def test_rolling_update_v1_to_v2_one_task_at_a_time(engine, docker_client, fleet
         assert created[after] >= running[before]
 
 
-def test_update_to_a_crashing_image_rolls_back_and_fails(engine, docker_client, fleet_images, prefix):
-    spec = _spec(prefix, fleet_images["web:v1"], replicas=2,
+def test_update_to_a_crashing_image_rolls_back_and_fails(engine, docker_client, ct_images, prefix):
+    spec = _spec(prefix, ct_images["web:v1"], replicas=2,
                  update_config=UpdatePolicy(parallelism=1, delay=0, failure_action="rollback", monitor=5),
                  rollback_config=UpdatePolicy(parallelism=0, delay=0, monitor=1))
     change = svc.create(engine, spec)
     assert wait_converged(engine, change, timeout=60, stable_for=0).ok
     crashing = svc.current_spec(engine, change.service_id)
-    crashing.image, crashing.env = fleet_images["crasher"], {"CRASH_AFTER": "1"}
+    crashing.image, crashing.env = ct_images["crasher"], {"CRASH_AFTER": "1"}
     events = []
     result = wait_converged(engine, svc.update(engine, change.service_id, crashing), events.append, timeout=120)
     assert not result.ok and result.outcome == "rolled_back"
@@ -115,25 +115,25 @@ def test_update_to_a_crashing_image_rolls_back_and_fails(engine, docker_client, 
     assert updates[0] == "updating" and updates[-1] == "rollback_completed"
     assert any(e.kind == "task" and "non-zero exit (3)" in e.error for e in events)
     after = docker_client.api.inspect_service(change.service_id)
-    assert after["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == fleet_images["web:v1"]
+    assert after["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == ct_images["web:v1"]
     assert wait_converged(engine, change.service_id, timeout=60, stable_for=0).ok
     assert _versions(engine, change.service_id) == {"v1"}
 
 
-def test_explicit_rollback_returns_to_the_previous_spec(engine, fleet_images, prefix):
-    change = svc.create(engine, _spec(prefix, fleet_images["web:v1"]))
+def test_explicit_rollback_returns_to_the_previous_spec(engine, ct_images, prefix):
+    change = svc.create(engine, _spec(prefix, ct_images["web:v1"]))
     assert wait_converged(engine, change, timeout=60, stable_for=0).ok
     with pytest.raises(svc.ServiceError, match="no previous spec"):
         svc.rollback(engine, change.service_id)
-    assert wait_converged(engine, svc.update(engine, change.service_id, image=fleet_images["web:v2"]),
+    assert wait_converged(engine, svc.update(engine, change.service_id, image=ct_images["web:v2"]),
                           timeout=90).ok
     result = wait_converged(engine, svc.rollback(engine, change.service_id), timeout=90, stable_for=0)
     assert result.ok, result.message
     assert _versions(engine, change.service_id) == {"v1"}
 
 
-def test_requests_to_published_ports_reach_more_than_one_replica(engine, fleet_images, prefix):
-    change = svc.create(engine, _spec(prefix, fleet_images["web:v1"], replicas=3))
+def test_requests_to_published_ports_reach_more_than_one_replica(engine, ct_images, prefix):
+    change = svc.create(engine, _spec(prefix, ct_images["web:v1"], replicas=3))
     assert wait_converged(engine, change, timeout=60, stable_for=0).ok
     published = endpoints(engine, change.service_id)
     assert published.publish_mode == "host" and published.endpoint_mode == "dnsrr"
@@ -150,7 +150,7 @@ def test_a_task_that_cannot_start_fails_with_the_engine_words(engine, docker_cli
     assert "No such image" in result.message and result.failed_tasks[0].state == "rejected"
 
 
-def test_invalid_specs_are_refused_with_field_errors_and_nothing_is_created(engine, docker_client, fleet_images,
+def test_invalid_specs_are_refused_with_field_errors_and_nothing_is_created(engine, docker_client, ct_images,
                                                                              prefix):
     bad = {"name": f"{prefix}-bad", "image": "UPPER/case image", "replicas": 100000,
            "ports": [{"target": 8080, "published": 70000}, {"target": 80, "published": 8081},
@@ -172,33 +172,33 @@ def test_invalid_specs_are_refused_with_field_errors_and_nothing_is_created(engi
     assert not [s for s in docker_client.api.services() if s["Spec"]["Name"].startswith(prefix)]
 
 
-def test_engine_aware_checks_refuse_clashes_before_sending(engine, docker_client, fleet_images, prefix):
-    first = svc.create(engine, _spec(prefix, fleet_images["web:v1"], ports=[PortSpec(8080, 38181, mode="host")]))
+def test_engine_aware_checks_refuse_clashes_before_sending(engine, docker_client, ct_images, prefix):
+    first = svc.create(engine, _spec(prefix, ct_images["web:v1"], ports=[PortSpec(8080, 38181, mode="host")]))
     with pytest.raises(SpecError) as err:
-        svc.create(engine, _spec(prefix, fleet_images["web:v1"]))
+        svc.create(engine, _spec(prefix, ct_images["web:v1"]))
     assert "exists already" in err.value.errors["name"][0]
     with pytest.raises(SpecError) as err:
-        svc.create(engine, _spec(prefix, fleet_images["web:v1"], name=f"{prefix}-two",
+        svc.create(engine, _spec(prefix, ct_images["web:v1"], name=f"{prefix}-two",
                                  ports=[PortSpec(8080, 38181, mode="host")]))
     assert "published by service" in err.value.errors["ports[0].published"][0]
     with pytest.raises(SpecError) as err:
         svc.scale(engine, first.service_id, -1)
     assert "replicas" in err.value.errors
     with pytest.raises(SpecError) as err:
-        svc.update(engine, first.service_id, _spec(prefix, fleet_images["web:v1"], replicas=3,
+        svc.update(engine, first.service_id, _spec(prefix, ct_images["web:v1"], replicas=3,
                                                    ports=[PortSpec(8080, 38182, mode="host")]))
     assert "1 are ready" in err.value.errors["replicas"][0]  # one node: one task per fixed host port
     with pytest.raises(SpecError) as err:
-        svc.create(engine, _spec(prefix, fleet_images["web:v1"], name=f"{prefix}-three", networks=["nope"]))
+        svc.create(engine, _spec(prefix, ct_images["web:v1"], name=f"{prefix}-three", networks=["nope"]))
     assert "no network named nope" in err.value.errors["networks[0]"][0]
     names = sorted(s["Spec"]["Name"] for s in docker_client.api.services() if s["Spec"]["Name"].startswith(prefix))
     assert names == [f"{prefix}-web"]
 
 
-def test_a_full_spec_round_trips_through_the_engine(engine, docker_client, fleet_images, prefix):
+def test_a_full_spec_round_trips_through_the_engine(engine, docker_client, ct_images, prefix):
     network = docker_client.networks.create(f"{prefix}-net", driver="overlay", attachable=True)
     spec = ServiceSpec(
-        name=f"{prefix}-full", image=fleet_images["web:v1"], replicas=2, args=["--flag"], env={"A": "1", "B": "two"},
+        name=f"{prefix}-full", image=ct_images["web:v1"], replicas=2, args=["--flag"], env={"A": "1", "B": "two"},
         command=["/app-entrypoint"], ports=[PortSpec(8080, mode="host"), PortSpec(9090, protocol="udp", mode="host")],
         resources=Resources(cpu_limit=0.5, cpu_reservation=0.1, memory_limit="64m", memory_reservation="16m"),
         constraints=["node.role==manager"],
@@ -218,8 +218,8 @@ def test_a_full_spec_round_trips_through_the_engine(engine, docker_client, fleet
     assert publish_mode(docker_client.api.inspect_service(change.service_id)) == "host"
 
 
-def test_tells_when_a_tag_now_points_to_another_image(engine, docker_client, fleet_images, prefix):
-    v1, v2 = docker_client.images.get(fleet_images["web:v1"]), docker_client.images.get(fleet_images["web:v2"])
+def test_tells_when_a_tag_now_points_to_another_image(engine, docker_client, ct_images, prefix):
+    v1, v2 = docker_client.images.get(ct_images["web:v1"]), docker_client.images.get(ct_images["web:v2"])
     tag = f"{prefix}-img:stable"
     v1.tag(tag)
     change = svc.create(engine, _spec(prefix, tag))
@@ -230,3 +230,23 @@ def test_tells_when_a_tag_now_points_to_another_image(engine, docker_client, fle
     check = service_image_update(engine, change.service_id)
     assert check.update_available and check.current == v2.id and check.running == [v1.id]
     assert "now points to" in check.message and check.unknown == 0
+
+
+def test_an_update_keeps_what_the_spec_does_not_model(engine, docker_client, ct_images, prefix):
+    import docker
+
+    created = docker_client.services.create(
+        ct_images["web:v1"], name=f"{prefix}-outside", env=["A=1", "B=2"], hosts={"db.internal": "10.1.2.3"},
+        init=True, endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"))
+    assert wait_converged(engine, created.id, timeout=60, stable_for=0).ok
+    assert wait_converged(engine, svc.update(engine, created.id, image=ct_images["web:v2"]), timeout=90).ok
+    container = docker_client.api.inspect_service(created.id)["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert container["Image"] == ct_images["web:v2"]
+    assert container["Env"] == ["A=1", "B=2"] and container["Hosts"] == ["10.1.2.3 db.internal"]
+    assert container["Init"] is True
+
+    spec = svc.current_spec(engine, created.id)
+    spec.env = {}
+    assert wait_converged(engine, svc.update(engine, created.id, spec), timeout=90).ok
+    container = docker_client.api.inspect_service(created.id)["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert "Env" not in container and container["Hosts"] == ["10.1.2.3 db.internal"]

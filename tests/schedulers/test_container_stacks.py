@@ -45,8 +45,8 @@ volumes:
 """
 
 
-def _compose(fleet_images, **replace):
-    text = COMPOSE.format(web=fleet_images["web:v1"], burner=fleet_images["burner"])
+def _compose(ct_images, **replace):
+    text = COMPOSE.format(web=ct_images["web:v1"], burner=ct_images["burner"])
     for old, new in replace.items():
         text = text.replace(old, new)
     return text
@@ -56,8 +56,8 @@ def _services(docker_client, stack):
     return {s["Spec"]["Name"]: s for s in docker_client.api.services(filters={"label": f"{STACK_LABEL}={stack}"})}
 
 
-def test_deploy_change_and_remove_a_stack(engine, docker_client, fleet_images, prefix):
-    stack = load_compose(_compose(fleet_images), prefix, default_publish_mode="host")
+def test_deploy_change_and_remove_a_stack(engine, docker_client, ct_images, prefix):
+    stack = load_compose(_compose(ct_images), prefix, default_publish_mode="host")
     web, worker = f"{prefix}_web", f"{prefix}_worker"
     assert set(stack.services) == {web, worker}
     plan = stacks.diff(stacks.current(engine, prefix), stack)
@@ -69,7 +69,7 @@ def test_deploy_change_and_remove_a_stack(engine, docker_client, fleet_images, p
     for change in result.changes:
         assert wait_converged(engine, change, timeout=90, stable_for=0).ok
     running = _services(docker_client, prefix)
-    assert running[web]["Spec"]["Labels"][IMAGE_LABEL] == fleet_images["web:v1"]
+    assert running[web]["Spec"]["Labels"][IMAGE_LABEL] == ct_images["web:v1"]
     container = running[web]["Spec"]["TaskTemplate"]["ContainerSpec"]
     assert container["Labels"] == {"role": "frontend", STACK_LABEL: prefix}
     assert container["Env"] == ["GREETING=hello"]
@@ -79,21 +79,21 @@ def test_deploy_change_and_remove_a_stack(engine, docker_client, fleet_images, p
     assert check_balance(endpoints(engine, web), 10).distinct == 2
     assert stacks.diff(stacks.current(engine, prefix), stack).empty  # what runs is what the file says
 
-    changed = load_compose(_compose(fleet_images, **{"replicas: 2": "replicas: 3", "hello": "bonjour",
-                                                     fleet_images["web:v1"]: fleet_images["web:v2"]}),
+    changed = load_compose(_compose(ct_images, **{"replicas: 2": "replicas: 3", "hello": "bonjour",
+                                                     ct_images["web:v1"]: ct_images["web:v2"]}),
                            prefix, default_publish_mode="host")
     plan = stacks.diff(stacks.current(engine, prefix), changed)
     assert plan.unchanged == [worker] and list(plan.changed) == [web]
     assert {(c.field, c.old, c.new) for c in plan.changed[web]} >= {
         ("replicas", 2, 3), ("env.GREETING", "hello", "bonjour"),
-        ("image", fleet_images["web:v1"], fleet_images["web:v2"])}
+        ("image", ct_images["web:v1"], ct_images["web:v2"])}
     result = stacks.deploy(engine, changed)
     assert (result.updated, result.unchanged, result.created) == ([web], [worker], [])
     assert wait_converged(engine, result.changes[0], timeout=120).ok
     versions = {e.port for e in endpoints(engine, web).endpoints}
     assert len(versions) == 3
 
-    only_web = load_compose(_compose(fleet_images).split("  worker:")[0] + "networks:\n  back: {}\n"
+    only_web = load_compose(_compose(ct_images).split("  worker:")[0] + "networks:\n  back: {}\n"
                             "volumes:\n  data: {}\n", prefix, default_publish_mode="host")
     assert stacks.diff(stacks.current(engine, prefix), only_web).removed == [worker]
     assert stacks.deploy(engine, only_web, prune=True).removed == [worker]
@@ -104,13 +104,13 @@ def test_deploy_change_and_remove_a_stack(engine, docker_client, fleet_images, p
     assert not [n for n in docker_client.networks.list() if n.name.startswith(prefix)]
 
 
-def test_a_stack_that_clashes_with_running_services_changes_nothing(engine, docker_client, fleet_images, prefix):
+def test_a_stack_that_clashes_with_running_services_changes_nothing(engine, docker_client, ct_images, prefix):
     from schedulers.container import PortSpec, ServiceSpec
     from schedulers.container import services as svc
 
-    svc.create(engine, ServiceSpec(name=f"{prefix}-other", image=fleet_images["web:v1"],
+    svc.create(engine, ServiceSpec(name=f"{prefix}-other", image=ct_images["web:v1"],
                                    endpoint_mode="dnsrr", ports=[PortSpec(8080, 38291, mode="host")]))
-    text = _compose(fleet_images, **{"target: 8080\n": "target: 8080\n        published: 38291\n"})
+    text = _compose(ct_images, **{"target: 8080\n": "target: 8080\n        published: 38291\n"})
     stack = load_compose(text, prefix, default_publish_mode="host")
     with pytest.raises(SpecError) as err:
         stacks.deploy(engine, stack)
