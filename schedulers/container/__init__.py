@@ -34,7 +34,7 @@ from .engine import EngineClient, EngineError, EngineInfo, EngineSpec, EngineSta
 from .events import Event, EventWatcher, map_event
 from .inventory import Snapshot, snapshot
 from .safety import Finding, path_allowed, privileged_features
-from .services import ServiceChange, ServiceError
+from .services import ServiceChange, ServiceError, ServiceNotFound
 from .specs import (
     ContainerPort,
     ContainerSpec,
@@ -52,13 +52,12 @@ from .stacks import FieldChange, StackDiff, StackError
 from .validate import SpecError
 
 __all__ = [
-    "BalanceReport", "ConvergeResult", "ContainerError", "ContainerPort", "ContainerSpec", "Endpoint", "EngineClient",
+    "BalanceReport", "ContainerError", "ContainerPort", "ContainerSpec", "ConvergeResult", "Endpoint", "EngineClient",
     "EngineError", "EngineInfo", "EngineSpec", "EngineStatus", "Event", "EventWatcher", "FieldChange", "Finding",
     "HealthCheck", "ImageUpdate", "Mount", "PortSpec", "Resources", "RestartPolicy", "ServiceChange",
-    "ServiceEndpoints", "ServiceError", "ServiceSpec", "Snapshot", "SpecError", "Stack", "StackDiff", "StackError",
-    "StatsSample", "TaskChange", "UpdateChange", "UpdatePolicy", "check", "check_balance", "check_container",
-    "check_service", "connect", "container_image_update", "endpoints", "exec_run", "explain", "load_compose", "logs",
-    "map_event",
-    "path_allowed", "privileged_features", "probe", "publish_mode", "run", "service_image_update", "snapshot", "stats",
-    "wait_converged",
+    "ServiceEndpoints", "ServiceError", "ServiceNotFound", "ServiceSpec", "Snapshot", "SpecError", "Stack",
+    "StackDiff", "StackError", "StatsSample", "TaskChange", "UpdateChange", "UpdatePolicy", "check", "check_balance",
+    "check_container", "check_service", "connect", "container_image_update", "endpoints", "exec_run", "explain",
+    "load_compose", "logs", "map_event", "path_allowed", "privileged_features", "probe", "publish_mode", "run",
+    "service_image_update", "snapshot", "stats", "wait_converged",
 ]

@@ -15,11 +15,9 @@ Every task state change is reported as it is seen: on_event(TaskChange | UpdateC
 import time
 from dataclasses import dataclass, field
 
-import docker
-
 from ..base import CancelToken
 from .inventory import service_mode, task_info
-from .services import ServiceChange, ServiceError, _engine_call
+from .services import ServiceChange, ServiceNotFound, _engine_call
 
 ORDER = {"new": 1, "allocated": 2, "pending": 3, "assigned": 4, "accepted": 5, "preparing": 6, "ready": 7,
          "starting": 8, "running": 9, "complete": 10, "shutdown": 11, "failed": 12, "rejected": 13,
@@ -115,7 +113,7 @@ def wait_converged(client, service: ServiceChange | str, on_event=None, cancel: 
     while True:
         try:
             data = _engine_call(client, f"service {service_id}", client.api.inspect_service, service_id)
-        except ServiceError:
+        except ServiceNotFound:
             return result(False, "removed", f"service {service_id} is gone")
         name = data["Spec"]["Name"]
         mode, desired = service_mode(data["Spec"])
@@ -130,11 +128,9 @@ def wait_converged(client, service: ServiceChange | str, on_event=None, cancel: 
             on_event(UpdateChange(update.get("State", ""), update.get("Message", "")))
             if update.get("State") == "rollback_started":
                 why = update.get("Message", "")  # names the task that failed; "rollback completed" does not
-        try:
-            rows = client.api.tasks(filters={"service": data["ID"]})
-            current = client.api.tasks(filters={"service": data["ID"], "_up-to-date": "true"})
-        except docker.errors.APIError as exc:
-            raise ServiceError(f"tasks of service {name}: the engine refused: {exc.explanation or exc}")
+        what = f"tasks of service {name}"
+        rows = _engine_call(client, what, client.api.tasks, filters={"service": data["ID"]})
+        current = _engine_call(client, what, client.api.tasks, filters={"service": data["ID"], "_up-to-date": "true"})
         current_ids = {r["ID"] for r in current}
         for row in sorted(rows, key=lambda r: (r.get("Slot") or 0, (r.get("Status") or {}).get("Timestamp", ""))):
             info = task_info(row)

@@ -33,6 +33,10 @@ class ServiceError(BackendError):
     """The engine refused a service change, or the service is not there; the message is the engine's."""
 
 
+class ServiceNotFound(ServiceError):
+    """The service (or what the call names) does not exist on the engine."""
+
+
 @dataclass
 class ServiceChange:
     """What a change left to follow: the service, its new spec version, and the update before it."""
@@ -227,7 +231,7 @@ def _engine_call(client, what, func, *args, **kwargs):
     try:
         return func(*args, **kwargs)
     except docker.errors.NotFound as exc:
-        raise ServiceError(f"{what}: not found ({exc.explanation or exc})")
+        raise ServiceNotFound(f"{what}: not found ({exc.explanation or exc})")
     except docker.errors.APIError as exc:
         raise ServiceError(f"{what}: the engine refused: {exc.explanation or exc}")
     except Exception as exc:
