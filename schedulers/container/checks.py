@@ -183,8 +183,8 @@ def _resolve(client, reference):
         return ""
 
 
-def _registry(client, reference, running_ids):
-    """(registry digest, error) for reference; compares with the RepoDigests of what runs."""
+def _registry(client, reference):
+    """(registry digest, error) for reference, asked of the registry through the engine."""
     try:
         digest = client.api.inspect_distribution(reference)["Descriptor"]["digest"]
     except docker.errors.APIError as exc:
@@ -199,7 +199,7 @@ def _verdict(client, reference, running, unknown=0, check_registry=False):
     if current and running:
         result.update_available = any(image != current for image in running)
     if check_registry and not digest:
-        result.registry_digest, result.registry_error = _registry(client, tag, running)
+        result.registry_digest, result.registry_error = _registry(client, tag)
         if result.registry_digest:
             known = set()
             for image in set(running):

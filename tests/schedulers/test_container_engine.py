@@ -185,3 +185,48 @@ def test_reports_an_ssh_key_the_host_does_not_accept(ssh_engine_host):
 def test_an_ssh_engine_needs_a_pinned_host_key():
     with pytest.raises(EngineError, match="needs the pinned host key"):
         connect(EngineSpec("ssh", "ssh://root@127.0.0.1:22", ssh_private_key=ssh_keypair()[0]))
+
+
+def test_events_and_logs_stream_over_ssh_and_stop_on_cancel(ssh_engine_host, docker_client, fleet_images):
+    import threading
+    import time
+
+    from schedulers.base import CancelToken
+    from schedulers.container import EventWatcher, containers
+
+    port, host_key, private_key = ssh_engine_host
+    spec = EngineSpec("ssh", f"ssh://root@127.0.0.1:{port}", ssh_private_key=private_key, ssh_host_key=host_key)
+    seen = []
+    watcher = EventWatcher(spec, lambda event, client: seen.append((time.monotonic(), event)),
+                           lambda client, reason: None, CancelToken(), ping_every=1).start()
+    client = connect(spec, timeout=10)
+    container = None
+    try:
+        deadline = time.monotonic() + 10
+        while not watcher.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = time.monotonic()
+        container = docker_client.containers.run(fleet_images["web:v1"], detach=True,
+                                                 labels={"opsportal.test": "container-level"},
+                                                 entrypoint=["sh", "-c", "while :; do echo tick; sleep 0.2; done"])
+        while not [e for t, e in seen if e.id == container.id and e.action == "start"] and \
+                time.monotonic() < started + 2:
+            time.sleep(0.02)
+        assert [e for t, e in seen if e.id == container.id and e.action == "start"]
+
+        cancel, lines = CancelToken(), []
+        follower = threading.Thread(target=containers.logs, args=(client, container.id),
+                                    kwargs={"follow": True, "tail": 0, "cancel": cancel,
+                                            "on_line": lambda s, t: lines.append(t)})
+        follower.start()
+        time.sleep(1)
+        cancel.cancel()
+        follower.join(5)
+        assert not follower.is_alive() and "tick" in lines
+    finally:
+        watcher.stop()
+        watcher.join(5)
+        client.close()
+        if container is not None:
+            container.remove(force=True)
+    assert not watcher._thread.is_alive()

@@ -250,3 +250,35 @@ def test_an_update_keeps_what_the_spec_does_not_model(engine, docker_client, ct_
     assert wait_converged(engine, svc.update(engine, created.id, spec), timeout=90).ok
     container = docker_client.api.inspect_service(created.id)["Spec"]["TaskTemplate"]["ContainerSpec"]
     assert "Env" not in container and container["Hosts"] == ["10.1.2.3 db.internal"]
+
+
+def test_an_engine_that_goes_away_mid_wait_fails_in_plain_words(engine, ct_images, prefix, tmp_path):
+    import threading
+
+    from schedulers.container import EngineError, EngineSpec, connect
+    from tests.schedulers.container_rigs import SocketProxy
+
+    proxy = SocketProxy(unix_path=str(tmp_path / "engine.sock")).start()
+    client = connect(EngineSpec("flaky", proxy.url), timeout=5)
+    try:
+        change = svc.create(client, _spec(prefix, ct_images["web:v1"], ports=[]))
+        outcome = {}
+
+        def follow():
+            try:
+                outcome["result"] = wait_converged(client, change, timeout=60, stable_for=30)
+            except EngineError as exc:
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=follow)
+        thread.start()
+        time.sleep(1.5)
+        proxy.stop()
+        thread.join(20)
+        assert not thread.is_alive()
+        error = outcome["error"]
+        assert error.engine == "flaky" and error.state == "down"
+        assert "no Docker socket" in str(error) or "closed the connection" in str(error)
+    finally:
+        client.close()
+        proxy.stop()
