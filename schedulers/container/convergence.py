@@ -12,6 +12,7 @@ bad mount …), or when tasks failed `max_task_failures` times outside an update
 
 Every task state change is reported as it is seen: on_event(TaskChange | UpdateChange).
 """
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -150,6 +151,8 @@ def wait_converged(client, service: ServiceChange | str, on_event=None, cancel: 
             desired = (data.get("ServiceStatus") or {}).get("DesiredTasks") or count
         state = update.get("State", "") if ours else ""
         message = update.get("Message", "")
+        if state in ("paused", "rollback_paused", "rollback_completed") and not failed:
+            _blamed(client, why or message, failed, current_ids)
         last_error = _describe(next(reversed(failed.values()))) if failed else ""
         if state == "paused":
             return result(False, "paused", f"service {name}: update paused: {message}{last_error}")
@@ -189,6 +192,20 @@ def wait_converged(client, service: ServiceChange | str, on_event=None, cancel: 
             cancel.wait(poll)
         else:
             time.sleep(poll)
+
+
+def _blamed(client, message, failed, current_ids):
+    """Add the task an update message blames ("… early termination of task <id>") to failed."""
+    match = re.search(r"task ([a-z0-9]{25})", message or "")
+    if not match:
+        return
+    try:
+        info = task_info(client.api.inspect_task(match.group(1)))
+    except Exception:  # gone already, or the engine is: the update's own words remain
+        return
+    failed[info.id] = TaskChange(info.id, info.slot, info.node_id, info.state, info.desired_state, info.message,
+                                 info.error, info.container_id, info.exit_code, info.id in current_ids,
+                                 info.timestamp)
 
 
 def _describe(task):

@@ -282,3 +282,15 @@ def test_an_engine_that_goes_away_mid_wait_fails_in_plain_words(engine, ct_image
     finally:
         client.close()
         proxy.stop()
+
+
+def test_a_paused_update_fails_naming_the_task_and_its_error(engine, ct_images, prefix):
+    change = svc.create(engine, _spec(prefix, ct_images["web:v1"],
+                                      update_config=UpdatePolicy(parallelism=1, failure_action="pause", monitor=5)))
+    assert wait_converged(engine, change, timeout=60, stable_for=0).ok
+    crashing = svc.current_spec(engine, change.service_id)
+    crashing.image, crashing.env = ct_images["crasher"], {"CRASH_AFTER": "1"}
+    result = wait_converged(engine, svc.update(engine, change.service_id, crashing), timeout=120)
+    assert not result.ok and result.outcome == "paused"
+    assert "update paused" in result.message and "non-zero exit (3)" in result.message
+    assert result.failed_tasks and result.failed_tasks[-1].slot == 1
