@@ -1,5 +1,6 @@
 """python -m bench <name> [options]: run one benchmark against live portal processes.
 
+    python -m bench containers  # Swarm scale/update vs the docker CLI, 200-container snapshot (issue 11)
     python -m bench events   # job output: 100k lines to 20 websocket clients (issue 4)
     python -m bench hosts    # uname -a on fleet hosts vs ansible and bare Fabric (issue 6)
     python -m bench writer   # what one EventWriter flush costs (rows, commits, publishes)
@@ -19,9 +20,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="name", required=True)
-    from . import events, hosts, processes, writer
+    from . import containers, events, hosts, processes, writer
 
-    for module in (events, hosts, writer, processes):
+    for module in (containers, events, hosts, writer, processes):
         name = module.__name__.rsplit(".", 1)[1]
         p = sub.add_parser(name, help=module.__doc__.splitlines()[0])
         module.add_arguments(p)

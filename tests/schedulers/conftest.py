@@ -65,3 +65,61 @@ def lines():
     import time
 
     return Lines(time.monotonic)
+
+
+# The container level ----------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def local_engine_spec(docker_client):
+    """The local engine (ensured up, in Swarm mode, by the fleet plugin's docker_client)."""
+    from schedulers.container import EngineSpec
+
+    return EngineSpec("local", "unix:///var/run/docker.sock")
+
+
+@pytest.fixture(scope="session")
+def engine(local_engine_spec):
+    """An EngineClient from schedulers.container.connect, for the whole session."""
+    from schedulers.container import connect
+
+    client = connect(local_engine_spec, timeout=60)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def prefix(docker_client):
+    """A unique name prefix; every service, container, network, volume and image tag named with it
+    is removed at teardown, whatever the test left."""
+    from tests.schedulers.container_rigs import remove_prefixed, unique_prefix
+
+    name = unique_prefix()
+    yield name
+    remove_prefixed(docker_client, name)
+
+
+@pytest.fixture(scope="session")
+def ct_images(docker_client, fleet_images):
+    """The fleet's app images under tags of this session's own ({"web:v1": "opsportal-ct-…-web:v1", …}).
+
+    Other worktrees build the same images from other recipes on the shared engine, and a build
+    untags older recipes' tags; tags of our own keep the images ours until the session ends.
+    """
+    from tests.schedulers.container_rigs import unique_prefix
+
+    session = unique_prefix()
+    pinned = {}
+    for key, tag in fleet_images.items():
+        if key == "host":
+            pinned[key] = tag
+            continue
+        name, _, version = key.partition(":")
+        pinned[key] = f"{session}-{name}:{version or 'latest'}"
+        docker_client.images.get(tag).tag(pinned[key])
+    yield pinned
+    for key, tag in pinned.items():
+        if key != "host":
+            try:
+                docker_client.images.remove(tag)
+            except Exception:  # still used by a container a failed test left; the tag goes with it later
+                pass

@@ -1,0 +1,227 @@
+"""Follow one engine's event stream: reconnect with capped backoff, resync fully on every (re)connect
+and on a period, keep a heartbeat.
+
+    watcher = EventWatcher(spec, on_event, on_resync, cancel, resync_every=300)
+    watcher.start()               # a daemon thread; or watcher.run() in the caller's own thread
+    ...                           # watcher.heartbeat: time.time() of the last sign of life
+    cancel.cancel(); watcher.join()
+
+Callbacks run in the watcher's thread, one at a time and in order: `on_resync(client, reason)`
+with reason "connect", "reconnect" or "period", then `on_event(event, client)` for each Event.
+On a (re)connect the stream is opened first and the resync done second, so nothing that
+happens during the resync is missed; events that trail the resync may repeat what it saw
+(consumers treat both as idempotent). After a reconnect, events since the last one seen are
+replayed from the engine's buffer (duplicates dropped), so short outages lose no history.
+A callback that raises is logged and counted; the watcher carries on.
+
+Liveness: a stream can hang silently (a half-dead TCP or SSH peer), so the watcher pings the
+engine every `ping_every` seconds on a second connection; a failed ping counts as a lost
+connection. The heartbeat moves on every event and every successful ping.
+"""
+import logging
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ..base import CancelToken
+from .engine import EngineError, connect, explain
+from .transport import close_stream
+
+log = logging.getLogger(__name__)
+_END = object()
+
+
+@dataclass
+class Event:
+    """One engine event: (kind, id, action) and what came with it."""
+
+    kind: str  # container, image, network, volume, service, node, secret, config, daemon, plugin
+    id: str
+    action: str  # start, die, kill, stop, pause, health_status, exec_start, create, update, remove …
+    detail: str = ""  # "healthy" for health_status, the command for exec_*, "" otherwise
+    name: str = ""  # Actor.Attributes.name when present
+    attributes: dict = field(default_factory=dict)
+    time: float = 0.0  # seconds since the epoch, to the nanosecond the engine gives
+    time_nano: int = 0
+    scope: str = ""  # local or swarm
+
+
+def map_event(raw: dict) -> Event:
+    """Turn the engine's JSON event into an Event."""
+    actor = raw.get("Actor") or {}
+    attributes = dict(actor.get("Attributes") or {})
+    action, _, detail = (raw.get("Action") or raw.get("status") or "").partition(":")
+    nano = int(raw.get("timeNano") or int(raw.get("time") or 0) * 1_000_000_000)
+    return Event(kind=raw.get("Type") or "container", id=actor.get("ID") or raw.get("id") or "",
+                 action=action.strip(), detail=detail.strip(), name=attributes.get("name", ""),
+                 attributes=attributes, time=nano / 1e9, time_nano=nano, scope=raw.get("scope", ""))
+
+
+class EventWatcher:
+    """Follow an engine's events for as long as `cancel` is not set."""
+
+    def __init__(self, spec, on_event, on_resync, cancel: CancelToken | None = None, *, resync_every=300.0,
+                 ping_every=5.0, backoff_initial=0.5, backoff_max=30.0, connect_timeout=10.0, filters=None,
+                 connect=connect, on_state=None):
+        self.spec, self.on_event, self.on_resync = spec, on_event, on_resync
+        self.cancel = cancel or CancelToken()
+        self.resync_every, self.ping_every = resync_every, ping_every
+        self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
+        self.connect_timeout, self.filters = connect_timeout, filters
+        self._connect, self.on_state = connect, on_state
+        self.heartbeat = 0.0  # time.time() of the last event or successful ping; 0 before the first
+        self.connected = False
+        self.connects = 0  # successful (re)connects
+        self.failures = 0  # consecutive failed attempts (drives the backoff)
+        self.callback_errors = 0
+        self.last_error = ""
+        self.client = None
+        self._stream = None
+        self._last_nano = 0
+        self._seen_at_last = set()
+        self._thread = None
+
+    # -- thread control ---------------------------------------------------------------------
+
+    def start(self):
+        self._thread = threading.Thread(target=self.run, name=f"events-{self.spec.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, reason="stopped"):
+        self.cancel.cancel(reason)
+        stream = self._stream
+        if stream is not None:
+            close_stream(stream)
+
+    def join(self, timeout=None):
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def backoff(self, attempt):
+        """Seconds to wait before attempt n (1-based): doubling from backoff_initial, capped, ±20 % jitter."""
+        delay = min(self.backoff_max, self.backoff_initial * 2 ** max(0, attempt - 1))
+        return delay * random.uniform(0.8, 1.2)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self):
+        while not self.cancel.is_set():
+            try:
+                self._session()
+            except EngineError as exc:
+                self._lost(str(exc))
+            except Exception as exc:  # the SDK, requests or a socket: the connection is gone
+                self._lost(str(explain(self.spec, exc)))
+            if self.cancel.is_set():
+                break
+            self.failures += 1
+            self.cancel.wait(self.backoff(self.failures))
+        self._set_state(False, self.cancel.reason or "stopped")
+
+    def _session(self):
+        client = self._connect(self.spec, self.connect_timeout)
+        events = queue.Queue()
+        stream = None
+        try:
+            self.client = client
+            since = f"{self._last_nano // 1_000_000_000}.{self._last_nano % 1_000_000_000:09d}" \
+                if self._last_nano else None
+            stream = client.api.events(decode=True, since=since, filters=self.filters)
+            self._stream = stream
+            threading.Thread(target=self._read, args=(stream, events), name=f"events-read-{self.spec.name}",
+                             daemon=True).start()
+            if self.cancel.is_set():
+                return
+            self.connects += 1
+            self._beat()
+            self._set_state(True, "")
+            self._callback(self.on_resync, client, "connect" if self.connects == 1 else "reconnect")
+            self.failures = 0
+            self._follow(client, events)
+        finally:
+            self._stream = None
+            if self.client is client:
+                self.client = None
+            if stream is not None:
+                close_stream(stream)
+            client.close()
+
+    def _follow(self, client, events):
+        now = time.monotonic()
+        next_resync, next_ping = now + self.resync_every, now + self.ping_every
+        while not self.cancel.is_set():
+            wait = max(0.0, min(next_resync, next_ping) - time.monotonic())
+            try:
+                item = events.get(timeout=min(wait, 1.0))
+            except queue.Empty:
+                item = None
+            if isinstance(item, tuple) and item[0] is _END:
+                raise item[1] or EngineError(self.spec.name, "unreachable",
+                                             f"engine {self.spec.name}: the event stream ended")
+            if item is not None:
+                self._beat()
+                event = map_event(item)
+                if self._fresh(event):
+                    self._callback(self.on_event, event, client)
+            now = time.monotonic()
+            if now >= next_ping:
+                client.ping()  # raises when the engine is gone; the stream may not notice for long
+                self._beat()
+                next_ping = now + self.ping_every
+            if now >= next_resync:
+                self._callback(self.on_resync, client, "period")
+                next_resync = time.monotonic() + self.resync_every
+
+    def _read(self, stream, events):
+        error = None
+        try:
+            for raw in stream:
+                events.put(raw)
+        except Exception as exc:
+            error = exc
+        events.put((_END, error))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _fresh(self, event):
+        """Drop what a replay after a reconnect repeats (same nanosecond, same actor and action)."""
+        key = (event.kind, event.id, event.action, event.detail)
+        if event.time_nano < self._last_nano:
+            return False
+        if event.time_nano == self._last_nano:
+            if key in self._seen_at_last:
+                return False
+            self._seen_at_last.add(key)
+            return True
+        self._last_nano, self._seen_at_last = event.time_nano, {key}
+        return True
+
+    def _callback(self, func, *args):
+        try:
+            func(*args)
+        except Exception:
+            self.callback_errors += 1
+            log.exception("engine %s: %s failed", self.spec.name, getattr(func, "__name__", "callback"))
+
+    def _beat(self):
+        self.heartbeat = time.time()
+
+    def _lost(self, message):
+        if not self.cancel.is_set():
+            self.last_error = message
+            # One warning per outage; the retries that follow it say the same.
+            log.log(logging.WARNING if self.failures == 0 else logging.DEBUG,
+                    "engine %s: event stream lost: %s", self.spec.name, message)
+        self._set_state(False, message)
+
+    def _set_state(self, connected, message):
+        changed = connected != self.connected
+        self.connected = connected
+        if self.on_state is not None and (changed or message):
+            try:
+                self.on_state(connected, message)
+            except Exception:
+                log.exception("engine %s: on_state failed", self.spec.name)
