@@ -18,8 +18,10 @@ from ..base import BackendError, CancelToken, CommandResult, split_lines
 from .engine import explain
 from .inventory import ContainerInfo
 from .inventory import container as inspect_info
+from .services import health_to_engine
 from .specs import ContainerSpec, SpecError, check_container
 from .transport import close_stream
+from .validate import Errors, size
 
 KILL_GRACE = 3.0
 
@@ -362,8 +364,6 @@ def _host_config(client, spec):
     bindings = {}
     for p in spec.ports:
         bindings.setdefault(f"{p.container_port}/{p.protocol}", []).append((p.host_ip, p.host_port))
-    from .validate import Errors, size
-
     return api.create_host_config(
         port_bindings=bindings or None, mounts=mounts or None, restart_policy=restart,
         mem_limit=size(spec.memory_limit, Errors(), "memory_limit"),
@@ -377,9 +377,7 @@ def _host_config(client, spec):
 def _healthcheck(health):
     if health is None:
         return None
-    from .services import _health_to_engine
-
-    data = _health_to_engine(health)
+    data = health_to_engine(health)
     return {{"Test": "test", "Interval": "interval", "Timeout": "timeout", "Retries": "retries",
              "StartPeriod": "start_period"}[k]: val for k, val in data.items()}
 

@@ -9,6 +9,7 @@ on this machine: see bench/containers.py.
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import docker
 
@@ -232,8 +233,6 @@ def container(client, container_id, digests=None) -> ContainerInfo:
 
 
 def _epoch(text):
-    from datetime import datetime
-
     if not text:
         return 0
     try:  # the engine gives nanoseconds; fromisoformat takes at most microseconds

@@ -8,6 +8,7 @@ raises ServiceError with its words.
 Specs are sent whole (the engine's Spec JSON from to_engine) rather than merged field by
 field, so what runs is exactly the ServiceSpec, and from_engine() reads it back for diffs.
 """
+import copy
 from dataclasses import dataclass
 
 import docker
@@ -66,7 +67,7 @@ def _policy_to_engine(policy):
     return data
 
 
-def _health_to_engine(health):
+def health_to_engine(health):
     data = {"Test": list(health.test)}
     for key, name in (("Interval", "interval"), ("Timeout", "timeout"), ("StartPeriod", "start_period")):
         if getattr(health, name) is not None:
@@ -106,7 +107,7 @@ def to_engine(spec: ServiceSpec, network_ids=None) -> dict:
     if spec.mounts:
         container["Mounts"] = [_mount_to_engine(m) for m in spec.mounts]
     if spec.healthcheck is not None:
-        container["Healthcheck"] = _health_to_engine(spec.healthcheck)
+        container["Healthcheck"] = health_to_engine(spec.healthcheck)
     if spec.cap_add:
         container["CapabilityAdd"] = list(spec.cap_add)
     if spec.cap_drop:
@@ -370,8 +371,6 @@ MANAGED = [("Labels",), ("Mode",), ("UpdateConfig",), ("RollbackConfig",), ("End
 
 def overlay(current: dict, ours: dict) -> dict:
     """The current engine Spec with the managed paths set from ours (or removed where ours has none)."""
-    import copy
-
     result = copy.deepcopy(current)
     for path in MANAGED:
         source = ours
