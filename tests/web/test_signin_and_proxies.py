@@ -202,7 +202,10 @@ def _daphne_argv(port):
     """The daphne command line of scripts/run-portal.sh, with its host and port filled in."""
     line = next(line for line in (ROOT / "scripts" / "run-portal.sh").read_text().splitlines()
                 if re.search(r"\bdaphne\b", line) and not line.lstrip().startswith("#"))
-    argv = shlex.split(line.rstrip().rstrip("&"))
+    line = line.rstrip().rstrip("&")
+    if "cmd[web]=" in line:  # the supervisor's table: cmd[web]=".venv/bin/daphne ..."
+        line = shlex.split(line.split("cmd[web]=", 1)[1])[0]
+    argv = shlex.split(line)
     return [str(ROOT / a) if a.startswith(".venv/") else a.replace("$HOST", "127.0.0.1").replace("$PORT", str(port))
             for a in argv]
 
