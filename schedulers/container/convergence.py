@@ -130,8 +130,10 @@ def wait_converged(client, service: ServiceChange | str, on_event=None, cancel: 
             if update.get("State") == "rollback_started":
                 why = update.get("Message", "")  # names the task that failed; "rollback completed" does not
         what = f"tasks of service {name}"
-        rows = _engine_call(client, what, client.api.tasks, filters={"service": data["ID"]})
+        # Current tasks first, all tasks second: task states only move forward, so every state counted
+        # as running below has been reported to on_event by the time the wait returns.
         current = _engine_call(client, what, client.api.tasks, filters={"service": data["ID"], "_up-to-date": "true"})
+        rows = _engine_call(client, what, client.api.tasks, filters={"service": data["ID"]})
         current_ids = {r["ID"] for r in current}
         for row in sorted(rows, key=lambda r: (r.get("Slot") or 0, (r.get("Status") or {}).get("Timestamp", ""))):
             info = task_info(row)
