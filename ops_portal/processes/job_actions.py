@@ -164,7 +164,8 @@ def act_on_process(ctx):
     pid, start = fingerprint["pid"], fingerprint["start_time"]
     action, signame = _wanted(ctx.job.action, ctx.params)
     grace = ctx.params.get("grace_seconds", 10)
-    owner = ctx.resources["owners"].get(process.pk) or owners.Owner()
+    owner = ctx.resources["owners"].get(process.pk)
+    owner = owner if owner is not None else owners.Owner()  # an Owner without a program is falsy
     timeout = ctx.timeout or 60
 
     def perform(session, target):
@@ -222,12 +223,10 @@ def _through_manager(ctx, shell, process, owner, action, signame, pid, start, ti
 
 
 def _note_state(process_id, pid, start, ended, state):
-    """Show the result at once; the next scan has the last word."""
-    rows = Process.objects.filter(pk=process_id, pid=pid, start_time=start)
-    if ended:
-        rows.delete()
-    elif state:
-        rows.update(state=state)
+    """Show the result at once; the next scan has the last word. An ended process stays until then as
+    dead (X): that scan counts it gone, or restarted when its manager started it again."""
+    if ended or state:
+        Process.objects.filter(pk=process_id, pid=pid, start_time=start).update(state="X" if ended else state)
 
 
 # Registration --------------------------------------------------------------------------------

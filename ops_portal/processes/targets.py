@@ -26,9 +26,9 @@ from ops_portal.inventory.targets import host_fingerprint
 
 from .models import Process
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-HOST_PATTERN = re.compile(r"^[A-Za-z0-9*?][A-Za-z0-9._*?-]{0,127}$")
-PROCESS_NAME = re.compile(r"^[^\x00-\x1f\x7f/]{1,128}$")  # what the kernel allows in comm, minus control characters
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+HOST_PATTERN = re.compile(r"[A-Za-z0-9*?][A-Za-z0-9._*?-]{0,127}")
+PROCESS_NAME = re.compile(r"[^\x00-\x1f\x7f/]{1,128}")  # what the kernel allows in comm, minus control characters
 MAX_ITEMS = 5000
 MAX_PID = 4194304
 
@@ -48,13 +48,13 @@ class ProcessKind(targets.TargetKind):
         elif "all" in selector and selector["all"] is not False:
             errors.append("all must be false for processes.")
         for key, check, what in (("ids", _whole(2**63 - 1), "process ids"), ("pids", _whole(MAX_PID), "pids"),
-                                 ("hosts", NAME.match, "host names"), ("names", PROCESS_NAME.match, "process names")):
+                                 ("hosts", _text(NAME), "host names"), ("names", _text(PROCESS_NAME), "process names")):
             value = selector.get(key)
             if value is not None and (not isinstance(value, list) or len(value) > MAX_ITEMS
                                       or not all(check(v) for v in value)):
                 errors.append(f"{key} must be a list of {what}.")
         pattern = selector.get("pattern")
-        if pattern is not None and (not isinstance(pattern, str) or not HOST_PATTERN.match(pattern)):
+        if pattern is not None and (not _text(HOST_PATTERN)(pattern)):
             errors.append("pattern must be a shell-style host name pattern such as web-*.")
         if not errors and not any(selector.get(k) for k in ("ids", "pids", "names")):
             errors.append("Say which processes: ids, pids (with hosts or a pattern) or names.")
@@ -104,6 +104,10 @@ class ProcessKind(targets.TargetKind):
 
     def url(self, ref_id):
         return reverse("processes:detail", args=[ref_id])
+
+
+def _text(regex):
+    return lambda v: isinstance(v, str) and regex.fullmatch(v) is not None
 
 
 def _whole(maximum):
