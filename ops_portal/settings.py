@@ -294,6 +294,8 @@ SPECTACULAR_SETTINGS = {
         "ApprovalStateEnum": "ops_portal.approvals.choices.RequestState",
         "DecisionEnum": "ops_portal.approvals.choices.Decision",
         "RoleEnum": "ops_portal.accounts.choices.Role",
+        "SourceEnum": "ops_portal.core.choices.Source",
+        "ScanSourceEnum": "ops_portal.processes.choices.ScanSource",
     },
 }
 

@@ -97,7 +97,7 @@ class TopQuerySerializer(serializers.Serializer):
     environment = serializers.CharField(max_length=64, required=False)
 
 
-class LaunchedJobSerializer(serializers.Serializer):
+class ProcessJobSerializer(serializers.Serializer):
     """The job that was launched; follow it at /api/jobs/{id}/ or url."""
 
     id = serializers.IntegerField()

@@ -40,7 +40,7 @@ class ProcessViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVie
     ordering = ["host__name", "pid"]
 
     @extend_schema(parameters=[s.TreeQuerySerializer], responses=s.ProcessNodeSerializer(many=True))
-    @action(detail=False, methods=["get"])
+    @action(detail=False, methods=["get"], pagination_class=None, filter_backends=[])
     def tree(self, request):
         """One host's process tree: roots (parent not on the host, or 0), children nested by pid."""
         params = _query(s.TreeQuerySerializer, request)
@@ -48,7 +48,7 @@ class ProcessViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVie
         return Response(queries.tree(host))
 
     @extend_schema(parameters=[s.TopQuerySerializer], responses=s.ProcessSerializer(many=True))
-    @action(detail=False, methods=["get"])
+    @action(detail=False, methods=["get"], pagination_class=None, filter_backends=[])
     def top(self, request):
         """The processes using the most CPU (by=cpu) or memory (by=memory, RSS), fleet-wide or on one
         host or environment."""
@@ -66,33 +66,33 @@ class ProcessViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVie
         serializer = serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)
         job = services.launch_action(self.actor, self.get_object(), job_action, dict(serializer.validated_data))
-        return Response(s.LaunchedJobSerializer(job).data, status=status.HTTP_201_CREATED)
+        return Response(s.ProcessJobSerializer(job).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=s.SignalSerializer, responses={201: s.LaunchedJobSerializer})
+    @extend_schema(request=s.SignalSerializer, responses={201: s.ProcessJobSerializer})
     @action(detail=True, methods=["post"])
     def signal(self, request, pk=None):
         """Launch a process.signal job: send one signal (by pid and start time)."""
         return self._launch(request, SIGNAL_ACTION, s.SignalSerializer)
 
-    @extend_schema(request=s.StopSerializer, responses={201: s.LaunchedJobSerializer})
+    @extend_schema(request=s.StopSerializer, responses={201: s.ProcessJobSerializer})
     @action(detail=True, methods=["post"])
     def stop(self, request, pk=None):
         """Launch a process.stop job: SIGTERM, then SIGKILL after grace_seconds."""
         return self._launch(request, STOP_ACTION, s.StopSerializer)
 
-    @extend_schema(request=s.UseManagerSerializer, responses={201: s.LaunchedJobSerializer})
+    @extend_schema(request=s.UseManagerSerializer, responses={201: s.ProcessJobSerializer})
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
         """Launch a process.pause job (SIGSTOP: state T)."""
         return self._launch(request, PAUSE_ACTION, s.UseManagerSerializer)
 
-    @extend_schema(request=s.UseManagerSerializer, responses={201: s.LaunchedJobSerializer})
+    @extend_schema(request=s.UseManagerSerializer, responses={201: s.ProcessJobSerializer})
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         """Launch a process.resume job (SIGCONT)."""
         return self._launch(request, RESUME_ACTION, s.UseManagerSerializer)
 
-    @extend_schema(request=s.UseManagerSerializer, responses={201: s.LaunchedJobSerializer})
+    @extend_schema(request=s.UseManagerSerializer, responses={201: s.ProcessJobSerializer})
     @action(detail=True, methods=["post"])
     def kill(self, request, pk=None):
         """Launch a process.kill job (SIGKILL)."""
@@ -108,8 +108,8 @@ class ProcessScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Porta
     filterset_class = ProcessScanFilterSet
     ordering_fields = ["time", "process_count", "elapsed"]
 
-    @extend_schema(request=s.ScanRequestSerializer, responses={201: s.LaunchedJobSerializer})
-    @action(detail=False, methods=["post"])
+    @extend_schema(request=s.ScanRequestSerializer, responses={201: s.ProcessJobSerializer})
+    @action(detail=False, methods=["post"], pagination_class=None, filter_backends=[])
     def scan(self, request):
         """Launch a processes.scan job on some hosts (ids, of one environment) or on every enabled host
         of an environment (operators and administrators there)."""
@@ -134,4 +134,4 @@ class ProcessScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Porta
             if len(environments) > 1:
                 raise ValidationError({"hosts": ["Scan hosts of one environment per job."]})
             job = services.launch_scan(self.actor, hosts[0].environment, hosts)
-        return Response(s.LaunchedJobSerializer(job).data, status=status.HTTP_201_CREATED)
+        return Response(s.ProcessJobSerializer(job).data, status=status.HTTP_201_CREATED)
