@@ -214,7 +214,7 @@ def portal_scans(run, args):
     runtime.setup_django()
     actor, _, environment = runtime.bench_user()
     names = register(actor, environment, run)
-    worker = runtime.start_worker(args.concurrency)
+    runtime.start_worker(args.concurrency)  # stopped by runtime.cleanup
     n = len(names)
     print(f"\n4. the portal path: processes.scan jobs over {n} hosts (limit {services.SCAN_LIMIT}), worker "
           f"concurrency {args.concurrency}, {args.repeats} repeats after the first scan")

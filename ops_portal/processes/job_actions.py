@@ -24,6 +24,7 @@ from schedulers.process import inventory as scanner
 from schedulers.process.base import ProcessError
 from schedulers.process.pm2 import PM2Manager
 from schedulers.process.shells import LocalShell, SSHShell
+from schedulers.process.supervisor import SIGNALS as SUPERVISOR_SIGNALS
 from schedulers.process.supervisor import SupervisorManager
 from schedulers.process.systemd import SystemdManager
 
@@ -205,6 +206,9 @@ def _through_manager(ctx, shell, process, owner, action, signame, pid, start, ti
     if wanted not in info.supports:
         why = getattr(manager, "why_not", {}).get(wanted) or f"{kind} does not offer {wanted} on this host"
         ctx.output("stdout", f"signaling directly, not through {kind}: {why}")
+        return None
+    if kind == "supervisord" and wanted == "signal" and signame not in SUPERVISOR_SIGNALS:
+        ctx.output("stdout", f"signaling directly, not through supervisord: it does not send SIG{signame}")
         return None
     # The manager acts on the program, whatever process runs it now: make sure it still is this one.
     control.act(shell, pid, start, "check", timeout=timeout, cancel=ctx.cancel)
