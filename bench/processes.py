@@ -205,13 +205,13 @@ def fleet_wide(run, targets, args):
 
 def portal_scans(run, args):
     """processes.scan jobs over every host of the run, through a live worker into the database."""
+    runtime.setup_django()
     from ops_portal.jobs.models import Job
     from ops_portal.processes import services
     from ops_portal.processes.models import Process, ProcessScan
 
     from .hosts import register
 
-    runtime.setup_django()
     actor, _, environment = runtime.bench_user()
     names = register(actor, environment, run)
     runtime.start_worker(args.concurrency)  # stopped by runtime.cleanup
