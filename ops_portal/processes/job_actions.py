@@ -31,6 +31,7 @@ from schedulers.process.systemd import SystemdManager
 from . import owners, store
 from .choices import (
     KILL_ACTION,
+    MANAGED_KINDS,
     PAUSE_ACTION,
     RESUME_ACTION,
     SCAN_ACTION,
@@ -114,9 +115,14 @@ def prepare_process(runner):
     limit = runner.job.strategy.get("limit", DEFAULT_POOL)
     runner.resources["ssh"] = HOST.session(min(limit, len(hosts) or 1), on_host_key=on_host_key)
     use_manager = runner.params.get("use_manager", True)
-    runner.resources["owners"] = {
-        ref: owners.owning_program(process) if use_manager else owners.Owner(reason="asked to signal it directly")
-        for (_, ref), process in runner.objects.items()}
+
+    def owner(process):
+        if use_manager:
+            return owners.owning_program(process)
+        return owners.Owner(reason="the job asked for the process itself (use_manager is false)"
+                            if process.owner_kind in MANAGED_KINDS else "")
+
+    runner.resources["owners"] = {ref: owner(process) for (_, ref), process in runner.objects.items()}
 
 
 def on_host(ctx, host, call):
