@@ -8,6 +8,7 @@ import psutil
 import pytest
 
 from ops_portal.inventory.choices import Transport
+from ops_portal.processes.choices import CHANGES_KEPT
 from ops_portal.processes.models import Process, ProcessScan
 from tests import factories
 from tests.processes.conftest import act, found, output, scan
@@ -49,9 +50,14 @@ def test_a_scan_of_the_portals_machine_lists_this_tests_process_and_the_change_s
     try:
         scan(admin_api, portal)
         latest = ProcessScan.objects.filter(host=portal).latest("time")
-        assert [proc.pid, "sleep"] in latest.changes["gone"] and [other.pid, "sleep"] in latest.changes["new"]
+        assert latest.gone_count >= 1 and latest.new_count >= 1
+        # The scan keeps the first CHANGES_KEPT of each; a busy machine may have had more.
+        if latest.gone_count <= CHANGES_KEPT:
+            assert [proc.pid, "sleep"] in latest.changes["gone"]
+        if latest.new_count <= CHANGES_KEPT:
+            assert [other.pid, "sleep"] in latest.changes["new"]
         assert latest.cpu_basis == "delta"  # CPU used between the two scans
-        assert not found(admin_api, portal, pid=proc.pid)
+        assert not found(admin_api, portal, pid=proc.pid) and found(admin_api, portal, pid=other.pid)
     finally:
         other.kill()
         other.wait()
@@ -68,7 +74,7 @@ def test_pause_gives_state_t_and_resume_clears_it(portal, marker, admin_api, liv
     assert "not through a manager" not in output(paused)  # nobody owns it: nothing to explain
     act(admin_api, process, "resume")
     assert psutil.Process(proc.pid).status() == psutil.STATUS_SLEEPING
-    assert Process.objects.get(pk=process.pk).state == "S"
+    assert Process.objects.get(pk=process.pk).state in ("S", "R")  # running for a moment after SIGCONT
 
 
 def test_a_pid_whose_start_time_changed_is_refused_and_left_alone(portal, marker, admin_api, live_worker):
