@@ -12,8 +12,14 @@
    /proc reader, and `ps -eo …` as a subprocess.
 3. Fleet-wide: inventory.scan_many over N hosts at once (--fleet, capped by free memory), with a
    cold pool (handshakes included) and a warm one.
+4. The portal path (unless --skip-portal): the same N hosts registered in the bench database, a
+   processes.scan job launched as the API does and run by a live Celery worker (SSH pool, collector,
+   diff against the previous scan, bulk replace of each host's rows by the job's writer thread),
+   timed from launch until the job has finished and its rows are stored; the first scan of the
+   hosts apart from the later ones (which also compute changes and CPU deltas).
 
-No database, worker or web process is needed. Results: var/bench/processes-<run id>.json.
+Parts 1-3 need no database, worker or web process; part 4 starts its own worker on a private
+database. Results: var/bench/processes-<run id>.json.
 """
 import logging
 import subprocess
@@ -31,6 +37,8 @@ def add_arguments(parser):
     parser.add_argument("--repeats", type=int, default=7, help="repeats of each measurement (7)")
     parser.add_argument("--fleet", type=int, default=50, help="hosts in the fleet-wide inventory (50)")
     parser.add_argument("--workers", type=int, default=50, help="parallel scans in the fleet-wide inventory (50)")
+    parser.add_argument("--skip-portal", action="store_true", help="leave out the portal path (part 4)")
+    parser.add_argument("--concurrency", type=int, default=2, help="Celery worker concurrency in part 4 (2)")
 
 
 def timed(func):
@@ -195,6 +203,50 @@ def fleet_wide(run, targets, args):
             "warm_median_s": median(warm), "warm_runs_s": warm, "answered_min": min(counts), "errors": errors[:5]}
 
 
+def portal_scans(run, args):
+    """processes.scan jobs over every host of the run, through a live worker into the database."""
+    runtime.setup_django()
+    from ops_portal.jobs.models import Job
+    from ops_portal.processes import services
+    from ops_portal.processes.models import Process, ProcessScan
+
+    from .hosts import register
+
+    actor, _, environment = runtime.bench_user()
+    names = register(actor, environment, run)
+    runtime.start_worker(args.concurrency)  # stopped by runtime.cleanup
+    n = len(names)
+    print(f"\n4. the portal path: processes.scan jobs over {n} hosts (limit {services.SCAN_LIMIT}), worker "
+          f"concurrency {args.concurrency}, {args.repeats} repeats after the first scan")
+
+    def one():
+        started = time.perf_counter()
+        job = services.launch_scan(actor, environment)
+        runtime.wait_job(job.pk, timeout=600)
+        took = time.perf_counter() - started
+        job = Job.objects.get(pk=job.pk)
+        ok = job.targets.filter(state="ok").count()
+        if job.state != "succeeded":
+            errors = list(job.targets.exclude(state="ok").values_list("name", "error")[:3])
+            print(f"  job {job.pk} {job.state}: {errors or job.error}")
+        return took, ok, job
+
+    first, ok, job = one()
+    rows = Process.objects.filter(host__environment=environment).count()
+    print(f"  first scan (no previous): {fmt(first)} s, {ok}/{n} hosts, {rows:,} processes stored")
+    runs = []
+    for _ in range(args.repeats):
+        took, ok, job = one()
+        runs.append(took)
+    scans = ProcessScan.objects.filter(job_id=job.pk, error="")
+    stored = scans.count()
+    changes = sum(s.new_count + s.gone_count + s.restarted_count for s in scans)
+    print(f"  later scans (changes, CPU deltas): median {fmt(median(runs))} s ({', '.join(fmt(r) for r in runs)}); "
+          f"last: {ok}/{n} hosts ok, {stored} scans stored, {changes} changes (goal: {n} hosts < 5 s)")
+    return {"hosts": n, "first_s": first, "runs_s": runs, "median_s": median(runs), "ok_last": ok,
+            "processes_stored": rows, "scan_limit": services.SCAN_LIMIT, "worker_concurrency": args.concurrency}
+
+
 def main(args):
     import fleet
 
@@ -221,6 +273,8 @@ def main(args):
     results["local"] = local_comparison(args)
     results["remote"] = remote_comparison(run, targets[0], args)
     results["fleet_wide"] = fleet_wide(run, targets, args)
+    if not args.skip_portal:
+        results["portal"] = portal_scans(run, args)
     results["load_average_end"] = runtime.load_average()
     path = runtime.save_results("processes", results)
     print(f"\nresults: {Path(path).relative_to(runtime.ROOT)}")

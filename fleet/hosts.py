@@ -13,6 +13,7 @@ import shutil
 import socket
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -496,6 +497,13 @@ def cleanup_leftovers(client=None, include_kept=False):
             continue
         if run["keep"] and not include_kept:
             continue
-        remove_run(client, run_id)
+        try:
+            remove_run(client, run_id)
+        except docker.errors.APIError as exc:
+            # Docker 20.10 can keep a stale endpoint on a dead run's network until the engine
+            # restarts ("has active endpoints" with no container attached): the rest of the run is
+            # gone, and a new run makes a network of its own, so this must not stop it.
+            warnings.warn(f"fleet: leftover run {run_id} not fully removed: {exc}", stacklevel=2)
+            continue
         removed.append(run_id)
     return sorted(removed)

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "ops_portal.notifications",
     "ops_portal.monitoring",
     "ops_portal.configs",
+    "ops_portal.processes",
     "ops_portal.approvals",
     "ops_portal.jobs",
     "ops_portal.dashboard",
@@ -293,6 +294,8 @@ SPECTACULAR_SETTINGS = {
         "ApprovalStateEnum": "ops_portal.approvals.choices.RequestState",
         "DecisionEnum": "ops_portal.approvals.choices.Decision",
         "RoleEnum": "ops_portal.accounts.choices.Role",
+        "SourceEnum": "ops_portal.core.choices.Source",
+        "ScanSourceEnum": "ops_portal.processes.choices.ScanSource",
     },
 }
 

@@ -443,6 +443,33 @@ class AlertCase(Case):
 CASES += [AlertRuleCase(), AlertCase()]
 
 
+class ProcessCase(Case):
+    basename = "process"
+    writable = False  # read-only; its actions launch jobs (tests/processes/test_api.py)
+
+    def make(self, environment, owner=None):
+        from ops_portal.processes import store
+        from tests.processes.helpers import proc, snapshot
+
+        host = factories.host(environment)
+        store.store_scan(host.pk, snapshot([proc(4242, "nginx")]))
+        return host.processes.get()
+
+
+class ProcessScanCase(Case):
+    basename = "processscan"
+    writable = False  # read-only; POST scan/ launches a job (tests/processes/test_api.py)
+
+    def make(self, environment, owner=None):
+        from ops_portal.processes import store
+        from tests.processes.helpers import proc, snapshot
+
+        return store.store_scan(factories.host(environment).pk, snapshot([proc(4242, "nginx")]))
+
+
+CASES += [ProcessCase(), ProcessScanCase()]
+
+
 # Escalation: can a user give itself more than it has? ------------------------------------------
 #
 # Each attempt tries to gain a right through one path (a binding, a team, a host's transport, a
@@ -718,6 +745,38 @@ class OthersSchedule(Escalation):
         return jobs.exists()
 
 
+class LocalProcess(Escalation):
+    """Act on a process of the portal's own machine (a local host in alpha): signal it, or scan the
+    machine (the portal's secrets live there)."""
+
+    needs_local_rule = True
+
+    def __init__(self, how):
+        self.how = how
+        self.name = f"local-process-{how}"
+
+    def setup(self, world):
+        from ops_portal.inventory.choices import Transport
+        from ops_portal.processes import store
+        from tests.processes.helpers import proc, snapshot
+
+        world.host = factories.host(world.alpha, "portal", transport=Transport.LOCAL)
+        store.store_scan(world.host.pk, snapshot([proc(4242, "celery")]))
+        world.process = world.host.processes.get()
+
+    def attempt(self, world, api, client):
+        from django.urls import reverse
+
+        if self.how == "scan":
+            return api.post(reverse("api:processscan-scan"), {"hosts": [world.host.pk]}, format="json")
+        return api.post(reverse(f"api:process-{self.how}", args=[world.process.pk]), {}, format="json")
+
+    def succeeded(self, world):
+        from ops_portal.jobs.models import Job
+
+        return Job.objects.filter(targets__name__startswith="portal").exists()
+
+
 ESCALATIONS = [
     SelfBinding(Role.ADMIN, ALL), SelfBinding(Role.ADMIN, "beta"), SelfBinding(Role.OPERATOR, "alpha"),
     SelfBinding(Role.APPROVER, "beta"),
@@ -726,4 +785,5 @@ ESCALATIONS = [
     AccessPageBinding("self", ALL), AccessPageBinding("team", ALL), AccessPageBinding("self", "beta"),
     LocalHost("create"), LocalHost("switch"), LocalHost("retag"),
     OthersSchedule("template"), OthersSchedule("schedule"),
+    LocalProcess("kill"), LocalProcess("pause"), LocalProcess("scan"),
 ]

@@ -131,6 +131,10 @@ def world(in_process):
 
     periodic.ensure_builtins()
     from ops_portal.audit.models import AuditEvent
+    from ops_portal.processes import store
+    from tests.processes.helpers import proc, snapshot
+
+    scan = store.store_scan(host.pk, snapshot([proc(1, "init", ppid=0), proc(4242, "nginx", ports=[("::", 80)])]))
 
     ids = {"environments": env.pk, "users": other.pk, "teams": team.pk, "role-bindings": binding.pk,
            "tokens": token.pk, "credentials": credential.pk, "host-groups": group.pk, "hosts": host.pk,
@@ -139,7 +143,8 @@ def world(in_process):
            "approvals": request.pk, "alert-rules": rule.pk, "alerts": alert.pk, "config-templates": config.pk,
            "drift-reports": report.pk, "notification-channels": channel.pk, "deliveries": delivery.pk,
            "audit": AuditEvent.objects.latest("pk").pk,
-           "system-schedules": PeriodicTask.objects.order_by("pk").first().pk}
+           "system-schedules": PeriodicTask.objects.order_by("pk").first().pk,
+           "processes": host.processes.get(pid=4242).pk, "process-scans": scan.pk}
     return {"headers": {"Authorization": f"Token {key}"}, "ids": ids}
 
 
