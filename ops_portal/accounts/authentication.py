@@ -7,7 +7,7 @@ from rest_framework import authentication, exceptions
 
 from .models import APIToken, hash_token
 
-_KEY = re.compile(r"^opt_[A-Za-z0-9_-]{20,100}$")
+_KEY = re.compile(r"^opt_[A-Za-z0-9_-]{20,100}\Z")
 
 
 def user_for_key(key):

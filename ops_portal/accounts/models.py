@@ -10,7 +10,7 @@ from .choices import Role
 from .permissions import RestrictedQuerySet
 
 slug_validator = RegexValidator(
-    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
+    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z",
     "Use lower-case letters, digits and hyphens (1-63 characters, not starting or ending with a hyphen).",
 )
 

@@ -17,7 +17,7 @@ MAX_CONTENT = 256 * 1024
 MAX_SERVICE_ACTION = 4096
 # Conservative on purpose: what configuration files are named, nothing a shell or a reader
 # could misread (no spaces, quotes, globs, `~` or `$`).
-PATH_CHARS = re.compile(r"^/[A-Za-z0-9._+@:/-]+$")
+PATH_CHARS = re.compile(r"^/[A-Za-z0-9._+@:/-]+\Z")
 # Pseudo filesystems: writing there is not managing a configuration file.
 FORBIDDEN_ROOTS = ("/proc", "/sys", "/dev")
 

@@ -8,7 +8,7 @@ from django.http import HttpResponseBadRequest, JsonResponse
 from ops_portal.core import metrics
 from ops_portal.core.logging import request_id_var
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}\Z")
 
 
 class RequestIdMiddleware:

@@ -18,7 +18,7 @@ from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import restrict
 
 log = logging.getLogger(__name__)
-_GROUP = re.compile(r"^[A-Za-z0-9_.-]{1,90}$")
+_GROUP = re.compile(r"^[A-Za-z0-9_.-]{1,90}\Z")
 _STREAMS = {}
 
 

@@ -16,7 +16,7 @@ import re
 from django.core.exceptions import ValidationError
 
 DEFAULT_KIND = "host"  # a selector without "kind" selects hosts (every selector stored before kinds)
-_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:*?-]{0,127}$")
+_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:*?-]{0,127}\Z")
 _KINDS: dict[str, "TargetKind"] = {}
 
 
@@ -45,10 +45,10 @@ class TargetKind:
         for key in self.list_keys:
             value = selector.get(key)
             if value is not None and (not isinstance(value, list) or not all(
-                    isinstance(v, str) and _WORD.match(v) for v in value)):
+                    isinstance(v, str) and _WORD.fullmatch(v) for v in value)):
                 errors.append(f"{key} must be a list of names.")
         pattern = selector.get("pattern")
-        if pattern is not None and (not isinstance(pattern, str) or not _WORD.match(pattern)):
+        if pattern is not None and (not isinstance(pattern, str) or not _WORD.fullmatch(pattern)):
             errors.append("pattern must be a shell-style name pattern such as web-*.")
         if "all" in selector and not isinstance(selector["all"], bool):
             errors.append("all must be true or false.")

@@ -11,13 +11,13 @@ from ops_portal.core.crypto import EncryptedTextField
 from .choices import Reachability, Transport
 
 name_validator = RegexValidator(
-    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$",
+    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?\Z",
     "Use letters, digits, dots, hyphens and underscores (1-128 characters).",
 )
 # A host name or an IP address: no spaces, quotes or shell metacharacters.
-address_validator = RegexValidator(r"^[A-Za-z0-9:.\-\[\]%]{1,253}$", "Enter a host name or an IP address.")
-username_validator = RegexValidator(r"^[a-z_][a-z0-9_.-]{0,31}$", "Enter a valid POSIX user name.")
-TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")
+address_validator = RegexValidator(r"^[A-Za-z0-9:.\-\[\]%]{1,253}\Z", "Enter a host name or an IP address.")
+username_validator = RegexValidator(r"^[a-z_][a-z0-9_.-]{0,31}\Z", "Enter a valid POSIX user name.")
+TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}\Z")
 
 
 def validate_tags(value):
@@ -26,7 +26,7 @@ def validate_tags(value):
 
 
 def validate_variables(value):
-    if not isinstance(value, dict) or not all(isinstance(k, str) and re.match(r"^[A-Za-z_]\w*$", k) for k in value):
+    if not isinstance(value, dict) or not all(isinstance(k, str) and re.match(r"^[A-Za-z_]\w*\Z", k) for k in value):
         raise ValidationError("Variables must be an object whose keys are identifiers.")
 
 

@@ -8,7 +8,7 @@ import re
 from django.core.exceptions import ValidationError
 
 TYPES = ("string", "text", "int", "bool", "choice", "secret")
-NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 KEYS = {"name", "type", "required", "default", "choices", "min", "max", "max_length", "pattern", "label", "help"}
 SECRET_MARK = "<secret>"
 

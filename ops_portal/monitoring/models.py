@@ -19,7 +19,7 @@ from ops_portal.inventory.models import TAG, Host, HostGroup, name_validator
 from .choices import OPEN_STATES, AlertState, Comparator, Metric, Severity
 
 MAX_FOR_SECONDS = 86400  # raw samples are kept 48 h at least; a rule looks back at most a day
-mount_validator = RegexValidator(r"^/[^\x00\n]{0,254}$", "Enter an absolute mount point such as /var.")
+mount_validator = RegexValidator(r"^/[^\x00\n]{0,254}\Z", "Enter an absolute mount point such as /var.")
 tag_validator = RegexValidator(TAG, "Enter one tag (letters, digits, . _ : -).")
 
 

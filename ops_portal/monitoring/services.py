@@ -28,7 +28,7 @@ from ops_portal.notifications.services import notify
 from .choices import OPEN_STATES, RULE_SOURCE, AlertState, Severity
 from .models import Alert, AlertRule
 
-SOURCE = re.compile(r"^[a-z][a-z0-9_.-]{0,31}$")
+SOURCE = re.compile(r"^[a-z][a-z0-9_.-]{0,31}\Z")
 MAX_NOTE = 2000
 
 

@@ -12,7 +12,7 @@ from .choices import ChannelKind, DeliveryStatus
 
 MAX_EMAILS = 50
 name_validator = RegexValidator(
-    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$",
+    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?\Z",
     "Use letters, digits, dots, hyphens and underscores (1-128 characters).",
 )
 webhook_url_validator = URLValidator(schemes=["http", "https"], message="Enter an http:// or https:// URL.")

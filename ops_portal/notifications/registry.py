@@ -9,7 +9,7 @@ by the app that sends it, in its notification_events module (loaded by core.decl
 import re
 from dataclasses import dataclass
 
-NAME = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*$")
+NAME = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*\Z")
 
 
 @dataclass(frozen=True)

@@ -42,12 +42,12 @@ import xmlrpc.client
 
 CONFIGS = ("/etc/supervisor/supervisord.conf", "/etc/supervisord.conf", "/etc/supervisor.conf")
 HELPER_DIR = "/usr/local/lib/opsportal"
-NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ \w+ (.*)$")
+NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
+LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ \w+ (.*)\Z")
 EVENTS = [
-    ("spawned", re.compile(r"^spawned: '(.+)' with pid (\d+)$")),
-    ("exited", re.compile(r"^exited: (\S+) \((.+); (not expected|expected)\)$")),
-    ("stopped", re.compile(r"^stopped: (\S+) \((.+)\)$")),
+    ("spawned", re.compile(r"^spawned: '(.+)' with pid (\d+)\Z")),
+    ("exited", re.compile(r"^exited: (\S+) \((.+); (not expected|expected)\)\Z")),
+    ("stopped", re.compile(r"^stopped: (\S+) \((.+)\)\Z")),
     ("running", re.compile(r"^success: (\S+) entered RUNNING state")),
     ("fatal", re.compile(r"^gave up: (\S+) entered FATAL state")),
 ]
