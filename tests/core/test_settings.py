@@ -9,7 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ops_portal.core import env
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_manage(*args, env_overrides, drop=()):

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = Path("/usr/lib/python3/dist-packages/compose/config/compose_spec.json")
 ENV = {"POSTGRES_PASSWORD": "pw", "SECRET_KEY": "sk", "ENCRYPTION_KEYS": "ek", "TRUSTED_PROXIES": "172.18.0.1"}
 
