@@ -13,6 +13,7 @@ from ops_portal.accounts.models import APIToken, hash_token
 from ops_portal.audit.models import AuditEvent
 from ops_portal.inventory.models import Host
 from tests import factories
+from tests.helpers import act, person
 
 pytestmark = pytest.mark.django_db
 
@@ -161,10 +162,9 @@ def test_only_a_superuser_may_create_a_superuser(admin_all):
     from django.core.exceptions import PermissionDenied
 
     from ops_portal.accounts import services
-    from ops_portal.core.context import Actor
 
     with pytest.raises(PermissionDenied):
-        services.create_user(Actor.for_user(admin_all, source="api"), username="x", is_superuser=True)
+        services.create_user(act(admin_all), username="x", is_superuser=True)
 
 
 def test_password_change_checks_the_old_password_and_is_audited(api, make_user):
@@ -269,12 +269,11 @@ def test_nobody_deactivates_itself_or_the_last_administrator_of_everything(api, 
     assert root.is_active
     # The last active administrator of all environments stays active, whoever asks.
     other_root = factories.superuser("other-root")
-    sole_admin = factories.user("sole-admin")
-    factories.binding(role=Role.ADMIN, user=sole_admin, environment=None)
+    sole_admin = person(None, Role.ADMIN, "sole-admin")
     root.is_superuser = other_root.is_superuser = False
     root.save(), other_root.save()
     factories.binding(role=Role.ADMIN, user=root, environment=None)
-    services.update_user(Actor.for_user(sole_admin, source="api"), root, is_active=False)
+    services.update_user(act(sole_admin), root, is_active=False)
     with pytest.raises(Exception) as refused:
         services.update_user(Actor.system(), sole_admin, is_active=False)
     assert "is_active" in refused.value.message_dict

@@ -8,7 +8,7 @@ import pytest
 from ops_portal.accounts.choices import Role
 from ops_portal.inventory import services as inventory
 from tests import factories
-from tests.configs.helpers import act, person
+from tests.helpers import act, person
 
 FLEET_HOSTS = 3
 

@@ -5,12 +5,12 @@ import pytest
 from ops_portal.accounts.choices import Role
 from ops_portal.approvals.models import ApprovalPolicy, ApprovalRequest
 from ops_portal.audit.models import AuditEvent
-from ops_portal.core.context import Actor
 from ops_portal.inventory.choices import Transport
 from ops_portal.jobs.launch import launch_adhoc
 from ops_portal.jobs.models import Job, JobSchedule
 from ops_portal.jobs.templates import create_template
 from tests import factories
+from tests.helpers import act, person
 
 pytestmark = pytest.mark.django_db
 
@@ -21,12 +21,6 @@ def prod():
     factories.host(env, "web-1", transport=Transport.LOCAL)
     ApprovalPolicy.objects.create(name="always", environment=env, all_work=True)
     return env
-
-
-def person(env, role):
-    user = factories.user()
-    factories.binding(role=role, user=user, environment=env)
-    return user
 
 
 def test_every_section_renders_for_a_viewer(client, prod):
@@ -40,7 +34,7 @@ def test_every_section_renders_for_a_viewer(client, prod):
 def test_an_approver_decides_on_the_request_page_and_the_job_page_shows_it(client, prod,
                                                                            django_capture_on_commit_callbacks):
     operator = person(prod, Role.OPERATOR)
-    job = launch_adhoc(Actor.for_user(operator, source="web"), environment=prod, action="host.command",
+    job = launch_adhoc(act(operator, source="web"), environment=prod, action="host.command",
                             values={"command": "true"}, selector={"all": True})
     client.force_login(operator)
     own = client.get(f"/approvals/{job.approval_request_id}/").content.decode()
@@ -60,7 +54,7 @@ def test_an_approver_decides_on_the_request_page_and_the_job_page_shows_it(clien
 
 def test_a_refused_decision_is_a_message_not_an_error(client, prod):
     operator = person(prod, Role.OPERATOR)
-    job = launch_adhoc(Actor.for_user(operator, source="web"), environment=prod, action="host.command",
+    job = launch_adhoc(act(operator, source="web"), environment=prod, action="host.command",
                             values={"command": "true"}, selector={"all": True})
     client.force_login(operator)
     response = client.post(f"/approvals/{job.approval_request_id}/", {"decision": "approve"}, follow=True)
@@ -70,7 +64,7 @@ def test_a_refused_decision_is_a_message_not_an_error(client, prod):
 
 def test_an_admin_creates_pauses_and_deletes_a_schedule(client, prod):
     admin = person(prod, Role.ADMIN)
-    template = create_template(Actor.for_user(admin, source="web"), name="tick", environment=prod,
+    template = create_template(act(admin, source="web"), name="tick", environment=prod,
                                     action="host.command", selector={"all": True},
                                     action_params={"command": "true"})
     client.force_login(admin)
@@ -192,7 +186,7 @@ def test_the_jobs_page_hides_the_portals_own_jobs_unless_asked(client, prod):
 
     launch_everywhere("host.facts", name="Inventory refresh")
     operator = person(prod, Role.OPERATOR)
-    launch_adhoc(Actor.for_user(operator, source="web"), environment=prod, action="host.command",
+    launch_adhoc(act(operator, source="web"), environment=prod, action="host.command",
                       values={"command": "true"}, selector={"all": True})
     client.force_login(operator)
     people = client.get("/jobs/").content.decode()

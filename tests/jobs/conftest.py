@@ -4,18 +4,16 @@ from pathlib import Path
 import pytest
 
 from ops_portal.accounts.choices import Role
-from ops_portal.core.context import Actor
 from ops_portal.inventory import services as inventory
 from tests import factories
+from tests.helpers import act, person
 
 
 @pytest.fixture
 def fleet_env(fleet, db):
     """An environment holding every fleet host, pinned to its real host key, and an admin actor."""
     env = factories.environment("fleet")
-    user = factories.user()
-    factories.binding(role=Role.ADMIN, user=user, environment=env)
-    actor = Actor.for_user(user, source="api")
+    actor = act(person(env, Role.ADMIN))
     credential = inventory.create_credential(actor, name="fleet-key", environment=env, username="root",
                                              private_key=Path(fleet.key_path).read_text())
     hosts = [inventory.create_host(actor, name=h.name, address=h.address, port=h.port, username=h.user,

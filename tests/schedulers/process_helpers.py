@@ -1,4 +1,4 @@
-"""Helpers for the process managers' tests against fleet hosts: a small SSH Shell, waiting.
+"""Helpers for the process managers' tests against fleet hosts: a small SSH Shell.
 
 `FleetShell` is a test-only Shell (schedulers/process/shells.py has the portal's own): run()
 execs the quoted argv on a paramiko channel of the fleet's pinned login, with stdin;
@@ -11,6 +11,9 @@ from pathlib import Path
 from schedulers.base import BackendError
 from schedulers.host import SSHPool, SSHTarget, run_command
 from schedulers.process.base import Shell, ShellResult
+
+# Branches written before tests/helpers.py import the poller from here by its old name.
+from tests.helpers import wait_until as wait_for  # noqa: F401
 
 
 class FleetShell(Shell):
@@ -66,13 +69,3 @@ class FleetShell(Shell):
         if result.exit_code is None and not result.canceled:
             raise BackendError(f"{argv[0]} on {self.name}: {result.error}")
         return result.exit_code if result.exit_code is not None else -1
-
-
-def wait_for(check, timeout=30.0, interval=0.3):
-    """Return check()'s first truthy value, or its last value after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
