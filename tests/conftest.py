@@ -2,6 +2,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from ops_portal.accounts.choices import Role
+from ops_portal.approvals.models import ApprovalPolicy
+from ops_portal.inventory.choices import Transport
 from tests import factories
 from tests.helpers import forget_failed_sign_ins, person
 
@@ -24,6 +26,15 @@ def env(db):
 def envs(env):
     """Two environments: alpha (the `env` fixture's) and beta (production-like)."""
     return env, factories.environment("beta", is_production=True)
+
+
+@pytest.fixture
+def prod(db):
+    """A production environment with one local host, web-1, where all work needs an approval."""
+    env = factories.environment("production", is_production=True)
+    factories.host(env, "web-1", transport=Transport.LOCAL)
+    ApprovalPolicy.objects.create(name="production-always", environment=env, all_work=True)
+    return env
 
 
 @pytest.fixture

@@ -23,12 +23,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def prod(db):
-    env = factories.environment("production", is_production=True)
-    for name in ("web-1", "web-2"):
-        factories.host(env, name, transport=Transport.LOCAL)
-    ApprovalPolicy.objects.create(name="production-always", environment=env, all_work=True)
-    return env
+def prod(prod):
+    """The shared production environment (tests/conftest.py) with a second local host, web-2."""
+    factories.host(prod, "web-2", transport=Transport.LOCAL)
+    return prod
 
 
 @pytest.fixture
