@@ -6,11 +6,13 @@ tests/conftest.py; live processes (worker, beat, web) in tests/live.py.
 import time
 from pathlib import Path
 
+import pytest
 from django.core.cache import cache
 
 from ops_portal.accounts import services as accounts
 from ops_portal.accounts.choices import Role
 from ops_portal.core.context import Actor
+from ops_portal.inventory import services as inventory
 from tests import factories
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout
@@ -36,6 +38,28 @@ def operator(environment):
 def api_token(user, name="test"):
     """A new API token of `user`, made through the service: (the row, the key shown once)."""
     return accounts.create_token(act(user), name=name)
+
+
+def fleet_credential(actor, environment, fleet):
+    """The fleet's root key as a credential of `environment`, made through the inventory service."""
+    return inventory.create_credential(actor, name="fleet-key", environment=environment, username="root",
+                                       private_key=Path(fleet.key_path).read_text())
+
+
+def fleet_host(actor, environment, credential, host, **fields):
+    """A fleet host (fleet.hosts.Host) in the inventory, pinned to the host key the fleet read from its log."""
+    return inventory.create_host(actor, name=host.name, address=host.address, port=host.port, username=host.user,
+                                 environment=environment, credential=credential, host_key=host.host_key, **fields)
+
+
+def missing(message):
+    """A real part the test needs is missing: fail under CI, where everything must run; skip elsewhere."""
+    # Imported here: tests/conftest.py imports this module before pytest registers (and rewrites) the plugin.
+    from fleet.pytest_plugin import in_ci
+
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 def wait_until(predicate, timeout=30.0, what="condition", *, interval=0.1):
