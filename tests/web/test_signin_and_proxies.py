@@ -194,6 +194,8 @@ def _daphne_argv(port):
     line = next(line for line in (ROOT / "scripts" / "run-portal.sh").read_text().splitlines()
                 if re.search(r"\bdaphne\b", line) and not line.lstrip().startswith("#"))
     argv = shlex.split(line.rstrip().rstrip("&"))
+    if len(argv) == 1 and "=" in argv[0]:  # cmd[web]="…": the command is the string assigned
+        argv = shlex.split(argv[0].split("=", 1)[1])
     return [str(ROOT / a) if a.startswith(".venv/") else a.replace("$HOST", "127.0.0.1").replace("$PORT", str(port))
             for a in argv]
 
