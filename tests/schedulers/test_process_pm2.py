@@ -10,7 +10,7 @@ from schedulers.process.base import ManagerUnavailable, ProcessError, ProgramSpe
 from schedulers.process.pm2 import PM2Manager, ecosystem
 from schedulers.process.systemd_unit import SpecError
 from tests.helpers import wait_until
-from tests.schedulers.process_helpers import FleetShell
+from tests.schedulers.process_helpers import FleetShell, sh, ticker
 
 pytestmark = pytest.mark.fleet
 
@@ -32,15 +32,6 @@ def program(manager, unique):
     name = "app-" + unique.removeprefix("opsportal-test-")
     yield name
     manager.remove(name)
-
-
-def sh(fleet_kinds, host, command):
-    return fleet_kinds.run(host.name, command)
-
-
-def ticker(name, *, every=0.3, **fields):
-    script = 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep ' + str(every) + '; done'
-    return ProgramSpec(name=name, command=["/bin/sh", "-c", script], **fields)
 
 
 def test_limits_pm2_cannot_enforce_are_refused():

@@ -9,7 +9,7 @@ from schedulers.process.base import ManagerUnavailable, ProcessError, ProgramSpe
 from schedulers.process.systemd import SystemdManager
 from schedulers.process.systemd_unit import SpecError, quote_word, render, unit_name, validate_spec
 from tests.helpers import wait_until
-from tests.schedulers.process_helpers import FleetShell
+from tests.schedulers.process_helpers import FleetShell, sh, ticker
 
 pytestmark = pytest.mark.fleet
 PREFIX = "optest-"
@@ -33,15 +33,6 @@ def program(manager, unique):
     name = unique.removeprefix("opsportal-test-")
     yield name
     manager.remove(name)
-
-
-def sh(fleet_kinds, host, command):
-    return fleet_kinds.run(host.name, command)
-
-
-def ticker(name, *, every=0.3, **fields):
-    script = 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep ' + str(every) + '; done'
-    return ProgramSpec(name=name, command=["/bin/sh", "-c", script], **fields)
 
 
 # -- without a host ------------------------------------------------------------------------
