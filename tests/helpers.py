@@ -74,9 +74,13 @@ def wait_until(predicate, timeout=30.0, what="condition", *, interval=0.1):
         time.sleep(interval)
 
 
-def sign_in(client, username, password=factories.PASSWORD, address="10.0.0.1"):
-    """Post the sign-in form as a browser at `address` would; returns the response."""
-    return client.post("/login/", {"username": username, "password": password}, REMOTE_ADDR=address)
+def sign_in(client, username, password=factories.PASSWORD, address="10.0.0.1", *, path="/login/", forwarded=None):
+    """Post the sign-in form (at `path`) as a browser at `address` would, behind a proxy when
+    `forwarded` gives an X-Forwarded-For; returns the response."""
+    extra = {"REMOTE_ADDR": address}
+    if forwarded is not None:
+        extra["HTTP_X_FORWARDED_FOR"] = forwarded
+    return client.post(path, {"username": username, "password": password}, **extra)
 
 
 def forget_failed_sign_ins():

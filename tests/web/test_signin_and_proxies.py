@@ -13,7 +13,7 @@ from ops_portal.audit.models import AuditEvent
 from ops_portal.core import proxy
 from ops_portal.jobs.models import Job
 from tests import factories
-from tests.helpers import ROOT, forget_failed_sign_ins
+from tests.helpers import ROOT, forget_failed_sign_ins, sign_in
 from tests.live import start_web
 
 BAD_ADDRESSES = ["not-an-ip", "999.1.1.1", "1.2.3.4\x00", "::ffff:999.1.1.1", "a" * 500, ", , ,", "fe80::1%eth0",
@@ -28,10 +28,7 @@ def trust(settings, *networks):
 
 
 def post_login(client, username, password, *, path="/login/", peer="198.51.100.7", forwarded=None):
-    extra = {"REMOTE_ADDR": peer}
-    if forwarded is not None:
-        extra["HTTP_X_FORWARDED_FOR"] = forwarded
-    return client.post(path, {"username": username, "password": password}, **extra)
+    return sign_in(client, username, password, peer, path=path, forwarded=forwarded)
 
 
 def signed_in(client):
