@@ -2,7 +2,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from ops_portal.accounts.choices import Role
+from ops_portal.approvals.models import ApprovalPolicy
+from ops_portal.inventory.choices import Transport
 from tests import factories
+from tests.helpers import forget_failed_sign_ins, person
 
 pytest_plugins = ["tests.live", "fleet.pytest_plugin"]
 
@@ -14,9 +17,24 @@ def api():
 
 
 @pytest.fixture
-def envs(db):
-    """Two environments: alpha (staging-like) and beta (production-like)."""
-    return factories.environment("alpha"), factories.environment("beta", is_production=True)
+def env(db):
+    """One environment: alpha (staging-like)."""
+    return factories.environment("alpha")
+
+
+@pytest.fixture
+def envs(env):
+    """Two environments: alpha (the `env` fixture's) and beta (production-like)."""
+    return env, factories.environment("beta", is_production=True)
+
+
+@pytest.fixture
+def prod(db):
+    """A production environment with one local host, web-1, where all work needs an approval."""
+    env = factories.environment("production", is_production=True)
+    factories.host(env, "web-1", transport=Transport.LOCAL)
+    ApprovalPolicy.objects.create(name="production-always", environment=env, all_work=True)
+    return env
 
 
 @pytest.fixture
@@ -24,10 +42,7 @@ def make_user(db):
     """make_user(role, environment) -> a user bound to that role there (environment None: all)."""
 
     def make(role=None, environment=None, **fields):
-        user = factories.user(**fields)
-        if role is not None:
-            factories.binding(role=role, user=user, environment=environment)
-        return user
+        return factories.user(**fields) if role is None else person(environment, role, **fields)
 
     return make
 
@@ -35,6 +50,12 @@ def make_user(db):
 @pytest.fixture
 def admin_all(make_user):
     return make_user(Role.ADMIN, None, username="root-admin")
+
+
+@pytest.fixture
+def fresh_sign_in_throttle():
+    """Forget the failed sign-ins earlier tests made (the throttle counts them in Redis)."""
+    forget_failed_sign_ins()
 
 
 @pytest.fixture(scope="session", autouse=True)

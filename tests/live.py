@@ -4,17 +4,17 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, wait_until
+
 BIN = Path(sys.executable).parent
 
 
-def _free_port():
+def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -81,15 +81,20 @@ class Process:
 
 
 def wait_for(predicate, timeout, what, process=None, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if process is not None and not process.alive():
-            raise AssertionError(f"{process.name} exited while waiting for {what}:\n{process.tail()}")
-        time.sleep(interval)
-    detail = f"\n{process.tail()}" if process is not None else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
+    """wait_until; with a `process`, fail as soon as it exits, and show its log's tail on failure."""
+    if process is None:
+        return wait_until(predicate, timeout, what, interval=interval)
+
+    def ready():
+        value = predicate()
+        if not value and not process.alive():
+            raise AssertionError(f"{process.name} exited while waiting for {what}")
+        return value
+
+    try:
+        return wait_until(ready, timeout, what, interval=interval)
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}:\n{process.tail()}") from None
 
 
 @pytest.fixture(scope="session")
@@ -130,21 +135,30 @@ def live_beat(live_env, live_logs, live_worker):
     process.stop()
 
 
+def answers_healthz(url, timeout=1):
+    """Whether the portal at `url` answers /healthz with 200."""
+    try:
+        return requests.get(url + "/healthz", timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def daphne_argv(port):
+    return [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "ops_portal.asgi:application"]
+
+
+def start_web(live_env, live_logs, name="web", argv=daphne_argv):
+    """Start the ASGI portal (`argv(port)`) on a free port; return its Process, with .url, once it answers."""
+    port = free_port()
+    process = Process(name, argv(port), live_env, live_logs)
+    process.url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: answers_healthz(process.url), 60, "web /healthz", process)
+    return process
+
+
 @pytest.fixture(scope="session")
 def live_web(live_env, live_logs):
-    """The ASGI portal (daphne) on a free port: returns its base URL."""
-    port = _free_port()
-    process = Process("web", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-                              "ops_portal.asgi:application"], live_env, live_logs)
-    url = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return requests.get(url + "/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    wait_for(up, 60, "web /healthz", process)
-    process.url = url
+    """The ASGI portal (daphne) on a free port: its Process, whose .url is the base URL."""
+    process = start_web(live_env, live_logs)
     yield process
     process.stop()

@@ -8,7 +8,6 @@ from ops_portal.accounts.choices import Role
 from ops_portal.approvals import services as approvals
 from ops_portal.approvals.models import ApprovalPolicy, ApprovalRequest
 from ops_portal.audit.models import AuditEvent
-from ops_portal.core.context import Actor
 from ops_portal.inventory.choices import Transport
 from ops_portal.jobs.choices import JobState
 from ops_portal.jobs.launch import launch as launch_template
@@ -18,32 +17,26 @@ from ops_portal.jobs.runner import claim
 from ops_portal.jobs.templates import create_template, update_template
 from ops_portal.jobs.windows import hold_for_window
 from tests import factories
+from tests.helpers import act, person
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def prod(db):
-    env = factories.environment("production", is_production=True)
-    for name in ("web-1", "web-2"):
-        factories.host(env, name, transport=Transport.LOCAL)
-    ApprovalPolicy.objects.create(name="production-always", environment=env, all_work=True)
-    return env
+def prod(prod):
+    """The shared production environment (tests/conftest.py) with a second local host, web-2."""
+    factories.host(prod, "web-2", transport=Transport.LOCAL)
+    return prod
 
 
 @pytest.fixture
 def people(prod):
-    def person(role, environment=prod, **kwargs):
-        user = factories.user(**kwargs)
-        if role:
-            factories.binding(role=role, user=user, environment=environment)
-        return user
+    """people(role, environment=prod) -> a new user with that role there."""
 
-    return person
+    def make(role, environment=prod):
+        return person(environment, role)
 
-
-def act(user, source="api"):
-    return Actor.for_user(user, source=source)
+    return make
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from ops_portal.approvals import services as approvals
 from ops_portal.approvals.models import ApprovalPolicy
 from ops_portal.audit.models import AuditEvent
 from ops_portal.core.choices import Source
-from ops_portal.core.context import Actor
 from ops_portal.jobs.choices import JobState
 from ops_portal.jobs.launch import launch_adhoc
 from tests import factories
+from tests.helpers import act, person
 
 pytestmark = pytest.mark.django_db
 
@@ -26,10 +26,9 @@ def test_after_bootstrap_an_operators_command_in_production_waits_for_approval()
     factories.host(production, "web-1")
     staging = Environment.objects.get(name="staging")
     factories.host(staging, "stage-1")
-    operator = factories.user()
-    factories.binding(role=Role.OPERATOR, user=operator, environment=production)
+    operator = person(production, Role.OPERATOR)
     factories.binding(role=Role.OPERATOR, user=operator, environment=staging)
-    actor = Actor.for_user(operator, source="api")
+    actor = act(operator)
     job = launch_adhoc(actor, environment=production, action="host.command", values={"command": "id"},
                        selector={"all": True})
     assert job.state == JobState.PENDING_APPROVAL
@@ -53,8 +52,7 @@ def test_the_policy_is_audited_as_the_system_and_not_recreated_once_deleted():
     assert (created.source, created.actor_id, created.environment_name) == (Source.SYSTEM, None, "production")
     bootstrap()
     assert ApprovalPolicy.objects.count() == 1
-    admin = factories.user()
-    factories.binding(role=Role.ADMIN, user=admin, environment=None)
-    approvals.delete_policy(Actor.for_user(admin, source="api"), policy)
+    admin = person(None, Role.ADMIN)
+    approvals.delete_policy(act(admin), policy)
     bootstrap()
     assert not ApprovalPolicy.objects.exists()

@@ -3,6 +3,8 @@ import shutil
 
 import pytest
 
+from tests.helpers import missing
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
@@ -13,10 +15,7 @@ def browser():
     """Chromium for one test module. Playwright's sync API keeps an event loop running in this
     thread while it is started, so it is stopped after each module to let asyncio tests run."""
     if not shutil.which(CHROMIUM):
-        message = f"Debian's chromium is not installed at {CHROMIUM} (scripts/test-prereqs.sh installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"Debian's chromium is not installed at {CHROMIUM} (scripts/test-prereqs.sh installs it)")
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop running in this thread; the test's own ORM calls

@@ -3,6 +3,7 @@ import pytest
 
 from ops_portal.accounts.choices import Role
 from tests import factories
+from tests.helpers import person
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.live]
 
@@ -10,8 +11,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pyte
 def test_sign_in_see_the_dashboard_and_get_a_live_answer_from_a_worker(page, live_web, live_worker):
     staging = factories.environment("staging")
     factories.host(staging, "stage-web-1")
-    user = factories.user("olga")
-    factories.binding(role=Role.OPERATOR, user=user, environment=staging)
+    person(staging, Role.OPERATOR, "olga")
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))

@@ -5,6 +5,7 @@ from ops_portal.accounts.choices import Role
 from ops_portal.inventory.choices import Transport
 from tests import factories
 from tests.browser.helpers import sign_in
+from tests.helpers import person
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.live]
 
@@ -15,8 +16,7 @@ def test_launch_an_action_and_follow_it_live(page, live_web, live_worker):
     env = factories.environment("staging")
     for name in ("app-1", "app-2"):
         factories.host(env, name, transport=Transport.LOCAL)
-    user = factories.user("opal")
-    factories.binding(role=Role.OPERATOR, user=user, environment=env)
+    person(env, Role.OPERATOR, "opal")
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     sign_in(page, live_web.url, "opal")
@@ -44,8 +44,7 @@ def test_launch_an_action_and_follow_it_live(page, live_web, live_worker):
 def test_cancel_from_the_job_page(page, live_web, live_worker):
     env = factories.environment("staging")
     factories.host(env, "app-1", transport=Transport.LOCAL)
-    user = factories.user("otto")
-    factories.binding(role=Role.OPERATOR, user=user, environment=env)
+    person(env, Role.OPERATOR, "otto")
     sign_in(page, live_web.url, "otto")
     page.goto(live_web.url + "/jobs/new/")
     page.fill("textarea[name='host.command__command']", "echo started; sleep 600")

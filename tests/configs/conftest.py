@@ -1,14 +1,13 @@
 """Fleet hosts registered in the portal, with groups and variables, for configuration jobs."""
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from ops_portal.accounts.choices import Role
 from ops_portal.inventory import services as inventory
 from tests import factories
-from tests.configs.helpers import act, person
+from tests.helpers import act, fleet_credential, fleet_host, person
 
 FLEET_HOSTS = 3
 
@@ -39,16 +38,14 @@ def cfleet(fleet, db):
     the first also in group "zz-canary" (port 9090); the second overrides the greeting."""
     env = factories.environment("cfg")
     admin = act(person(env, Role.ADMIN))
-    credential = inventory.create_credential(admin, name="fleet-key", environment=env, username="root",
-                                             private_key=Path(fleet.key_path).read_text())
+    credential = fleet_credential(admin, env, fleet)
     app = inventory.create_group(admin, name="app", environment=env, variables={"port": 8080, "greeting": "hello"})
     canary = inventory.create_group(admin, name="zz-canary", environment=env, variables={"port": 9090})
     hosts = []
     for index, h in enumerate(fleet.hosts[:FLEET_HOSTS]):
         variables = {"greeting": "bonjour"} if index == 1 else {}
-        host = inventory.create_host(admin, name=h.name, address=h.address, port=h.port, username=h.user,
-                                     environment=env, credential=credential, host_key=h.host_key, tags=["cfg"],
-                                     variables=variables, groups=[app, canary] if index == 0 else [app])
+        host = fleet_host(admin, env, credential, h, tags=["cfg"], variables=variables,
+                          groups=[app, canary] if index == 0 else [app])
         hosts.append(host)
     workdir = f"/etc/opsportal-test-{uuid.uuid4().hex[:10]}"
     for host in hosts:

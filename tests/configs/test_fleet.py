@@ -17,7 +17,7 @@ from ops_portal.jobs.models import Job, JobEvent
 from ops_portal.monitoring.choices import OPEN_STATES, AlertState
 from ops_portal.monitoring.models import Alert
 from tests import factories
-from tests.configs.helpers import act, person
+from tests.helpers import act, person
 from tests.jobs.helpers import wait_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.mark.fleet]

@@ -12,14 +12,10 @@ from ops_portal.core.choices import Source
 from ops_portal.core.context import Actor
 from ops_portal.jobs.models import Job
 from tests import factories
-from tests.configs.helpers import config, person
+from tests.configs.helpers import config
+from tests.helpers import person
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def env():
-    return factories.environment("alpha")
 
 
 def report(template, host, drifted, **fields):

@@ -10,14 +10,10 @@ from ops_portal.configs import rendering, services
 from ops_portal.configs.models import ConfigTemplate, DriftReport, parse_plan_ids
 from ops_portal.jobs.models import Job
 from tests import factories
-from tests.configs.helpers import act, config, operator, person
+from tests.configs.helpers import config
+from tests.helpers import act, operator, person
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def env():
-    return factories.environment("alpha")
 
 
 @pytest.fixture

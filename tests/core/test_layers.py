@@ -5,7 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
+
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 WRONG_WAY = {  # file -> an import against the layers, and the contract it breaks
     "ops_portal/jobs/lifecycle.py": ("from ops_portal.jobs import tasks", "The jobs engine imports only downward"),

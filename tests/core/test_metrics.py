@@ -7,7 +7,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.live import BIN, ROOT, Process, _free_port, start_worker, wait_for
+from tests.helpers import ROOT
+from tests.live import start_web, start_worker, wait_for
 
 
 def samples(text):
@@ -53,22 +54,22 @@ def test_the_web_metrics_include_the_tasks_a_worker_ran(live_env, live_logs, tmp
 
     environment = {**live_env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     worker = start_worker(environment, live_logs, name="metrics", concurrency=1, queues="metrics-test")
-    port = _free_port()
-    web = Process("web-metrics", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-                                  "ops_portal.asgi:application"], environment, live_logs)
+    web = None
     try:
+        web = start_web(environment, live_logs, name="web-metrics")
         ping.apply_async(args=(0, "metrics-test"), queue="metrics-test")
         key = ("opsportal_celery_tasks_total", (("state", "SUCCESS"), ("task", "core.ping")))
 
         def scraped():
             try:
-                return samples(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text).get(key, 0)
+                return samples(requests.get(web.url + "/metrics", timeout=2).text).get(key, 0)
             except requests.RequestException:
                 return 0
 
         wait_for(lambda: scraped() >= 1, 60, "the worker's ping in the web's /metrics", web)
-        found = samples(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+        found = samples(requests.get(web.url + "/metrics", timeout=5).text)
         assert found[("opsportal_http_requests_total", (("method", "GET"), ("status", "2xx")))] >= 1
     finally:
-        web.stop()
+        if web is not None:
+            web.stop()
         worker.stop()

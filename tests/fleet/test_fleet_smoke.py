@@ -13,6 +13,7 @@ import pytest
 from fleet import hosts as fleet_hosts
 from fleet import ssh
 from fleet.engine import swarm_state
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.fleet
 
@@ -103,15 +104,6 @@ def test_swarm_is_active(docker_client):
     assert docker_client.info()["Swarm"]["NodeAddr"] == "127.0.0.1"
 
 
-def _wait_for(check, timeout=15.0, interval=0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
 def test_supervisord_runs_the_demo_programs(fleet):
     name = fleet.hosts[-1].name
 
@@ -120,7 +112,7 @@ def test_supervisord_runs_the_demo_programs(fleet):
         found = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
         return found if found.get("sleeper") == found.get("ticker") == "RUNNING" else None
 
-    assert _wait_for(statuses) == {"sleeper": "RUNNING", "ticker": "RUNNING", "spare": "STOPPED"}
+    assert wait_until(statuses, 15, interval=0.3) == {"sleeper": "RUNNING", "ticker": "RUNNING", "spare": "STOPPED"}
 
 
 def test_supervisord_answers_xml_rpc_on_its_unix_socket(fleet):
@@ -136,7 +128,7 @@ def test_supervisord_answers_xml_rpc_on_its_unix_socket(fleet):
         found = json.loads(fleet.run(fleet.hosts[0].name, probe).check().stdout)
         return found if found.get("sleeper") == found.get("ticker") == "RUNNING" else None
 
-    assert _wait_for(states) == {"sleeper": "RUNNING", "ticker": "RUNNING", "spare": "STOPPED"}
+    assert wait_until(states, 15, interval=0.3) == {"sleeper": "RUNNING", "ticker": "RUNNING", "spare": "STOPPED"}
 
 
 def test_docker_exec_reaches_the_host_and_can_fill_its_small_disk(fleet):
@@ -208,7 +200,7 @@ def test_web_reports_healthy_to_the_engine(run_app, fleet_images):
         web.reload()
         return web.attrs["State"]["Health"]["Status"] == "healthy"
 
-    assert _wait_for(health, timeout=20)
+    assert wait_until(health, 20, interval=0.3)
 
 
 def test_crasher_exits_non_zero_after_the_configured_time(run_app, fleet_images):
@@ -250,7 +242,7 @@ def test_a_swarm_service_runs_replicas_that_answer_on_127_0_0_1(docker_client, f
             found = docker_client.containers.list(filters={"label": f"com.docker.swarm.service.id={service.id}"})
             return found if len(found) == 2 and all(c.status == "running" for c in found) else None
 
-        containers = _wait_for(running, timeout=30)
+        containers = wait_until(running, 30, interval=0.3)
         assert containers, "two replicas should be running"
         answers = set()
         for container in containers:

@@ -8,8 +8,9 @@ from django.test import override_settings
 
 from ops_portal.jobs.choices import JobState
 from tests import factories
-from tests.jobs.helpers import launch, local_hosts, operator, wait_job
-from tests.live import _free_port, start_worker, wait_for
+from tests.helpers import operator
+from tests.jobs.helpers import launch, local_hosts, wait_job
+from tests.live import free_port, start_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -18,7 +19,7 @@ class PrivateRedis:
     """A throwaway redis-server on its own port (the shared one on 6379 is never restarted)."""
 
     def __init__(self, log_dir):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.log_dir = log_dir
         self.proc = None

@@ -7,7 +7,8 @@ from ops_portal.approvals.models import ApprovalPolicy
 from ops_portal.jobs.choices import JobState
 from ops_portal.notifications.models import Delivery
 from tests import factories
-from tests.jobs.helpers import launch, local_hosts, operator, wait_job, wait_until
+from tests.helpers import operator, wait_until
+from tests.jobs.helpers import launch, local_hosts, wait_job
 from tests.notifications.helpers import SECRET, Receiver, channel, receiver_verifies
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]

@@ -8,7 +8,8 @@ from ops_portal.jobs.choices import JobState
 from ops_portal.jobs.lifecycle import publish_job
 from ops_portal.jobs.models import Job
 from tests import factories
-from tests.jobs.helpers import launch, local_hosts, operator, wait_job
+from tests.helpers import operator, person
+from tests.jobs.helpers import launch, local_hosts, wait_job
 from tests.wsclient import communicator, receive_until, session_cookie_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio, pytest.mark.live]
@@ -81,8 +82,7 @@ async def test_the_jobs_list_stream_shows_progress_in_visible_environments_only(
     def setup():
         mine, other = factories.environment("mine"), factories.environment("other")
         local_hosts(mine, 1, "m"), local_hosts(other, 1, "o")
-        viewer = factories.user()
-        factories.binding(role=Role.VIEWER, user=viewer, environment=mine)
+        viewer = person(mine, Role.VIEWER)
         return viewer, operator(mine), operator(other), mine, other
 
     viewer, mine_op, other_op, mine, other = await setup()
@@ -110,8 +110,7 @@ async def test_job_and_object_streams_are_authorised(live_worker):
         env, other = factories.environment("a1"), factories.environment("b1")
         host = local_hosts(other, 1)[0]
         job = Job.objects.create(name="x", environment=other, action="host.command", plan_hash="x")
-        viewer = factories.user()
-        factories.binding(role=Role.VIEWER, user=viewer, environment=env)
+        viewer = person(env, Role.VIEWER)
         return viewer, job, host
 
     viewer, job, host = await setup()
@@ -165,8 +164,7 @@ async def test_a_hosts_stream_does_not_show_jobs_of_the_environment_it_left():
         host.save()
         new = Job.objects.create(name="new", environment=production, action="host.command", plan_hash="x")
         new.targets.create(index=0, kind="host", ref_id=host.pk, name=host.name)
-        viewer = factories.user()
-        factories.binding(role=Role.VIEWER, user=viewer, environment=production)
+        viewer = person(production, Role.VIEWER)
         return viewer, host, old, new
 
     @sync_to_async

@@ -9,12 +9,12 @@ from django.db import connection
 from ops_portal.accounts.choices import Role
 from ops_portal.approvals import services as approvals
 from ops_portal.approvals.models import ApprovalPolicy
-from ops_portal.core.context import Actor
 from ops_portal.inventory.choices import Transport
 from ops_portal.jobs import schedules
 from ops_portal.jobs.models import JobSchedule, JobTemplate
 from ops_portal.jobs.templates import create_template, update_template
 from tests import factories
+from tests.helpers import act, person
 
 pytestmark = pytest.mark.django_db(transaction=True)
 WAIT = 3.0  # how long the template edit holds its lock waiting for the other side to lock the schedule
@@ -24,9 +24,7 @@ WAIT = 3.0  # how long the template edit holds its lock waiting for the other si
 def setup():
     env = factories.environment("alpha")
     factories.host(env, "h-1", transport=Transport.LOCAL)
-    user = factories.user()
-    factories.binding(role=Role.ADMIN, user=user, environment=env)
-    actor = Actor.for_user(user, source="api")
+    actor = act(person(env, Role.ADMIN))
     # A standing approval: both edits end it and ask again, so both touch its row too.
     ApprovalPolicy.objects.create(name="gate", environment=env, templates=["tick"])
     template = create_template(actor, name="tick", environment=env, action="host.command",
@@ -90,9 +88,8 @@ def test_a_template_edit_and_a_schedule_edit_at_once_both_finish(setup, monkeypa
 
 def test_a_template_edit_while_its_schedule_fires_both_finish(setup, monkeypatch):
     actor, template, schedule = setup
-    approver = factories.user()
-    factories.binding(role=Role.APPROVER, user=approver, environment=template.environment)
-    approvals.decide(Actor.for_user(approver, source="api"), schedule.standing_request, "approve")  # it launches
+    approver = person(template.environment, Role.APPROVER)
+    approvals.decide(act(approver), schedule.standing_request, "approve")  # it launches
     run_both(lambda: update_template(actor, template, description="edited"),
              lambda: schedules.fire(schedule.pk),
              monkeypatch, "_launch")

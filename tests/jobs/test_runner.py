@@ -15,8 +15,8 @@ from ops_portal.jobs.launch import relaunch, request_cancel
 from ops_portal.jobs.models import JobEvent, Lease
 from ops_portal.jobs.templates import create_template
 from ops_portal.jobs.windows import create_freeze
-from tests import factories
-from tests.jobs.helpers import launch, local_hosts, operator, wait_job, wait_until
+from tests.helpers import act, operator, person, wait_until
+from tests.jobs.helpers import launch, local_hosts, wait_job
 from tests.live import start_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
@@ -25,11 +25,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 def pgrep(pattern):
     result = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     return [int(pid) for pid in result.stdout.split()]
-
-
-@pytest.fixture
-def env():
-    return factories.environment("alpha")
 
 
 def test_a_parallel_job_runs_every_target_and_stores_its_output_in_order(env, live_worker):
@@ -190,12 +185,8 @@ def test_a_freeze_holds_new_jobs_but_an_emergency_runs(env, live_worker):
 
     from django.utils import timezone
 
-    from ops_portal.core.context import Actor
-
     local_hosts(env, 1)
-    admin = factories.user()
-    factories.binding(role="admin", user=admin, environment=env)
-    admin_actor = Actor.for_user(admin, source="api")
+    admin_actor = act(person(env, "admin"))
     create_freeze(admin_actor, environment=env, starts=timezone.now() - timedelta(minutes=1),
                            ends=timezone.now() + timedelta(hours=1), reason="quarter close")
     held = launch(operator(env), env, "true")
@@ -212,11 +203,7 @@ def test_a_job_whose_worker_is_killed_is_marked_lost(env, live_env, live_logs):
     from ops_portal.jobs.tasks import reap_lost_jobs
 
     local_hosts(env, 2)
-    admin = factories.user()
-    factories.binding(role="admin", user=admin, environment=env)
-    from ops_portal.core.context import Actor
-
-    actor = Actor.for_user(admin, source="api")
+    actor = act(person(env, "admin"))
     template = create_template(actor, name="slow", environment=env, action="host.command",
                                         selector={"all": True}, action_params={"command": "echo begun; sleep 37"},
                                         queue="doomed")

@@ -9,27 +9,21 @@ from django_celery_beat.models import PeriodicTask
 from ops_portal.accounts.choices import Role
 from ops_portal.approvals import services as approvals
 from ops_portal.approvals.models import ApprovalPolicy
-from ops_portal.core.context import Actor
 from ops_portal.inventory.choices import Transport
 from ops_portal.jobs import schedules
 from ops_portal.jobs.choices import JobState
 from ops_portal.jobs.models import JobSchedule, ScheduleRun
 from ops_portal.jobs.templates import create_template, update_template
 from tests import factories
-from tests.jobs.helpers import wait_job, wait_until
-
-
-def admin_of(env):
-    user = factories.user()
-    factories.binding(role=Role.ADMIN, user=user, environment=env)
-    return Actor.for_user(user, source="api")
+from tests.helpers import act, person, wait_until
+from tests.jobs.helpers import wait_job
 
 
 @pytest.fixture
 def setup(db):
     env = factories.environment("alpha")
     factories.host(env, "h-1", transport=Transport.LOCAL)
-    actor = admin_of(env)
+    actor = act(person(env, Role.ADMIN))
     template = create_template(actor, name="tick", environment=env, action="host.command",
                                         selector={"all": True}, action_params={"command": "echo tick"})
     return env, actor, template
@@ -115,9 +109,8 @@ def test_a_gated_schedule_needs_a_standing_approval_renewed_on_change(setup, dja
     assert standing.subject_type == "schedule" and standing.state == "pending"
     now = timezone.now()
     assert schedules.fire(schedule.pk, now).outcome == "needs_approval"
-    approver = factories.user()
-    factories.binding(role=Role.APPROVER, user=approver, environment=env)
-    approvals.decide(Actor.for_user(approver, source="api"), standing, "approve")
+    approver = person(env, Role.APPROVER)
+    approvals.decide(act(approver), standing, "approve")
     run = schedules.fire(schedule.pk, now + timedelta(minutes=5))
     assert run.outcome == "launched" and run.job.state == JobState.QUEUED
     assert run.job.approval_request_id == standing.pk
@@ -142,7 +135,7 @@ def test_a_per_run_policy_makes_each_run_wait_for_approval(setup):
 def test_a_real_beat_fires_a_schedule_and_the_job_runs(live_worker, live_beat):
     env = factories.environment("alpha")
     factories.host(env, "h-1", transport=Transport.LOCAL)
-    actor = admin_of(env)
+    actor = act(person(env, Role.ADMIN))
     template = create_template(actor, name="tick", environment=env, action="host.command",
                                         selector={"all": True}, action_params={"command": "echo tick"})
     schedule = schedules.create_schedule(actor, name="every-10s", template=template, kind="interval",
@@ -160,13 +153,11 @@ def test_another_admin_editing_a_template_renews_the_schedules_standing_approval
     by the approval the schedule had, so the next run waits for a new one."""
     env, _, template = setup
     ApprovalPolicy.objects.create(name="gate", environment=env, templates=["tick"])
-    root = Actor.for_user(factories.user(), source="api")
-    factories.binding(role=Role.ADMIN, user=root.user, environment=None)
+    root = act(person(None, Role.ADMIN))
     schedule = schedules.create_schedule(root, name="s", template=template, kind="cron", cron="*/5 * * * *")
-    approver = factories.user()
-    factories.binding(role=Role.APPROVER, user=approver, environment=env)
-    approvals.decide(Actor.for_user(approver, source="api"), schedule.standing_request, "approve")
-    update_template(admin_of(env), template, action_params={"command": "id"})
+    approver = person(env, Role.APPROVER)
+    approvals.decide(act(approver), schedule.standing_request, "approve")
+    update_template(act(person(env, Role.ADMIN)), template, action_params={"command": "id"})
     schedule.refresh_from_db()
     assert schedule.standing_request.state == "pending"
     run = schedules.fire(schedule.pk)

@@ -9,7 +9,6 @@ from django.db import connection
 from ops_portal.accounts.choices import Role
 from ops_portal.approvals.models import ApprovalPolicy, ApprovalRequest
 from ops_portal.audit.models import AuditEvent
-from ops_portal.core.context import Actor
 from ops_portal.inventory.choices import Transport
 from ops_portal.jobs import schedules
 from ops_portal.jobs.choices import JobState
@@ -18,30 +17,15 @@ from ops_portal.jobs.launch import relaunch
 from ops_portal.jobs.models import Job, JobEvent, JobSchedule
 from ops_portal.jobs.templates import create_template, update_template
 from tests import factories
+from tests.helpers import act, person
 from tests.jobs.helpers import wait_job
 
 SECRET = "curl -H 'Authorization: Bearer tok-9f8e7d6c5b4a' https://deploy.example/hook"
 SECRET_PARAM = [{"name": "command", "type": "secret", "required": True, "label": "Command with a token"}]
 
 
-def act(user):
-    return Actor.for_user(user, source="api")
-
-
-def admin_of(env):
-    user = factories.user()
-    factories.binding(role=Role.ADMIN, user=user, environment=env)
-    return user
-
-
-def person(env, role):
-    user = factories.user()
-    factories.binding(role=role, user=user, environment=env)
-    return user
-
-
 def secret_template(env, name="hook"):
-    return create_template(act(admin_of(env)), name=name, environment=env, action="host.command",
+    return create_template(act(person(env, Role.ADMIN)), name=name, environment=env, action="host.command",
                                     selector={"all": True}, parameters=SECRET_PARAM)
 
 
@@ -117,7 +101,7 @@ def test_a_schedules_secret_is_encrypted_at_rest_kept_on_edits_and_fired_into_th
     env = factories.environment("alpha")
     factories.host(env, "h-1", transport=Transport.LOCAL)
     template = secret_template(env)
-    admin = admin_of(env)
+    admin = person(env, Role.ADMIN)
     api.force_authenticate(admin)
     response = api.post("/api/schedules/", {"name": "nightly", "template": template.pk, "kind": "cron",
                                             "cron": "0 3 * * *", "secret_values": {"command": SECRET}},
@@ -142,7 +126,7 @@ def test_a_schedules_secret_is_encrypted_at_rest_kept_on_edits_and_fired_into_th
 def test_a_value_the_template_makes_secret_later_moves_out_of_its_schedules():
     env = factories.environment("alpha")
     factories.host(env, "h-1", transport=Transport.LOCAL)
-    admin = act(admin_of(env))
+    admin = act(person(env, Role.ADMIN))
     template = create_template(admin, name="hook", environment=env, action="host.command",
                                         selector={"all": True}, parameters=[{"name": "command", "type": "string"}])
     schedule = schedules.create_schedule(admin, name="s", template=template, kind="cron", cron="0 3 * * *",
@@ -158,7 +142,7 @@ def test_a_value_the_template_makes_secret_later_moves_out_of_its_schedules():
 @pytest.mark.django_db
 def test_a_secret_parameter_may_not_carry_a_default_in_the_template(api):
     env = factories.environment("alpha")
-    api.force_authenticate(admin_of(env))
+    api.force_authenticate(person(env, Role.ADMIN))
     response = api.post("/api/job-templates/", {
         "name": "t", "environment": "alpha", "action": "host.command", "selector": {"all": True},
         "parameters": [{"name": "command", "type": "secret", "default": SECRET}]}, format="json")
@@ -171,7 +155,7 @@ def test_a_secret_parameter_may_not_carry_a_default_in_the_template(api):
 def test_the_action_gets_the_real_secret_and_its_output_never_shows_it(live_worker):
     env = factories.environment("alpha")
     factories.host(env, "h-1", transport=Transport.LOCAL)
-    template = create_template(act(admin_of(env)), name="hook", environment=env, action="host.command",
+    template = create_template(act(person(env, Role.ADMIN)), name="hook", environment=env, action="host.command",
                                         selector={"all": True}, parameters=SECRET_PARAM)
     # The command prints its own command line (so the secret value itself) and a value it computes.
     command = "tr '\\0' ' ' < /proc/$$/cmdline; echo; echo computed-$((6*7)) # tok-9f8e7d6c5b4a"

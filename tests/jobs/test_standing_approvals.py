@@ -10,7 +10,6 @@ from ops_portal.accounts.choices import Role
 from ops_portal.approvals import services as approvals
 from ops_portal.approvals.models import ApprovalPolicy
 from ops_portal.audit.models import AuditEvent
-from ops_portal.core.context import Actor
 from ops_portal.inventory import services as inventory
 from ops_portal.inventory.models import Host
 from ops_portal.jobs import schedules
@@ -19,12 +18,9 @@ from ops_portal.jobs.models import JobSchedule
 from ops_portal.jobs.runner import claim
 from ops_portal.jobs.templates import create_template, update_template
 from tests import factories
+from tests.helpers import act, person
 
 pytestmark = pytest.mark.django_db
-
-
-def act(user):
-    return Actor.for_user(user, source="api")
 
 
 @pytest.fixture
@@ -33,10 +29,8 @@ def gated(django_capture_on_commit_callbacks):
     env = factories.environment("production", is_production=True)
     web = factories.host_group(env, "web")
     factories.host(env, "web-1").groups.add(web)
-    admin = factories.user()
-    factories.binding(role=Role.ADMIN, user=admin, environment=env)
-    approver = factories.user()
-    factories.binding(role=Role.APPROVER, user=approver, environment=env)
+    admin = person(env, Role.ADMIN)
+    approver = person(env, Role.APPROVER)
     ApprovalPolicy.objects.create(name="gate", environment=env, templates=["restart"])
     template = create_template(act(admin), name="restart", environment=env, action="host.command",
                                         selector={"groups": ["web"]}, action_params={"command": "true"})

@@ -18,7 +18,8 @@ from ops_portal.jobs.runner import JobRunner, claim
 from ops_portal.jobs.streams import ObjectJobsStream
 from schedulers.base import CommandResult
 from tests import factories
-from tests.jobs.helpers import local_hosts, operator
+from tests.helpers import operator, person
+from tests.jobs.helpers import local_hosts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -129,8 +130,7 @@ def test_the_kind_validates_its_selector_and_the_action_its_kind(widgets):
 
 def test_an_objects_job_stream_is_found_through_its_kind(widgets):
     kind, env, _ = widgets
-    viewer = factories.user()
-    factories.binding(role="viewer", user=viewer, environment=env)
+    viewer = person(env, "viewer")
     assert ObjectJobsStream().groups(viewer, {"kind": "widget", "id": 1}) == [f"obj.widget.1.env.{env.pk}"]
     stranger = factories.user()
     with pytest.raises(Exception, match="You may not view that object"):

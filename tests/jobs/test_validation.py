@@ -12,6 +12,7 @@ from ops_portal.jobs.launch import launch_adhoc
 from ops_portal.jobs.models import Job
 from ops_portal.jobs.templates import create_template, update_template
 from tests import factories
+from tests.helpers import act
 
 pytestmark = pytest.mark.django_db
 
@@ -199,16 +200,15 @@ def test_secret_parameters_are_stored_encrypted_and_never_returned(api, make_use
 def test_only_global_admins_act_on_the_portals_own_machine(settings, make_user, envs):
     from django.core.exceptions import PermissionDenied
 
-    from ops_portal.core.context import Actor
     from ops_portal.inventory.choices import Transport
     settings.LOCAL_TARGETS_NEED_GLOBAL_ADMIN = True
     alpha, _ = envs
     factories.host(alpha, "portal", transport=Transport.LOCAL)
     for user in (make_user(Role.OPERATOR, alpha), make_user(Role.ADMIN, alpha)):
         with pytest.raises(PermissionDenied, match="portal's own machine"):
-            launch_adhoc(Actor.for_user(user, source="api"), environment=alpha, action="host.command",
+            launch_adhoc(act(user), environment=alpha, action="host.command",
                                   values={"command": "cat var/portal.env"}, selector={"all": True})
-    job = launch_adhoc(Actor.for_user(make_user(Role.ADMIN, None), source="api"), environment=alpha,
+    job = launch_adhoc(act(make_user(Role.ADMIN, None)), environment=alpha,
                                 action="host.command", values={"command": "uptime"}, selector={"all": True})
     assert job.state == "queued"
     assert not Job.objects.exclude(pk=job.pk).exists()
@@ -220,14 +220,13 @@ def test_work_on_the_portals_machine_needs_everyone_who_shaped_the_plan_to_be_a_
     authority to that edit; once a global admin has saved the template again, it runs."""
     from django.core.exceptions import PermissionDenied
 
-    from ops_portal.core.context import Actor
     from ops_portal.inventory.choices import Transport
     settings.LOCAL_TARGETS_NEED_GLOBAL_ADMIN = True
     alpha, _ = envs
     factories.host(alpha, "portal", transport=Transport.LOCAL)
     factories.host(alpha, "web-1")
-    root = Actor.for_user(make_user(Role.ADMIN, None), source="api")
-    env_admin = Actor.for_user(make_user(Role.ADMIN, alpha), source="api")
+    root = act(make_user(Role.ADMIN, None))
+    env_admin = act(make_user(Role.ADMIN, alpha))
     template = create_template(root, name="t", environment=alpha, action="host.command",
                                         selector={"names": ["web-1"]}, action_params={"command": "uptime"})
     template = update_template(env_admin, template, selector={"names": ["portal"]},

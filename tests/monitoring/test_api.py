@@ -21,16 +21,6 @@ def iso(seconds):
 
 
 @pytest.fixture
-def env():
-    return factories.environment("alpha")
-
-
-@pytest.fixture
-def host(env):
-    return factories.host(env, "web-1")
-
-
-@pytest.fixture
 def viewer(make_user, env):
     return make_user(Role.VIEWER, env)
 

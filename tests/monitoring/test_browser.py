@@ -9,6 +9,7 @@ from ops_portal.monitoring import services
 from ops_portal.monitoring.models import Alert
 from tests import factories
 from tests.browser.helpers import sign_in
+from tests.helpers import person
 from tests.monitoring.helpers import series_values
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.live]
@@ -43,7 +44,7 @@ def watch_errors(page):
 def test_the_host_page_draws_cpu_memory_load_and_disk_per_mount(page, live_web):
     env = factories.environment("staging")
     host = factories.host(env, "web-1")
-    factories.binding(role=Role.VIEWER, user=factories.user("vera"), environment=env)
+    person(env, Role.VIEWER, "vera")
     start = int(time.time()) - 3600
     for name, values in (("cpu_percent", [10, 50, 30]), ("mem_percent", [40, 41, 42]), ("load1", [0.5, 1.5, 0.7])):
         series_values(host, name, values, start=start, every=1200)
@@ -66,7 +67,7 @@ def test_the_host_page_draws_cpu_memory_load_and_disk_per_mount(page, live_web):
 def test_alerts_arrive_are_acknowledged_and_leave_live(page, live_web):
     env = factories.environment("staging")
     host = factories.host(env, "db-1")
-    factories.binding(role=Role.OPERATOR, user=factories.user("olga"), environment=env)
+    person(env, Role.OPERATOR, "olga")
     errors = watch_errors(page)
     sign_in(page, live_web.url, "olga")
     page.goto(live_web.url + "/monitoring/")

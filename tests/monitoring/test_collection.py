@@ -14,7 +14,8 @@ from ops_portal.jobs.models import FreezeWindow, Job
 from ops_portal.monitoring.models import Alert, Sample, Series
 from ops_portal.monitoring.tasks import collect_metrics, prune_metrics_jobs
 from tests import factories
-from tests.jobs.helpers import wait_job, wait_until
+from tests.helpers import wait_until
+from tests.jobs.helpers import wait_job
 from tests.monitoring.helpers import rule
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]

@@ -13,15 +13,11 @@ from ops_portal.monitoring.evaluation import evaluate
 from ops_portal.monitoring.models import Alert
 from ops_portal.notifications.models import Delivery
 from tests import factories
+from tests.helpers import act
 from tests.monitoring.helpers import T0, open_alerts, rule, series_values
 from tests.notifications.helpers import channel
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def env():
-    return factories.environment("alpha")
 
 
 @pytest.fixture
@@ -147,7 +143,7 @@ def test_every_transition_is_audited_and_notified(env, host, make_user, django_c
         evaluate(now=last)
     alert = Alert.objects.get()
     operator = make_user(Role.OPERATOR, env)
-    services.acknowledge(Actor.for_user(operator, source="web"), alert, "looking at the batch job")
+    services.acknowledge(act(operator, source="web"), alert, "looking at the batch job")
     last = series_values(host, "cpu_percent", [40], start=last + 60)
     evaluate(now=last)
     events = list(AuditEvent.objects.filter(object_type="monitoring.alert").order_by("pk")
@@ -165,26 +161,26 @@ def test_acknowledging_needs_operate_a_note_and_a_firing_alert(env, host, make_u
                              summary="probe")
     viewer = make_user(Role.VIEWER, env)
     with pytest.raises(PermissionDenied):
-        services.acknowledge(Actor.for_user(viewer, source="api"), alert, "mine")
+        services.acknowledge(act(viewer), alert, "mine")
     operator = make_user(Role.OPERATOR, env)
     with pytest.raises(ValidationError):
-        services.acknowledge(Actor.for_user(operator, source="api"), alert, "  ")
-    acked = services.acknowledge(Actor.for_user(operator, source="api"), alert, "restarting the worker")
+        services.acknowledge(act(operator), alert, "  ")
+    acked = services.acknowledge(act(operator), alert, "restarting the worker")
     assert (acked.state, acked.acknowledged_by, acked.note) == ("acknowledged", operator, "restarting the worker")
     with pytest.raises(StateConflict):
-        services.acknowledge(Actor.for_user(operator, source="api"), alert, "again")
+        services.acknowledge(act(operator), alert, "again")
     elsewhere = make_user(Role.OPERATOR, factories.environment("beta"))
     other, _ = services.fire(Actor.system(), source="rule", key="y", environment=env, severity="info",
                              summary="other")
     with pytest.raises(PermissionDenied):
-        services.acknowledge(Actor.for_user(elsewhere, source="api"), other, "not mine")
+        services.acknowledge(act(elsewhere), other, "not mine")
 
 
 def test_an_acknowledged_alert_still_resolves_by_itself(env, host, make_user):
     rule(env, threshold=90)
     last = series_values(host, "cpu_percent", [95], start=T0)
     evaluate(now=last)
-    services.acknowledge(Actor.for_user(make_user(Role.OPERATOR, env), source="web"), Alert.objects.get(), "on it")
+    services.acknowledge(act(make_user(Role.OPERATOR, env), source="web"), Alert.objects.get(), "on it")
     last = series_values(host, "cpu_percent", [10], start=last + 60)
     assert evaluate(now=last)["resolved"] == 1
     assert Alert.objects.get().state == "resolved"

@@ -10,7 +10,8 @@ from ops_portal.monitoring.models import Alert, Sample
 from ops_portal.monitoring.tasks import collect_metrics
 from ops_portal.notifications.models import Delivery
 from tests import factories
-from tests.jobs.helpers import wait_job, wait_until
+from tests.helpers import wait_until
+from tests.jobs.helpers import wait_job
 from tests.monitoring.helpers import rule
 from tests.notifications.helpers import channel
 

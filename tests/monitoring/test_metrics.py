@@ -12,11 +12,6 @@ from tests.monitoring.helpers import T0, series_values
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def env():
-    return factories.environment("alpha")
-
-
 def test_probe_output_becomes_rows_with_reachability_and_one_series_per_mount():
     rows = metrics.probe_rows({"load1": 0.5, "load5": 0.4, "cpu_percent": 12.5, "mem_percent": None,
                                "disks": {"/": 40.1, "/mnt/data": 90.6, "relative": 5, "/bad": "x"}})

@@ -8,24 +8,9 @@ from ops_portal.jobs.templates import create_template
 from ops_portal.monitoring import services
 from ops_portal.monitoring.models import Alert
 from tests import factories
+from tests.helpers import act, person
 from tests.monitoring.helpers import rule
 from tests.wsclient import communicator, receive_until, session_cookie_for
-
-
-@pytest.fixture
-def env(db):
-    return factories.environment("alpha")
-
-
-@pytest.fixture
-def host(env):
-    return factories.host(env, "web-1")
-
-
-def person(env, role):
-    user = factories.user()
-    factories.binding(role=role, user=user, environment=env)
-    return user
 
 
 def fire(env, host, key="k", **fields):
@@ -66,7 +51,7 @@ def test_an_operator_acknowledges_on_the_page_and_a_viewer_is_refused(client, en
 @pytest.mark.django_db
 def test_an_alert_offers_its_runbook_template(client, env, host):
     admin = person(env, Role.ADMIN)
-    template = create_template(Actor.for_user(admin, source="web"), name="clean-disk", environment=env,
+    template = create_template(act(admin, source="web"), name="clean-disk", environment=env,
                                     action="host.command", selector={"all": True},
                                     action_params={"command": "rm -f /mnt/data/fill"})
     watched = rule(env, metric="disk_percent", threshold=90, runbook=template)

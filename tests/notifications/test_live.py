@@ -11,7 +11,7 @@ from ops_portal.notifications.choices import DeliveryStatus
 from ops_portal.notifications.models import Delivery
 from ops_portal.notifications.services import notify
 from tests import factories
-from tests.jobs.helpers import wait_until
+from tests.helpers import wait_until
 from tests.notifications.helpers import SECRET, channel, delivery, receiver_verifies
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]

@@ -1,4 +1,5 @@
-"""Helpers for the process managers' tests against fleet hosts: a small SSH Shell, waiting.
+"""Helpers for the process managers' tests against fleet hosts: a small SSH Shell, a command on a
+host, a program that prints a line every so often.
 
 `FleetShell` is a test-only Shell (schedulers/process/shells.py has the portal's own): run()
 execs the quoted argv on a paramiko channel of the fleet's pinned login, with stdin;
@@ -10,7 +11,10 @@ from pathlib import Path
 
 from schedulers.base import BackendError
 from schedulers.host import SSHPool, SSHTarget, run_command
-from schedulers.process.base import Shell, ShellResult
+from schedulers.process.base import ProgramSpec, Shell, ShellResult
+
+# Branches written before tests/helpers.py import the poller from here by its old name.
+from tests.helpers import wait_until as wait_for  # noqa: F401
 
 
 class FleetShell(Shell):
@@ -68,11 +72,12 @@ class FleetShell(Shell):
         return result.exit_code if result.exit_code is not None else -1
 
 
-def wait_for(check, timeout=30.0, interval=0.3):
-    """Return check()'s first truthy value, or its last value after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+def sh(fleet_run, host, command):
+    """Run a shell command as root on `host` of a fleet run; returns its result."""
+    return fleet_run.run(host.name, command)
+
+
+def ticker(name, *, every=0.3, **fields):
+    """A program that prints "line N" every `every` seconds, for ever."""
+    script = 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep ' + str(every) + '; done'
+    return ProgramSpec(name=name, command=["/bin/sh", "-c", script], **fields)

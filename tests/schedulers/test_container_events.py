@@ -9,7 +9,8 @@ import pytest
 
 from schedulers.base import CancelToken
 from schedulers.container import EngineSpec, EventWatcher, map_event
-from tests.schedulers.container_rigs import SocketProxy, wait_for
+from tests.helpers import wait_until
+from tests.schedulers.container_rigs import SocketProxy
 
 pytestmark = pytest.mark.fleet
 
@@ -47,17 +48,17 @@ def test_sees_containers_started_and_killed_outside_within_two_seconds(local_eng
                                                                        ct_images, prefix, recorder):
     watcher = _watch(local_engine_spec, recorder)
     try:
-        wait_for(lambda: recorder.resyncs, 10, what="first resync")
+        wait_until(lambda: recorder.resyncs, 10, what="first resync")
         assert recorder.resyncs[0][1] == "connect" and watcher.connected
         started = time.monotonic()
         container = docker_client.containers.run(ct_images["web:v1"], name=f"{prefix}-ev", detach=True)
-        seen_at, event = wait_for(lambda: recorder.first("container", container.id, "start", started), 2.0,
+        seen_at, event = wait_until(lambda: recorder.first("container", container.id, "start", started), 2.0,
                                   what="start event")
         assert seen_at - started < 2.0 and event.name == f"{prefix}-ev"
 
         killed = time.monotonic()
         subprocess.run(["docker", "kill", container.id], check=True, capture_output=True)
-        seen_at, event = wait_for(lambda: recorder.first("container", container.id, "die", killed), 2.0,
+        seen_at, event = wait_until(lambda: recorder.first("container", container.id, "die", killed), 2.0,
                                   what="die event")
         assert seen_at - killed < 2.0
         assert event.attributes["exitCode"] == "137"
@@ -73,21 +74,21 @@ def test_survives_the_engine_socket_going_away_and_resyncs(tmp_path, docker_clie
     proxy = SocketProxy(unix_path=str(tmp_path / "engine.sock")).start()
     watcher = _watch(EngineSpec("proxied", proxy.url), recorder)
     try:
-        wait_for(lambda: recorder.resyncs, 10, what="first resync")
+        wait_until(lambda: recorder.resyncs, 10, what="first resync")
         proxy.stop()  # every connection dropped and the socket file gone, as when dockerd stops
-        wait_for(lambda: not watcher.connected, 5, what="the watcher noticing")
-        assert "no Docker socket" in wait_for(lambda: watcher.last_error, 5) or "ended" in watcher.last_error
+        wait_until(lambda: not watcher.connected, 5, what="the watcher noticing")
+        assert "no Docker socket" in wait_until(lambda: watcher.last_error, 5) or "ended" in watcher.last_error
         time.sleep(1.5)  # a few reconnect attempts fail meanwhile
         assert watcher.failures >= 2
         lost_at = time.monotonic()
         proxy.start()
-        wait_for(lambda: [r for t, r in recorder.resyncs if t > lost_at], 5, what="resync after reconnect")
+        wait_until(lambda: [r for t, r in recorder.resyncs if t > lost_at], 5, what="resync after reconnect")
         assert [r for _, r in recorder.resyncs] == ["connect", "reconnect"]
         assert watcher.connected and watcher.failures == 0
 
         started = time.monotonic()
         container = docker_client.containers.run(ct_images["web:v1"], name=f"{prefix}-after", detach=True)
-        wait_for(lambda: recorder.first("container", container.id, "start", started), 2.0,
+        wait_until(lambda: recorder.first("container", container.id, "start", started), 2.0,
                  what="an event after the reconnect")
     finally:
         watcher.stop()
@@ -99,14 +100,14 @@ def test_replays_events_missed_during_a_short_outage(tmp_path, docker_client, ct
     proxy = SocketProxy(unix_path=str(tmp_path / "engine.sock")).start()
     watcher = _watch(EngineSpec("proxied", proxy.url), recorder)
     try:
-        wait_for(lambda: recorder.resyncs, 10, what="first resync")
+        wait_until(lambda: recorder.resyncs, 10, what="first resync")
         docker_client.containers.run(ct_images["web:v1"], name=f"{prefix}-before", detach=True)
-        wait_for(lambda: any(e.name == f"{prefix}-before" for _, e in recorder.events), 2.0)
+        wait_until(lambda: any(e.name == f"{prefix}-before" for _, e in recorder.events), 2.0)
         proxy.stop()
-        wait_for(lambda: not watcher.connected, 5)
+        wait_until(lambda: not watcher.connected, 5)
         missed = docker_client.containers.run(ct_images["web:v1"], name=f"{prefix}-missed", detach=True)
         proxy.start()
-        wait_for(lambda: recorder.first("container", missed.id, "start"), 5.0, what="the missed start, replayed")
+        wait_until(lambda: recorder.first("container", missed.id, "start"), 5.0, what="the missed start, replayed")
         before = [e for _, e in recorder.events if e.name == f"{prefix}-before" and e.action == "start"]
         assert len(before) == 1  # the replay did not repeat what was seen before the outage
     finally:
@@ -127,7 +128,7 @@ def test_a_failing_callback_does_not_stop_the_watcher(local_engine_spec, docker_
         time.sleep(0.5)
         container = docker_client.containers.run(ct_images["web:v1"], name=f"{prefix}-cb", detach=True)
         container.stop(timeout=1)
-        wait_for(lambda: [e for e in seen if e.id == container.id and e.action == "stop"], 5)
+        wait_until(lambda: [e for e in seen if e.id == container.id and e.action == "stop"], 5)
         assert watcher.callback_errors >= 2 and watcher.connected
     finally:
         watcher.stop()

@@ -3,7 +3,7 @@ import pytest
 
 from schedulers.container import PortSpec, ServiceSpec, inventory, snapshot, wait_converged
 from schedulers.container import services as svc
-from tests.schedulers.container_rigs import wait_for
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.fleet
 
@@ -22,8 +22,8 @@ def test_snapshot_has_containers_images_networks_volumes_and_swarm_objects(engin
                                             endpoint_mode="dnsrr", ports=[PortSpec(8080, mode="host")],
                                             networks=[network.name], labels={"opsportal.test": "inv"}))
     assert wait_converged(engine, change, timeout=60, stable_for=0).ok
-    wait_for(lambda: docker_client.containers.get(crashed.id).status == "exited", 30)
-    wait_for(lambda: "(healthy)" in docker_client.api.containers(filters={"id": web.id})[0]["Status"], 30)
+    wait_until(lambda: docker_client.containers.get(crashed.id).status == "exited", 30)
+    wait_until(lambda: "(healthy)" in docker_client.api.containers(filters={"id": web.id})[0]["Status"], 30)
 
     snap = snapshot(engine, detail=True)
     assert snap.swarm
@@ -63,7 +63,7 @@ def test_without_detail_one_list_call_still_gives_state_health_and_exit_codes(en
                                                                               prefix):
     crashed = docker_client.containers.run(ct_images["crasher"], name=f"{prefix}-crash", detach=True,
                                            environment={"CRASH_AFTER": "0", "CRASH_CODE": "5"})
-    wait_for(lambda: docker_client.containers.get(crashed.id).status == "exited", 30)
+    wait_until(lambda: docker_client.containers.get(crashed.id).status == "exited", 30)
     calls = []
     original = engine.api.inspect_container
     engine.api.inspect_container = lambda *a, **k: calls.append(a) or original(*a, **k)

@@ -9,7 +9,8 @@ import pytest
 from schedulers.base import CancelToken
 from schedulers.container import ContainerPort, ContainerSpec, SpecError, containers
 from schedulers.container.containers import ContainerError, compute_stats
-from tests.schedulers.container_rigs import http_get, wait_for
+from tests.helpers import wait_until
+from tests.schedulers.container_rigs import http_get
 
 pytestmark = pytest.mark.fleet
 
@@ -30,7 +31,7 @@ def web(engine, ct_images, prefix):
 def test_runs_a_container_from_a_spec_published_on_loopback(engine, web, prefix):
     assert web.state == "running" and web.name == f"{prefix}-web" and web.labels["opsportal.test"] == "ops"
     (port,) = [p for p in web.ports if p["ip"] == "127.0.0.1"]
-    status, body = wait_for(lambda: _try_get(port["public"]), 10, what="web answering")
+    status, body = wait_until(lambda: _try_get(port["public"]), 10, what="web answering")
     assert status == 200 and '"version": "v1"' in body
 
 
@@ -50,7 +51,7 @@ def test_lifecycle_operations_report_the_new_state(engine, web):
     restarted = containers.restart(engine, web.id, timeout=1)
     assert restarted.state == "running" and restarted.started_at > stopped.finished_at
     killed = containers.kill(engine, web.id, "TERM")
-    assert wait_for(lambda: containers.inspect_info(engine, web.id).state == "exited", 5)
+    assert wait_until(lambda: containers.inspect_info(engine, web.id).state == "exited", 5)
     assert killed.id == web.id
     containers.remove(engine, web.id)
     with pytest.raises(ContainerError, match="not found"):
@@ -67,7 +68,7 @@ def test_refuses_an_unknown_signal_before_sending_anything(engine, web):
 def test_logs_tail_and_follow_with_cancel(engine, ct_images, prefix):
     ticker = containers.run(engine, ContainerSpec(image=ct_images["web:v1"], name=f"{prefix}-tick",
                                                   entrypoint=TICKER))
-    wait_for(lambda: len(containers.logs(engine, ticker.id, tail=None)) >= 6, 10)
+    wait_until(lambda: len(containers.logs(engine, ticker.id, tail=None)) >= 6, 10)
     tail = containers.logs(engine, ticker.id, tail=4)
     assert len(tail) == 4 and {s for s, _ in tail} == {"stdout", "stderr"}
     assert all(text.startswith("tick") for s, text in tail if s == "stdout")
@@ -77,7 +78,7 @@ def test_logs_tail_and_follow_with_cancel(engine, ct_images, prefix):
                               kwargs={"tail": 0, "follow": True, "cancel": cancel,
                                       "on_line": lambda stream, text: followed.append((time.monotonic(), text))})
     thread.start()
-    wait_for(lambda: len(followed) >= 6, 5, what="followed lines")
+    wait_until(lambda: len(followed) >= 6, 5, what="followed lines")
     canceled_at = time.monotonic()
     cancel.cancel()
     thread.join(3)

@@ -9,7 +9,8 @@ from schedulers.base import CancelToken
 from schedulers.process.base import ManagerUnavailable, ProcessError, ProgramSpec
 from schedulers.process.pm2 import PM2Manager, ecosystem
 from schedulers.process.systemd_unit import SpecError
-from tests.schedulers.process_helpers import FleetShell, wait_for
+from tests.helpers import wait_until
+from tests.schedulers.process_helpers import FleetShell, sh, ticker
 
 pytestmark = pytest.mark.fleet
 
@@ -31,15 +32,6 @@ def program(manager, unique):
     name = "app-" + unique.removeprefix("opsportal-test-")
     yield name
     manager.remove(name)
-
-
-def sh(fleet_kinds, host, command):
-    return fleet_kinds.run(host.name, command)
-
-
-def ticker(name, *, every=0.3, **fields):
-    script = 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep ' + str(every) + '; done'
-    return ProgramSpec(name=name, command=["/bin/sh", "-c", script], **fields)
 
 
 def test_limits_pm2_cannot_enforce_are_refused():
@@ -91,7 +83,8 @@ def test_a_killed_app_is_restarted_and_counted(manager, program, fleet_kinds, pm
     manager.apply(ticker(program))
     pid = manager.status(program).pids[0]
     assert sh(fleet_kinds, pm2_host, f"kill -KILL {pid}").ok
-    status = wait_for(lambda: (s := manager.status(program)).state == "running" and s.pids != [pid] and s, 15)
+    status = wait_until(lambda: (s := manager.status(program)).state == "running" and s.pids != [pid] and s,
+                        15, interval=0.3)
     assert status, manager.status(program)
     assert status.restarts == 1
 
@@ -111,7 +104,7 @@ def test_a_memory_hog_is_restarted_by_its_limit_and_the_manager_says_so(manager,
     grow = "import time; b=[bytearray(10 << 20) for _ in range(20)]; time.sleep(600)"
     manager.apply(ProgramSpec(name=program, command=["/usr/bin/python3", "-c", grow], memory_max=64 << 20,
                               startsecs=0))
-    status = wait_for(lambda: (s := manager.status(program)).extra.get("memory_restarts") and s, 30)
+    status = wait_until(lambda: (s := manager.status(program)).extra.get("memory_restarts") and s, 30, interval=0.3)
     assert status, manager.status(program)
     assert status.restarts >= 1
     assert "memory limit" in status.extra["reason"] and str(64 << 20) in status.extra["reason"]
@@ -121,13 +114,13 @@ def test_scale_runs_more_instances(manager, program):
     manager.apply(ticker(program))
     scaled = manager.act(program, "scale", instances=2)
     assert len(scaled.extra["instances"]) == 2
-    assert wait_for(lambda: len(manager.status(program).pids) == 2, 10)
+    assert wait_until(lambda: len(manager.status(program).pids) == 2, 10, interval=0.3)
     assert len(manager.act(program, "scale", instances=1).extra["instances"]) == 1
 
 
 def test_stop_start_and_stderr_logs(manager, program):
     manager.apply(ProgramSpec(name=program, command=["/bin/sh", "-c", "echo to-out; echo to-err >&2; sleep 600"]))
-    assert wait_for(lambda: "to-err" in manager.logs(program, stream="stderr"), 10)
+    assert wait_until(lambda: "to-err" in manager.logs(program, stream="stderr"), 10, interval=0.3)
     assert "to-out" in manager.logs(program) and "to-err" not in manager.logs(program)
     assert manager.act(program, "stop").state == "stopped"
     assert manager.act(program, "start").state == "running"
@@ -198,9 +191,9 @@ def test_unknown_apps_are_errors(manager):
 def test_a_signal_reaches_the_app(manager, program):
     trap = 'trap "echo got-usr1" USR1; echo ready; while true; do sleep 0.2; done'
     manager.apply(ProgramSpec(name=program, command=["/bin/sh", "-c", trap]))
-    assert wait_for(lambda: "ready" in manager.logs(program), 10)
+    assert wait_until(lambda: "ready" in manager.logs(program), 10, interval=0.3)
     assert manager.act(program, "signal", signal="USR1").state == "running"
-    assert wait_for(lambda: "got-usr1" in manager.logs(program), 10)
+    assert wait_until(lambda: "got-usr1" in manager.logs(program), 10, interval=0.3)
 
 def test_the_json_is_read_even_when_pm2_starts_its_daemon_and_prints_its_banner(shell, fleet_kinds, pm2_host):
     """Runs last: it kills the daemon, which the next command starts again."""

@@ -8,7 +8,8 @@ from schedulers.base import CancelToken
 from schedulers.process.base import ManagerUnavailable, ProcessError, ProgramSpec, Shell, ShellResult
 from schedulers.process.systemd import SystemdManager
 from schedulers.process.systemd_unit import SpecError, quote_word, render, unit_name, validate_spec
-from tests.schedulers.process_helpers import FleetShell, wait_for
+from tests.helpers import wait_until
+from tests.schedulers.process_helpers import FleetShell, sh, ticker
 
 pytestmark = pytest.mark.fleet
 PREFIX = "optest-"
@@ -32,15 +33,6 @@ def program(manager, unique):
     name = unique.removeprefix("opsportal-test-")
     yield name
     manager.remove(name)
-
-
-def sh(fleet_kinds, host, command):
-    return fleet_kinds.run(host.name, command)
-
-
-def ticker(name, *, every=0.3, **fields):
-    script = 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep ' + str(every) + '; done'
-    return ProgramSpec(name=name, command=["/bin/sh", "-c", script], **fields)
 
 
 # -- without a host ------------------------------------------------------------------------
@@ -148,7 +140,8 @@ def test_a_killed_program_is_restarted_and_counted(manager, program, fleet_kinds
     manager.apply(ticker(program))
     pid = manager.status(program).pids[0]
     assert sh(fleet_kinds, systemd_host, f"kill -KILL {pid}").ok
-    status = wait_for(lambda: (s := manager.status(program)).state == "running" and s.pids != [pid] and s, 15)
+    status = wait_until(lambda: (s := manager.status(program)).state == "running" and s.pids != [pid] and s,
+                        15, interval=0.3)
     assert status, manager.status(program)
     assert status.restarts == 1
     assert status.extra["last_exit"]["code"] == "killed" and status.extra["last_exit"]["status"] == "KILL"
@@ -174,7 +167,8 @@ def test_a_memory_hog_is_stopped_by_its_limit_and_the_manager_says_so(manager, p
     hog = ProgramSpec(name=program, command=["/usr/bin/python3", "-c", grow], memory_max=48 << 20,
                       autorestart="false", startsecs=0)
     manager.apply(hog)
-    status = wait_for(lambda: (s := manager.status(program)).state not in ("running", "starting") and s, 20)
+    status = wait_until(lambda: (s := manager.status(program)).state not in ("running", "starting") and s,
+                        20, interval=0.3)
     assert status and status.extra.get("oom_killed") is True, status
     assert "memory limit" in status.extra["reason"] and str(48 << 20) in status.extra["reason"]
     assert status.extra["result"] in ("oom-kill", "signal")
@@ -184,7 +178,7 @@ def test_a_crash_loop_ends_in_fatal_with_its_restarts_counted(manager, program):
     crasher = ProgramSpec(name=program, command=["/bin/sh", "-c", "echo dying >&2; exit 3"], autorestart="true",
                           startsecs=0, startretries=2)
     manager.apply(crasher)
-    status = wait_for(lambda: (s := manager.status(program)).state == "fatal" and s, 30)
+    status = wait_until(lambda: (s := manager.status(program)).state == "fatal" and s, 30, interval=0.3)
     assert status, manager.status(program)
     assert status.extra["crash_loop"] and "crash loop" in status.extra["reason"]
     assert status.restarts == 3  # startretries=2: the first start and two retries fail, a third is refused
@@ -264,7 +258,7 @@ def test_shell_metacharacters_reach_the_program_as_plain_arguments(manager, prog
     sh(fleet_kinds, systemd_host, "rm -f /tmp/pwned")
     arg = 'a" ; touch /tmp/pwned ; "b $(touch /tmp/pwned) %n \\'
     manager.apply(ProgramSpec(name=program, command=["/bin/sh", "-c", 'echo "ARG=$1"; sleep 60', "sh", arg]))
-    assert wait_for(lambda: f"ARG={arg}" in manager.logs(program), 10)
+    assert wait_until(lambda: f"ARG={arg}" in manager.logs(program), 10, interval=0.3)
     assert not sh(fleet_kinds, systemd_host, "test -e /tmp/pwned").ok
 
 
@@ -281,9 +275,9 @@ def test_unknown_units_are_errors_and_foreign_units_are_left_alone(manager, shel
 def test_a_signal_reaches_the_program(manager, program):
     trap = 'trap "echo got-usr1" USR1; echo ready; while true; do sleep 0.2; done'
     manager.apply(ProgramSpec(name=program, command=["/bin/sh", "-c", trap]))
-    assert wait_for(lambda: "ready" in manager.logs(program), 10)
+    assert wait_until(lambda: "ready" in manager.logs(program), 10, interval=0.3)
     status = manager.act(program, "signal", signal="USR1", whom="main")
     assert status.state == "running"
-    assert wait_for(lambda: "got-usr1" in manager.logs(program), 10)
+    assert wait_until(lambda: "got-usr1" in manager.logs(program), 10, interval=0.3)
     with pytest.raises(SpecError):
         manager.act(program, "signal", signal="USR1; reboot")

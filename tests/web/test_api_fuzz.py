@@ -28,17 +28,16 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from ops_portal.accounts import services as accounts
 from ops_portal.accounts.choices import Role
 from ops_portal.accounts.models import APIToken
 from ops_portal.approvals.models import ApprovalPolicy, ApprovalRequest
 from ops_portal.configs.models import ConfigTemplate, DriftReport
-from ops_portal.core.context import Actor
 from ops_portal.inventory.models import Artifact
 from ops_portal.jobs.models import FreezeWindow, Job, JobEvent, JobSchedule, JobTarget, JobTemplate, MaintenanceWindow
 from ops_portal.monitoring.models import Alert, AlertRule
 from ops_portal.notifications.models import Delivery, NotificationChannel
 from tests import factories
+from tests.helpers import api_token, person
 
 pytestmark = pytest.mark.django_db
 
@@ -80,9 +79,8 @@ def world(in_process):
     """An administrator of all environments with a token, and one object of every kind the API serves."""
     env = factories.environment("alpha")
     factories.environment("beta", is_production=True)
-    admin = factories.user("fuzz-admin")
-    factories.binding(role=Role.ADMIN, user=admin, environment=None)
-    _, key = accounts.create_token(Actor.for_user(admin, source="api"), name="fuzz")
+    admin = person(None, Role.ADMIN, "fuzz-admin")
+    _, key = api_token(admin, "fuzz")
     other = factories.user("other")
     binding = factories.binding(role=Role.VIEWER, user=other, environment=env)
     team = factories.team("ops", members=[other])

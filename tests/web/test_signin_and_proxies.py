@@ -6,7 +6,6 @@ import shlex
 
 import pytest
 import requests
-from django.core.cache import cache
 from django.test import Client
 
 from ops_portal.accounts.choices import Role
@@ -14,21 +13,13 @@ from ops_portal.audit.models import AuditEvent
 from ops_portal.core import proxy
 from ops_portal.jobs.models import Job
 from tests import factories
-from tests.live import ROOT, Process, _free_port, wait_for
+from tests.helpers import ROOT, forget_failed_sign_ins, sign_in
+from tests.live import start_web
 
 BAD_ADDRESSES = ["not-an-ip", "999.1.1.1", "1.2.3.4\x00", "::ffff:999.1.1.1", "a" * 500, ", , ,", "fe80::1%eth0",
                  "1.2.3.4:80", "<script>", "10.0.0.1/8", "", "  "]
 
-
-def clear_throttle():
-    client = cache._cache.get_client()
-    for key in client.scan_iter(match="*login-fail*"):
-        client.delete(key)
-
-
-@pytest.fixture(autouse=True)
-def _clear_throttle():
-    clear_throttle()
+pytestmark = pytest.mark.usefixtures("fresh_sign_in_throttle")
 
 
 def trust(settings, *networks):
@@ -37,10 +28,7 @@ def trust(settings, *networks):
 
 
 def post_login(client, username, password, *, path="/login/", peer="198.51.100.7", forwarded=None):
-    extra = {"REMOTE_ADDR": peer}
-    if forwarded is not None:
-        extra["HTTP_X_FORWARDED_FOR"] = forwarded
-    return client.post(path, {"username": username, "password": password}, **extra)
+    return sign_in(client, username, password, peer, path=path, forwarded=forwarded)
 
 
 def signed_in(client):
@@ -125,7 +113,7 @@ def test_malformed_forwarded_addresses_never_fail_sign_in_or_a_launch(settings, 
     factories.host(environment, "app-1")
     operator = make_user(Role.OPERATOR, environment, username="olga")
     for index, value in enumerate(BAD_ADDRESSES):
-        clear_throttle()
+        forget_failed_sign_ins()
         response = post_login(Client(), f"nobody{index}", "guess", peer=peer, forwarded=value)
         assert response.status_code == 200, (value, response.status_code)
         client = Client()
@@ -212,18 +200,8 @@ def _daphne_argv(port):
 
 @pytest.fixture
 def portal_web(live_env, live_logs):
-    port = _free_port()
-    process = Process("web-run-portal", _daphne_argv(port), live_env, live_logs)
-    url = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return requests.get(url + "/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    wait_for(up, 60, "web /healthz", process)
-    yield url
+    process = start_web(live_env, live_logs, name="web-run-portal", argv=_daphne_argv)
+    yield process.url
     process.stop()
 
 

@@ -19,6 +19,7 @@ from ops_portal.inventory.models import ComplianceResult
 from ops_portal.jobs.models import FreezeWindow, Job, JobEvent, JobSchedule, JobTarget, JobTemplate, MaintenanceWindow
 from ops_portal.monitoring.models import Alert, AlertRule
 from tests import factories
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.django_db
 
@@ -171,8 +172,7 @@ def test_form_help_texts_are_escaped_by_every_layout():
 
 def test_page_scripts_never_parse_data_as_html():
     """Live updates (job output, alerts, approvals) are drawn by static/js with textContent only."""
-    from pathlib import Path
 
     sinks = re.compile(r"\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write|\.html\(")
-    for script in (Path(__file__).resolve().parents[2] / "static" / "js").glob("*.js"):
+    for script in (ROOT / "static" / "js").glob("*.js"):
         assert not sinks.search(script.read_text()), f"{script.name} writes HTML from data"

@@ -11,7 +11,7 @@ from ops_portal.accounts.choices import ROLE_ACTIONS, Action, Role
 from ops_portal.audit.models import AuditEvent
 from ops_portal.core.api.router import router
 from tests import factories
-from tests.api_cases import ALL, CASES, ESCALATIONS, GLOBAL, OWN
+from tests.web.api_cases import ALL, CASES, ESCALATIONS, GLOBAL, OWN
 
 SUBJECTS = [
     ("nobody", None, None),
@@ -27,7 +27,7 @@ SUBJECT_IDS = [s[0] for s in SUBJECTS]
 
 def test_every_endpoint_has_a_case():
     registered = {basename for _, _, basename in router.registry}
-    assert registered == set(CASE_IDS), "add a case in tests/api_cases.py for each new endpoint"
+    assert registered == set(CASE_IDS), "add a case in tests/web/api_cases.py for each new endpoint"
 
 
 class World:

@@ -5,6 +5,7 @@ from asgiref.sync import sync_to_async
 from ops_portal.accounts.choices import Role
 from ops_portal.core import status, streams
 from tests import factories
+from tests.helpers import api_token, person
 from tests.wsclient import communicator, receive_until, session_cookie_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -14,8 +15,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 def viewer_of(env_name):
     environment = factories.environment(env_name)
     other = factories.environment(f"{env_name}-other")
-    user = factories.user()
-    factories.binding(role=Role.VIEWER, user=user, environment=environment)
+    user = person(environment, Role.VIEWER)
     return user, environment, other, session_cookie_for(user)
 
 
@@ -87,11 +87,8 @@ async def test_bad_messages_get_errors_not_disconnects():
 async def test_a_token_client_can_subscribe():
     @sync_to_async
     def token_user():
-        from ops_portal.accounts import services
-        from ops_portal.core.context import Actor
-
         user = factories.user()
-        return services.create_token(Actor.for_user(user, source="api"), name="ws")[1], user
+        return api_token(user, "ws")[1], user
 
     key, user = await token_user()
     comm = communicator(token=key)
@@ -110,10 +107,10 @@ async def test_a_live_event_is_dropped_not_raised_while_redis_is_away(caplog):
     """A job's state change must not fail because Redis restarts: live delivery is best effort."""
     from django.test import override_settings
 
-    from tests.live import _free_port
+    from tests.live import free_port
 
     away = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                        "CONFIG": {"hosts": [{"address": f"redis://127.0.0.1:{_free_port()}/0",
+                        "CONFIG": {"hosts": [{"address": f"redis://127.0.0.1:{free_port()}/0",
                                               "socket_connect_timeout": 1}]}}}
     with override_settings(CHANNEL_LAYERS=away):
         await sync_to_async(streams.publish)(status.SYSTEM_GROUP, {"message": "lost"})

@@ -1,4 +1,4 @@
-"""The audit log is append-only, written with the change it describes, and exportable."""
+"""The audit log is append-only, written with the change it describes, exportable, and filtered on its page."""
 import csv
 import datetime
 import io
@@ -15,6 +15,7 @@ from ops_portal.audit.registry import UnknownAuditAction
 from ops_portal.core.choices import Source
 from ops_portal.core.context import Actor
 from tests import factories
+from tests.helpers import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -130,3 +131,12 @@ def test_viewers_see_audit_rows_of_their_environments_only(api, make_user, admin
     api.force_authenticate(viewer)
     rows = api.get("/api/audit/", {"action": "rolebinding.create"}).json()["results"]
     assert [r["environment_name"] for r in rows] == ["alpha"]
+
+
+@pytest.mark.usefixtures("fresh_sign_in_throttle")
+def test_audit_page_filters_rows(client):
+    factories.superuser("admin")
+    sign_in(client, "admin")
+    page = client.get("/audit/", {"action": "auth.login"}).content.decode()
+    assert "auth.login" in page
+    assert client.get("/audit/", {"since": "garbage"}).status_code == 200  # shown as a form error

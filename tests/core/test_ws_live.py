@@ -5,22 +5,15 @@ import pytest
 from websockets.sync.client import connect
 
 from ops_portal.accounts.choices import Role
-from ops_portal.core.context import Actor
 from tests import factories
+from tests.helpers import api_token, person
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
 
-def token_for(user):
-    from ops_portal.accounts import services
-
-    return services.create_token(Actor.for_user(user, source="api"), name="ws")[1]
-
-
 def test_an_idle_socket_stays_open_without_errors(live_web):
-    user = factories.user()
-    factories.binding(role=Role.VIEWER, user=user, environment=factories.environment("idle"))
-    key = token_for(user)
+    user = person(factories.environment("idle"), Role.VIEWER)
+    key = api_token(user, "ws")[1]
     log_before = len(live_web.tail(100000).splitlines())
     ws_url = live_web.url.replace("http://", "ws://") + "/ws/"
     with connect(ws_url, additional_headers={"Authorization": f"Token {key}"}) as ws:

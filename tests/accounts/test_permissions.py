@@ -7,6 +7,7 @@ from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import can, forget, restrict, scope_for
 from ops_portal.inventory.models import Host
 from tests import factories
+from tests.helpers import act, person
 
 pytestmark = pytest.mark.django_db
 
@@ -19,8 +20,7 @@ def test_a_user_without_bindings_may_do_nothing(envs):
 
 
 def test_anonymous_and_inactive_users_get_nothing(envs):
-    inactive = factories.user(is_active=False)
-    factories.binding(role=Role.ADMIN, user=inactive, environment=None)
+    inactive = person(None, Role.ADMIN, is_active=False)
     assert scope_for(AnonymousUser(), Action.VIEW).empty
     assert scope_for(inactive, Action.VIEW).empty
 
@@ -78,20 +78,14 @@ def test_global_objects_are_reachable_only_through_all_environment_bindings(make
 
 # Decisions about a change use the rights held before it ---------------------------------------
 
-def _actor(user):
-    from ops_portal.core.context import Actor
-
-    return Actor.for_user(user, source="api")
-
-
 def test_an_actors_rights_are_frozen_before_its_change(make_user, envs):
     alpha, _ = envs
     user = make_user(Role.VIEWER, alpha)
-    actor = _actor(user)
+    actor = act(user)
     assert not actor.authority.can(Action.MANAGE, None)
     factories.binding(role=Role.ADMIN, user=user, environment=None)  # as if the change made it
     assert not actor.authority.can(Action.MANAGE, None)
-    assert _actor(user).authority.can(Action.MANAGE, None)
+    assert act(user).authority.can(Action.MANAGE, None)
 
 
 def test_a_self_granted_binding_is_refused_before_anything_is_written(make_user, envs):
@@ -106,7 +100,7 @@ def test_a_self_granted_binding_is_refused_before_anything_is_written(make_user,
     rows, audit = RoleBinding.objects.count(), AuditEvent.objects.count()
     for environment in (None, beta, alpha):
         with pytest.raises(PermissionDenied):
-            services.create_binding(_actor(user), role=Role.ADMIN, environment=environment, user=user)
+            services.create_binding(act(user), role=Role.ADMIN, environment=environment, user=user)
     assert (RoleBinding.objects.count(), AuditEvent.objects.count()) == (rows, audit)
 
 
@@ -120,14 +114,14 @@ def test_an_environment_admin_grants_in_its_environment_only_and_never_more_than
     other = factories.user()
     team = factories.team(members=[other])
     for role in Role.values:
-        services.create_binding(_actor(admin), role=role, environment=alpha, user=other)
-    services.create_binding(_actor(admin), role=Role.OPERATOR, environment=alpha, team=team)
+        services.create_binding(act(admin), role=role, environment=alpha, user=other)
+    services.create_binding(act(admin), role=Role.OPERATOR, environment=alpha, team=team)
     for environment in (beta, None):
         with pytest.raises(PermissionDenied):
-            services.create_binding(_actor(admin), role=Role.VIEWER, environment=environment, team=team)
+            services.create_binding(act(admin), role=Role.VIEWER, environment=environment, team=team)
     global_binding = factories.binding(role=Role.VIEWER, user=other, environment=None)
     with pytest.raises(PermissionDenied):
-        services.delete_binding(_actor(admin), global_binding)
+        services.delete_binding(act(admin), global_binding)
 
 
 def test_changing_a_teams_members_needs_the_right_to_grant_its_roles(make_user, envs):
@@ -147,6 +141,6 @@ def test_changing_a_teams_members_needs_the_right_to_grant_its_roles(make_user, 
         services._authorize_team(Authority(admin), team, {"members": [admin]}, snapshot(team))
     services._authorize_team(Authority(admin), team, {"members": []}, snapshot(team))  # no change
     with pytest.raises(PermissionDenied):
-        services.update_team(_actor(admin), team, members=[admin])
-    services.update_team(_actor(make_user(Role.ADMIN, None)), team, members=[admin])
+        services.update_team(act(admin), team, members=[admin])
+    services.update_team(act(make_user(Role.ADMIN, None)), team, members=[admin])
     assert list(team.members.all()) == [admin]

@@ -14,7 +14,8 @@ from ops_portal.jobs.launch import launch as launch_template
 from ops_portal.jobs.launch import launch_adhoc
 from ops_portal.jobs.models import JobEvent
 from ops_portal.jobs.templates import create_template
-from tests.jobs.helpers import wait_job, wait_until
+from tests.helpers import wait_until
+from tests.jobs.helpers import wait_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.mark.fleet]
 

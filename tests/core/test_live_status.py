@@ -5,6 +5,7 @@ from rest_framework.test import APIClient
 
 from ops_portal.accounts.choices import Role
 from tests import factories
+from tests.helpers import person
 from tests.wsclient import communicator, receive_until, session_cookie_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio, pytest.mark.live]
@@ -14,8 +15,7 @@ async def test_an_event_sent_from_a_celery_task_reaches_the_subscribed_client(li
     @sync_to_async
     def setup():
         environment = factories.environment("alpha")
-        user = factories.user()
-        factories.binding(role=Role.VIEWER, user=user, environment=environment)
+        user = person(environment, Role.VIEWER)
         return user, session_cookie_for(user)
 
     user, cookie = await setup()

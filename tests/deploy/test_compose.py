@@ -14,7 +14,8 @@ import jsonschema
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, missing
+
 SCHEMA = Path("/usr/lib/python3/dist-packages/compose/config/compose_spec.json")
 ENV = {"POSTGRES_PASSWORD": "pw", "SECRET_KEY": "sk", "ENCRYPTION_KEYS": "ek", "TRUSTED_PROXIES": "172.18.0.1"}
 
@@ -22,10 +23,7 @@ ENV = {"POSTGRES_PASSWORD": "pw", "SECRET_KEY": "sk", "ENCRYPTION_KEYS": "ek", "
 def _need(path_or_cmd):
     found = Path(path_or_cmd).exists() if "/" in str(path_or_cmd) else shutil.which(path_or_cmd)
     if not found:
-        message = f"{path_or_cmd} is missing (scripts/test-prereqs.sh installs Debian's docker-compose)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{path_or_cmd} is missing (scripts/test-prereqs.sh installs Debian's docker-compose)")
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from ops_portal.accounts import services
 from ops_portal.accounts.choices import Role
 from ops_portal.accounts.models import APIToken
 from ops_portal.core import consumers, status, streams
-from ops_portal.core.context import Actor
 from tests import factories
+from tests.helpers import act, api_token
 from tests.wsclient import communicator, receive_close, receive_until, session_cookie_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -27,15 +27,12 @@ def viewer(env_name):
     return user, environment, binding
 
 
-@sync_to_async
-def token_for(user):
-    token, key = services.create_token(Actor.for_user(user, source="api"), name="ws")
-    return token, key
+token_for = sync_to_async(api_token)
 
 
 def admin_actor():
     admin = factories.user(is_superuser=True)
-    return Actor.for_user(admin, source="api")
+    return act(admin)
 
 
 async def opened(comm):
@@ -85,7 +82,7 @@ async def test_revoking_a_token_closes_its_open_socket():
     await subscribed(comm, "s")
     await publish(status.user_group(user.pk), {"message": "before"})
     await delivered(comm, "before")
-    await sync_to_async(services.revoke_token)(Actor.for_user(user, source="api"), token)
+    await sync_to_async(services.revoke_token)(act(user), token)
     assert await receive_close(comm) == REVOKED
     await publish(status.user_group(user.pk), {"message": "after"})
     assert await comm.receive_nothing(0.3)
@@ -125,7 +122,7 @@ async def test_revoking_another_token_leaves_this_socket_open():
     other, _ = await token_for(user)
     comm = await opened(communicator(token=key))
     await subscribed(comm, "s")
-    await sync_to_async(services.revoke_token)(Actor.for_user(user, source="api"), other)
+    await sync_to_async(services.revoke_token)(act(user), other)
     await publish(status.user_group(user.pk), {"message": "still here"})
     await delivered(comm, "still here")
     await comm.disconnect()

@@ -8,9 +8,9 @@ import threading
 import time
 
 import pytest
-import requests
 
-from tests.live import ROOT, _free_port, wait_for
+from tests.helpers import ROOT
+from tests.live import answers_healthz, free_port, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -40,7 +40,7 @@ def _children(pid):
 def test_a_killed_worker_is_restarted_while_web_and_beat_stay_up(live_env, tmp_path):
     import socket
 
-    port = _free_port()
+    port = free_port()
     env_file = tmp_path / "portal.env"
     env_file.write_text("# the test's environment comes from the parent process\n")
     env = {**live_env, "PORTAL_ENV_FILE": str(env_file), "PORTAL_PORT": str(port), "WORKER_CONCURRENCY": "1",
@@ -49,20 +49,14 @@ def test_a_killed_worker_is_restarted_while_web_and_beat_stay_up(live_env, tmp_p
     with open(log_path, "wb") as log:
         script = subprocess.Popen(["bash", "scripts/run-portal.sh"], cwd=ROOT, env=env, stdout=log,
                                   stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/healthz"
+    url = f"http://127.0.0.1:{port}"
     worker_name = f"worker@{socket.gethostname()}"
-
-    def web_up():
-        try:
-            return requests.get(url, timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
 
     def log_text():
         return log_path.read_text(errors="replace")
 
     try:
-        wait_for(web_up, 60, "web /healthz")
+        wait_for(lambda: answers_healthz(url, timeout=2), 60, "web /healthz")
         wait_for(lambda: _heartbeat_pid("worker", worker_name), 60, "worker heartbeat")
         wait_for(lambda: _heartbeat_pid("beat", "beat"), 60, "beat heartbeat")
         first_worker = _heartbeat_pid("worker", worker_name)
@@ -75,7 +69,7 @@ def test_a_killed_worker_is_restarted_while_web_and_beat_stay_up(live_env, tmp_p
 
         def watch_web():
             while not watching.is_set():
-                if not web_up():
+                if not answers_healthz(url, timeout=2):
                     failures.append(time.monotonic())
                 time.sleep(0.2)
 
