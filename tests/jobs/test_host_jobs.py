@@ -239,6 +239,9 @@ def test_a_dead_workers_remote_command_is_ended_and_its_output_kept(fleet, fleet
                    what="the remote command to be ended")
         target = wait_until(lambda: job.targets.filter(error__contains="was ended").first(), timeout=30,
                             what="the target to record it")
+        # The note goes to the target first, then to the job's output, then to the audit log.
+        wait_until(lambda: AuditEvent.objects.filter(action="job.sessions_ended", object_id=str(job.pk)).exists(),
+                   timeout=30, what="the audit row")
     finally:
         doomed.stop()
         if heir is not None:

@@ -105,10 +105,16 @@ def test_stats_sample_from_a_busy_container(engine, ct_images, prefix):
     burner = containers.run(engine, ContainerSpec(image=ct_images["burner"], name=f"{prefix}-burn",
                                                   env={"BURN_SECONDS": "30", "BURN_WORKERS": "1"},
                                                   memory_limit="64m"))
+    resting = containers.run(engine, ContainerSpec(image=ct_images["burner"], name=f"{prefix}-rest",
+                                                   memory_limit="64m"))
     time.sleep(1)
     sample = containers.stats(engine, burner.id)
+    idle = containers.stats(engine, resting.id)
     assert sample.running and sample.online_cpus >= 1
-    assert 30 < sample.cpu_percent <= 100 * sample.online_cpus + 5  # one busy loop: about one CPU
+    # One busy loop is about one CPU on a calm machine; a loaded one gives it less, so it is compared
+    # with the same image at rest, sampled the same way at the same time.
+    assert sample.cpu_percent <= 100 * sample.online_cpus + 5
+    assert sample.cpu_percent > max(5, 5 * idle.cpu_percent), (sample.cpu_percent, idle.cpu_percent)
     assert sample.memory_limit == 64 * 2**20 and 0 < sample.memory_usage < sample.memory_limit
     assert sample.pids >= 1 and sample.net_rx >= 0 and sample.block_read >= 0
 

@@ -138,7 +138,7 @@ def test_requests_to_published_ports_reach_more_than_one_replica(engine, ct_imag
     published = endpoints(engine, change.service_id)
     assert published.publish_mode == "host" and published.endpoint_mode == "dnsrr"
     assert len(published.endpoints) == 3 and {e.address for e in published.endpoints} == {"127.0.0.1"}
-    report = check_balance(published, 30)
+    report = check_balance(published, 30, timeout=15)  # spread, not latency: a loaded machine is slow
     assert report.answered == 30 and not report.errors
     assert report.distinct == 3 and all(count == 10 for count in report.replicas.values())
 
