@@ -12,6 +12,7 @@ import shutil
 import socket
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -485,6 +486,12 @@ def cleanup_leftovers(client=None, include_kept=False):
             continue
         if run["keep"] and not include_kept:
             continue
-        remove_run(client, run_id)
+        try:
+            remove_run(client, run_id)
+        except docker.errors.APIError as exc:
+            # Docker 20.10 can keep a stale endpoint on a network no container uses any more; only an
+            # engine restart clears it. A dead run's network must not stop every later fleet.
+            warnings.warn(f"fleet run {run_id} could not be removed completely: {exc}", stacklevel=2)
+            continue
         removed.append(run_id)
     return sorted(removed)
