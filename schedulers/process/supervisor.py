@@ -361,6 +361,25 @@ def _restarts_since(events, since):
     return count
 
 
+def by_program(statuses: list[ProgramStatus]) -> list[ProgramStatus]:
+    """One status per program: the processes of a group (numprocs > 1, or a group of programs) as one,
+    their exits merged (oldest first) into extra["last_exits"]."""
+    groups = {}
+    for status in statuses:
+        groups.setdefault(status.group or status.name, []).append(status)
+    found = []
+    for group, members in groups.items():
+        if len(members) == 1 and members[0].name == group:
+            found.append(members[0])
+            continue
+        status = _aggregate(group, members)
+        status.extra["last_exits"] = sorted((e for s in members for e in s.extra.get("last_exits", [])),
+                                            key=lambda e: e["at"])[-10:]
+        status.extra["restarts_recent"] = sum(s.extra.get("restarts_recent", 0) for s in members)
+        found.append(status)
+    return found
+
+
 def _aggregate(program, statuses):
     """One status for a program with several processes (numprocs > 1): its worst state."""
     worst = min(statuses, key=lambda s: WORST_FIRST.index(s.state) if s.state in WORST_FIRST else 0)
@@ -379,4 +398,4 @@ def _aggregate(program, statuses):
     )
 
 
-__all__ = ["BackendError", "SupervisorManager", "install_plan"]
+__all__ = ["BackendError", "SupervisorManager", "by_program", "install_plan"]
