@@ -111,6 +111,8 @@ def _refuse(program, action, manager=None):
 
 def launch_operation(actor, program, operation, *, signal=None, count=None):
     """Launch program.<operation> on one program (operators). `signal` for signal, `count` for scale."""
+    if actor.user is not None:
+        require_on(actor.user, Action.OPERATE, program)
     if operation not in OPERATIONS:
         raise ValidationError({"action": [f"Must be one of {', '.join(OPERATIONS)}."]})
     _refuse(program, operation)
@@ -156,6 +158,8 @@ def remove_program(actor, program):
 def launch_logs(actor, program, *, mode="tail", stream="stdout", lines=200, duration=300, text="", since=None,
                 until=None):
     """Launch a program.logs job (operators): tail, follow live for `duration` seconds, or search."""
+    if actor.user is not None:
+        require_on(actor.user, Action.OPERATE, program)
     errors = {}
     if mode not in LOG_MODES:
         errors["mode"] = [f"Must be one of {', '.join(LOG_MODES)}."]

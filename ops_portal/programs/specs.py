@@ -59,7 +59,7 @@ def check_name(manager, name):
     return name
 
 
-def _probe_base(manager):
+def _probe_base():
     """A spec every manager accepts, on which one field at a time is tried."""
     return ProgramSpec(name="probe", command=["/bin/true"], **DEFAULTS)
 
@@ -67,17 +67,22 @@ def _probe_base(manager):
 def clean_spec(manager, name, data):
     """The complete spec (every field, defaults filled in) for program `name` under `manager`, or
     ValidationError with one entry per refused field ("spec" for rules spanning fields)."""
-    check_name(manager, name)
+    if manager not in CHECKS:
+        raise ValidationError({"manager": [f"Must be one of {', '.join(Manager.values)}."]})
     if not isinstance(data, dict):
         raise ValidationError({"spec": ["Give the spec as an object of fields."]})
     errors = {}
+    try:
+        check_name(manager, name)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
     unknown = sorted(set(data) - set(SPEC_FIELDS))
     if unknown:
         errors["spec"] = [f"Unknown fields: {', '.join(map(str, unknown))[:300]}. Known: {', '.join(SPEC_FIELDS)}."]
     if "command" not in data:
         errors["command"] = ["Give the command as a list of arguments."]
     check = CHECKS[manager]
-    base = _probe_base(manager)
+    base = _probe_base()
     for key in SPEC_FIELDS:
         if key not in data:
             continue
