@@ -352,9 +352,13 @@ class SupervisorManager(ProgramManager):
 
 
 def _restarts_since(events, since):
+    """Automatic restarts after `since`. A stop (by a person or the portal, a reconfiguration) ends
+    the count: the restarts before it are not the loop of what runs now."""
     count, previous = 0, ""
     for at, kind, _, _ in events:
-        if kind == "spawned" and previous == "exited" and at >= since:
+        if kind == "stopped":
+            count = 0
+        elif kind == "spawned" and previous == "exited" and at >= since:
             count += 1
         if kind != "running":
             previous = kind

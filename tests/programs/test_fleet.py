@@ -1,11 +1,13 @@
 """Programs through the portal against real managers in fleet hosts (API or service → job → live
 worker → supervisord, systemd, PM2): refresh, deploy, crash and restart counted, pause/resume,
 memory limits, live logs, a manager that is down."""
+import json
 import time
 
 import pytest
 
 from ops_portal.jobs.choices import JobState
+from ops_portal.jobs.models import Job
 from ops_portal.programs import services
 from ops_portal.programs.models import HostManager, Program
 from tests.jobs.helpers import wait_job
@@ -88,3 +90,181 @@ def test_deploy_pause_resume_kill_and_restart_is_counted(pfleet, live_worker, ki
     finally:
         remove(pfleet, program)
     assert not Program.objects.filter(pk=program.pk).exists()
+
+
+def wait_refreshed(pf, kind, program, check, timeout=45, alert_after=None):
+    """Refresh the host until check(program) holds; return the program."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if alert_after is None:
+            refresh(pf, kind)
+        else:
+            wait_job(launch_refresh_with(pf, kind, alert_after), JobState.SUCCEEDED, timeout=120)
+        program = Program.objects.get(pk=program.pk)
+        if check(program) or time.monotonic() > deadline:
+            return program
+        time.sleep(1)
+
+
+def launch_refresh_with(pf, kind, alert_after):
+    from ops_portal.jobs.launch import launch_adhoc
+
+    return launch_adhoc(pf.operator, environment=pf.env, action="programs.refresh",
+                        values={"alert_after": alert_after}, selector={"names": [pf.hosts[kind].name]},
+                        predefined=True)
+
+
+HOG = ["/usr/bin/python3", "-c",
+       "import time; x=[]; [(x.append(b'x' * (4 << 20)), time.sleep(0.2)) for _ in iter(int, 1)]"]
+
+
+@pytest.mark.parametrize("kind", ["supervisord", "systemd", "pm2"])
+def test_a_memory_hog_is_stopped_by_its_limit_and_the_portal_says_why(pfleet, live_worker, kind):
+    refresh(pfleet, kind)
+    spec = {"command": HOG, "memory_max": 48 * 2**20, "autorestart": "false", "startsecs": 0}
+    program = deploy(pfleet, kind, pfleet.name("hog"), spec)
+    try:
+        assert program.limits["memory_max"]["value"] in (48 * 2**20, "49152K")
+        assert program.limits["memory_max"]["enforced_by"]
+        program = wait_refreshed(pfleet, kind, program, lambda p: "memory limit" in p.exit_reason)
+        assert "memory limit" in program.exit_reason, (program.state, program.exit_reason, program.details)
+        assert program.events.filter(kind="oom").exists(), list(program.events.values_list("kind", "detail"))
+    finally:
+        remove(pfleet, program)
+
+
+TICKER = ["/bin/sh", "-c", "i=0; while true; do i=$((i+1)); echo line-$i; sleep 0.5; done"]
+
+
+@pytest.mark.parametrize("kind", ["supervisord", "systemd", "pm2"])
+def test_lines_a_program_writes_appear_in_the_live_tail(pfleet, live_worker, kind):
+    from ops_portal.jobs.models import JobEvent
+
+    refresh(pfleet, kind)
+    program = deploy(pfleet, kind, pfleet.name("tick"), {"command": TICKER, "startsecs": 1})
+    try:
+        job = services.launch_logs(pfleet.operator, program, mode="follow", duration=20)
+        deadline = time.monotonic() + 60
+        lines = []
+        while time.monotonic() < deadline:
+            lines = list(JobEvent.objects.filter(job=job, kind="output").values_list("text", flat=True))
+            if len(lines) >= 3:
+                break
+            time.sleep(0.5)
+        assert len(lines) >= 3 and all(line.startswith("line-") for line in lines[-3:]), lines
+        numbers = [int(line.split("-")[1]) for line in lines if line.startswith("line-")]
+        assert numbers == sorted(numbers)
+        assert Job.objects.get(pk=job.pk).state == JobState.RUNNING  # still following, live
+        from ops_portal.jobs.launch import request_cancel
+
+        request_cancel(pfleet.operator, job)
+        wait_job(job, JobState.CANCELED, timeout=60)
+        tail = wait_job(services.launch_logs(pfleet.operator, program, mode="tail", lines=5), JobState.SUCCEEDED,
+                        timeout=120)
+        assert [e for e in JobEvent.objects.filter(job=tail, kind="output").values_list("text", flat=True)
+                if e.startswith("line-")]
+    finally:
+        remove(pfleet, program)
+
+
+CRASHER = ["/bin/sh", "-c", "sleep 2; echo boom-on-stderr >&2; exit 3"]
+
+
+@pytest.mark.parametrize("kind", ["supervisord", "systemd"])
+def test_a_crash_loop_is_shown_with_stderr_alerted_and_resolved_once_fixed(pfleet, live_worker, kind):
+    from ops_portal.monitoring.choices import AlertState
+    from ops_portal.monitoring.models import Alert
+    from ops_portal.programs.choices import ALERT_SOURCE
+
+    refresh(pfleet, kind)
+    program = deploy(pfleet, kind, pfleet.name("crash"), {"command": CRASHER, "autorestart": "true",
+                                                          "startsecs": 1, "startretries": 3})
+    try:
+        program = wait_refreshed(pfleet, kind, program, lambda p: p.crash_loop and p.alerted and (p.restarts or 0) >= 2,
+                                 timeout=90, alert_after=0)
+        assert program.crash_loop and program.restarts, (program.state, program.restarts, program.exit_reason)
+        assert program.alerted
+        alert = Alert.objects.get(source=ALERT_SOURCE, key=f"program:{program.pk}")
+        assert alert.state == AlertState.FIRING and alert.host_id == pfleet.hosts[kind].pk
+        if kind == "supervisord":
+            assert any("boom-on-stderr" in line for line in program.stderr_tail)
+        else:
+            tail = wait_job(services.launch_logs(pfleet.operator, program, mode="tail", stream="stderr", lines=20),
+                            JobState.SUCCEEDED, timeout=120)
+            assert tail.targets.get().data["errors"] >= 0
+        assert program.events.filter(kind__in=["crashed", "restarted"]).exists()
+
+        services.update_program(pfleet.admin, program, spec={"command": ["/bin/sleep", "1000"], "startsecs": 1,
+                                                             "autorestart": "true"})
+        wait_job(services.launch_apply(pfleet.admin, Program.objects.get(pk=program.pk)), JobState.SUCCEEDED,
+                 timeout=120)
+        program = wait_refreshed(pfleet, kind, program, lambda p: not p.crash_loop and p.state == "running",
+                                 alert_after=0)
+        assert program.state == "running" and not program.crash_loop and not program.alerted
+        alert.refresh_from_db()
+        assert alert.state == AlertState.RESOLVED
+    finally:
+        remove(pfleet, Program.objects.get(pk=program.pk))
+
+
+def test_an_unknown_unit_fails_its_target_in_plain_words(pfleet, live_worker):
+    refresh(pfleet, "systemd")
+    ghost = Program.objects.create(host=pfleet.hosts["systemd"], manager="systemd", name=pfleet.name("ghost"),
+                                   state="stopped", present=True)
+    job = wait_job(services.launch_operation(pfleet.operator, ghost, "start"), JobState.FAILED, timeout=120)
+    error = job.targets.get().error
+    assert f"no unit {ghost.name}.service on {pfleet.hosts['systemd'].name}" in error, error
+
+
+def test_an_injected_spec_in_a_raw_job_is_refused_before_anything_runs(pfleet, live_worker):
+    from ops_portal.jobs.launch import launch_adhoc
+
+    refresh(pfleet, "supervisord")
+    name = pfleet.name("inject")
+    target = Program.objects.create(host=pfleet.hosts["supervisord"], manager="supervisord", name=name,
+                                    managed=True, spec={"command": ["/bin/true"]}, state="absent")
+    evil = {"command": ["/bin/sleep", "1\n[program:owned]\ncommand=/bin/sh -c 'id > /tmp/owned'"]}
+    job = launch_adhoc(pfleet.admin, environment=pfleet.env, action="program.apply",
+                       values={"spec": json.dumps(evil)}, selector={"kind": "program", "ids": [str(target.pk)]})
+    job = wait_job(job, JobState.FAILED, timeout=120)
+    assert "refused before anything ran" in job.targets.get().error
+    listing = pfleet.exec("supervisord", ["ls", "/etc/supervisor/conf.d"]).stdout
+    assert name not in listing and "owned" not in listing
+    assert pfleet.exec("supervisord", ["test", "-e", "/tmp/owned"]).exit_code != 0
+
+
+def test_a_manager_that_is_down_and_a_host_without_any_manager_say_so(pfleet, live_worker, client):
+    from django.urls import reverse
+
+    from ops_portal.accounts.choices import Role
+    from tests.programs.helpers import person
+
+    kind = "supervisord"
+    refresh(pfleet, kind)
+    host = pfleet.hosts[kind]
+    pfleet.exec(kind, ["supervisorctl", "shutdown"]).check()
+    try:
+        time.sleep(1)
+        refresh(pfleet, kind)
+        manager = HostManager.objects.get(host=host, manager="supervisord")
+        assert not manager.available and "not running" in manager.reason, manager.reason
+        ticker = Program.objects.get(host=host, manager="supervisord", name="ticker")
+        assert ticker.state == "unknown" and "not running" in ticker.details["not_listed"]
+        response = services.refusal(ticker, "restart")
+        assert "not running" in response
+
+        # Without its configuration the host has no manager at all: the page offers to install one.
+        pfleet.exec(kind, ["mv", "/etc/supervisor/supervisord.conf", "/etc/supervisor/supervisord.conf.away"]).check()
+        refresh(pfleet, kind)
+        assert not HostManager.objects.filter(host=host, available=True).exists()
+        assert "not installed" in HostManager.objects.get(host=host, manager="supervisord").reason
+        client.force_login(person(pfleet.env, Role.ADMIN))
+        page = client.get(reverse("inventory:host", args=[host.pk])).content.decode()
+        assert "No process manager on this host" in page and reverse("programs:install", args=[host.pk]) in page
+    finally:
+        pfleet.exec(kind, ["sh", "-c", "test -e /etc/supervisor/supervisord.conf.away && mv "
+                                       "/etc/supervisor/supervisord.conf.away /etc/supervisor/supervisord.conf; "
+                                       "supervisord -c /etc/supervisor/supervisord.conf"])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and pfleet.exec(kind, ["test", "-S", "/run/supervisor.sock"]).exit_code:
+            time.sleep(0.3)
