@@ -9,6 +9,7 @@ import pytest
 from ops_portal.accounts.choices import Role
 from ops_portal.inventory import services as inventory
 from tests import factories
+from tests.browser.conftest import browser, page  # noqa: F401 (the Chromium fixtures of test_browser.py)
 from tests.programs.helpers import act, person
 
 

@@ -11,13 +11,9 @@ from ops_portal.jobs.models import Job
 from ops_portal.programs import services
 from ops_portal.programs.models import HostManager, Program
 from tests.jobs.helpers import wait_job
+from tests.programs.helpers import refresh
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.mark.fleet]
-
-
-def refresh(pf, *kinds, state=JobState.SUCCEEDED):
-    hosts = [pf.hosts[k] for k in kinds] if kinds else None
-    return wait_job(services.launch_refresh(pf.operator, pf.env, hosts), state, timeout=120)
 
 
 def test_refresh_finds_each_hosts_managers_and_programs(pfleet, live_worker):

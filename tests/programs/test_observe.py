@@ -12,16 +12,9 @@ from ops_portal.programs.backend import ManagerReport
 from ops_portal.programs.choices import ALERT_SOURCE
 from ops_portal.programs.models import HostManager, Program
 from tests import factories
+from tests.programs.helpers import seen
 
 pytestmark = pytest.mark.django_db
-
-
-def seen(name="ticker", **fields):
-    base = {"name": name, "group": "", "state": "running", "raw_state": "RUNNING", "pids": [100], "restarts": 0,
-            "exit_code": None, "started_at": 1_700_000_000, "stopped_at": None, "crash_loop": False,
-            "exit_reason": "", "stderr_tail": [], "limits": {}, "details": {}, "exits": [], "managed": False,
-            "description": "", "memory_restarts": 0}
-    return {**base, **fields}
 
 
 def report(*programs, manager="supervisord", available=True, reason=""):
