@@ -3,7 +3,7 @@ from rest_framework import serializers
 from ops_portal.core.api.fields import VisiblePrimaryKeyRelatedField
 from ops_portal.inventory.models import Host
 
-from ..choices import OPERATIONS, SIGNALS, Manager
+from ..choices import OPERATIONS, SIGNALS
 from ..models import HostManager, Program, ProgramEvent
 from ..services import refusal
 
@@ -73,6 +73,24 @@ class ProgramEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class LaunchedJobSerializer(serializers.Serializer):
+    """The job that was launched; follow it at /api/jobs/{id}/ or url."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    action = serializers.CharField()
+    state = serializers.CharField()
+    environment = serializers.CharField(source="environment.name")
+    params = serializers.JSONField()
+    targets_total = serializers.IntegerField()
+    approval_request = serializers.IntegerField(source="approval_request_id", allow_null=True)
+    created = serializers.DateTimeField()
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, job) -> str:
+        return f"/jobs/{job.pk}/"
+
+
 class OperationSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=list(OPERATIONS))
     signal = serializers.ChoiceField(choices=list(SIGNALS), required=False, help_text="For signal (default TERM).")
@@ -106,5 +124,3 @@ class RefreshSerializer(serializers.Serializer):
 class InstallSerializer(serializers.Serializer):
     host = VisiblePrimaryKeyRelatedField(queryset=Host.objects.select_related("environment"))
 
-
-MANAGERS = list(Manager.values)

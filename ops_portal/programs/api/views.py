@@ -1,3 +1,4 @@
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -7,7 +8,6 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from ops_portal.core.api.viewsets import PortalViewSet, ServiceModelViewSet
-from ops_portal.jobs.api.serializers import JobSerializer
 
 from .. import services
 from ..choices import EventKind
@@ -19,7 +19,7 @@ from . import serializers as s
 def _launched(job):
     if job is None:
         return Response(status=status.HTTP_204_NO_CONTENT)
-    return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+    return Response(s.LaunchedJobSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
 class ProgramViewSet(ServiceModelViewSet):
@@ -57,7 +57,7 @@ class ProgramViewSet(ServiceModelViewSet):
     def perform_update(self, serializer):
         return services.update_program(self.actor, serializer.instance, **serializer.validated_data)
 
-    @extend_schema(request=s.OperationSerializer, responses={201: JobSerializer})
+    @extend_schema(request=s.OperationSerializer, responses={201: s.LaunchedJobSerializer})
     @action(detail=True, methods=["post"])
     def act(self, request, pk=None):
         """Launch an operation (start, stop, restart, reload, signal, pause, resume, scale, enable, disable,
@@ -68,20 +68,20 @@ class ProgramViewSet(ServiceModelViewSet):
         return _launched(services.launch_operation(self.actor, self.get_object(), data["action"],
                                                    signal=data.get("signal"), count=data.get("count")))
 
-    @extend_schema(request=None, responses={201: JobSerializer})
+    @extend_schema(request=None, responses={201: s.LaunchedJobSerializer})
     @action(detail=True, methods=["post"])
     def apply(self, request, pk=None):
         """Write this portal-managed program's spec to its host (program.apply; administrators)."""
         return _launched(services.launch_apply(self.actor, self.get_object()))
 
-    @extend_schema(request=None, responses={201: JobSerializer, 204: None})
+    @extend_schema(request=None, responses={201: s.LaunchedJobSerializer, 204: None})
     @action(detail=True, methods=["post"])
     def remove(self, request, pk=None):
         """Remove this portal-managed program from its host (program.remove; administrators). A program
         that never reached its host is forgotten at once (204)."""
         return _launched(services.remove_program(self.actor, self.get_object()))
 
-    @extend_schema(request=s.LogsSerializer, responses={201: JobSerializer})
+    @extend_schema(request=s.LogsSerializer, responses={201: s.LaunchedJobSerializer})
     @action(detail=True, methods=["post"])
     def logs(self, request, pk=None):
         """Launch a program.logs job: tail, follow live (streamed to the job) or search by text and time."""
@@ -94,7 +94,9 @@ class ProgramViewSet(ServiceModelViewSet):
     @action(detail=True, methods=["get"])
     def events(self, request, pk=None):
         """Restart history: starts, exits, crashes, restarts, memory-limit stops, stops (newest first)."""
-        program = get_object_or_404(self.get_queryset(), pk=pk)
+        if not str(pk).isdigit():
+            raise Http404
+        program = get_object_or_404(self.get_queryset(), pk=int(pk))
         unknown = set(request.query_params) - {"kind", "limit", "offset", "format"}
         if unknown:
             raise ValidationError({name: ["Unknown query parameter."] for name in sorted(unknown)})
@@ -107,7 +109,7 @@ class ProgramViewSet(ServiceModelViewSet):
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(s.ProgramEventSerializer(page, many=True).data)
 
-    @extend_schema(request=s.RefreshSerializer, responses={201: JobSerializer})
+    @extend_schema(request=s.RefreshSerializer, responses={201: s.LaunchedJobSerializer})
     @action(detail=False, methods=["post"])
     def refresh(self, request):
         """Launch programs.refresh on some hosts now (operators)."""
@@ -116,7 +118,7 @@ class ProgramViewSet(ServiceModelViewSet):
         hosts = serializer.validated_data["hosts"]
         return _launched(services.launch_refresh(self.actor, hosts[0].environment, hosts))
 
-    @extend_schema(request=s.InstallSerializer, responses={201: JobSerializer})
+    @extend_schema(request=s.InstallSerializer, responses={201: s.LaunchedJobSerializer})
     @action(detail=False, methods=["post"], url_path="install-supervisor")
     def install_supervisor(self, request):
         """Install supervisord on a host without any process manager (administrators)."""
