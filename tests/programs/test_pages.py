@@ -129,3 +129,22 @@ def test_the_host_page_shows_its_managers_programs_and_the_install_offer(client,
     assert "install supervisord with its package manager" in page
     home = client.get(reverse("programs:home")).content.decode()
     assert "bare-1" in home and "Install supervisord" in home
+
+
+def test_the_list_page_costs_the_same_queries_for_5_or_50_programs(client, world):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    env, host, looping = world
+    client.force_login(person(env, Role.OPERATOR))
+
+    def queries(n):
+        Program.objects.exclude(pk=looping.pk).delete()
+        for i in range(n):
+            program(factories.host(env) if i % 2 else host, f"p{i}", state="running", present=True)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(reverse("programs:home")).status_code == 200
+        return len(captured)
+
+    queries(1)
+    assert queries(5) == queries(50)
