@@ -37,12 +37,13 @@ _MEMORY = re.compile(r"memory limit", re.I)
 _EXIT_STATUS = re.compile(r"^exit status (\d+)")
 
 
-def shell_for(session, target):
+def shell_for(session, target, *, env=None, on_session=None):
     """The Shell of a backend target: the portal's own machine as subprocesses, others over the
-    job's SSH pool (the transport is the target's, never the caller's choice)."""
+    job's SSH pool (the transport is the target's, never the caller's choice). Over SSH, env tags
+    every command (the job's OPSPORTAL_JOB) and on_session learns each stream's remote session."""
     if HOST.transport_of(target) == "local":
         return LocalShell(target.name)
-    return SSHShell(session, target)
+    return SSHShell(session, target, env=env, on_session=on_session)
 
 
 def manager_for(shell, name):

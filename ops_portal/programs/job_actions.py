@@ -78,8 +78,8 @@ def _program(ctx):
 def on_manager(ctx, program, call):
     """call(manager) with the program's manager on its host; reachability noted on the host."""
     view = _OnHost(program.host, ctx.resources, ctx.after, ctx.target)
-    return with_host(view, lambda session, target: call(
-        backend.manager_for(backend.shell_for(session, target), program.manager)))
+    return with_host(view, lambda session, target: call(backend.manager_for(
+        backend.shell_for(session, target, env=job_env(ctx), on_session=ctx.remote_session), program.manager)))
 
 
 def _describe(program, seen):
@@ -320,7 +320,8 @@ def _report_lines(ctx, reports):
 
 def _survey_and_store(ctx, host, alert_after):
     watch = ctx.resources.get("program_watch", {}).get(host.pk, {})
-    reports = with_host(ctx, lambda session, target: backend.survey(backend.shell_for(session, target), watch=watch))
+    reports = with_host(ctx, lambda session, target: backend.survey(
+        backend.shell_for(session, target, env=job_env(ctx)), watch=watch))
     _report_lines(ctx, reports)
     host_id, job_id = host.pk, ctx.job.pk
     ctx.after(lambda: observe.store_host(host_id, reports, job_id, alert_after=alert_after))

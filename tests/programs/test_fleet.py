@@ -264,3 +264,53 @@ def test_a_manager_that_is_down_and_a_host_without_any_manager_say_so(pfleet, li
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and pfleet.exec(kind, ["test", "-S", "/run/supervisor.sock"]).exit_code:
             time.sleep(0.3)
+
+
+def test_a_follow_left_by_a_dead_worker_is_ended_on_its_host(pfleet, live_env, live_logs):
+    """SIGKILL the worker while it follows a program's log: the job turns lost, and the next worker of
+    its queue ends the follower it left on the host (found by the job's OPSPORTAL_JOB tag)."""
+    import os
+    import signal
+    import uuid
+
+    from ops_portal.jobs.models import JobEvent
+    from ops_portal.jobs.tasks import reap_lost_jobs
+    from ops_portal.jobs.templates import create_template
+    from tests.jobs.helpers import wait_until
+    from tests.live import start_worker
+
+    kind = "supervisord"
+    queue = f"q{uuid.uuid4().hex[:8]}"
+    doomed = start_worker(live_env, live_logs, name=f"doomed-{queue}", concurrency=1, queues=queue)
+    heir = None
+    try:
+        from ops_portal.jobs.launch import launch
+
+        # The refresh that finds "ticker" runs on the doomed worker's queue too.
+        template = create_template(pfleet.admin, name=f"refresh-{queue}", environment=pfleet.env,
+                                   action="programs.refresh", selector={"names": [pfleet.hosts[kind].name]},
+                                   queue=queue)
+        wait_job(launch(pfleet.operator, template), JobState.SUCCEEDED, timeout=120)
+        ticker = Program.objects.get(host=pfleet.hosts[kind], manager=kind, name="ticker")
+        follow = create_template(pfleet.admin, name=f"follow-{queue}", environment=pfleet.env, action="program.logs",
+                                 selector={"kind": "program", "ids": [str(ticker.pk)]},
+                                 action_params={"mode": "follow", "duration": 600}, queue=queue)
+        job = launch(pfleet.operator, follow)
+        tag = f"OPSPORTAL_JOB={job.pk}"
+        tagged = ["sh", "-c", f"grep -lsa '{tag}' /proc/[0-9]*/environ"]
+        wait_until(lambda: JobEvent.objects.filter(job=job, kind="output").exists(), timeout=60, what="output")
+        wait_until(lambda: (job.targets.get().data or {}).get("session"), what="the session id")
+        os.killpg(doomed.proc.pid, signal.SIGKILL)
+        doomed.proc.wait()
+        assert pfleet.exec(kind, tagged).exit_code == 0  # the follower runs on, unattended
+        wait_until(lambda: reap_lost_jobs() or Job.objects.get(pk=job.pk).state == JobState.LOST, timeout=40,
+                   what="the reaper to mark the job lost")
+        heir = start_worker(live_env, live_logs, name=f"heir-{queue}", concurrency=1, queues=queue)
+        wait_until(lambda: pfleet.exec(kind, tagged).exit_code != 0, timeout=60, what="the follower to be ended")
+        target = wait_until(lambda: job.targets.filter(error__contains="was ended").first(), timeout=30,
+                            what="the target to record it")
+    finally:
+        doomed.stop()
+        if heir is not None:
+            heir.stop()
+    assert target.data["session_ended"] is True

@@ -143,9 +143,10 @@ def world(in_process):
            "artifacts": artifact.pk, "job-templates": template.pk, "jobs": job.pk, "schedules": schedule.pk,
            "freezes": freeze.pk, "maintenance-windows": window.pk, "approval-policies": policy.pk,
            "approvals": request.pk, "alert-rules": rule.pk, "alerts": alert.pk, "config-templates": config.pk,
-           "drift-reports": report.pk, "programs": program.pk, "host-managers": manager.pk, "notification-channels": channel.pk, "deliveries": delivery.pk,
+           "drift-reports": report.pk, "notification-channels": channel.pk, "deliveries": delivery.pk,
            "audit": AuditEvent.objects.latest("pk").pk,
-           "system-schedules": PeriodicTask.objects.order_by("pk").first().pk}
+           "system-schedules": PeriodicTask.objects.order_by("pk").first().pk,
+           "programs": program.pk, "host-managers": manager.pk}
     return {"headers": {"Authorization": f"Token {key}"}, "ids": ids}
 
 
