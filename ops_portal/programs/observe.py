@@ -32,6 +32,10 @@ OBSERVED = ("present", "state", "raw_state", "pids", "restarts", "exit_code", "e
 ACTION_EVENTS = {"start": EventKind.STARTED, "stop": EventKind.STOPPED, "restart": EventKind.RESTARTED,
                  "apply": EventKind.STARTED}
 UP = (ProgramState.RUNNING, ProgramState.STARTING)
+# A program that restarted CRASH_RESTARTS times within about CRASH_WINDOW seconds is in a crash loop,
+# whatever its state at the moment it is looked at (supervisord's own rule, applied to every manager:
+# systemd and PM2 show a crash loop only while a restart is pending).
+CRASH_WINDOW, CRASH_RESTARTS = 300, 3
 
 
 def _moment(seconds):
@@ -49,6 +53,8 @@ def apply_observation(program, seen, now, job_id=None, action=None):
     baseline = program.updated is None
     before_state, before_restarts = program.state, program.restarts
     details = dict(seen["details"])
+    recent = _recent_restarts(program, seen, now, action, details)
+    looping = seen["crash_loop"] or recent >= CRASH_RESTARTS
     last_exit_at = (program.details or {}).get("last_exit_at") or 0
     exits = [e for e in seen["exits"] if e["at"] > last_exit_at]
     details["last_exit_at"] = max([last_exit_at, *(e["at"] for e in seen["exits"])])
@@ -80,11 +86,15 @@ def apply_observation(program, seen, now, job_id=None, action=None):
                                                               ProgramState.FATAL):
                 clean = seen["exit_code"] == 0 and not reason
                 event(EventKind.EXITED if clean else EventKind.CRASHED, reason or f"went {state}", seen["exit_code"])
-        if seen["crash_loop"] and not program.crash_loop:
-            event(EventKind.CRASHED, f"crash loop: {reason or seen['raw_state']}", seen["exit_code"])
+        if looping and not program.crash_loop:
+            why = reason or seen["raw_state"]
+            if not seen["crash_loop"]:
+                why = f"restarted {recent} times in about {CRASH_WINDOW // 60} minutes; {why}"
+            event(EventKind.CRASHED, f"crash loop: {why}", seen["exit_code"])
     details["memory_restarts"] = seen["memory_restarts"]
-    program.crash_loop_since = (program.crash_loop_since if program.crash_loop and seen["crash_loop"] else
-                                now if seen["crash_loop"] else None)
+    details["restarts_recent"] = recent
+    program.crash_loop_since = (program.crash_loop_since if program.crash_loop and looping else
+                                now if looping else None)
     program.present = True
     program.state = seen["state"] if seen["state"] in ProgramState.values else ProgramState.UNKNOWN
     program.raw_state = seen["raw_state"]
@@ -95,7 +105,7 @@ def apply_observation(program, seen, now, job_id=None, action=None):
     program.exit_at = _moment(newest) or program.exit_at
     program.started_at = _moment(seen["started_at"])
     program.stopped_at = _moment(seen["stopped_at"])
-    program.crash_loop = seen["crash_loop"]
+    program.crash_loop = looping
     program.exit_reason = reason
     program.group = seen["group"][:128]
     program.managed = program.managed or seen["managed"]
@@ -109,6 +119,26 @@ def apply_observation(program, seen, now, job_id=None, action=None):
     program.details = details
     program.updated = now
     return events
+
+
+def _recent_restarts(program, seen, now, action, details):
+    """Restarts within about CRASH_WINDOW seconds, from the restart counts of past observations
+    (kept in details["restart_marks"] as [unix time, count]). A count that went down (the manager
+    reset it), a stop, or an action a person ran starts the count afresh."""
+    moment, count = now.timestamp(), seen["restarts"]
+    marks = [] if action or seen["state"] == ProgramState.STOPPED else list(
+        (program.details or {}).get("restart_marks") or [])
+    if count is None:
+        details["restart_marks"] = []
+        return 0
+    if marks and count < marks[-1][1]:
+        marks = []
+    marks.append([moment, count])
+    start = moment - CRASH_WINDOW
+    before = [mark for mark in marks if mark[0] <= start]
+    kept = before[-1:] + [mark for mark in marks if mark[0] > start]
+    details["restart_marks"] = kept[-50:]
+    return max(0, count - kept[0][1])
 
 
 def _with_spec_limits(program, limits):

@@ -1,6 +1,8 @@
 """Program pages: programs fleet-wide and per host, one program with its limits, restart history,
 logs (tail, live follow, search) and actions; forms for portal-managed programs. Every button
 launches a job through services (or shows why it cannot)."""
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
@@ -51,31 +53,27 @@ def _annotate(user, programs):
 @login_required
 def home(request):
     programs = _programs(request.user)
-    filters, query = {}, []
+    filters, query = {}, {}
     host = request.GET.get("host", "")
     if host.isdigit():
         filters["host"] = get_object_or_404(_hosts(request.user), pk=int(host))
         programs = programs.filter(host=filters["host"])
-        query.append(f"host={host}")
+        query["host"] = host
     manager = request.GET.get("manager", "")
     if manager in Manager.values:
         programs = programs.filter(manager=manager)
-        filters["manager"] = manager
-        query.append(f"manager={manager}")
+        filters["manager"] = query["manager"] = manager
     state = request.GET.get("state", "")
     if state in ProgramState.values:
         programs = programs.filter(state=state)
-        filters["state"] = state
-        query.append(f"state={state}")
+        filters["state"] = query["state"] = state
     if request.GET.get("crash_loop") == "1":
         programs = programs.filter(crash_loop=True)
-        filters["crash_loop"] = True
-        query.append("crash_loop=1")
+        filters["crash_loop"], query["crash_loop"] = True, "1"
     text = request.GET.get("q", "").strip()[:100]
     if text and "\x00" not in text:
         programs = programs.filter(name__icontains=text)
-        filters["q"] = text
-        query.append(f"q={text}")
+        filters["q"] = query["q"] = text
     page = paginate(request, programs.order_by("-crash_loop", "host__name", "manager", "name"), PAGE_SIZE)
     page.object_list = _annotate(request.user, page.object_list)
     hosts = _hosts(request.user).annotate(
@@ -88,7 +86,7 @@ def home(request):
         h.can_install = manage.allows(h.environment_id) and h.transport != "local"
     environments = {h.environment for h in _hosts(request.user, Action.OPERATE)[:500]}
     return render(request, "programs/home.html", {
-        "page": page, "filters": filters, "query": "&".join(query), "without": without, "unchecked": unchecked,
+        "page": page, "filters": filters, "query": urlencode(query), "without": without, "unchecked": unchecked,
         "states": ProgramState.choices, "managers": Manager.choices, "host": filters.get("host"),
         "refresh_environments": sorted(environments, key=lambda e: e.name),
         "can_create": not manage.empty,

@@ -91,9 +91,39 @@ def test_a_lasting_crash_loop_raises_one_alert_and_its_end_resolves_it(host):
     alert = Alert.objects.get(source=ALERT_SOURCE)
     assert alert.state == AlertState.FIRING and alert.host_id == host.pk and "crash loop" in alert.summary
     assert Program.objects.get(name="ticker").alerted
-    observe.store_host(host.pk, [report(seen(pids=[300], restarts=3))])
+    # Running again, but it restarted 3 times a moment ago: still the same loop.
+    observe.store_host(host.pk, [report(seen(pids=[300], restarts=3))], alert_after=0)
+    assert Program.objects.get(name="ticker").crash_loop
+    assert Alert.objects.get(source=ALERT_SOURCE).state == AlertState.FIRING
+    # Five quiet minutes later it is out of the loop.
+    program = Program.objects.get(name="ticker")
+    program.details["restart_marks"] = [[t - 400, n] for t, n in program.details["restart_marks"]]
+    program.save(update_fields=["details"])
+    observe.store_host(host.pk, [report(seen(pids=[300], restarts=3))], alert_after=0)
     alert.refresh_from_db()
     assert alert.state == AlertState.RESOLVED and not Program.objects.get(name="ticker").alerted
+
+
+def test_restarts_piling_up_are_a_crash_loop_even_between_crashes(host):
+    """systemd and PM2 show a loop only while a restart is pending; the restart count tells."""
+    observe.store_host(host.pk, [report(seen("api"), manager="pm2")])
+    for count in (1, 2):
+        observe.store_host(host.pk, [report(seen("api", restarts=count, pids=[200 + count]), manager="pm2")])
+        assert not Program.objects.get(name="api").crash_loop
+    observe.store_host(host.pk, [report(seen("api", restarts=3, pids=[203]), manager="pm2")])
+    api = Program.objects.get(name="api")
+    assert api.crash_loop and api.details["restarts_recent"] == 3
+    assert api.events.filter(kind="crashed", detail__startswith="crash loop: restarted 3 times").exists()
+
+
+def test_an_action_a_person_runs_starts_the_count_afresh(host):
+    observe.store_host(host.pk, [report(seen())])
+    observe.store_host(host.pk, [report(seen(restarts=4, pids=[5]))])
+    ticker = Program.objects.get(name="ticker")
+    assert ticker.crash_loop
+    observe.store_program(ticker.pk, seen(restarts=4, pids=[6]), action="restart")
+    ticker.refresh_from_db()
+    assert not ticker.crash_loop and ticker.events.filter(kind="restarted", detail="restart").exists()
 
 
 def test_vanished_programs_are_forgotten_unless_the_portal_holds_their_spec(host):
