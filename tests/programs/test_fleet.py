@@ -314,3 +314,20 @@ def test_a_follow_left_by_a_dead_worker_is_ended_on_its_host(pfleet, live_env, l
         if heir is not None:
             heir.stop()
     assert target.data["session_ended"] is True
+
+
+@pytest.mark.parametrize("kind", ["supervisord", "pm2"])
+def test_scaling_a_program_runs_more_processes_and_its_spec_follows(pfleet, live_worker, kind):
+    refresh(pfleet, kind)
+    program = deploy(pfleet, kind, pfleet.name("pool"), {"command": ["/bin/sleep", "1000"], "startsecs": 1})
+    try:
+        program = operate(pfleet, program, "scale", count=2)
+        assert len(program.pids) == 2, (program.state, program.pids, program.raw_state)
+        assert len(set(program.pids)) == 2
+        if kind == "supervisord":
+            assert program.spec["numprocs"] == 2 and program.applied_spec["numprocs"] == 2
+        refresh(pfleet, kind)
+        program = Program.objects.get(pk=program.pk)
+        assert len(program.pids) == 2 and program.state == "running"
+    finally:
+        remove(pfleet, Program.objects.get(pk=program.pk))
