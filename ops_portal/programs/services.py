@@ -106,7 +106,7 @@ def refusal(program, action, manager=None):
 def _refuse(program, action, manager=None):
     reason = refusal(program, action, manager)
     if reason:
-        raise ValidationError({"action": [reason]})
+        raise ValidationError({"operation" if action in OPERATIONS else "action": [reason]})
 
 
 def launch_operation(actor, program, operation, *, signal=None, count=None):
@@ -114,7 +114,7 @@ def launch_operation(actor, program, operation, *, signal=None, count=None):
     if actor.user is not None:
         require_on(actor.user, Action.OPERATE, program)
     if operation not in OPERATIONS:
-        raise ValidationError({"action": [f"Must be one of {', '.join(OPERATIONS)}."]})
+        raise ValidationError({"operation": [f"Must be one of {', '.join(OPERATIONS)}."]})
     _refuse(program, operation)
     values = {}
     if operation == "signal":

@@ -103,16 +103,16 @@ def factories_actor(env, role):
 def test_actions_the_manager_does_not_offer_are_refused_with_its_reason(api, env, host):
     ticker = program(host, "ticker", state="running", present=True)
     login(api, env, Role.OPERATOR)
-    response = api.post(reverse("api:program-act", args=[ticker.pk]), {"action": "reload"}, format="json")
+    response = api.post(reverse("api:program-act", args=[ticker.pk]), {"operation": "reload"}, format="json")
     assert response.status_code == 400
-    assert "supervisord cannot reload a program" in response.json()["error"]["fields"]["action"][0]
-    response = api.post(reverse("api:program-act", args=[ticker.pk]), {"action": "scale", "count": 2}, format="json")
+    assert "supervisord cannot reload a program" in response.json()["error"]["fields"]["operation"][0]
+    response = api.post(reverse("api:program-act", args=[ticker.pk]), {"operation": "scale", "count": 2}, format="json")
     assert response.status_code == 400 and "not written by the portal" in response.content.decode()
     unchecked = program(factories.host(env, "new-1"), "ticker")
-    response = api.post(reverse("api:program-act", args=[unchecked.pk]), {"action": "start"}, format="json")
+    response = api.post(reverse("api:program-act", args=[unchecked.pk]), {"operation": "start"}, format="json")
     assert response.status_code == 400 and "refresh" in response.content.decode()
     assert not Job.objects.exists()
-    response = api.post(reverse("api:program-act", args=[ticker.pk]), {"action": "signal", "signal": "HUP"},
+    response = api.post(reverse("api:program-act", args=[ticker.pk]), {"operation": "signal", "signal": "HUP"},
                         format="json")
     assert response.status_code == 201
     assert Job.objects.get().params == {"signal": "HUP"}
@@ -124,7 +124,7 @@ def test_a_manager_that_is_down_refuses_every_action_with_its_state(api, env, ho
                                                  reason="supervisord is not running (its socket /run/supervisor.sock:"
                                                         " Connection refused)")
     login(api, env, Role.OPERATOR)
-    response = api.post(reverse("api:program-act", args=[ticker.pk]), {"action": "start"}, format="json")
+    response = api.post(reverse("api:program-act", args=[ticker.pk]), {"operation": "start"}, format="json")
     assert response.status_code == 400 and "supervisord is not running" in response.content.decode()
     detail = api.get(reverse("api:program-detail", args=[ticker.pk])).json()
     assert "supervisord is not running" in detail["actions"]["start"]
@@ -133,11 +133,11 @@ def test_a_manager_that_is_down_refuses_every_action_with_its_state(api, env, ho
 def test_viewers_cannot_launch_and_unknown_programs_are_404(api, env, host):
     ticker = program(host, "ticker", state="running", present=True)
     login(api, env, Role.VIEWER)
-    assert api.post(reverse("api:program-act", args=[ticker.pk]), {"action": "stop"},
+    assert api.post(reverse("api:program-act", args=[ticker.pk]), {"operation": "stop"},
                     format="json").status_code == 403
     assert api.post(reverse("api:program-logs", args=[ticker.pk]), {}, format="json").status_code == 403
     assert api.get(reverse("api:program-detail", args=[ticker.pk + 1000])).status_code == 404
-    assert api.post(reverse("api:program-act", args=[ticker.pk + 1000]), {"action": "stop"},
+    assert api.post(reverse("api:program-act", args=[ticker.pk + 1000]), {"operation": "stop"},
                     format="json").status_code == 404
     assert not Job.objects.exists()
 
@@ -157,8 +157,8 @@ def test_option_and_time_range_errors_are_field_errors(api, env, host):
     ticker = program(host, "ticker", state="running", present=True, managed=True, spec={"command": ["/bin/true"]})
     login(api, env, Role.OPERATOR)
     url = reverse("api:program-act", args=[ticker.pk])
-    assert "count" in api.post(url, {"action": "scale", "count": 500}, format="json").json()["error"]["fields"]
-    assert "signal" in api.post(url, {"action": "signal", "signal": "SEGV"}, format="json").json()["error"]["fields"]
+    assert "count" in api.post(url, {"operation": "scale", "count": 500}, format="json").json()["error"]["fields"]
+    assert "signal" in api.post(url, {"operation": "signal", "signal": "SEGV"}, format="json").json()["error"]["fields"]
     logs = reverse("api:program-logs", args=[ticker.pk])
     response = api.post(logs, {"mode": "search", "since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
                         format="json")

@@ -73,7 +73,7 @@ class ProgramEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class LaunchedJobSerializer(serializers.Serializer):
+class ProgramJobSerializer(serializers.Serializer):
     """The job that was launched; follow it at /api/jobs/{id}/ or url."""
 
     id = serializers.IntegerField()
@@ -92,7 +92,7 @@ class LaunchedJobSerializer(serializers.Serializer):
 
 
 class OperationSerializer(serializers.Serializer):
-    action = serializers.ChoiceField(choices=list(OPERATIONS))
+    operation = serializers.ChoiceField(choices=list(OPERATIONS))
     signal = serializers.ChoiceField(choices=list(SIGNALS), required=False, help_text="For signal (default TERM).")
     count = serializers.IntegerField(required=False, min_value=1, max_value=200,
                                      help_text="For scale: supervisord numprocs (1-200), PM2 instances (1-64).")

@@ -19,7 +19,7 @@ from . import serializers as s
 def _launched(job):
     if job is None:
         return Response(status=status.HTTP_204_NO_CONTENT)
-    return Response(s.LaunchedJobSerializer(job).data, status=status.HTTP_201_CREATED)
+    return Response(s.ProgramJobSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
 class ProgramViewSet(ServiceModelViewSet):
@@ -57,7 +57,7 @@ class ProgramViewSet(ServiceModelViewSet):
     def perform_update(self, serializer):
         return services.update_program(self.actor, serializer.instance, **serializer.validated_data)
 
-    @extend_schema(request=s.OperationSerializer, responses={201: s.LaunchedJobSerializer})
+    @extend_schema(request=s.OperationSerializer, responses={201: s.ProgramJobSerializer})
     @action(detail=True, methods=["post"])
     def act(self, request, pk=None):
         """Launch an operation (start, stop, restart, reload, signal, pause, resume, scale, enable, disable,
@@ -65,23 +65,23 @@ class ProgramViewSet(ServiceModelViewSet):
         serializer = s.OperationSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        return _launched(services.launch_operation(self.actor, self.get_object(), data["action"],
+        return _launched(services.launch_operation(self.actor, self.get_object(), data["operation"],
                                                    signal=data.get("signal"), count=data.get("count")))
 
-    @extend_schema(request=None, responses={201: s.LaunchedJobSerializer})
+    @extend_schema(request=None, responses={201: s.ProgramJobSerializer})
     @action(detail=True, methods=["post"])
     def apply(self, request, pk=None):
         """Write this portal-managed program's spec to its host (program.apply; administrators)."""
         return _launched(services.launch_apply(self.actor, self.get_object()))
 
-    @extend_schema(request=None, responses={201: s.LaunchedJobSerializer, 204: None})
+    @extend_schema(request=None, responses={201: s.ProgramJobSerializer, 204: None})
     @action(detail=True, methods=["post"])
     def remove(self, request, pk=None):
         """Remove this portal-managed program from its host (program.remove; administrators). A program
         that never reached its host is forgotten at once (204)."""
         return _launched(services.remove_program(self.actor, self.get_object()))
 
-    @extend_schema(request=s.LogsSerializer, responses={201: s.LaunchedJobSerializer})
+    @extend_schema(request=s.LogsSerializer, responses={201: s.ProgramJobSerializer})
     @action(detail=True, methods=["post"])
     def logs(self, request, pk=None):
         """Launch a program.logs job: tail, follow live (streamed to the job) or search by text and time."""
@@ -109,7 +109,7 @@ class ProgramViewSet(ServiceModelViewSet):
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(s.ProgramEventSerializer(page, many=True).data)
 
-    @extend_schema(request=s.RefreshSerializer, responses={201: s.LaunchedJobSerializer})
+    @extend_schema(request=s.RefreshSerializer, responses={201: s.ProgramJobSerializer})
     @action(detail=False, methods=["post"])
     def refresh(self, request):
         """Launch programs.refresh on some hosts now (operators)."""
@@ -118,7 +118,7 @@ class ProgramViewSet(ServiceModelViewSet):
         hosts = serializer.validated_data["hosts"]
         return _launched(services.launch_refresh(self.actor, hosts[0].environment, hosts))
 
-    @extend_schema(request=s.InstallSerializer, responses={201: s.LaunchedJobSerializer})
+    @extend_schema(request=s.InstallSerializer, responses={201: s.ProgramJobSerializer})
     @action(detail=False, methods=["post"], url_path="install-supervisor")
     def install_supervisor(self, request):
         """Install supervisord on a host without any process manager (administrators)."""
