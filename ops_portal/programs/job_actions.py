@@ -119,10 +119,14 @@ def _operation(operation):
 
         def call(manager):
             try:
-                return manager.act(program.name, operation, **options)
+                status = manager.act(program.name, operation, **options)
             except ProcessError:
                 _status_after_failure(ctx, program, manager)
                 raise
+            if operation == "scale" and program.manager == Manager.SUPERVISORD:
+                # supervisord rewrote the program's section and starts its processes: wait for them.
+                status = _settle(ctx, manager, program, (program.spec or {}).get("startsecs", 1), status)
+            return status
 
         seen = backend.observed(on_manager(ctx, program, call))
         ctx.output("stdout", _describe(program, seen))
@@ -156,7 +160,7 @@ def apply_program(ctx):
             raise
         status = manager.status(program.name)
         if program.manager == Manager.SUPERVISORD and spec.autostart:
-            status = _settle(ctx, manager, program, spec, status)
+            status = _settle(ctx, manager, program, spec.startsecs, status)
         return changed, status
 
     changed, status = on_manager(ctx, program, call)
@@ -167,10 +171,10 @@ def apply_program(ctx):
     return CommandResult(exit_code=0, changed=changed, data={"state": seen["state"], "changed": changed})
 
 
-def _settle(ctx, manager, program, spec, status):
+def _settle(ctx, manager, program, startsecs, status):
     """Wait until supervisord has the program RUNNING (it is STARTING for startsecs), as the systemd
     and PM2 managers do in apply(); a program that does not come up fails the job with its stderr."""
-    deadline = time.monotonic() + spec.startsecs + 10
+    deadline = time.monotonic() + startsecs + 10
     while status.state in ("starting", "backoff") and time.monotonic() < deadline and not ctx.cancel.is_set():
         time.sleep(0.5)
         status = manager.status(program.name)
