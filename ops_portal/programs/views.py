@@ -1,6 +1,7 @@
 """Program pages: programs fleet-wide and per host, one program with its limits, restart history,
 logs (tail, live follow, search) and actions; forms for portal-managed programs. Every button
 launches a job through services (or shows why it cannot)."""
+import json
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -112,7 +113,8 @@ def detail(request, pk):
                                                                                    program.manager_row)
         if program.manager_row else "refresh the host's programs first",
         "apply_refusal": services.refusal(program, "apply", program.manager_row) if program.manager_row else "",
-        "spec_rows": sorted((program.spec or {}).items()),
+        "spec_rows": [(key, value if isinstance(value, str) else json.dumps(value))
+                      for key, value in sorted((program.spec or {}).items())],
         "memory_stop": "memory limit" in (program.exit_reason or ""),
     })
 
