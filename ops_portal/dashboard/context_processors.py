@@ -11,6 +11,7 @@ SECTIONS = [
     ("Hosts", "inventory:hosts", Action.VIEW),
     ("Compliance", "inventory:compliance", Action.VIEW),
     ("Processes", "processes:home", Action.VIEW),
+    ("Programs", "programs:home", Action.VIEW),
     ("Jobs", "jobs:list", Action.VIEW),
     ("Approvals", "approvals:inbox", Action.APPROVE),
     ("Schedules", "jobs:schedules", Action.VIEW),

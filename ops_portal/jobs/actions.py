@@ -28,6 +28,9 @@ class ActionSpec:
     risks: Callable = field(default=lambda params, target_count: [])
     rollback: str | None = None  # action run on succeeded targets when a rollout is stopped
     prepare: Callable | None = None  # prepare(runner): open shared resources (an SSH pool) per job
+    # The permission verb (accounts.Action) the launcher must hold in the job's environment: "operate"
+    # for operations, "manage" for actions that change configuration (a program's config, packages).
+    needs: str = "operate"
 
     def risk_tags(self, params, target_count):
         """The action's own risk tags, plus `mutating` for every action that changes its targets

@@ -66,6 +66,8 @@ def create_job(actor, *, environment, spec, public, secret, targets, strategy, n
     if strays:
         raise ValidationError({"selector": [f"{spec.name} acts on {spec.target_kind} targets, not on "
                                             f"{', '.join(strays)}."]})
+    if actor.user is not None and spec.needs != Action.OPERATE:
+        require(actor.user, spec.needs, environment)
     check_local_targets(actor, targets, template, schedule)
     if len(targets) > MAX_TARGETS:
         raise ValidationError({"selector": [f"At most {MAX_TARGETS} targets per job."]})

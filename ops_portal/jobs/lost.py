@@ -12,6 +12,7 @@ import logging
 from django.db import transaction
 
 from ops_portal.audit.services import record
+from ops_portal.core import targets as target_kinds
 from ops_portal.inventory import services as inventory
 from ops_portal.inventory.models import Host
 from schedulers import host as ssh
@@ -25,18 +26,32 @@ from .models import Job, JobTarget
 log = logging.getLogger(__name__)
 
 
+def _hosts_of(targets):
+    """{target pk: the Host its session ran on}: the target itself, or for a target of another kind
+    (a program) the host its object lives on."""
+    found = {}
+    for kind_name in {t.kind for t in targets}:
+        mine = [t for t in targets if t.kind == kind_name]
+        kind = target_kinds.get(kind_name)
+        objects = kind.load([t.ref_id for t in mine]) if kind is not None else {}
+        for target in mine:
+            obj = objects.get(target.ref_id)
+            found[target.pk] = obj if isinstance(obj, Host) else getattr(obj, "host", None)
+    return found
+
+
 def end_lost_sessions(job_id):
     """End the remote sessions of a lost job's targets; returns {target name: note}."""
     job = Job.objects.get(pk=job_id)
-    targets = [t for t in JobTarget.objects.filter(job=job, state=TargetState.LOST, kind="host")
+    targets = [t for t in JobTarget.objects.filter(job=job, state=TargetState.LOST)
                if isinstance(t.data, dict) and isinstance(t.data.get("session"), int)]
     if not targets:
         return {}
-    hosts = Host.objects.select_related("credential").in_bulk([t.ref_id for t in targets])
+    hosts = _hosts_of(targets)
     notes, ended, left = {}, [], []
     with HOST.session(4) as pool:
         for target in targets:
-            sid, host = target.data["session"], hosts.get(target.ref_id)
+            sid, host = target.data["session"], hosts.get(target.pk)
             try:
                 if host is None:
                     raise ssh.BackendError("the host is no longer in the inventory")

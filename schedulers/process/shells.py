@@ -70,12 +70,20 @@ class LocalShell(Shell):
 
 
 class SSHShell(Shell):
-    """Run argv on one SSH host through a pool (a connection leased per call) or a held connection."""
+    """Run argv on one SSH host through a pool (a connection leased per call) or a held connection.
 
-    def __init__(self, pool_or_conn: SSHPool | HostConnection, target: SSHTarget):
+    env: variables every command gets (a job's OPSPORTAL_JOB tag, by which end_remote_session
+    recognises the job's sessions); on_session(sid): told the remote session id of each stream
+    (a log follow) as it starts, so a session left behind by a dead worker can be ended.
+    """
+
+    def __init__(self, pool_or_conn: SSHPool | HostConnection, target: SSHTarget, *, env: dict | None = None,
+                 on_session=None):
         self.pool = pool_or_conn
         self.target = target
         self.name = target.name
+        self.env = dict(env or {})
+        self.on_session = on_session
 
     def run(self, argv, *, stdin=None, timeout=60.0, cancel=None, env=None):
         out, err = [], []
@@ -85,7 +93,8 @@ class SSHShell(Shell):
 
         try:
             result = run_command(self.pool, self.target, shlex.join(_check_argv(argv)), on_line=collect,
-                                 cancel=cancel, timeout=timeout, env=env, stdin=stdin)
+                                 cancel=cancel, timeout=timeout, env={**self.env, **(env or {})} or None,
+                                 stdin=stdin)
         except ValueError as exc:
             raise BackendError(f"{argv[0]} on {self.name}: {exc}")
         if result.exit_code is None or result.canceled or result.timed_out:
@@ -95,7 +104,7 @@ class SSHShell(Shell):
 
     def stream(self, argv, *, on_line, cancel=None, timeout=None):
         result = run_command(self.pool, self.target, shlex.join(_check_argv(argv)), on_line=on_line,
-                             cancel=cancel, timeout=timeout)
+                             cancel=cancel, timeout=timeout, env=self.env or None, on_session=self.on_session)
         return _stream_outcome(self.name, argv, result)
 
 

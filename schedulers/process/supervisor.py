@@ -352,13 +352,36 @@ class SupervisorManager(ProgramManager):
 
 
 def _restarts_since(events, since):
+    """Automatic restarts after `since`. A stop (by a person or the portal, a reconfiguration) ends
+    the count: the restarts before it are not the loop of what runs now."""
     count, previous = 0, ""
     for at, kind, _, _ in events:
-        if kind == "spawned" and previous == "exited" and at >= since:
+        if kind == "stopped":
+            count = 0
+        elif kind == "spawned" and previous == "exited" and at >= since:
             count += 1
         if kind != "running":
             previous = kind
     return count
+
+
+def by_program(statuses: list[ProgramStatus]) -> list[ProgramStatus]:
+    """One status per program: the processes of a group (numprocs > 1, or a group of programs) as one,
+    their exits merged (oldest first) into extra["last_exits"]."""
+    groups = {}
+    for status in statuses:
+        groups.setdefault(status.group or status.name, []).append(status)
+    found = []
+    for group, members in groups.items():
+        if len(members) == 1 and members[0].name == group:
+            found.append(members[0])
+            continue
+        status = _aggregate(group, members)
+        status.extra["last_exits"] = sorted((e for s in members for e in s.extra.get("last_exits", [])),
+                                            key=lambda e: e["at"])[-10:]
+        status.extra["restarts_recent"] = sum(s.extra.get("restarts_recent", 0) for s in members)
+        found.append(status)
+    return found
 
 
 def _aggregate(program, statuses):
@@ -379,4 +402,4 @@ def _aggregate(program, statuses):
     )
 
 
-__all__ = ["BackendError", "SupervisorManager", "install_plan"]
+__all__ = ["BackendError", "SupervisorManager", "by_program", "install_plan"]

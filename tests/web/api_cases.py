@@ -470,6 +470,47 @@ class ProcessScanCase(Case):
 CASES += [ProcessCase(), ProcessScanCase()]
 
 
+# Programs (supervisord, systemd, PM2) -----------------------------------------------------------
+
+def _program(environment, name="web", **fields):
+    from ops_portal.programs.models import Program
+
+    host = factories.host(environment, f"prog-{environment.name}-{factories._seq.__next__()}")
+    fields.setdefault("manager", "supervisord")
+    return Program.objects.create(host=host, name=name, **fields)
+
+
+class ProgramCase(Case):
+    basename = "program"
+    audit_prefix = "program"
+    deletable = False  # a program leaves its host through a program.remove job
+
+    def make(self, environment, owner=None):
+        return _program(environment)
+
+    def create_payload(self, environment):
+        host = factories.host(environment, f"prog-new-{environment.name}")
+        return {"host": host.pk, "manager": "supervisord", "name": "worker",
+                "spec": {"command": ["/usr/bin/python3", "-m", "http.server", "8000"], "memory_max": 64 * 2**20}}
+
+    def update_payload(self, obj):
+        return {"description": "changed"}
+
+
+class HostManagerCase(Case):
+    basename = "hostmanager"
+    writable = False
+
+    def make(self, environment, owner=None):
+        from ops_portal.programs.models import HostManager
+
+        return HostManager.objects.create(host=factories.host(environment), manager="supervisord", available=True,
+                                          version="4.2.5", supports=["start", "stop"])
+
+
+CASES += [ProgramCase(), HostManagerCase()]
+
+
 # Escalation: can a user give itself more than it has? ------------------------------------------
 #
 # Each attempt tries to gain a right through one path (a binding, a team, a host's transport, a
@@ -787,3 +828,42 @@ ESCALATIONS = [
     OthersSchedule("template"), OthersSchedule("schedule"),
     LocalProcess("kill"), LocalProcess("pause"), LocalProcess("scan"),
 ]
+
+
+class ProgramConfiguration(Escalation):
+    """Operators operate programs; only administrators write a program's configuration to its host
+    (program.apply needs manage): through the programs API or as an ad-hoc job."""
+
+    def __init__(self, path):
+        self.path = path
+        self.name = f"operator-applies-program-via-{path}"
+
+    def allowed(self, world):
+        return world.holds(Role.ADMIN, "alpha")
+
+    def setup(self, world):
+        from ops_portal.programs.models import HostManager
+
+        world.program = _program(world.alpha, "api", managed=True, spec={"command": ["/bin/sleep", "100"]})
+        HostManager.objects.create(host=world.program.host, manager="supervisord", available=True,
+                                   supports=["apply", "start", "stop", "remove"])
+
+    def attempt(self, world, api, client):
+        import json
+
+        from django.urls import reverse
+
+        if self.path == "programs":
+            return api.post(reverse("api:program-apply", args=[world.program.pk]), format="json")
+        return api.post(reverse("api:job-list"), {
+            "environment": "alpha", "action": "program.apply",
+            "params": {"spec": json.dumps({"command": ["/bin/sh", "-c", "id > /tmp/owned"]})},
+            "selector": {"kind": "program", "ids": [str(world.program.pk)]}}, format="json")
+
+    def succeeded(self, world):
+        from ops_portal.jobs.models import Job
+
+        return Job.objects.filter(action="program.apply").exists()
+
+
+ESCALATIONS += [ProgramConfiguration("programs"), ProgramConfiguration("jobs")]

@@ -123,6 +123,12 @@ def world(in_process):
     artifact = Artifact.objects.create(name="app-1.0.tar.gz", environment=env, data=b"\x1f\x8b", size=2,
                                        sha256="0" * 64, uploaded_by=admin.username)
     token = APIToken.objects.create(user=admin, name="spare", key_hash="1" * 64, key_prefix="opt_spare")
+    from ops_portal.programs.models import HostManager, Program
+
+    manager = HostManager.objects.create(host=host, manager="supervisord", available=True, version="4.2.5",
+                                         supports=["start", "stop", "restart", "apply", "remove", "logs"])
+    program = Program.objects.create(host=host, manager="supervisord", name="worker", managed=True, present=True,
+                                     state="running", spec={"command": ["/bin/sleep", "100"]})
     from django_celery_beat.models import PeriodicTask
 
     from ops_portal.core import periodic
@@ -142,7 +148,8 @@ def world(in_process):
            "drift-reports": report.pk, "notification-channels": channel.pk, "deliveries": delivery.pk,
            "audit": AuditEvent.objects.latest("pk").pk,
            "system-schedules": PeriodicTask.objects.order_by("pk").first().pk,
-           "processes": host.processes.get(pid=4242).pk, "process-scans": scan.pk}
+           "processes": host.processes.get(pid=4242).pk, "process-scans": scan.pk,
+           "programs": program.pk, "host-managers": manager.pk}
     return {"headers": {"Authorization": f"Token {key}"}, "ids": ids}
 
 
