@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "ops_portal.notifications",
     "ops_portal.monitoring",
     "ops_portal.configs",
+    "ops_portal.containers",
     "ops_portal.approvals",
     "ops_portal.jobs",
     "ops_portal.dashboard",
