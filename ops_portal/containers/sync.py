@@ -363,15 +363,16 @@ class EngineSync:
         return Engine.objects.filter(pk=self.engine_id).only("pk", "environment_id", "host_id",
                                                              "swarm_node_id").first()
 
-    def resync(self, client, reason="period"):
-        snap = backend.snapshot(client)
+    def resync(self, client):
+        """Probe the engine and resync everything; returns (counts, EngineInfo)."""
         info = backend.probe(client)
-        result = resync(self.engine_id, snap, info=info)
-        self.tags = tag_index(snap.images)
+        snap = backend.snapshot(client)
         with self.lock:
             self.dirty.clear()
             self.lists.clear()
-        return result
+        result = resync(self.engine_id, snap, info=info)
+        self.tags = tag_index(snap.images)
+        return result, info
 
     def event(self, event, client):
         """Apply one engine event."""
