@@ -17,6 +17,7 @@ api_modules = [
     "ops_portal.notifications.api.urls",
     "ops_portal.monitoring.api.urls",
     "ops_portal.configs.api.urls",
+    "ops_portal.containers.api.urls",
 ]
 api_patterns = [path("", include(module)) for module in api_modules]
 

@@ -84,6 +84,7 @@ class ContainerMetric(models.TextChoices):
 CONTAINER_ACTIONS = ("container.start", "container.stop", "container.restart", "container.pause",
                      "container.unpause", "container.kill", "container.remove", "container.logs",
                      "container.stats", "container.exec")
+CONTAINER_OPERATIONS = [name.split(".")[1] for name in CONTAINER_ACTIONS]  # the API's bulk "operation" values
 SERVICE_ACTIONS = ("service.create", "service.scale", "service.update", "service.rollback", "service.remove",
                    "service.check_balance")
 STACK_ACTIONS = ("stack.deploy", "stack.remove")
