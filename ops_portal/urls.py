@@ -37,6 +37,7 @@ urlpatterns = [
     path("", include("ops_portal.jobs.urls")),
     path("", include("ops_portal.approvals.urls")),
     path("", include("ops_portal.configs.urls")),
+    path("", include("ops_portal.containers.urls")),
     path("", include("ops_portal.monitoring.urls")),
     path("", include("ops_portal.dashboard.urls")),
 ]
