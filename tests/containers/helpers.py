@@ -39,3 +39,9 @@ def service(engine, name, service_id=None, **fields):
     service_id = service_id or (name.encode().hex() * 4)[:25]
     return Service.objects.create(engine=engine, service_id=service_id, name=name,
                                   **{"image": "web:v1", "mode": "replicated", "replicas_desired": 1, **fields})
+
+
+def synced(engine_id, after=None):
+    """Has the engine been fully synced (after `after`)?"""
+    row = Engine.objects.filter(pk=engine_id).values_list("last_sync", flat=True).first()
+    return row is not None and (after is None or row > after)

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -17,24 +16,10 @@ from ops_portal.containers.models import Container, Engine
 from ops_portal.core import heartbeat
 from ops_portal.core.health import run_checks
 from tests.containers.helpers import engine as make_engine
-from tests.containers.helpers import person
-from tests.live import Process, wait_for
+from tests.containers.helpers import person, synced
+from tests.live import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.mark.fleet]
-
-
-@pytest.fixture
-def watcher(live_env, live_logs):
-    process = Process("watcher", [sys.executable, "manage.py", "container_watcher", "--poll", "0.5"], live_env,
-                      live_logs)
-    wait_for(lambda: heartbeat.alive("watcher"), 60, "watcher heartbeat", process)
-    yield process
-    process.stop()
-
-
-def synced(engine_id, after=None):
-    row = Engine.objects.filter(pk=engine_id).values_list("last_sync", flat=True).first()
-    return row is not None and (after is None or row > after)
 
 
 def token_for(user):
