@@ -67,7 +67,8 @@ def logs(ctx):
              timestamps=params.get("timestamps", False), on_line=line, cancel=token)
     if ctx.cancel.is_set():
         return CommandResult(canceled=True, data={"lines": count[0]})
-    token.cancel("done")
+    if follow:
+        token.cancel("done")  # ends the child token's watcher thread (never the job's own token)
     return CommandResult(exit_code=0, changed=False, data={"lines": count[0]})
 
 
