@@ -137,6 +137,7 @@ def delete_bench_rows(run_id=None):
     from django.db import connection, transaction
 
     from ops_portal.accounts.models import APIToken, Environment, RoleBinding
+    from ops_portal.containers.models import Engine, Stack
     from ops_portal.inventory.models import Artifact, Credential, Host, HostGroup
     from ops_portal.jobs.models import Job, JobEvent, JobTarget, Lease
 
@@ -158,6 +159,8 @@ def delete_bench_rows(run_id=None):
         Job.objects.filter(pk__in=jobs).update(relaunch_of=None)
         Job.objects.filter(pk__in=jobs).delete()
         Artifact.objects.filter(environment_id__in=envs).delete()
+        Stack.objects.filter(engine__environment_id__in=envs).delete()
+        Engine.objects.filter(environment_id__in=envs).delete()
         Host.objects.filter(environment_id__in=envs).delete()
         HostGroup.objects.filter(environment_id__in=envs).delete()
         Credential.objects.filter(environment_id__in=envs).delete()
