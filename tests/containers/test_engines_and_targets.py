@@ -132,3 +132,14 @@ def test_readiness_wants_a_watcher_only_when_enabled_engines_exist(env, client):
     engine(env, url="unix:///run/ct-ready.sock")
     assert run_checks(["watcher"])["watcher"]["ok"] is False
     assert client.get("/readyz", {"check": "watcher"}).status_code == 503
+
+
+def test_the_admin_shows_engines_but_never_their_client_key(client, env):
+    from tests.api_cases import FAKE_KEY, FAKE_PEM
+
+    remote = engine(env, name="remote", url="tcp://10.1.2.3:2376", transport="tcp", tls_cert=FAKE_PEM,
+                    tls_key=FAKE_KEY)
+    client.force_login(factories.superuser("root"))
+    page = client.get(f"/admin/containers/engine/{remote.pk}/change/").content.decode()
+    assert "tcp://10.1.2.3:2376" in page and "PRIVATE KEY" not in page
+    assert client.post(f"/admin/containers/engine/{remote.pk}/change/", {"name": "x"}).status_code == 403

@@ -30,6 +30,12 @@ def running(docker_client, service_id):
     return [t for t in tasks if t["Status"]["State"] == "running"]
 
 
+def _seconds(text):
+    from ops_portal.containers.sync import when
+
+    return when(text).timestamp()
+
+
 def web_spec(prefix, image, **fields):
     return {"name": f"{prefix}-web", "image": image, "replicas": 1, "ports": [{"target": 8080}], **fields}
 
@@ -59,9 +65,12 @@ def test_rolling_update_to_v2_one_task_at_a_time(env, local, docker_client, ct_i
     job = wait_job(services.update_service(actor, service, {"image": ct_images["web:v2"], "parallelism": 1}),
                    "succeeded", 240)
     assert job.targets.get().data["outcome"] == "update_completed"
-    images = {t["Spec"]["ContainerSpec"]["Image"] for t in running(docker_client, service.service_id)}
-    assert images == {ct_images["web:v2"]}
-    # One task at a time: each new task started after the previous old one was shut down.
+    new = running(docker_client, service.service_id)
+    assert {t["Spec"]["ContainerSpec"]["Image"] for t in new} == {ct_images["web:v2"]}
+    assert docker_client.api.inspect_service(service.service_id)["Spec"]["UpdateConfig"]["Parallelism"] == 1
+    # One task at a time: each new task was made only after the previous one ran for the 1 s monitor.
+    made = sorted(_seconds(t["CreatedAt"]) for t in new)
+    assert all(later - earlier >= 0.9 for earlier, later in zip(made, made[1:], strict=False)), made
     lines = [t for t in JobEvent.objects.filter(job=job, kind="output").values_list("text", flat=True)
              if " task " in t]
     assert lines, "each task's state changes are output lines"
