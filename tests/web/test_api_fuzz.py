@@ -125,6 +125,7 @@ def world(in_process):
     artifact = Artifact.objects.create(name="app-1.0.tar.gz", environment=env, data=b"\x1f\x8b", size=2,
                                        sha256="0" * 64, uploaded_by=admin.username)
     token = APIToken.objects.create(user=admin, name="spare", key_hash="1" * 64, key_prefix="opt_spare")
+    containers = _container_world(env)
     from django_celery_beat.models import PeriodicTask
 
     from ops_portal.core import periodic
@@ -139,8 +140,42 @@ def world(in_process):
            "approvals": request.pk, "alert-rules": rule.pk, "alerts": alert.pk, "config-templates": config.pk,
            "drift-reports": report.pk, "notification-channels": channel.pk, "deliveries": delivery.pk,
            "audit": AuditEvent.objects.latest("pk").pk,
-           "system-schedules": PeriodicTask.objects.order_by("pk").first().pk}
+           "system-schedules": PeriodicTask.objects.order_by("pk").first().pk, **containers}
     return {"headers": {"Authorization": f"Token {key}"}, "ids": ids}
+
+
+def _container_world(env):
+    """An engine (nothing listens at its address: a connection test fails fast, in words) and one
+    object of each container-level kind."""
+    from ops_portal.containers.models import (
+        AllowedHostPath,
+        Container,
+        Engine,
+        Image,
+        Network,
+        Node,
+        Service,
+        Stack,
+        Volume,
+    )
+
+    engine = Engine.objects.create(environment=env, name="fuzz", url="unix:///nonexistent/docker.sock",
+                                   swarm_role="manager", state="ok")
+    compose = "services:\n  web:\n    image: web:v1\n"
+    return {
+        "engines": engine.pk,
+        "containers": Container.objects.create(engine=engine, docker_id="c" * 64, name="web-1", state="running",
+                                               image="web:v1").pk,
+        "services": Service.objects.create(engine=engine, service_id="s" * 25, name="web", image="web:v1",
+                                           mode="replicated", replicas_desired=1, replicas_running=1,
+                                           spec={"name": "web", "image": "web:v1"}).pk,
+        "images": Image.objects.create(engine=engine, docker_id="sha256:" + "a" * 64, tags=["web:v1"]).pk,
+        "networks": Network.objects.create(engine=engine, docker_id="n" * 64, name="bridge").pk,
+        "volumes": Volume.objects.create(engine=engine, name="data").pk,
+        "nodes": Node.objects.create(engine=engine, node_id="o" * 25, hostname="node-1").pk,
+        "stacks": Stack.objects.create(engine=engine, name="shop", compose=compose).pk,
+        "allowed-host-paths": AllowedHostPath.objects.create(environment=env, path="/srv/data").pk,
+    }
 
 
 @schema.parametrize()

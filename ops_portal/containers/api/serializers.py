@@ -257,3 +257,21 @@ class StackDiffSerializer(serializers.Serializer):
     unchanged = serializers.ListField(child=serializers.CharField())
     changed = serializers.DictField()
     lines = serializers.ListField(child=serializers.CharField())
+
+
+class ContainerJobSerializer(serializers.Serializer):
+    """The job that was launched; follow it at /api/jobs/{id}/ (or its page, url)."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    action = serializers.CharField()
+    state = serializers.CharField(help_text="queued, or pending_approval when a policy asks for approval")
+    environment = serializers.CharField(source="environment.name")
+    params = serializers.JSONField()
+    targets_total = serializers.IntegerField()
+    approval_request = serializers.IntegerField(source="approval_request_id", allow_null=True)
+    created = serializers.DateTimeField()
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, job) -> str:
+        return f"/jobs/{job.pk}/"

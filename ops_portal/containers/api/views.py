@@ -11,7 +11,6 @@ from rest_framework.response import Response
 from ops_portal.accounts.choices import Action
 from ops_portal.accounts.permissions import can_on, restrict, scope_for
 from ops_portal.core.api.viewsets import PortalViewSet, ServiceModelViewSet
-from ops_portal.jobs.api.serializers import JobSerializer
 
 from .. import services
 from ..choices import CONTAINER_ACTIONS
@@ -31,7 +30,7 @@ from . import serializers as s
 
 
 def launched(job):
-    return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+    return Response(s.ContainerJobSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
 class OperateMixin:
@@ -93,7 +92,7 @@ class ContainerViewSet(OperateMixin, mixins.ListModelMixin, mixins.RetrieveModel
     ordering_fields = ["name", "state", "created_at", "started_at", "restart_count"]
     write_action = Action.OPERATE
 
-    @extend_schema(request=s.CreateContainerSerializer, responses={201: JobSerializer})
+    @extend_schema(request=s.CreateContainerSerializer, responses={201: s.ContainerJobSerializer})
     def create(self, request, *args, **kwargs):
         """Launch container.create on an engine from a spec (checked now; privileged: administrators)."""
         data = self.payload(s.CreateContainerSerializer)
@@ -106,7 +105,7 @@ class ContainerViewSet(OperateMixin, mixins.ListModelMixin, mixins.RetrieveModel
         return launched(services.launch_containers(self.actor, f"container.{name}", [container], data["params"],
                                                    strategy=data["strategy"]))
 
-    @extend_schema(request=s.BulkContainerSerializer, responses={201: JobSerializer})
+    @extend_schema(request=s.BulkContainerSerializer, responses={201: s.ContainerJobSerializer})
     @action(detail=False, methods=["post"])
     def bulk(self, request):
         """One job of one action on many containers (ids), with the usual strategies."""
@@ -122,13 +121,14 @@ class ContainerViewSet(OperateMixin, mixins.ListModelMixin, mixins.RetrieveModel
 
 
 def _container_action(name):
-    @extend_schema(request=s.ContainerActionSerializer, responses={201: JobSerializer},
-                   description=f"Launch container.{name} on this container.")
     def view(self, request, pk=None):
         return self._launch(request, name)
 
     view.__name__ = name
-    return action(detail=True, methods=["post"])(view)
+    # @action first, then the schema (as when both decorate a method: extend_schema outermost).
+    return extend_schema(request=s.ContainerActionSerializer, responses={201: s.ContainerJobSerializer},
+                         description=f"Launch container.{name} on this container.")(
+        action(detail=True, methods=["post"])(view))
 
 
 for _name in (a.split(".")[1] for a in CONTAINER_ACTIONS):
@@ -146,14 +146,14 @@ class ServiceViewSet(OperateMixin, mixins.ListModelMixin, mixins.RetrieveModelMi
     ordering_fields = ["name", "created_at", "updated_at", "replicas_running"]
     write_action = Action.OPERATE
 
-    @extend_schema(request=s.CreateServiceSerializer, responses={201: JobSerializer})
+    @extend_schema(request=s.CreateServiceSerializer, responses={201: s.ContainerJobSerializer})
     def create(self, request, *args, **kwargs):
         """Launch service.create from a spec written here (checked now: 400 with field errors)."""
         data = self.payload(s.CreateServiceSerializer)
         return launched(services.create_service(self.actor, data["engine"], data["spec"]))
 
     @extend_schema(responses=s.TaskSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
     def tasks(self, request, pk=None):
         """The service's tasks (current and recent), slot by slot."""
         service = self.get_object()
@@ -165,30 +165,30 @@ class ServiceViewSet(OperateMixin, mixins.ListModelMixin, mixins.RetrieveModelMi
         self.require_operate(service)
         return service
 
-    @extend_schema(request=s.ScaleSerializer, responses={201: JobSerializer})
+    @extend_schema(request=s.ScaleSerializer, responses={201: s.ContainerJobSerializer})
     @action(detail=True, methods=["post"])
     def scale(self, request, pk=None):
         service = self._service()
         return launched(services.scale_service(self.actor, service, self.payload(s.ScaleSerializer)["replicas"]))
 
-    @extend_schema(request=s.UpdateServiceSerializer, responses={201: JobSerializer})
+    @extend_schema(request=s.UpdateServiceSerializer, responses={201: s.ContainerJobSerializer})
     @action(detail=True, methods=["post"], url_path="update", url_name="update")
     def update_service(self, request, pk=None):
         """A rolling update to a new image or spec, with the update policy's fields."""
         service = self._service()
         return launched(services.update_service(self.actor, service, dict(self.payload(s.UpdateServiceSerializer))))
 
-    @extend_schema(request=None, responses={201: JobSerializer})
+    @extend_schema(request=None, responses={201: s.ContainerJobSerializer})
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
         return launched(services.rollback_service(self.actor, self._service()))
 
-    @extend_schema(request=None, responses={201: JobSerializer})
+    @extend_schema(request=None, responses={201: s.ContainerJobSerializer})
     @action(detail=True, methods=["post"])
     def remove(self, request, pk=None):
         return launched(services.remove_service(self.actor, self._service()))
 
-    @extend_schema(request=s.BalanceSerializer, responses={201: JobSerializer})
+    @extend_schema(request=s.BalanceSerializer, responses={201: s.ContainerJobSerializer})
     @action(detail=True, methods=["post"], url_path="check-balance")
     def check_balance(self, request, pk=None):
         """A read-only job: requests to the published endpoints on 127.0.0.1; which replicas answered."""
@@ -256,7 +256,7 @@ class StackViewSet(OperateMixin, ServiceModelViewSet):
         """What a deploy would change, against the services the watcher last saw (no engine call)."""
         return Response(services.stack_diff(self.get_object()))
 
-    @extend_schema(request=s.DeploySerializer, responses={201: JobSerializer})
+    @extend_schema(request=s.DeploySerializer, responses={201: s.ContainerJobSerializer})
     @action(detail=True, methods=["post"])
     def deploy(self, request, pk=None):
         """Launch stack.deploy of the file as it is now (approval policies see its diff on the stack)."""
@@ -264,7 +264,7 @@ class StackViewSet(OperateMixin, ServiceModelViewSet):
         self.require_operate(stack)
         return launched(services.deploy_stack(self.actor, stack, prune=self.payload(s.DeploySerializer)["prune"]))
 
-    @extend_schema(request=None, responses={201: JobSerializer})
+    @extend_schema(request=None, responses={201: s.ContainerJobSerializer})
     @action(detail=True, methods=["post"])
     def remove(self, request, pk=None):
         """Launch stack.remove: the stack's services and networks go (volumes stay)."""
