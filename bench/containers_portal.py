@@ -203,7 +203,7 @@ def bench_resync(portal, images, prefix, args):
         print(f"  {label:28} median {fmt(median(values), 3)} s  (max {fmt(max(values), 3)})")
     print(f"  queries per resync: {sorted(set(times['queries']))}")
     portal.watcher = runtime.Process("watcher2", [str(runtime.BIN / "python"), "manage.py", "container_watcher",
-                                                  "--poll", "1"])
+                                                  "--poll", "1"], extra_env={"LOG_LEVEL": "INFO"})
     return {"containers": total, "times": times}
 
 
@@ -216,8 +216,17 @@ def bench_stop_to_websocket(portal, images, prefix, args):
     print(f"\ndocker stop -> websocket, {count} containers")
     _start_containers(images["web:v1"], prefix, count, "s")
     names = [f"{prefix}-s{i:03d}" for i in range(count)]
-    runtime.wait_for(lambda: Container.objects.filter(engine=portal.engine, name__in=names, state="running").count()
-                     == count, 120, "the containers in the inventory", portal.watcher)
+    try:
+        runtime.wait_for(lambda: Container.objects.filter(engine=portal.engine, name__in=names,
+                                                          state="running").count() == count, 120,
+                         "the containers in the inventory", portal.watcher)
+    except RuntimeError:
+        from ops_portal.containers.models import Engine
+
+        print(list(Container.objects.filter(engine=portal.engine, name__in=names).values_list("name", "state")))
+        print(Engine.objects.filter(pk=portal.engine.pk).values("state", "error", "last_sync", "last_seen").first())
+        print(portal.watcher.tail(40))
+        raise
     ids = dict(Container.objects.filter(engine=portal.engine, name__in=names).values_list("name", "pk"))
     seen, lock = {}, threading.Lock()
     ws = connect(portal.web.ws_url, additional_headers={"Authorization": f"Token {portal.key}"})

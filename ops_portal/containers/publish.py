@@ -39,6 +39,12 @@ def task_payload(task):
             "timestamp": task.timestamp.isoformat() if task.timestamp else None}
 
 
+# A resync that changes many objects at once (a first sync, a restarted engine) tells object pages
+# of the first ones only: each object is one Channels message, and nobody has hundreds of object
+# pages open; the environment's list stream gets every change in one message.
+OBJECT_MESSAGES_PER_SEND = 100
+
+
 def send(environment_id, items):
     """items: [(payload, object kind or None, object pk)] of one environment."""
     if not items:
@@ -47,7 +53,9 @@ def send(environment_id, items):
     by_object = {}
     for payload, kind, pk in items:
         if kind is not None:
-            by_object.setdefault(groups.obj(kind, pk, environment_id), []).append(payload)
+            group = groups.obj(kind, pk, environment_id)
+            if group in by_object or len(by_object) < OBJECT_MESSAGES_PER_SEND:
+                by_object.setdefault(group, []).append(payload)
     for group, payloads in by_object.items():
         streams.publish_many(group, payloads)
 
