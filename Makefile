@@ -43,7 +43,8 @@ lint-imports: venv-dev
 fleet: prepare
 	@scripts/ensure-docker.sh
 	@$(PY) -m fleet up $${FLEET_SIZE:-5}
-	@set -a; . var/portal.env; set +a; $(PY) manage.py register_fleet var/fleet/current/inventory.json
+	@set -a; . var/portal.env; set +a; $(PY) manage.py register_fleet var/fleet/current/inventory.json && \
+	  $(PY) manage.py register_engine --environment staging --name fleet
 
 fleet-down: venv
 	@$(PY) -m fleet down

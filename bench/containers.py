@@ -1,4 +1,4 @@
-"""`python -m bench containers`: the container backend against the docker CLI (issue 11).
+"""`python -m bench containers`: the container level against the docker CLI (issue 11).
 
 On the local engine in Swarm mode, with the fleet's offline images, in the same run:
 
@@ -13,8 +13,9 @@ On the local engine in Swarm mode, with the fleet's offline images, in the same 
   snapshot() of every kind, against docker-py's containers.list(sparse=False) and `docker ps -a`.
 
 Services publish in host mode with DNS round robin (no IPVS here). Everything is named
-bench-<run id>-… and removed on exit. This is the backend alone; the portal's API-to-converged
-figure (job machinery included) comes with the Django side. Results: var/bench/containers-<run id>.json.
+bench-<run id>-… and removed on exit. The portal path (REST API -> job -> worker -> engine, the
+resync into the database, docker stop -> websocket) is in containers_portal.py and runs first
+(--skip-portal leaves it out, --skip-backend runs only it). Results: var/bench/containers-<run id>.json.
 """
 import subprocess
 import time
@@ -33,6 +34,11 @@ def add_arguments(parser):
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-update", action="store_true")
     parser.add_argument("--skip-snapshot", action="store_true")
+    parser.add_argument("--skip-backend", action="store_true", help="only the portal path (and its CLI peers)")
+    parser.add_argument("--skip-portal", action="store_true", help="only the backend (no Django, no processes)")
+    parser.add_argument("--skip-stops", action="store_true")
+    parser.add_argument("--stops", type=int, default=30, help="containers stopped for docker stop -> websocket (30)")
+    parser.add_argument("--update-repeats", type=int, default=2, help="repeats of the portal's rolling update (2)")
 
 
 def _cli(*args, timeout=600):
@@ -207,6 +213,14 @@ def main(args):
     runtime.cleanup.push(f"services and containers {prefix}-*", _remove_prefixed, client, prefix)
     results = {"machine": info, "engine": client.server_version.get("Version"), "prefix": prefix}
     summary = []
+    if not args.skip_portal:
+        from . import containers_portal
+
+        portal_results, portal_summary = containers_portal.run(args, images, prefix)
+        results.update(portal_results)
+        summary += portal_summary
+    if args.skip_backend:
+        args.skip_scale = args.skip_update = args.skip_snapshot = True
     if not args.skip_scale:
         times = bench_scale(client, images, prefix, args)
         results["scale"] = times

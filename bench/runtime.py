@@ -137,6 +137,7 @@ def delete_bench_rows(run_id=None):
     from django.db import connection, transaction
 
     from ops_portal.accounts.models import APIToken, Environment, RoleBinding
+    from ops_portal.containers.models import Engine, Stack
     from ops_portal.inventory.models import Artifact, Credential, Host, HostGroup
     from ops_portal.jobs.models import Job, JobEvent, JobTarget, Lease
 
@@ -158,6 +159,8 @@ def delete_bench_rows(run_id=None):
         Job.objects.filter(pk__in=jobs).update(relaunch_of=None)
         Job.objects.filter(pk__in=jobs).delete()
         Artifact.objects.filter(environment_id__in=envs).delete()
+        Stack.objects.filter(engine__environment_id__in=envs).delete()
+        Engine.objects.filter(environment_id__in=envs).delete()
         Host.objects.filter(environment_id__in=envs).delete()
         HostGroup.objects.filter(environment_id__in=envs).delete()
         Credential.objects.filter(environment_id__in=envs).delete()
@@ -168,10 +171,17 @@ def delete_bench_rows(run_id=None):
     return len(jobs)
 
 
+_LOCK = []
+
+
 def take_lock(timeout=900):
-    """One benchmark at a time per database and Redis namespace: each clears the namespace it uses."""
+    """One benchmark at a time per database and Redis namespace: each clears the namespace it uses.
+    Taken once per process (a second call, e.g. from setup_django, keeps the lock already held)."""
     import fcntl
     import hashlib
+
+    if _LOCK:
+        return
 
     name = hashlib.sha256(f"{DATABASE_URL} {REDIS_URL} {REDIS_PREFIX}".encode()).hexdigest()[:12]
     handle = open(f"/tmp/opsportal-bench-{name}.lock", "w")  # noqa: SIM115 (held until exit)
@@ -188,7 +198,8 @@ def take_lock(timeout=900):
                 print("another benchmark is using the bench database and Redis namespace: waiting…")
                 told = True
             time.sleep(1)
-    cleanup.push("bench lock", handle.close)
+    _LOCK.append(handle)
+    cleanup.push("bench lock", lambda: (_LOCK.clear(), handle.close()))
 
 
 def setup_django():

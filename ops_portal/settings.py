@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "ops_portal.notifications",
     "ops_portal.monitoring",
     "ops_portal.configs",
+    "ops_portal.containers",
     "ops_portal.programs",
     "ops_portal.processes",
     "ops_portal.approvals",
@@ -339,6 +340,12 @@ LOCAL_TARGETS_NEED_GLOBAL_ADMIN = env_bool("LOCAL_TARGETS_NEED_GLOBAL_ADMIN", Tr
 BUILTIN_SCHEDULES_ENABLED = env_bool("BUILTIN_SCHEDULES_ENABLED", True)
 # A running job whose worker stopped heartbeating for this long is marked lost by the reaper.
 JOB_LOST_AFTER_SECONDS = env_int("JOB_LOST_AFTER_SECONDS", 60, minimum=5)
+# How services and stacks publish ports when their spec does not say: "ingress" (Swarm's routing
+# mesh, needs IPVS in the engine's kernel), "host" (each task's node, DNS round robin), or "auto":
+# host mode for unix-socket engines when this kernel has no IPVS, the routing mesh otherwise.
+CONTAINERS_PUBLISH_MODE = env_choice("CONTAINERS_PUBLISH_MODE", ("auto", "ingress", "host"), "auto")
+# The container watcher: full resync of every engine this often (seconds), besides each reconnect.
+CONTAINERS_RESYNC_SECONDS = env_int("CONTAINERS_RESYNC_SECONDS", 300, minimum=10)
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "127.0.0.1")

@@ -17,6 +17,7 @@ api_modules = [
     "ops_portal.notifications.api.urls",
     "ops_portal.monitoring.api.urls",
     "ops_portal.configs.api.urls",
+    "ops_portal.containers.api.urls",
     "ops_portal.programs.api.urls",
     "ops_portal.processes.api.urls",
 ]
@@ -38,6 +39,7 @@ urlpatterns = [
     path("", include("ops_portal.jobs.urls")),
     path("", include("ops_portal.approvals.urls")),
     path("", include("ops_portal.configs.urls")),
+    path("", include("ops_portal.containers.urls")),
     path("", include("ops_portal.programs.urls")),
     path("", include("ops_portal.processes.urls")),
     path("", include("ops_portal.monitoring.urls")),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Start web (daphne), worker and beat in the foreground and keep them up: a process that exits is
-# started again after a delay that doubles while it keeps failing (RESTART_DELAY up to
-# RESTART_DELAY_MAX seconds), the others run on. Ctrl-C (or SIGTERM) stops all three.
+# Start web (daphne), worker, beat and the container watcher in the foreground and keep them up: a
+# process that exits is started again after a delay that doubles while it keeps failing
+# (RESTART_DELAY up to RESTART_DELAY_MAX seconds), the others run on. Ctrl-C (or SIGTERM) stops all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 env_file=${PORTAL_ENV_FILE:-var/portal.env}
@@ -22,6 +22,7 @@ declare -A cmd pid_of started delay
 cmd[web]=".venv/bin/daphne -b $HOST -p $PORT ops_portal.asgi:application"
 cmd[worker]=".venv/bin/celery -A ops_portal worker -l INFO --concurrency ${WORKER_CONCURRENCY:-4} --hostname worker@%h -Q ${WORKER_QUEUES:-default}"
 cmd[beat]=".venv/bin/celery -A ops_portal beat -l INFO -S django --pidfile="
+cmd[watcher]=".venv/bin/python manage.py container_watcher"
 
 say() { echo "$(date '+%Y-%m-%d %H:%M:%S') run-portal: $*" >&2; }
 
@@ -38,7 +39,7 @@ sleeper=""
 stop_all() {
   stopping=1
   trap - INT TERM
-  say "stopping web, worker and beat"
+  say "stopping web, worker, beat and watcher"
   local name pids=()
   for name in "${!pid_of[@]}"; do
     [ -n "${pid_of[$name]}" ] && pids+=("${pid_of[$name]}")
@@ -56,11 +57,11 @@ stop_all() {
 }
 trap stop_all INT TERM
 
-for name in web worker beat; do
+for name in web worker beat watcher; do
   delay[$name]=$RESTART_DELAY
   start "$name"
 done
-say "Ops portal on http://$HOST:$PORT/ (web, worker, beat running; Ctrl-C stops them)"
+say "Ops portal on http://$HOST:$PORT/ (web, worker, beat, watcher running; Ctrl-C stops them)"
 
 while true; do
   exited=""

@@ -57,6 +57,11 @@ def _check_beat():
 CHECKS = {"database": _check_database, "redis": _check_redis, "worker": _check_workers, "beat": _check_beat}
 
 
+def register_check(name, check):
+    """Add a readiness check of a higher app (the container watcher's): check() -> {"ok": bool, ...}."""
+    CHECKS[name] = check
+
+
 def run_checks(names):
     results = {}
     for name in names:

@@ -30,7 +30,18 @@ from .compose import Stack
 from .compose import load as load_compose
 from .containers import ContainerError, StatsSample, exec_run, logs, run, stats
 from .convergence import ConvergeResult, TaskChange, UpdateChange, wait_converged
-from .engine import EngineClient, EngineError, EngineInfo, EngineSpec, EngineStatus, check, connect, explain, probe
+from .engine import (
+    EngineClient,
+    EngineError,
+    EngineInfo,
+    EngineSpec,
+    EngineStatus,
+    check,
+    connect,
+    explain,
+    is_engine_failure,
+    probe,
+)
 from .events import Event, EventWatcher, map_event
 from .inventory import Snapshot, snapshot
 from .safety import Finding, path_allowed, privileged_features
@@ -58,6 +69,7 @@ __all__ = [
     "ServiceEndpoints", "ServiceError", "ServiceNotFound", "ServiceSpec", "Snapshot", "SpecError", "Stack",
     "StackDiff", "StackError", "StatsSample", "TaskChange", "UpdateChange", "UpdatePolicy", "check", "check_balance",
     "check_container", "check_service", "connect", "container_image_update", "endpoints", "exec_run", "explain",
+    "is_engine_failure",
     "load_compose", "logs", "map_event", "path_allowed", "privileged_features", "probe", "publish_mode", "run",
     "service_image_update", "snapshot", "stats", "wait_converged",
 ]

@@ -310,6 +310,12 @@ def explain(spec: EngineSpec, exc: BaseException) -> EngineError:
     return _fail(spec, ERROR, f"{type(exc).__name__}: {exc}")
 
 
+def is_engine_failure(exc: BaseException) -> bool:
+    """True when exc says the engine (or the way to it) failed, rather than a bug in the caller."""
+    return isinstance(exc, BackendError | docker.errors.DockerException | requests.exceptions.RequestException
+                      | OSError | paramiko.SSHException | ssl.SSLError)
+
+
 def probe(client: EngineClient) -> EngineInfo:
     """Version, API version, OS, Swarm role and node id, and health of a connected engine."""
     spec = getattr(client, "spec", None) or EngineSpec("engine", client.api.base_url)

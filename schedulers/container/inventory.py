@@ -109,6 +109,7 @@ class ServiceInfo:
     version: int
     created: str
     updated: str
+    spec: dict = field(default_factory=dict, repr=False)  # the engine's Spec JSON, for services.from_engine
 
 
 @dataclass
@@ -232,6 +233,14 @@ def container(client, container_id, digests=None) -> ContainerInfo:
     return _add_detail(info, attrs)
 
 
+def container_or_none(client, container_id, digests=None) -> ContainerInfo | None:
+    """container(), or None when the engine no longer has it (removed since the event)."""
+    try:
+        return container(client, container_id, digests)
+    except docker.errors.NotFound:
+        return None
+
+
 def _epoch(text):
     if not text:
         return 0
@@ -326,7 +335,7 @@ def service_info(row) -> ServiceInfo:
         ports=[{"target": p.get("TargetPort"), "published": p.get("PublishedPort"),
                 "protocol": p.get("Protocol", "tcp"), "mode": p.get("PublishMode", "ingress")} for p in ports],
         labels=labels, stack=labels.get(STACK_LABEL, ""), version=(row.get("Version") or {}).get("Index", 0),
-        created=row.get("CreatedAt", ""), updated=row.get("UpdatedAt", ""),
+        created=row.get("CreatedAt", ""), updated=row.get("UpdatedAt", ""), spec=spec,
     )
 
 
@@ -334,6 +343,14 @@ def services(client) -> list[ServiceInfo]:
     """Services with their running/desired task counts (one call: `status=true`, API 1.41+)."""
     status = not docker.utils.version_lt(client.api.api_version, "1.41")
     return [service_info(r) for r in _call(client, client.api.services, status=status)]
+
+
+def service(client, service_id) -> ServiceInfo | None:
+    """One service with its task counts (for an event), or None when it is gone."""
+    status = not docker.utils.version_lt(client.api.api_version, "1.41")
+    rows = [r for r in _call(client, client.api.services, filters={"id": service_id}, status=status)
+            if r["ID"] == service_id]  # the engine's id filter matches prefixes
+    return service_info(rows[0]) if rows else None
 
 
 def task_info(row) -> TaskInfo:

@@ -129,6 +129,37 @@
       }
     }
 
+    /* Task rows an action reports for its target (info events with data.task). */
+    var tasks = document.querySelector("#target-tasks tbody");
+    var tasksSection = document.getElementById("target-tasks-section");
+    if (tasks && tasks.children.length) { tasksSection.hidden = false; }
+
+    function taskEvent(item) {
+      var task = item.data.task, key = item.target + "-" + task.task;
+      var tr = tasks.querySelector("tr[data-key='" + key + "']");
+      if (!tr) {
+        tr = document.createElement("tr");
+        tr.dataset.key = key;
+        for (var i = 0; i < 7; i++) { tr.appendChild(document.createElement("td")); }
+        tasks.appendChild(tr);
+      }
+      var cells = tr.children;
+      cells[0].textContent = log.names[item.target] || "#" + item.target;
+      cells[1].textContent = task.slot === null || task.slot === undefined ? "—" : task.slot;
+      cells[2].textContent = task.task;
+      var kind = task.state === "running" ? "ok" : (task.state === "failed" || task.state === "rejected") ? "failed" : "pending";
+      var span = document.createElement("span");
+      span.className = "badge state-" + kind;
+      span.textContent = task.state;
+      cells[3].textContent = "";
+      cells[3].appendChild(span);
+      cells[4].textContent = task.desired || "";
+      cells[5].textContent = task.node || "";
+      cells[6].textContent = task.error || "";
+      cells[6].className = "small bad";
+      tasksSection.hidden = false;
+    }
+
     var follow = document.querySelector(".js-log-follow");
     follow.addEventListener("change", function () { log.follow = follow.checked; log.schedule(); });
     document.querySelector(".js-log-target").addEventListener("change", function (e) { log.setFilter(e.target.value); });
@@ -138,6 +169,7 @@
       items.forEach(function (item) {
         if (item.kind === "target") { targetEvent(item); lines.push({ target: item.target, kind: "target",
           text: "** " + (item.data && item.data.state) + (item.data && item.data.error ? ": " + item.data.error : "") }); }
+        else if (item.kind === "info" && item.data && item.data.task && tasks) { taskEvent(item); if (item.text) { lines.push(item); } }
         else if (item.kind === "state") {
           setBadge(document.querySelector(".js-state"), item.data.state);
           lines.push({ kind: "state", text: "job " + item.data.state });

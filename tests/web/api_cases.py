@@ -867,3 +867,221 @@ class ProgramConfiguration(Escalation):
 
 
 ESCALATIONS += [ProgramConfiguration("programs"), ProgramConfiguration("jobs")]
+
+
+
+
+# The container level --------------------------------------------------------------------------
+
+COMPOSE = "services:\n  web:\n    image: web:v1\n    deploy:\n      replicas: 2\n"
+FAKE_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+FAKE_KEY = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"
+
+
+def _engine(environment, manager=True):
+    from ops_portal.containers.models import Engine
+
+    engine, _ = Engine.objects.get_or_create(
+        name=f"eng-{environment.name}", environment=environment,
+        defaults={"url": f"tcp://{environment.name}.example:2376", "transport": "tcp", "tls_cert": FAKE_PEM,
+                  "tls_key": FAKE_KEY, "state": "ok", "swarm_role": "manager" if manager else "none"})
+    return engine
+
+
+class EngineCase(Case):
+    basename = "engine"
+    audit_prefix = "engine"
+
+    def make(self, environment, owner=None):
+        return _engine(environment)
+
+    def create_payload(self, environment):
+        return {"name": "remote", "environment": environment.name, "transport": "tcp",
+                "url": "tcp://127.0.0.1:2376", "tls_cert": FAKE_PEM, "tls_key": FAKE_KEY}
+
+    def update_payload(self, obj):
+        return {"enabled": False}
+
+
+class _Observed(Case):
+    writable = False
+    fields = {}
+
+    def make(self, environment, owner=None):
+        import uuid
+
+        fields = {key: f"{value}{uuid.uuid4().hex}" if key.endswith("_id") else value
+                  for key, value in self.fields.items()}
+        return self.model().objects.create(engine=_engine(environment), **fields)
+
+
+class ContainerCase(_Observed):
+    basename = "container"
+    fields = {"docker_id": "", "name": "web-1", "state": "running"}
+
+    def model(self):
+        from ops_portal.containers.models import Container
+
+        return Container
+
+
+class ServiceCase(_Observed):
+    basename = "service"
+    fields = {"service_id": "", "name": "shop_web", "mode": "replicated"}
+
+    def model(self):
+        from ops_portal.containers.models import Service
+
+        return Service
+
+
+class ImageCase(_Observed):
+    basename = "image"
+    fields = {"docker_id": "sha256:", "tags": ["web:v1"]}
+
+    def model(self):
+        from ops_portal.containers.models import Image
+
+        return Image
+
+
+class NetworkCase(_Observed):
+    basename = "network"
+    fields = {"docker_id": "", "name": "bridge"}
+
+    def model(self):
+        from ops_portal.containers.models import Network
+
+        return Network
+
+
+class VolumeCase(_Observed):
+    basename = "volume"
+    fields = {"name": "data"}
+
+    def model(self):
+        from ops_portal.containers.models import Volume
+
+        return Volume
+
+
+class NodeCase(_Observed):
+    basename = "node"
+    fields = {"node_id": "", "hostname": "node-1"}
+
+    def model(self):
+        from ops_portal.containers.models import Node
+
+        return Node
+
+
+class StackCase(Case):
+    basename = "stack"
+    audit_prefix = "stack"
+    write_action = Action.OPERATE
+
+    def make(self, environment, owner=None):
+        from ops_portal.containers.models import Stack
+
+        return Stack.objects.create(engine=_engine(environment), name=f"shop-{environment.name}", compose=COMPOSE)
+
+    def create_payload(self, environment):
+        return {"name": "shop", "engine": _engine(environment).pk, "compose": COMPOSE}
+
+    def update_payload(self, obj):
+        return {"description": "changed"}
+
+
+class AllowedHostPathCase(Case):
+    basename = "allowedhostpath"
+    audit_prefix = "allowedhostpath"
+
+    def make(self, environment, owner=None):
+        from ops_portal.containers.models import AllowedHostPath
+
+        return AllowedHostPath.objects.create(environment=environment, path=f"/srv/{environment.name}")
+
+    def create_payload(self, environment):
+        return {"environment": environment.name, "path": "/srv/app-data", "description": "uploads"}
+
+    def update_payload(self, obj):
+        return {"description": "changed"}
+
+
+CASES += [EngineCase(), ContainerCase(), ServiceCase(), ImageCase(), NetworkCase(), VolumeCase(), NodeCase(),
+          StackCase(), AllowedHostPathCase()]
+
+
+class PrivilegedSpec(Escalation):
+    """POST a service, container or stack that is root on the engine's host (a bind mount of /, added
+    capabilities, privileged mode): only administrators of the environment may."""
+
+    def __init__(self, what):
+        self.what = what
+        self.name = f"privileged-{what}"
+
+    def allowed(self, world):
+        return world.holds(Role.ADMIN, "alpha")
+
+    def setup(self, world):
+        world.engine = _engine(world.alpha)
+
+    def attempt(self, world, api, client):
+        from django.urls import reverse
+
+        if self.what == "service-bind-mount":
+            return api.post(reverse("api:service-list"), {"engine": world.engine.pk, "spec": {
+                "name": "rooted", "image": "web:v1", "mounts": [{"type": "bind", "source": "/", "target": "/host"}]}},
+                format="json")
+        if self.what == "container-privileged":
+            return api.post(reverse("api:container-list"), {"engine": world.engine.pk, "spec": {
+                "image": "web:v1", "name": "rooted", "privileged": True}}, format="json")
+        return api.post(reverse("api:stack-list"), {"name": "rooted", "engine": world.engine.pk, "compose": (
+            "services:\n  web:\n    image: web:v1\n    cap_add: [SYS_ADMIN]\n")}, format="json")
+
+    def succeeded(self, world):
+        from ops_portal.containers.models import Stack
+        from ops_portal.jobs.models import Job
+
+        return Job.objects.filter(action__in=["service.create", "container.create"]).exists() or \
+            Stack.objects.filter(name="rooted").exists()
+
+
+class AllowedPathElsewhere(Escalation):
+    """POST /api/allowed-host-paths/ in beta (which would let beta's operators mount / there)."""
+
+    name = "allowed-host-path-in-other-environment"
+
+    def allowed(self, world):
+        return world.holds(Role.ADMIN, "beta")
+
+    def attempt(self, world, api, client):
+        from django.urls import reverse
+
+        return api.post(reverse("api:allowedhostpath-list"), {"environment": "beta", "path": "/"}, format="json")
+
+    def succeeded(self, world):
+        from ops_portal.containers.models import AllowedHostPath
+
+        return AllowedHostPath.objects.filter(environment=world.beta, path="/").exists()
+
+
+class LocalEngine(Escalation):
+    """Register this machine's Docker socket as an engine of alpha: root on the portal's machine."""
+
+    name = "engine-unix-socket"
+
+    def attempt(self, world, api, client):
+        from django.urls import reverse
+
+        return api.post(reverse("api:engine-list"), {"name": "mine", "environment": "alpha", "transport": "unix",
+                                                     "url": "unix:///var/run/docker.sock"}, format="json")
+
+    def succeeded(self, world):
+        from ops_portal.containers.models import Engine
+
+        return Engine.objects.filter(name="mine").exists()
+
+
+ESCALATIONS += [PrivilegedSpec("service-bind-mount"), PrivilegedSpec("container-privileged"),
+                PrivilegedSpec("stack-cap-add"), AllowedPathElsewhere(), LocalEngine()]

@@ -129,6 +129,7 @@ def world(in_process):
                                          supports=["start", "stop", "restart", "apply", "remove", "logs"])
     program = Program.objects.create(host=host, manager="supervisord", name="worker", managed=True, present=True,
                                      state="running", spec={"command": ["/bin/sleep", "100"]})
+    containers = _container_world(env)
     from django_celery_beat.models import PeriodicTask
 
     from ops_portal.core import periodic
@@ -149,8 +150,42 @@ def world(in_process):
            "audit": AuditEvent.objects.latest("pk").pk,
            "system-schedules": PeriodicTask.objects.order_by("pk").first().pk,
            "processes": host.processes.get(pid=4242).pk, "process-scans": scan.pk,
-           "programs": program.pk, "host-managers": manager.pk}
+           "programs": program.pk, "host-managers": manager.pk, **containers}
     return {"headers": {"Authorization": f"Token {key}"}, "ids": ids}
+
+
+def _container_world(env):
+    """An engine (nothing listens at its address: a connection test fails fast, in words) and one
+    object of each container-level kind."""
+    from ops_portal.containers.models import (
+        AllowedHostPath,
+        Container,
+        Engine,
+        Image,
+        Network,
+        Node,
+        Service,
+        Stack,
+        Volume,
+    )
+
+    engine = Engine.objects.create(environment=env, name="fuzz", url="unix:///nonexistent/docker.sock",
+                                   swarm_role="manager", state="ok")
+    compose = "services:\n  web:\n    image: web:v1\n"
+    return {
+        "engines": engine.pk,
+        "containers": Container.objects.create(engine=engine, docker_id="c" * 64, name="web-1", state="running",
+                                               image="web:v1").pk,
+        "services": Service.objects.create(engine=engine, service_id="s" * 25, name="web", image="web:v1",
+                                           mode="replicated", replicas_desired=1, replicas_running=1,
+                                           spec={"name": "web", "image": "web:v1"}).pk,
+        "images": Image.objects.create(engine=engine, docker_id="sha256:" + "a" * 64, tags=["web:v1"]).pk,
+        "networks": Network.objects.create(engine=engine, docker_id="n" * 64, name="bridge").pk,
+        "volumes": Volume.objects.create(engine=engine, name="data").pk,
+        "nodes": Node.objects.create(engine=engine, node_id="o" * 25, hostname="node-1").pk,
+        "stacks": Stack.objects.create(engine=engine, name="shop", compose=compose).pk,
+        "allowed-host-paths": AllowedHostPath.objects.create(environment=env, path="/srv/data").pk,
+    }
 
 
 @schema.parametrize()

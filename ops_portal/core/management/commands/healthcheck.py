@@ -1,7 +1,8 @@
-"""Container healthchecks: `healthcheck web|worker|beat` exits 0 when that process is healthy.
+"""Container healthchecks: `healthcheck web|worker|beat|watcher` exits 0 when that process is healthy.
 
 web: the database and Redis answer (what /readyz?check=database,redis reports);
-worker: a worker on this host has a current heartbeat; beat: beat has a current heartbeat.
+worker: a worker on this host has a current heartbeat; beat: beat has a current heartbeat;
+watcher: the container watcher on this host has a current heartbeat.
 """
 import socket
 import sys
@@ -16,14 +17,14 @@ class Command(BaseCommand):
     help = "Exit 0 if the named portal process is healthy (for container healthchecks)."
 
     def add_arguments(self, parser):
-        parser.add_argument("process", choices=["web", "worker", "beat"])
+        parser.add_argument("process", choices=["web", "worker", "beat", "watcher"])
 
     def handle(self, *args, process, **options):
         if process == "web":
             results = run_checks(["database", "redis"])
             healthy = all(r["ok"] for r in results.values())
-        elif process == "worker":
-            healthy = heartbeat.is_alive("worker", f"worker@{socket.gethostname()}")
+        elif process in ("worker", "watcher"):
+            healthy = heartbeat.is_alive(process, f"{process}@{socket.gethostname()}")
         else:
             healthy = bool(heartbeat.alive("beat"))
         self.stdout.write("healthy" if healthy else "unhealthy")

@@ -1,5 +1,5 @@
 """First-run set-up: default environments (production with an approval policy), an administrator,
-and this machine as the first host.
+this machine as the first host, and its Docker engine when a socket is there.
 
 Idempotent: what exists is left alone. The production policy is created with the environments,
 only then, so a policy an administrator deleted later is not brought back. The administrator's
@@ -13,6 +13,7 @@ import secrets
 import socket
 
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -70,3 +71,6 @@ class Command(BaseCommand):
                 inventory.create_host(actor, name=name, address="127.0.0.1", port=22, transport=Transport.LOCAL,
                                       environment=environment, tags=["portal"])
                 self.stdout.write(f"Registered this machine as host {name!r} in {environment.name}.")
+        if not no_local_host:
+            # This machine's Docker engine, tied to its host (register_engine is idempotent by URL).
+            call_command("register_engine", if_socket=True, stdout=self.stdout)

@@ -1,0 +1,165 @@
+"""Container operations as job actions: lifecycle, logs (tail and follow), stats (stored into the
+metric series of the container), non-interactive exec, and creating a container from a spec.
+
+Each run(ctx) acts on one container target (ctx.obj, a Container row) or, for create, on an engine
+target; the outcome is stored through the writer thread as the watcher would store it.
+"""
+import json
+import time
+
+from ops_portal.monitoring import metrics as monitoring
+from schedulers import container as backend
+from schedulers.base import BackendError, CommandResult
+from schedulers.container import containers as ops
+from schedulers.container.validate import SpecError
+
+from . import safety
+from .choices import ContainerMetric
+from .runtime import child_token, client_for, refused, store_container
+from .sync import EngineSync
+
+
+def _lifecycle(operation, describe):
+    def run(ctx):
+        client = client_for(ctx)
+        docker_id = ctx.obj.docker_id
+        try:
+            info = operation(client, docker_id, ctx.params)
+        except SpecError as exc:
+            return refused(exc)
+        store_container(ctx, info, describe)
+        ctx.output("stdout", f"{ctx.obj.name}: {info.state} ({info.status})")
+        return CommandResult(exit_code=0, changed=True, data={"state": info.state, "status": info.status,
+                                                              "exit_code": info.exit_code})
+    return run
+
+
+start = _lifecycle(lambda c, i, p: ops.start(c, i), "start")
+stop = _lifecycle(lambda c, i, p: ops.stop(c, i, timeout=p.get("timeout", 10)), "stop")
+restart = _lifecycle(lambda c, i, p: ops.restart(c, i, timeout=p.get("timeout", 10)), "restart")
+pause = _lifecycle(lambda c, i, p: ops.pause(c, i), "pause")
+unpause = _lifecycle(lambda c, i, p: ops.unpause(c, i), "unpause")
+kill = _lifecycle(lambda c, i, p: ops.kill(c, i, signal=p.get("signal") or "SIGKILL"), "kill")
+
+
+def remove(ctx):
+    client = client_for(ctx)
+    ops.remove(client, ctx.obj.docker_id, force=ctx.params.get("force", False),
+               volumes=ctx.params.get("volumes", False))
+    store_container(ctx, None, "destroy")
+    ctx.output("stdout", f"{ctx.obj.name}: removed")
+    return CommandResult(exit_code=0, changed=True)
+
+
+def logs(ctx):
+    """The last lines; with follow, new lines until canceled, the duration passes or the container stops."""
+    client = client_for(ctx)
+    params = ctx.params
+    follow = params.get("follow", False)
+    token = child_token(ctx.cancel, params.get("duration", 0)) if follow else ctx.cancel
+    count = [0]
+
+    def line(stream, text):
+        count[0] += 1
+        ctx.output(stream, text)
+
+    ops.logs(client, ctx.obj.docker_id, tail=params.get("tail", 100), follow=follow,
+             timestamps=params.get("timestamps", False), on_line=line, cancel=token)
+    if ctx.cancel.is_set():
+        return CommandResult(canceled=True, data={"lines": count[0]})
+    if follow:
+        token.cancel("done")  # ends the child token's watcher thread (never the job's own token)
+    return CommandResult(exit_code=0, changed=False, data={"lines": count[0]})
+
+
+def sample_rows(sample):
+    return [(ContainerMetric.CPU_PERCENT.value, sample.cpu_percent),
+            (ContainerMetric.MEM_BYTES.value, float(sample.memory_usage)),
+            (ContainerMetric.MEM_PERCENT.value, sample.memory_percent),
+            (ContainerMetric.NET_RX.value, float(sample.net_rx)), (ContainerMetric.NET_TX.value, float(sample.net_tx)),
+            (ContainerMetric.BLOCK_READ.value, float(sample.block_read)),
+            (ContainerMetric.BLOCK_WRITE.value, float(sample.block_write))]
+
+
+def store_samples(host_id, key, samples):
+    """[(unix seconds, StatsSample)] into the container's series (monitoring.Series of its host,
+    `mount` = the container's key)."""
+    return monitoring.store([(host_id, at, [(metric, key, value) for metric, value in sample_rows(sample)])
+                             for at, sample in samples])
+
+
+def stats(ctx):
+    """Sample CPU, memory, network and block I/O (the engine measures about a second per sample)."""
+    client = client_for(ctx)
+    container = ctx.obj
+    samples = []
+    for _ in range(ctx.params.get("samples", 1)):
+        if ctx.cancel.is_set():
+            break
+        sample = ops.stats(client, container.docker_id)
+        if not sample.running:
+            ctx.output("stderr", f"{container.name} is not running: no figures")
+            break
+        at = int(time.time())
+        samples.append((at, sample))
+        ctx.output("stdout", f"cpu {sample.cpu_percent:.1f}% of {sample.online_cpus} CPUs, memory "
+                             f"{sample.memory_usage / 2**20:.1f} MiB ({sample.memory_percent:.1f}% of the limit), "
+                             f"net rx {sample.net_rx} B tx {sample.net_tx} B, block read {sample.block_read} B "
+                             f"written {sample.block_write} B, {sample.pids} processes")
+    host_id = container.host_id or ctx.resources.get("engine_hosts", {}).get(container.engine_id)
+    key = container.metric_key
+    if samples and host_id:
+        ctx.after(lambda: store_samples(host_id, key, samples))
+    elif samples:
+        ctx.output("stderr", "the engine is tied to no inventory host: the samples are not stored")
+    if not samples:
+        return CommandResult(exit_code=1, error=f"{container.name} is not running", data={"samples": 0})
+    last = samples[-1][1]
+    return CommandResult(exit_code=0, changed=False, data={
+        "samples": len(samples), "cpu_percent": last.cpu_percent, "memory_usage": last.memory_usage,
+        "memory_percent": last.memory_percent, "net_rx": last.net_rx, "net_tx": last.net_tx,
+        "block_read": last.block_read, "block_write": last.block_write, "pids": last.pids})
+
+
+def exec_command(ctx):
+    """Run an argument vector in the container; output streams, its exit code is the result."""
+    client = client_for(ctx)
+    argv = json.loads(ctx.params["argv"])
+    try:
+        result = ops.exec_run(client, ctx.obj.docker_id, argv, on_line=ctx.output, cancel=ctx.cancel,
+                              timeout=ctx.timeout, user=ctx.params.get("user") or "",
+                              workdir=ctx.params.get("workdir") or None)
+    except SpecError as exc:
+        return refused(exc)
+    result.changed = None
+    return result
+
+
+def create(ctx):
+    """Create and start a container on the engine target from a checked ContainerSpec."""
+    client = client_for(ctx)
+    try:
+        spec = backend.check_container(backend.ContainerSpec.from_dict(json.loads(ctx.params["spec"])))
+    except SpecError as exc:
+        return refused(exc)
+    safety.recheck(ctx, spec)
+    info = ops.run(client, spec)
+    ctx.output("stdout", f"container {info.name} ({info.id[:12]}) {info.state}")
+    engine_id = ctx.obj.pk
+
+    ctx.after(lambda: EngineSync(engine_id).store(info, info.id, "create"))
+    return CommandResult(exit_code=0, changed=True, data={"container": info.id, "name": info.name,
+                                                          "state": info.state})
+
+
+def guard(run):
+    """Backend errors other than BackendError (a spec refused as ValueError) fail the target in words."""
+    def guarded(ctx):
+        try:
+            return run(ctx)
+        except SpecError as exc:
+            return refused(exc)
+        except ValueError as exc:
+            raise BackendError(str(exc)) from None
+    guarded.__name__ = getattr(run, "__name__", "run")
+    return guarded

@@ -1,0 +1,108 @@
+"""Swarm services through the portal, against the real engine: API-level services launch jobs that
+a live worker runs; the jobs follow convergence task by task."""
+import json
+
+import pytest
+
+from ops_portal.containers import engines, services, sync
+from ops_portal.containers.models import Service
+from ops_portal.jobs.models import JobEvent
+from schedulers import container as backend
+from tests.containers.helpers import engine as make_engine
+from tests.containers.helpers import operator
+from tests.jobs.helpers import wait_job
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.mark.fleet]
+
+
+@pytest.fixture
+def local(env, engine):
+    row = make_engine(env)
+    engines.check(row)
+    sync.resync(row.pk, backend.snapshot(engine))
+    row.refresh_from_db()
+    assert row.is_manager, row.error
+    return row
+
+
+def running(docker_client, service_id):
+    tasks = docker_client.api.tasks(filters={"service": service_id, "desired-state": "running"})
+    return [t for t in tasks if t["Status"]["State"] == "running"]
+
+
+def _seconds(text):
+    from ops_portal.containers.sync import when
+
+    return when(text).timestamp()
+
+
+def web_spec(prefix, image, **fields):
+    return {"name": f"{prefix}-web", "image": image, "replicas": 1, "ports": [{"target": 8080}], **fields}
+
+
+def test_create_then_scale_one_to_five_to_two(env, local, docker_client, ct_images, prefix, live_worker):
+    actor = operator(env)
+    job = wait_job(services.create_service(actor, local, web_spec(prefix, ct_images["web:v1"])), "succeeded", 120)
+    service = Service.objects.get(engine=local, name=f"{prefix}-web")
+    assert service.replicas_running == 1 and service.publish_mode == "host" and service.endpoint_mode == "dnsrr"
+    target = job.targets.get()
+    assert target.data["outcome"] == "converged" and [t["state"] for t in target.data["tasks"]] == ["running"]
+    lines = list(JobEvent.objects.filter(job=job, kind="output").values_list("text", flat=True))
+    assert any("running (desired running)" in line for line in lines), lines
+    for replicas in (5, 2):
+        job = wait_job(services.scale_service(actor, Service.objects.get(pk=service.pk), replicas), "succeeded", 180)
+        assert len(running(docker_client, service.service_id)) == replicas
+        assert Service.objects.get(pk=service.pk).replicas_running == replicas
+        assert job.targets.get().data["running"] == replicas
+
+
+def test_rolling_update_to_v2_one_task_at_a_time(env, local, docker_client, ct_images, prefix, live_worker):
+    actor = operator(env)
+    spec = web_spec(prefix, ct_images["web:v1"], replicas=3,
+                    update_config={"parallelism": 1, "delay": 0, "monitor": 1, "order": "stop-first"})
+    wait_job(services.create_service(actor, local, spec), "succeeded", 120)
+    service = Service.objects.get(engine=local, name=f"{prefix}-web")
+    job = wait_job(services.update_service(actor, service, {"image": ct_images["web:v2"], "parallelism": 1}),
+                   "succeeded", 240)
+    assert job.targets.get().data["outcome"] == "update_completed"
+    new = running(docker_client, service.service_id)
+    assert {t["Spec"]["ContainerSpec"]["Image"] for t in new} == {ct_images["web:v2"]}
+    assert docker_client.api.inspect_service(service.service_id)["Spec"]["UpdateConfig"]["Parallelism"] == 1
+    # One task at a time: each new task was made only after the previous one ran for the 1 s monitor.
+    made = sorted(_seconds(t["CreatedAt"]) for t in new)
+    assert all(later - earlier >= 0.9 for earlier, later in zip(made, made[1:], strict=False)), made
+    lines = [t for t in JobEvent.objects.filter(job=job, kind="output").values_list("text", flat=True)
+             if " task " in t]
+    assert lines, "each task's state changes are output lines"
+
+
+def test_an_update_to_a_crashing_image_rolls_back_and_the_job_fails_in_the_engines_words(
+        env, local, docker_client, ct_images, prefix, live_worker):
+    actor = operator(env)
+    spec = web_spec(prefix, ct_images["web:v1"], replicas=2,
+                    update_config={"parallelism": 1, "delay": 0, "monitor": 5, "failure_action": "rollback"},
+                    rollback_config={"parallelism": 0, "delay": 0, "monitor": 1})
+    wait_job(services.create_service(actor, local, spec), "succeeded", 120)
+    service = Service.objects.get(engine=local, name=f"{prefix}-web")
+    crashing = {**service.spec, "image": ct_images["crasher"], "env": {"CRASH_AFTER": "1"}}
+    job = wait_job(services.update_service(actor, service, {"spec": crashing}), "failed", 240)
+    target = job.targets.get()
+    assert target.data["outcome"] == "rolled_back", target.data
+    assert "rolled back" in target.error and "non-zero exit (3)" in target.error, target.error
+    assert any("non-zero exit (3)" in t["error"] for t in target.data["tasks"]), target.data["tasks"]
+    images = {t["Spec"]["ContainerSpec"]["Image"] for t in running(docker_client, service.service_id)}
+    assert images == {ct_images["web:v1"]}
+
+
+def test_a_bad_spec_is_a_field_error_and_launches_nothing(env, local, ct_images, prefix):
+    from django.core.exceptions import ValidationError
+
+    from ops_portal.jobs.models import Job
+
+    with pytest.raises(ValidationError) as caught:
+        services.create_service(operator(env), local, web_spec(prefix, "Bad Image!!", replicas=5000))
+    fields = caught.value.message_dict
+    assert "spec.image" in fields and "spec.replicas" in fields, fields
+    with pytest.raises(ValidationError):
+        services.create_service(operator(env), local, json.dumps([1, 2]))
+    assert not Job.objects.exists()
