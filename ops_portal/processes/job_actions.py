@@ -8,15 +8,16 @@ their writes to the job's writer thread.
 
 Process actions prefer the owning manager: a program's own process, owned by supervisord, systemd
 or PM2 and known to the programs app (owners.py), is stopped, paused, resumed or signaled through
-its manager (which would otherwise restart it, or lose track of it); every other process is
-signaled directly, by pid and start time (schedulers/process/control.py), and the output says why
-no manager was used.
+its manager (which would otherwise restart it, or lose track of it), and the program's status is
+stored afterwards; every other process is signaled directly, by pid and start time
+(schedulers/process/control.py), and the output says why no manager was used.
 """
 from ops_portal.inventory import services as inventory
 from ops_portal.inventory.choices import Transport
 from ops_portal.inventory.targets import HOSTS
 from ops_portal.jobs.actions import ActionSpec, register
 from ops_portal.jobs.job_actions import DEFAULT_POOL, HOST, host_target, prepare_ssh, with_host
+from ops_portal.programs import services as programs
 from schedulers import host as ssh
 from schedulers.base import BackendError, CommandResult
 from schedulers.process import control
@@ -201,8 +202,13 @@ def act_on_process(ctx):
 
 
 def _through_manager(ctx, shell, process, owner, action, signame, pid, start, timeout):
-    """Act through the program's manager; None (after saying why) when that manager cannot."""
-    kind, name = process.owner_kind, process.owner_name
+    """Act through the program's manager; None (after saying why) when that manager cannot. The
+    program's status is stored afterwards, as the programs app's own actions do."""
+    program = owner.program
+    kind = program.manager
+    # The name the manager knows this process by: one process of a supervisord group, or the unit
+    # the scan found; the program's own name when the program was found by pid under another owner.
+    name = process.owner_name if kind == process.owner_kind else program.name
     manager = MANAGERS[kind](shell)
     info = manager.detect()
     wanted, options = _manager_action(action, signame)
@@ -216,20 +222,42 @@ def _through_manager(ctx, shell, process, owner, action, signame, pid, start, ti
     if kind == "supervisord" and wanted == "signal" and signame not in SUPERVISOR_SIGNALS:
         ctx.output("stdout", f"signaling directly, not through supervisord: it does not send SIG{signame}")
         return None
+    if kind == "pm2":
+        instances = manager.status(name).extra.get("instances") or []
+        if len(instances) > 1:  # PM2 acts on an app, never on one of its instances
+            ctx.output("stdout", f"signaling directly, not through pm2: pid {pid} is one of {len(instances)} "
+                                 f"instances of {name}, and PM2 would act on all of them")
+            return None
     # The manager acts on the program, whatever process runs it now: make sure it still is this one.
     control.act(shell, pid, start, "check", timeout=timeout, cancel=ctx.cancel)
     if kind == "systemd" and wanted == "signal":
         options["whom"] = "main"
-    label = getattr(owner.program, "name", name)
-    ctx.output("stdout", f"pid {pid} is the process of {kind} program {label}: asking {kind} to {wanted} {name}"
-                         + (f" with SIG{signame}" if wanted == "signal" else "")
+    ctx.output("stdout", f"pid {pid} is the process of {kind} program {program.name}: asking {kind} to {wanted} "
+                         f"{name}" + (f" with SIG{signame}" if wanted == "signal" else "")
                          + (" (its own stop signal and wait apply, not the grace given here)" if wanted == "stop"
                             else ""))
-    status = manager.act(name, wanted, **options)
+    try:
+        status = manager.act(name, wanted, **options)
+    except ProcessError:
+        _store_program(ctx, manager, program, None, wanted)
+        raise
     ctx.output("stdout", f"{kind} reports {name}: {status.state or status.raw_state}"
                          + (f" (pids {', '.join(str(p) for p in status.pids)})" if status.pids else ""))
-    return {"via": kind, "program": label, "manager_action": wanted, "state": status.state,
+    _store_program(ctx, manager, program, status, wanted)
+    return {"via": kind, "program": program.name, "manager_action": wanted, "state": status.state,
             "pids": list(status.pids)}
+
+
+def _store_program(ctx, manager, program, status, action):
+    """Store the program's status (all its processes, when the manager acted on one of them), so
+    its pages show the result before the next refresh; best effort after a failed action."""
+    try:
+        if status is None or status.name != program.name:
+            status = manager.status(program.name)
+    except (ProcessError, BackendError):
+        return
+    program_id, job_id = program.pk, ctx.job.pk
+    ctx.after(lambda: programs.store_status(program_id, status, job_id=job_id, action=action))
 
 
 def _note_state(process_id, pid, start, ended, state):

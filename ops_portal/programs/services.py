@@ -12,7 +12,8 @@ Actions are offered only where the host's manager supports them: anything else i
 launch with the manager's own reason (400), before a job exists.
 
 For the processes app (which sits above this one): `program_for_process()` finds the program that
-owns a process, and `launch_operation()` acts on it through its manager.
+owns a process, `launch_operation()` acts on it through its manager as a program job, and
+`store_status()` keeps the program fresh after a process job acted through its manager itself.
 """
 import json
 
@@ -25,7 +26,7 @@ from ops_portal.inventory.choices import Transport
 from ops_portal.jobs.launch import launch_adhoc
 from ops_portal.jobs.system import launch_everywhere
 
-from . import specs
+from . import backend, observe, specs
 from .choices import OPERATIONS, SIGNALS, Manager, ProgramState
 from .job_actions import (
     APPLY_ACTION,
@@ -245,3 +246,10 @@ def offered(program, manager=None):
     """[(operation, refusal)] for the program's pages: every operation, with why it is not offered."""
     manager = manager if manager is not None else manager_of(program)
     return [(operation, refusal(program, operation, manager)) for operation in OPERATIONS]
+
+
+def store_status(program_id, status, *, job_id=None, action=None):
+    """Store a program's status (a backend ProgramStatus) after another app's job acted through its
+    manager, as the program's own actions do (observe.store_program: events, alerts, the stream).
+    Called from the job's writer thread."""
+    return observe.store_program(program_id, backend.observed(status), job_id, action=action)

@@ -1,25 +1,23 @@
 """The process level against real fleet hosts through a live worker (API → job → worker → SSH →
 database → API): every host's inventory lists its sshd and its manager (supervisord, systemd,
 PM2); pause and resume of a plain process; a reused pid refused; a program's process killed
-directly and restarted by supervisord, seen as restarted; and, with the programs app standing in,
-a program's process paused and resumed through supervisord itself."""
+directly (its programs not refreshed yet) and restarted by supervisord, seen as restarted; and,
+once the programs app's refresh knows the host's programs, a program's process killed, paused and
+resumed through supervisord itself, the program's state stored by the same job."""
 import re
-import sys
-import types
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from ops_portal.accounts.choices import Role
 from ops_portal.core.context import Actor
 from ops_portal.inventory import services as inventory
-from ops_portal.processes import job_actions, owners
-from ops_portal.processes.choices import PAUSE_ACTION, RESUME_ACTION
+from ops_portal.jobs.choices import JobState
 from ops_portal.processes.models import Process, ProcessScan
-from schedulers.base import CancelToken
-from schedulers.host import SSHPool
+from ops_portal.programs import services as programs
+from ops_portal.programs.models import Program
 from tests import factories
+from tests.jobs.helpers import wait_job
 from tests.processes.conftest import act, found, output, scan
 from tests.schedulers.process_helpers import wait_for
 
@@ -118,71 +116,82 @@ def test_signal_of_a_pid_whose_start_time_changed_is_refused(fleet, plain, opera
     assert stat(fleet, host, pid).startswith("S")  # never signaled
 
 
-def test_a_programs_process_killed_directly_is_restarted_by_supervisord_and_seen_restarted(fleet, fleet_env,
-                                                                                           operator_api,
-                                                                                           live_worker):
-    host = fleet_env[2][fleet.hosts[1].name]
-    wait_for(lambda: "RUNNING" in fleet.exec(host.name, ["supervisorctl", "status", "sleeper"]).stdout, 20)
+def programs_refreshed(fleet_env, host):
+    """Run the programs app's own refresh (programs.refresh) on the host, as an operator would."""
+    env, user, _ = fleet_env
+    job = wait_job(programs.launch_refresh(Actor.for_user(user, source="api"), env, [host]),
+                   JobState.SUCCEEDED, timeout=120)
+    assert job.targets.get().state == "ok"
+
+
+def running_pid(fleet, host, name):
+    match = re.search(r"RUNNING\s+pid (\d+)", fleet.exec(host.name, ["supervisorctl", "status", name]).stdout)
+    return int(match.group(1)) if match else None
+
+
+def assert_restarted(fleet, operator_api, host, old):
+    """supervisord runs sleeper again under a new pid, and the next scan counts it restarted."""
+    assert wait_for(lambda: running_pid(fleet, host, "sleeper") not in (None, old), 20), \
+        "supervisord did not restart sleeper"
     scan(operator_api, host)
+    latest = ProcessScan.objects.filter(host=host).latest("time")
+    assert any(name == "sleep" and was == old for was, new, name in latest.changes["restarted"]), latest.changes
+
+
+def test_a_programs_process_the_portal_does_not_know_is_killed_directly_and_restarted_by_supervisord(
+        fleet, fleet_env, operator_api, live_worker):
+    host = fleet_env[2][fleet.hosts[1].name]
+    wait_for(lambda: running_pid(fleet, host, "sleeper"), 20)
+    scan(operator_api, host)
+    assert not Program.objects.filter(host=host).exists()  # the host's programs were never refreshed
     (sleeper,) = Process.objects.filter(host=host, owner_kind="supervisord", owner_name="sleeper", main=True)
     job = act(operator_api, sleeper, "kill")
     text = output(job)
-    assert "signaling directly, not through a manager: it belongs to supervisord program sleeper, but the " \
-           "programs app is not installed" in text
+    assert "signaling directly, not through a manager: it belongs to supervisord program sleeper, which the " \
+           "portal does not know as a program (refresh the host's programs)" in text
     assert f"sent SIGKILL to pid {sleeper.pid}" in text
+    assert job.targets.get().data["via"] == "signal"
+    assert_restarted(fleet, operator_api, host, sleeper.pid)
 
-    def restarted():
-        out = fleet.exec(host.name, ["supervisorctl", "status", "sleeper"]).stdout
-        match = re.search(r"RUNNING\s+pid (\d+)", out)
-        return match and int(match.group(1)) != sleeper.pid
 
-    assert wait_for(restarted, 20), "supervisord did not restart sleeper"
+def test_a_programs_process_is_killed_through_supervisord_once_its_programs_are_refreshed(
+        fleet, fleet_env, operator_api, live_worker):
+    host = fleet_env[2][fleet.hosts[1].name]
+    wait_for(lambda: running_pid(fleet, host, "sleeper"), 20)
+    programs_refreshed(fleet_env, host)
     scan(operator_api, host)
-    latest = ProcessScan.objects.filter(host=host).latest("time")
-    assert any(name == "sleep" and old == sleeper.pid for old, new, name in latest.changes["restarted"]), \
-        latest.changes
+    (sleeper,) = Process.objects.filter(host=host, owner_kind="supervisord", owner_name="sleeper", main=True)
+    program = Program.objects.get(host=host, manager="supervisord", name="sleeper")
+    assert program.pids == [sleeper.pid]
+    job = act(operator_api, sleeper, "kill")
+    text = output(job)
+    assert f"pid {sleeper.pid} is the process of supervisord program sleeper: asking supervisord to signal " \
+           f"sleeper with SIGKILL" in text
+    assert "supervisord reports sleeper:" in text and "sent SIGKILL" not in text and "directly" not in text
+    result = job.targets.get().data
+    assert result["via"] == "supervisord" and result["manager_action"] == "signal" and result["program"] == "sleeper"
+    assert wait_for(lambda: not fleet.exec(host.name, ["ps", "-p", str(sleeper.pid)]).ok, 10), \
+        f"pid {sleeper.pid} is still there"  # the process got SIGKILL
+    assert Program.objects.get(pk=program.pk).updated > program.updated  # stored by the job, not a refresh
+    assert_restarted(fleet, operator_api, host, sleeper.pid)
 
 
-@pytest.fixture
-def programs_app(monkeypatch):
-    """The programs app standing in (it is built on another branch): it knows every supervisord program."""
-    module = types.ModuleType(owners.PROGRAMS_SERVICES)
-    module.program_for_process = lambda host, pid, kind, name: SimpleNamespace(pk=1, manager=kind, name=name)
-    monkeypatch.setitem(sys.modules, owners.PROGRAMS_SERVICES, module)
-    monkeypatch.setattr(owners, "programs_installed", lambda: True)
-
-
-class Context:
-    """What the runner hands an action for one target, with writes done at once."""
-
-    def __init__(self, process, action, pool):
-        self.obj, self.params, self.timeout, self.cancel = process, {"use_manager": True}, 60, CancelToken()
-        self.job = SimpleNamespace(pk=0, action=action)
-        self.target = SimpleNamespace(name=str(process), index=0,
-                                      fingerprint={"pid": process.pid, "start_time": process.start_time})
-        self.resources = {"ssh": pool, "owners": {process.pk: owners.owning_program(process)}}
-        self.lines = []
-
-    def output(self, stream, text):
-        self.lines.append(text)
-
-    def after(self, func):
-        func()
-
-
-def test_a_programs_process_is_paused_and_resumed_through_supervisord(fleet, fleet_env, operator_api, programs_app,
-                                                                      live_worker):
+def test_a_programs_process_is_paused_and_resumed_through_supervisord(fleet, fleet_env, operator_api, live_worker):
     host = fleet_env[2][fleet.hosts[2].name]
-    wait_for(lambda: "RUNNING" in fleet.exec(host.name, ["supervisorctl", "status", "ticker"]).stdout, 20)
+    wait_for(lambda: running_pid(fleet, host, "ticker"), 20)
+    programs_refreshed(fleet_env, host)
     scan(operator_api, host)
-    ticker = Process.objects.select_related("host__credential").get(
-        host=host, owner_kind="supervisord", owner_name="ticker", main=True)
-    with SSHPool(2) as pool:
-        paused = Context(ticker, PAUSE_ACTION, pool)
-        result = job_actions.act_on_process(paused)
-        assert result.data["via"] == "supervisord" and result.data["state"] == "paused", paused.lines
-        assert any("asking supervisord to pause ticker" in line for line in paused.lines)
-        assert stat(fleet, host, ticker.pid).startswith("T")
-        resumed = Context(ticker, RESUME_ACTION, pool)
-        assert job_actions.act_on_process(resumed).data["state"] == "running", resumed.lines
-        assert stat(fleet, host, ticker.pid)[0] in "SR"
+    ticker = Process.objects.get(host=host, owner_kind="supervisord", owner_name="ticker", main=True)
+    program = Program.objects.get(host=host, manager="supervisord", name="ticker")
+    assert program.state == "running"
+    paused = act(operator_api, ticker, "pause")
+    result = paused.targets.get().data
+    assert result["via"] == "supervisord" and result["state"] == "paused", output(paused)
+    assert "asking supervisord to pause ticker" in output(paused)
+    assert stat(fleet, host, ticker.pid).startswith("T")
+    assert Program.objects.get(pk=program.pk).state == "paused"  # the programs app sees it at once
+    resumed = act(operator_api, ticker, "resume")
+    assert resumed.targets.get().data["state"] == "running", output(resumed)
+    assert "asking supervisord to resume ticker" in output(resumed)
+    assert stat(fleet, host, ticker.pid)[0] in "SR"
+    assert Program.objects.get(pk=program.pk).state == "running"

@@ -1,5 +1,7 @@
 """The processes pages: fleet-wide, one host (tree and search, changes since the scan before), one
 process (its actions as jobs), the host page's section; each in a fixed number of queries."""
+import html
+
 import pytest
 
 from ops_portal.accounts.choices import Role
@@ -9,6 +11,7 @@ from ops_portal.processes import store
 from schedulers.process import inventory
 from tests import factories
 from tests.processes.helpers import proc, snapshot
+from tests.programs.helpers import program
 
 pytestmark = pytest.mark.django_db
 
@@ -65,8 +68,10 @@ def test_the_host_page_shows_the_tree_and_what_changed(client, env, host):
 def test_an_operator_acts_on_a_process_from_its_page_and_a_viewer_cannot(client, env, host):
     nginx = host.processes.get(pid=42)
     client.force_login(person(Role.VIEWER, env))
-    page = client.get(f"/processes/{nginx.pk}/").content.decode()
-    assert 'id="process-act"' not in page and "the programs app is not installed" in page
+    page = html.unescape(client.get(f"/processes/{nginx.pk}/").content.decode())
+    assert 'id="process-act"' not in page
+    assert "Signals go to the process itself: it belongs to systemd unit nginx.service, which the portal does not " \
+           "know as a program (refresh the host's programs)." in page
     refused = client.post(f"/processes/{nginx.pk}/act/", {"what": "kill"}, follow=True)
     assert "You may not operate" in refused.content.decode() and not Job.objects.exists()
     client.force_login(person(Role.OPERATOR, env))
@@ -76,6 +81,16 @@ def test_an_operator_acts_on_a_process_from_its_page_and_a_viewer_cannot(client,
     assert response.url == f"/jobs/{job.pk}/" and job.action == "process.signal" and job.params["signal"] == "HUP"
     bad = client.post(f"/processes/{nginx.pk}/act/", {"what": "stop", "grace_seconds": "5; reboot"}, follow=True)
     assert "must be a whole number" in bad.content.decode() and Job.objects.count() == 1
+
+
+def test_a_process_of_a_program_the_portal_knows_links_to_it_and_offers_its_manager(client, env, host):
+    nginx = program(host, "nginx", "systemd")
+    client.force_login(person(Role.VIEWER, env))
+    page = client.get(f"/processes/{host.processes.get(pid=42).pk}/").content.decode()
+    assert f'<a href="/programs/{nginx.pk}/">the program</a>' in page
+    assert "stop, pause, resume and signals go through systemd" in page and "does not know" not in page
+    worker = html.unescape(client.get(f"/processes/{host.processes.get(pid=43).pk}/").content.decode())
+    assert "Signals go to the process itself: it is a child of systemd unit nginx.service's own process" in worker
 
 
 def test_processes_of_the_portals_own_machine_offer_no_actions_to_environment_operators(client, env, settings):
