@@ -62,7 +62,7 @@ def test_the_connection_test_says_down_and_unsupported_in_plain_words(env, api, 
 def test_the_tls_client_key_is_encrypted_and_never_returned(env, api):
     from django.db import connection
 
-    from tests.api_cases import FAKE_KEY, FAKE_PEM
+    from tests.web.api_cases import FAKE_KEY, FAKE_PEM
 
     api.force_authenticate(person(env, Role.ADMIN))
     response = api.post(reverse("api:engine-list"), {"name": "tls", "environment": env.name, "transport": "tcp",
@@ -135,7 +135,7 @@ def test_readiness_wants_a_watcher_only_when_enabled_engines_exist(env, client):
 
 
 def test_the_admin_shows_engines_but_never_their_client_key(client, env):
-    from tests.api_cases import FAKE_KEY, FAKE_PEM
+    from tests.web.api_cases import FAKE_KEY, FAKE_PEM
 
     remote = engine(env, name="remote", url="tcp://10.1.2.3:2376", transport="tcp", tls_cert=FAKE_PEM,
                     tls_key=FAKE_KEY)

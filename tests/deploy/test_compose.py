@@ -43,14 +43,14 @@ def test_the_file_matches_the_compose_schema():
 
 def test_every_service_has_a_healthcheck(resolved):
     services = resolved["services"]
-    assert set(services) == {"postgres", "redis", "web", "worker", "beat"}
+    assert set(services) == {"postgres", "redis", "web", "worker", "beat", "watcher"}
     for name, service in services.items():
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
 
 
 def test_portal_services_wait_for_healthy_dependencies_and_share_settings(resolved):
     services = resolved["services"]
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "beat", "watcher"):
         service = services[name]
         assert service["depends_on"] == {"postgres": {"condition": "service_healthy"},
                                          "redis": {"condition": "service_healthy"}}
