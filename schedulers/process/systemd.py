@@ -317,15 +317,21 @@ class SystemdManager(ProgramManager):
         return True
 
     def _start_and_watch(self, unit, startsecs):
+        # A new configuration gets a fresh start: the start limit a crash loop of the old one hit
+        # ("start request repeated too quickly") and its failed state are forgotten first.
+        self._systemctl("reset-failed", "--", unit, check=False)
         result = self._systemctl("restart", "--", unit, check=False)
         if not result.ok:
             raise ProcessError(self._failure(unit, "start", result))
         if not startsecs:
             return  # as supervisord's startsecs=0: running once started
+        # Restarts are counted from here: systemd keeps the old count across a manual restart of a
+        # unit that was waiting to be restarted automatically.
+        baseline = _restarts(self._show([unit]).get(unit, {}))
         deadline = time.monotonic() + startsecs
         while True:
             props = self._show([unit]).get(unit, {})
-            if props.get("ActiveState") != "active" or props.get("NRestarts", "0") != "0":
+            if props.get("ActiveState") != "active" or _restarts(props) > baseline:
                 raise ProcessError(f"{unit} on {self.shell.name} did not stay up for {startsecs}s "
                                    f"({props.get('ActiveState')}/{props.get('SubState')}, result "
                                    f"{props.get('Result')})\nlast lines of its journal:\n"
@@ -416,3 +422,10 @@ class SystemdManager(ProgramManager):
         self.shell.stream(["journalctl", "--no-pager", "-f", "-n", "0", "-o", "cat", f"--unit={unit}"],
                           on_line=line, cancel=cancel)
 
+
+def _restarts(props) -> int:
+    """A unit's NRestarts as a number (0 when systemd does not say)."""
+    try:
+        return int(props.get("NRestarts") or 0)
+    except ValueError:
+        return 0
