@@ -15,7 +15,7 @@ venv-dev:
 prepare: venv
 	@scripts/ensure-redis.sh
 	@scripts/portal-env.sh
-	@set -a; . var/portal.env; set +a; \
+	@. scripts/load-env.sh var/portal.env; \
 	  $(PY) manage.py migrate --no-input -v0 && \
 	  $(PY) manage.py collectstatic --no-input -v0 && \
 	  $(PY) manage.py bootstrap
@@ -43,7 +43,7 @@ lint-imports: venv-dev
 fleet: prepare
 	@scripts/ensure-docker.sh
 	@$(PY) -m fleet up $${FLEET_SIZE:-5}
-	@set -a; . var/portal.env; set +a; $(PY) manage.py register_fleet var/fleet/current/inventory.json && \
+	@. scripts/load-env.sh var/portal.env; $(PY) manage.py register_fleet var/fleet/current/inventory.json && \
 	  $(PY) manage.py register_engine --environment staging --name fleet
 
 fleet-down: venv

@@ -5,9 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 env_file=${PORTAL_ENV_FILE:-var/portal.env}
-set -a; . "$env_file"; set +a
+# What the environment sets wins over the file (DEBUG=true make run).
+. scripts/load-env.sh "$env_file"
 HOST=${PORTAL_HOST:-127.0.0.1}
 PORT=${PORTAL_PORT:-8000}
+# Links in notifications and emails follow the port unless PORTAL_URL says otherwise.
+export PORTAL_URL=${PORTAL_URL:-http://$HOST:$PORT}
 RESTART_DELAY=${RESTART_DELAY:-1}
 RESTART_DELAY_MAX=${RESTART_DELAY_MAX:-60}
 STOP_TIMEOUT=${STOP_TIMEOUT:-30}
