@@ -20,6 +20,7 @@ from .base import ManagerInfo, ManagerUnavailable, ProcessError, ProgramManager,
 from .systemd_unit import (
     EXIT_DIR,
     MARKER,
+    RESTART_SEC,
     UNIT_DIR,
     SpecError,
     render,
@@ -35,6 +36,7 @@ UNIX_TIMESTAMPS = 251  # systemctl --timestamp=unix
 PROPERTIES = (
     "Id", "Description", "LoadState", "ActiveState", "SubState", "UnitFileState", "FragmentPath", "MainPID",
     "ExecMainCode", "ExecMainStatus", "ExecMainStartTimestamp", "ExecMainExitTimestamp", "NRestarts", "Result",
+    "ExecMainStartTimestampMonotonic", "ExecMainExitTimestampMonotonic", "InactiveExitTimestampMonotonic",
     "Restart", "StartLimitBurst", "MemoryMax", "MemoryCurrent", "CPUQuotaPerSecUSec", "TasksMax", "LimitNOFILE",
     "FreezerState",
 )
@@ -317,28 +319,52 @@ class SystemdManager(ProgramManager):
         return True
 
     def _start_and_watch(self, unit, startsecs):
+        """Restart unit and check that its main process stays up for startsecs.
+
+        The verdict comes from systemd's own clock (the main process's start and exit times, in
+        microseconds since boot), not from when the portal looked: on a slow link or a loaded host
+        the first look may come after a process that lived long enough has already ended, and a
+        process that ended too soon is caught however late it is looked at."""
         # A new configuration gets a fresh start: the start limit a crash loop of the old one hit
-        # ("start request repeated too quickly") and its failed state are forgotten first.
+        # ("start request repeated too quickly"), its failed state and restart count are forgotten.
         self._systemctl("reset-failed", "--", unit, check=False)
         result = self._systemctl("restart", "--", unit, check=False)
         if not result.ok:
             raise ProcessError(self._failure(unit, "start", result))
         if not startsecs:
             return  # as supervisord's startsecs=0: running once started
-        # Restarts are counted from here: systemd keeps the old count across a manual restart of a
-        # unit that was waiting to be restarted automatically.
-        baseline = _restarts(self._show([unit]).get(unit, {}))
+        needed, wait = startsecs * 1_000_000, RESTART_SEC * 1_000_000
         deadline = time.monotonic() + startsecs
         while True:
             props = self._show([unit]).get(unit, {})
-            if props.get("ActiveState") != "active" or _restarts(props) > baseline:
-                raise ProcessError(f"{unit} on {self.shell.name} did not stay up for {startsecs}s "
-                                   f"({props.get('ActiveState')}/{props.get('SubState')}, result "
-                                   f"{props.get('Result')})\nlast lines of its journal:\n"
-                                   + "\n".join(self.logs(unit, lines=10)))
+            # InactiveExit: when this start began (the unit stays "activating" between automatic
+            # restarts, so they do not move it); ExecMainStart: when the current process began.
+            # NRestarts is no help here: a restart that finds the unit waiting to be restarted
+            # automatically does not zero it.
+            since = _micros(props, "InactiveExitTimestampMonotonic")
+            began = _micros(props, "ExecMainStartTimestampMonotonic")
+            ended = _micros(props, "ExecMainExitTimestampMonotonic")
+            if since and began and began - since >= wait:
+                # Restarted already: the first process lived at most until systemd waited
+                # RestartSec to start the current one.
+                if began - since - wait >= needed:
+                    return
+                self._did_not_stay_up(unit, startsecs, props)
+            if since and began and ended >= began:
+                if ended - began >= needed:
+                    return  # it lived long enough; a later crash is the crash loop's business
+                self._did_not_stay_up(unit, startsecs, props)
+            if props.get("ActiveState") != "active":
+                self._did_not_stay_up(unit, startsecs, props)
             if time.monotonic() >= deadline:
                 return
             time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
+
+    def _did_not_stay_up(self, unit, startsecs, props):
+        raise ProcessError(f"{unit} on {self.shell.name} did not stay up for {startsecs}s "
+                           f"({props.get('ActiveState')}/{props.get('SubState')}, result "
+                           f"{props.get('Result')})\nlast lines of its journal:\n"
+                           + "\n".join(self.logs(unit, lines=10)))
 
     def _roll_back(self, unit, path, old, was_active):
         self._systemctl("stop", "--", unit, check=False)
@@ -423,9 +449,10 @@ class SystemdManager(ProgramManager):
                           on_line=line, cancel=cancel)
 
 
-def _restarts(props) -> int:
-    """A unit's NRestarts as a number (0 when systemd does not say)."""
+
+def _micros(props, name) -> int:
+    """A number property (monotonic timestamps in microseconds), 0 when unset or not given."""
     try:
-        return int(props.get("NRestarts") or 0)
+        return int(props.get(name) or 0)
     except ValueError:
         return 0

@@ -196,6 +196,42 @@ def test_a_program_that_fails_to_start_is_rolled_back_with_its_output(manager, p
         manager.status(program)
 
 
+def _look_late(manager, monkeypatch, seconds):
+    """Make the manager's first look after a restart come `seconds` late, as over a slow link."""
+    show, late = manager._show, [True]
+
+    def slow_show(units):
+        if late and late.pop():
+            time.sleep(seconds)
+        return show(units)
+
+    original = manager._systemctl
+
+    def systemctl(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if args[0] == "restart":
+            monkeypatch.setattr(manager, "_show", slow_show)
+        return result
+
+    monkeypatch.setattr(manager, "_systemctl", systemctl)
+
+
+def test_a_program_that_stayed_up_long_enough_is_accepted_however_late_the_portal_looks(manager, program,
+                                                                                          monkeypatch):
+    # Lives 2 s then crashes (restarted after RestartSec); startsecs=1; the first look comes after 4.5 s.
+    _look_late(manager, monkeypatch, 4.5)
+    assert manager.apply(ProgramSpec(name=program, command=["/bin/sh", "-c", "sleep 2; exit 3"], startsecs=1,
+                                     autorestart="true"))
+
+
+def test_a_program_that_died_too_soon_is_refused_however_late_the_portal_looks(manager, program, monkeypatch):
+    # Lives 0.3 s, restarted after RestartSec, dies again...; startsecs=2; the first look comes after 3 s.
+    _look_late(manager, monkeypatch, 3)
+    with pytest.raises(ProcessError, match="did not stay up for 2s"):
+        manager.apply(ProgramSpec(name=program, command=["/bin/sh", "-c", "sleep 0.3; exit 3"], startsecs=2,
+                                  autorestart="true"))
+
+
 def test_lines_written_appear_in_follow(manager, program):
     manager.apply(ticker(program, every=0.2))
     seen, cancel = [], CancelToken()
