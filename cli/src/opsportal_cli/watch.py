@@ -227,7 +227,7 @@ class JobWatcher:
                     if self.read_socket(ws):
                         self.drain()
                         return
-            except (WebSocketException, OSError) as exc:
+            except (WebSocketException, OSError, *TRANSIENT) as exc:
                 if _why(exc) == REVOKED_TEXT:
                     raise Unauthorized(f"the portal closed the live stream: {REVOKED_TEXT}") from None
                 if isinstance(exc, InvalidStatus):
