@@ -48,8 +48,9 @@ def test_wait_follow_prints_every_line_of_every_host_once_in_order_and_exits_0(f
     assert run.proc.returncode == 0, run.text()
     job = Job.objects.get(environment=env)
     assert lines_by_target(run.stdout) == {h.name: [f"line-{i}" for i in range(1, 41)] for h in hosts}
-    assert sorted(line.split()[0] for line in run.out if " ** " in line) == sorted(h.name for h in hosts)
-    assert all(line.endswith("** ok exit=0") for line in run.out if " ** " in line)
+    target_lines = [line.split() for line in run.out if " ** " in line]
+    assert sorted(target_lines) == sorted([[h.name, "**", "running"] for h in hosts]
+                                          + [[h.name, "**", "ok", "exit=0"] for h in hosts])
     assert run.out.count("-- job running") == 1 and run.out.count("-- job succeeded") == 1
     assert f"job {job.pk} succeeded: {len(hosts)} of {len(hosts)} targets done, 0 failed" in run.stderr
     assert "Traceback" not in run.text()
