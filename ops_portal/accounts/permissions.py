@@ -173,6 +173,25 @@ class Authority:
             raise PermissionDenied(message or f"You may not {action} {obj._meta.verbose_name} {obj}.")
 
 
+def holders(action, environment=None):
+    """Active users who may do `action` in `environment` (an Environment, an id, or None: global),
+    through their own bindings, a team's or as superusers."""
+    from django.contrib.auth import get_user_model  # noqa: PLC0415 — models import this module
+
+    environment_id = getattr(environment, "pk", environment)
+    roles = [role for role, actions in ROLE_ACTIONS.items() if action in actions]
+    where = Q(environment__isnull=True) if environment_id is None else (
+        Q(environment__isnull=True) | Q(environment_id=environment_id))
+    bound = Q(role_bindings__in=_bindings(roles, where)) | Q(ops_teams__role_bindings__in=_bindings(roles, where))
+    return get_user_model().objects.filter(Q(is_superuser=True) | bound, is_active=True).distinct()
+
+
+def _bindings(roles, where):
+    from .models import RoleBinding  # noqa: PLC0415 — models import this module (RestrictedQuerySet)
+
+    return RoleBinding.objects.filter(where, role__in=roles)
+
+
 def has_any(user, action) -> bool:
     """Does the user hold `action` in at least one environment?"""
     return not scope_for(user, action).empty

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ops_portal.accounts.choices import Action
-from ops_portal.accounts.permissions import can, require
+from ops_portal.accounts.permissions import can, holders, require
 from ops_portal.audit.crud import create_object, delete_object, update_object
 from ops_portal.audit.services import record
 from ops_portal.core import streams
@@ -188,6 +188,16 @@ def decide(actor, request, decision, comment=""):
         else:
             _announce(request)
     return request
+
+
+def approvers(request, limit=50):
+    """Names of the people who could still decide on a pending request: those who may approve in
+    its environment, less the requester (four eyes) and those who already decided."""
+    if request.state != RequestState.PENDING:
+        return []
+    decided = [d.user_id for d in request.decisions.all()]
+    users = holders(Action.APPROVE, request.environment_id).exclude(pk__in=[*decided, request.requested_by_id])
+    return sorted(users.values_list("username", flat=True).order_by("username")[:limit])
 
 
 def add_comment(actor, request, text):

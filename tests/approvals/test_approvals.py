@@ -289,3 +289,28 @@ def test_policy_validation_errors_are_400(api, people, prod):
     assert {"templates", "approvals_required"} <= set(response.json()["error"]["fields"])
 
 
+
+
+def test_a_pending_request_names_who_could_still_approve_it(prod, people, api):
+    """Approvers here or everywhere, directly, through a team or as superusers; never the requester,
+    someone who already decided, an inactive user, or people who may not approve here."""
+    ApprovalPolicy.objects.filter(environment=prod).update(approvals_required=2)
+    requester = people(Role.ADMIN)
+    direct, decided = person(prod, Role.APPROVER, "ann"), person(prod, Role.APPROVER, "dan")
+    everywhere = person(None, Role.ADMIN, "eve")
+    member = factories.user("tom")
+    factories.binding(role=Role.APPROVER, team=factories.team(members=[member]), environment=prod)
+    factories.user("sue", is_superuser=True)
+    factories.user("ian", is_active=False, is_superuser=True)
+    person(prod, Role.OPERATOR, "oscar")
+    person(prod, Role.VIEWER, "vic")
+    person(factories.environment("staging"), Role.APPROVER, "stan")
+    job = launch(requester, prod)
+    api.force_authenticate(decided)
+    url = f"/api/approvals/{job.approval_request_id}/"
+    assert api.post(url + "approve/", {}, format="json").json()["approvers"] == ["ann", "eve", "sue", "tom"]
+    api.force_authenticate(people(Role.VIEWER))
+    assert api.get(url).json()["approvers"] == ["ann", "eve", "sue", "tom"]
+    api.force_authenticate(direct)
+    assert api.post(url + "approve/", {}, format="json").json()["approvers"] == []  # approved: nobody left
+    assert everywhere.username == "eve"

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from ops_portal.inventory.api.serializers import EnvironmentField
 
+from .. import services
 from ..choices import Decision
 from ..models import ApprovalComment, ApprovalDecision, ApprovalPolicy, ApprovalRequest
 
@@ -50,10 +51,15 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
 class ApprovalRequestDetailSerializer(ApprovalRequestSerializer):
     decisions = DecisionSerializer(many=True, read_only=True)
     comments = CommentSerializer(many=True, read_only=True)
+    approvers = serializers.SerializerMethodField(
+        help_text="Who could still decide on a pending request (not the requester, not those who decided).")
 
     class Meta(ApprovalRequestSerializer.Meta):
-        fields = ApprovalRequestSerializer.Meta.fields + ["plan", "decisions", "comments"]
+        fields = ApprovalRequestSerializer.Meta.fields + ["plan", "decisions", "comments", "approvers"]
         read_only_fields = fields
+
+    def get_approvers(self, obj) -> list[str]:
+        return services.approvers(obj)
 
 
 class DecideSerializer(serializers.Serializer):

@@ -75,7 +75,7 @@ class JobTargetSerializer(serializers.ModelSerializer):
 
 class JobSerializer(serializers.ModelSerializer):
     environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    template = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    template = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)  # ad hoc: null
 
     class Meta:
         model = Job
