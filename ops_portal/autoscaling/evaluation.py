@@ -63,7 +63,7 @@ def _finish(evaluation, outcome, reason, **fields):
 
 def _busy_job(service):
     """An unfinished job on the service (ours waiting for approval, or anyone's update)."""
-    return (Job.objects.filter(state__in=ACTIVE_STATES, targets__kind="service", targets__ref_id=str(service.pk))
+    return (Job.objects.filter(state__in=ACTIVE_STATES, targets__kind="service", targets__ref_id=service.pk)
             .order_by("pk").first())
 
 
