@@ -299,6 +299,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "ops_portal.accounts.choices.Role",
         "SourceEnum": "ops_portal.core.choices.Source",
         "ScanSourceEnum": "ops_portal.processes.choices.ScanSource",
+        "ScalingMetricEnum": "ops_portal.autoscaling.choices.Metric",
     },
 }
 
