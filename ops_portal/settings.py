@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "ops_portal.containers",
     "ops_portal.programs",
     "ops_portal.processes",
+    "ops_portal.autoscaling",
     "ops_portal.approvals",
     "ops_portal.jobs",
     "ops_portal.dashboard",
@@ -298,6 +299,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "ops_portal.accounts.choices.Role",
         "SourceEnum": "ops_portal.core.choices.Source",
         "ScanSourceEnum": "ops_portal.processes.choices.ScanSource",
+        "ScalingMetricEnum": "ops_portal.autoscaling.choices.Metric",
     },
 }
 
@@ -346,6 +348,9 @@ JOB_LOST_AFTER_SECONDS = env_int("JOB_LOST_AFTER_SECONDS", 60, minimum=5)
 CONTAINERS_PUBLISH_MODE = env_choice("CONTAINERS_PUBLISH_MODE", ("auto", "ingress", "host"), "auto")
 # The container watcher: full resync of every engine this often (seconds), besides each reconnect.
 CONTAINERS_RESYNC_SECONDS = env_int("CONTAINERS_RESYNC_SECONDS", 300, minimum=10)
+# Hosts (names or addresses, lower-case) autoscaling policies may read an HTTP metric from, besides
+# 127.0.0.1, ::1 and localhost. Empty: loopback only.
+AUTOSCALING_METRIC_HOSTS = [h.lower() for h in env_list("AUTOSCALING_METRIC_HOSTS", [])]
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "127.0.0.1")

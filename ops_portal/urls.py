@@ -18,6 +18,7 @@ api_modules = [
     "ops_portal.monitoring.api.urls",
     "ops_portal.configs.api.urls",
     "ops_portal.containers.api.urls",
+    "ops_portal.autoscaling.api.urls",
     "ops_portal.programs.api.urls",
     "ops_portal.processes.api.urls",
 ]
@@ -39,6 +40,7 @@ urlpatterns = [
     path("", include("ops_portal.jobs.urls")),
     path("", include("ops_portal.approvals.urls")),
     path("", include("ops_portal.configs.urls")),
+    path("", include("ops_portal.autoscaling.urls")),
     path("", include("ops_portal.containers.urls")),
     path("", include("ops_portal.programs.urls")),
     path("", include("ops_portal.processes.urls")),

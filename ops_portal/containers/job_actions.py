@@ -93,7 +93,9 @@ register(ActionSpec(
 ))
 register(ActionSpec(
     name="service.scale", label="Scale a service", target_kind=SERVICES.name,
-    parameters=[{"name": "replicas", "type": "int", "required": True, "min": 0, "max": 1000}],
+    parameters=[{"name": "replicas", "type": "int", "required": True, "min": 0, "max": 1000},
+                {"name": "reason", "type": "text", "max_length": 2000, "label": "Why",
+                 "help": "Shown on the job and to approvers (autoscaling writes its decision and the metric here)."}],
     run=operations.guard(swarm.scale), prepare=_prepare(),
     description="Set the replicas and follow the service until it converged.",
 ))

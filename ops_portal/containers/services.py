@@ -53,7 +53,8 @@ def delete_engine(actor, engine):
         with transaction.atomic():
             delete_object(actor, engine, authorize=_authorize_engine)
     except ProtectedError:
-        raise ValidationError({"engine": [f"Engine {engine.name} still has stacks: delete them first."]}) from None
+        raise ValidationError({"engine": [f"Engine {engine.name} still has stacks or autoscaling policies: delete "
+                                          "them first."]}) from None
 
 
 def test_engine(actor, engine):
@@ -118,9 +119,9 @@ def stack_diff(stack):
 
 # Jobs --------------------------------------------------------------------------------------
 
-def _launch(actor, environment, action, values, selector, name, strategy=None):
+def _launch(actor, environment, action, values, selector, name, strategy=None, approval=None):
     return launch_adhoc(actor, environment=environment, action=action, values=values, selector=selector,
-                        strategy=strategy, name=name[:200], predefined=True)
+                        strategy=strategy, name=name[:200], predefined=True, approval=approval)
 
 
 def _one_environment(objects, what):
@@ -193,12 +194,15 @@ def _service_selector(service):
     return {"kind": "service", "ids": [str(service.pk)]}
 
 
-def scale_service(actor, service, replicas):
+def scale_service(actor, service, replicas, *, reason="", name=None, approval=None):
+    """Launch service.scale. `reason` is shown on the job and to approvers; `approval` (an approvals
+    Requirement) asks for approval on top of the environment's policies (autoscaling's limit)."""
     if service.mode != "replicated":
         raise ValidationError({"replicas": [f"Service {service.name} is {service.mode or 'not replicated'}: only "
                                             "replicated services scale."]})
-    return _launch(actor, service.engine.environment, "service.scale", {"replicas": replicas},
-                   _service_selector(service), f"Scale {service.name} to {replicas}")
+    values = {"replicas": replicas, **({"reason": reason} if reason else {})}
+    return _launch(actor, service.engine.environment, "service.scale", values, _service_selector(service),
+                   name or f"Scale {service.name} to {replicas}", approval=approval)
 
 
 def update_service(actor, service, values):

@@ -47,6 +47,8 @@ def scale(ctx):
     client = client_for(ctx)
     service = ctx.obj
     replicas = ctx.params["replicas"]
+    if ctx.params.get("reason"):
+        ctx.output("stdout", f"why: {ctx.params['reason']}")
     change = service_ops.scale(client, service.service_id, replicas)
     ctx.output("stdout", f"service {service.name}: scaling to {replicas} replicas (spec version {change.version})")
     result = follow(ctx, client, change, service.name)

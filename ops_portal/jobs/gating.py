@@ -6,7 +6,7 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from ops_portal.approvals import services as approvals
-from ops_portal.approvals.choices import RequestState
+from ops_portal.approvals.choices import RequestState, ScheduleMode, TimeoutOutcome
 from ops_portal.approvals.models import ApprovalRequest
 from ops_portal.approvals.signals import request_decided
 from ops_portal.audit.services import record
@@ -30,18 +30,34 @@ def approval_plan(job):
     }
 
 
-def gate(actor, job, spec, values, template):
+def strictest(first, second):
+    """Two requirements combined as matching policies combine: the strictest wins."""
+    if first is None or second is None:
+        return first or second
+    return approvals.Requirement(
+        required=max(first.required, second.required),
+        timeout_minutes=min(first.timeout_minutes, second.timeout_minutes),
+        timeout_outcome=(TimeoutOutcome.REJECT if TimeoutOutcome.REJECT in (first.timeout_outcome,
+                                                                             second.timeout_outcome)
+                         else TimeoutOutcome.APPROVE),
+        schedule_mode=(ScheduleMode.PER_RUN if ScheduleMode.PER_RUN in (first.schedule_mode, second.schedule_mode)
+                       else ScheduleMode.STANDING),
+        policies=sorted(set(first.policies) | set(second.policies)))
+
+
+def gate(actor, job, spec, values, template, required=None):
     """Hold the new (queued) job for approval when a policy asks. Returns True when it waits.
 
     The portal's own read-only work (facts, metrics, drift checks launched by the system) changes
     nothing and needs no approval; anything a person launches, or anything that changes targets,
-    goes through the policies.
+    goes through the policies. `required` is a Requirement the launcher adds on top of the
+    environment's policies (an autoscaling policy's "approval above N replicas").
     """
-    if actor.is_system and not spec.mutating:
+    if actor.is_system and not spec.mutating and required is None:
         return False
-    requirement = approvals.evaluate(job.environment, template=template.name if template else None,
-                                     action=spec.name, risks=spec.risk_tags(values, job.targets_total),
-                                     target_count=job.targets_total)
+    requirement = strictest(approvals.evaluate(job.environment, template=template.name if template else None,
+                                               action=spec.name, risks=spec.risk_tags(values, job.targets_total),
+                                               target_count=job.targets_total), required)
     if requirement is None:
         return False
     transition(actor, job, JobState.PENDING_APPROVAL, queued_at=None)

@@ -58,8 +58,10 @@ def check_local_targets(actor, targets, template=None, schedule=None):
 
 def create_job(actor, *, environment, spec, public, secret, targets, strategy, name, template=None,
                timeout_seconds=3600, target_timeout_seconds=None, queue="default", emergency=False,
-               emergency_reason="", not_before=None, relaunch_of=None, schedule=None, standing_approval=None):
-    """Freeze and store the plan, audit the launch, gate it and queue it (on commit)."""
+               emergency_reason="", not_before=None, relaunch_of=None, schedule=None, standing_approval=None,
+               approval=None):
+    """Freeze and store the plan, audit the launch, gate it and queue it (on commit). `approval`: an
+    approvals Requirement the launcher adds to the environment's policies (the strictest wins)."""
     if not targets:
         raise ValidationError({"selector": ["The selector matches no enabled target in this environment."]})
     strays = sorted({t["kind"] for t in targets} - {spec.target_kind})
@@ -106,7 +108,7 @@ def create_job(actor, *, environment, spec, public, secret, targets, strategy, n
     if standing_approval is not None:
         job.approval_request = standing_approval
         job.save(update_fields=["approval_request"])
-    elif gate(actor, job, spec, {**public, **secret}, template):
+    elif gate(actor, job, spec, {**public, **secret}, template, required=approval):
         return job  # waits for approval (gate moved it there, audited and published)
     publish_job(job)
     enqueue(job)
@@ -149,7 +151,7 @@ def launch(actor, template, values=None, *, emergency=False, emergency_reason=""
 
 def launch_adhoc(actor, *, environment, action, values=None, selector=None, strategy=None, name="",
                  timeout_seconds=3600, target_timeout_seconds=None, emergency=False, emergency_reason="",
-                 not_before=None, predefined=False):
+                 not_before=None, predefined=False, approval=None):
     """Launch an action without a template (operators and admins, where the environment allows).
 
     predefined=True: the work was defined by administrators elsewhere (a configuration template) or
@@ -170,7 +172,7 @@ def launch_adhoc(actor, *, environment, action, values=None, selector=None, stra
             actor, environment=environment, spec=spec, public=public, secret=secret, targets=targets,
             strategy=clean_strategy, name=name or spec.label, timeout_seconds=timeout_seconds,
             target_timeout_seconds=target_timeout_seconds, emergency=emergency, emergency_reason=emergency_reason,
-            not_before=not_before,
+            not_before=not_before, approval=approval,
         )
 
 

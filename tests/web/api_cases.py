@@ -1012,6 +1012,42 @@ CASES += [EngineCase(), ContainerCase(), ServiceCase(), ImageCase(), NetworkCase
           StackCase(), AllowedHostPathCase()]
 
 
+# Autoscaling ------------------------------------------------------------------------------------
+
+class ScalingPolicyCase(Case):
+    basename = "scalingpolicy"
+    audit_prefix = "scalingpolicy"
+    write_action = Action.OPERATE
+
+    def make(self, environment, owner=None):
+        from ops_portal.autoscaling.models import ScalingPolicy
+
+        return ScalingPolicy.objects.create(engine=_engine(environment), service_name=f"web-{environment.name}",
+                                            target=50.0)
+
+    def create_payload(self, environment):
+        return {"engine": _engine(environment).pk, "service_name": "shop_web", "min_replicas": 1, "max_replicas": 4,
+                "metric": "cpu", "mode": "target", "target": 60}
+
+    def update_payload(self, obj):
+        return {"max_replicas": 8}
+
+
+class EvaluationCase(Case):
+    basename = "evaluation"
+    writable = False
+
+    def make(self, environment, owner=None):
+        from ops_portal.autoscaling.models import Evaluation
+
+        policy = ScalingPolicyCase().make(environment)
+        return Evaluation.objects.create(policy=policy, key=f"slot:{environment.pk}", metric="cpu", value=12.5,
+                                         outcome="hold", reason="within the tolerance")
+
+
+CASES += [ScalingPolicyCase(), EvaluationCase()]
+
+
 class PrivilegedSpec(Escalation):
     """POST a service, container or stack that is root on the engine's host (a bind mount of /, added
     capabilities, privileged mode): only administrators of the environment may."""

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class AutoscalingConfig(AppConfig):
+    name = "ops_portal.autoscaling"
+    label = "autoscaling"
+    verbose_name = "Autoscaling"
