@@ -93,6 +93,7 @@ class EventWatcher:
         self.repeats = 0  # replayed events dropped as already handed over
         self.client = None
         self.tick = time.monotonic()  # the loop's last sign of life
+        self.resyncing = False  # on_resync is running
         self._stream = None
         self._newest_nano = 0
         self._recent = collections.OrderedDict()  # keys of the last RECENT_EVENTS events, oldest first
@@ -115,10 +116,14 @@ class EventWatcher:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def alive(self, stalled_after=120.0):
-        """Is the thread running and coming round its loop (not ended, not stuck in a callback)?"""
-        return (self._thread is not None and self._thread.is_alive()
-                and time.monotonic() - self.tick < stalled_after)
+    def alive(self, stalled_after=120.0, resync_stalled_after=None):
+        """Is the thread running and coming round its loop (not ended, not stuck in a callback)?
+        A resync of a large engine legitimately takes longer: it has `resync_stalled_after`
+        (default ten times `stalled_after`)."""
+        if self._thread is None or not self._thread.is_alive():
+            return False
+        limit = (resync_stalled_after or 10 * stalled_after) if self.resyncing else stalled_after
+        return time.monotonic() - self.tick < limit
 
     def backoff(self, attempt):
         """Seconds to wait before attempt n (1-based): doubling from backoff_initial, capped, ±20 % jitter."""
@@ -161,7 +166,7 @@ class EventWatcher:
             self.connects += 1
             self._beat()
             self._set_state(True, "")
-            self._callback(self.on_resync, client, "connect" if self.connects == 1 else "reconnect")
+            self._resync(client, "connect" if self.connects == 1 else "reconnect")
             self.failures = 0
             self._follow(client, events)
         finally:
@@ -196,7 +201,7 @@ class EventWatcher:
                 self._beat()
                 next_ping = now + self.ping_every
             if now >= next_resync:
-                self._callback(self.on_resync, client, "period")
+                self._resync(client, "period")
                 next_resync = time.monotonic() + self.resync_every
 
     def _read(self, stream, events):
@@ -225,6 +230,14 @@ class EventWatcher:
         self._newest_nano = max(self._newest_nano, event.time_nano)
         self.events += 1
         return True
+
+    def _resync(self, client, reason):
+        self.resyncing = True
+        try:
+            self._callback(self.on_resync, client, reason)
+        finally:
+            self.resyncing = False
+            self.tick = time.monotonic()
 
     def _callback(self, func, *args):
         try:
