@@ -9,6 +9,14 @@ EventWatcher reconnects with capped backoff and resyncs fully on every (re)conne
 CONTAINERS_RESYNC_SECONDS; a down or refused engine is stored with its state in plain words.
 Service refreshes are batched by a flusher thread per engine (a few times a second).
 
+Liveness is the streams', not only the process's: every poll the supervisor checks each engine's
+event-stream thread (ended, or not round its loop for STALLED_AFTER seconds: a callback stuck)
+and its flusher. While all are well it writes the heartbeat (Redis, with each engine's stream
+in the payload), which /readyz and `manage.py healthcheck watcher` read; when one is not, the
+heartbeat is removed at once (not ready), the error logged, and the engine's watch replaced by a
+new one (a stuck thread is cancelled and left to end when it wakes). The next poll with every
+stream well writes the heartbeat again.
+
 Run one watcher per deployment: two would do the same work twice (harmlessly: every write is an
 idempotent upsert).
 """
@@ -31,6 +39,9 @@ from .sync import EngineSync
 log = logging.getLogger(__name__)
 POLL = 2.0
 FLUSH = 0.25
+# Seconds without a turn of the stream's loop before it counts as stuck: handling one event takes
+# milliseconds (seconds on a machine at load 40); a resync has ten times longer (250 containers: ~1 s).
+STALLED_AFTER = 120.0
 KIND = "watcher"
 
 
@@ -66,6 +77,25 @@ class EngineWatch:
     def join(self, timeout=10):
         self.watcher.join(timeout)
         self.flusher.join(timeout)
+
+    def problem(self, stalled_after=STALLED_AFTER):
+        """Why this watch no longer follows its engine ("" when it does): a thread ended or is stuck.
+        An engine that is down is not a problem of the watch: it retries, and the engine row says so."""
+        thread = self.watcher._thread
+        if thread is None or not thread.is_alive():
+            return "its event stream thread ended"
+        if not self.watcher.alive(stalled_after):
+            return f"its event stream thread is stuck (no turn of its loop for {stalled_after:.0f} s)"
+        if not self.flusher.is_alive():
+            return "its flusher thread ended"
+        return ""
+
+    def status(self):
+        """What the heartbeat says of this engine's stream."""
+        watcher = self.watcher
+        return {"connected": watcher.connected, "events": watcher.events, "connects": watcher.connects,
+                "callback_errors": watcher.callback_errors, "last_sign": round(watcher.heartbeat, 3),
+                "error": watcher.last_error if not watcher.connected else ""}
 
     # Callbacks (the EventWatcher's thread) ------------------------------------------------
 
@@ -127,12 +157,15 @@ class EngineWatch:
 
 
 class Supervisor:
-    """Keep one EngineWatch per enabled engine; heartbeat in Redis while running."""
+    """Keep one working EngineWatch per enabled engine; heartbeat in Redis while every stream is well."""
 
-    def __init__(self, *, poll=POLL, **watch_options):
+    def __init__(self, *, poll=POLL, stalled_after=STALLED_AFTER, **watch_options):
         self.poll = poll
+        self.stalled_after = stalled_after
         self.watch_options = watch_options
         self.watches = {}
+        self.restarts = {}  # engine id: watches replaced because a thread ended or stuck
+        self._beat_failing = False
 
     def reconcile(self):
         """Start, stop and restart watches to match the enabled engines; return the watched ids."""
@@ -149,17 +182,61 @@ class Supervisor:
                 self.watches[pk] = EngineWatch(engine, **self.watch_options).start()
         return set(self.watches)
 
+    def problems(self):
+        """{engine id: why} for every watch whose stream thread or flusher ended or is stuck."""
+        found = {}
+        for pk, watch in list(self.watches.items()):
+            problem = watch.problem(self.stalled_after)
+            if problem:
+                found[pk] = problem
+        return found
+
+    def beat(self):
+        """Write the heartbeat if every stream is well, remove it if not; return the problems."""
+        problems = self.problems()
+        try:
+            if problems:
+                heartbeat.forget(KIND, name())
+            else:
+                heartbeat.beat_once(KIND, name(), streams={str(pk): watch.status()
+                                                           for pk, watch in self.watches.items()})
+        except Exception as exc:  # Redis away: readiness shows it; say so once per outage
+            if not self._beat_failing:
+                log.warning("watcher: heartbeat to Redis failed: %s", exc)
+            self._beat_failing = True
+        else:
+            if self._beat_failing:
+                log.warning("watcher: heartbeat to Redis works again")
+            self._beat_failing = False
+        return problems
+
+    def replace(self, problems):
+        """Give each engine with a problem a new watch (the old one cancelled: a stuck thread ends when
+        it wakes; both write idempotent upserts meanwhile)."""
+        for pk, problem in problems.items():
+            watch = self.watches.pop(pk, None)
+            if watch is None:
+                continue
+            self.restarts[pk] = self.restarts.get(pk, 0) + 1
+            log.error("engine %s: %s; watching it again (restart %s)", pk, problem, self.restarts[pk])
+            watch.stop()
+        if problems:
+            self.reconcile()
+
     def run(self, stop: threading.Event):
-        heartbeat.start(KIND, name())
         try:
             while not stop.is_set():
                 try:
                     self.reconcile()
+                    self.replace(self.beat())
                 except Exception:  # the database is away: keep the watches, try again
                     log.exception("watcher: reading the engines failed")
                 stop.wait(self.poll)
         finally:
-            heartbeat.stop()
+            try:
+                heartbeat.forget(KIND, name())
+            except Exception:  # Redis away: the heartbeat expires on its own
+                log.warning("watcher: could not remove the heartbeat")
             self.stop_all()
 
     def stop_all(self):

@@ -24,9 +24,16 @@ def _key(kind, name):
     return portal_redis.key("heartbeat", kind, name)
 
 
-def beat_once(kind, name):
-    payload = json.dumps({"name": name, "pid": os.getpid(), "host": socket.gethostname(), "time": time.time()})
+def beat_once(kind, name, **extra):
+    """Write the heartbeat now; `extra` goes into its payload (see payloads())."""
+    payload = json.dumps({"name": name, "pid": os.getpid(), "host": socket.gethostname(), "time": time.time(),
+                          **extra})
     portal_redis.client().set(_key(kind, name), payload, ex=settings.HEARTBEAT_TTL)
+
+
+def forget(kind, name):
+    """Remove the heartbeat at once (the process knows it is not healthy; do not wait for the TTL)."""
+    portal_redis.client().delete(_key(kind, name))
 
 
 def _run(kind, name):
@@ -65,3 +72,18 @@ def alive(kind):
 
 def is_alive(kind, name):
     return bool(portal_redis.client().exists(_key(kind, name)))
+
+
+def payloads(kind):
+    """{name: payload} of the processes of `kind` whose heartbeat is current."""
+    client = portal_redis.client()
+    prefix = _key(kind, "")
+    keys = sorted(client.scan_iter(match=prefix + "*", count=500))
+    found = {}
+    for key, raw in zip(keys, client.mget(keys) if keys else [], strict=True):
+        if raw is not None:
+            try:
+                found[key.decode()[len(prefix):]] = json.loads(raw)
+            except ValueError:
+                found[key.decode()[len(prefix):]] = {}
+    return found

@@ -10,14 +10,24 @@ Callbacks run in the watcher's thread, one at a time and in order: `on_resync(cl
 with reason "connect", "reconnect" or "period", then `on_event(event, client)` for each Event.
 On a (re)connect the stream is opened first and the resync done second, so nothing that
 happens during the resync is missed; events that trail the resync may repeat what it saw
-(consumers treat both as idempotent). After a reconnect, events since the last one seen are
-replayed from the engine's buffer (duplicates dropped), so short outages lose no history.
-A callback that raises is logged and counted; the watcher carries on.
+(consumers treat both as idempotent). After a reconnect, events from REPLAY_MARGIN before the
+newest one seen are replayed from the engine's buffer and the ones already handed over dropped,
+so short outages lose no history. A callback that raises is logged and counted; the watcher
+carries on.
+
+The engine's event times are not in order: concurrent operations stamp their events before
+the engine serialises them (a container's `die` can follow another's `kill` with a time a few
+milliseconds older), Swarm events carry the time of the object's last change, and the wall clock
+can step back. Events are therefore never dropped for being older than another one; only an
+exact repeat (same time, kind, actor, action) of a recent event is, which is what a replay brings.
 
 Liveness: a stream can hang silently (a half-dead TCP or SSH peer), so the watcher pings the
 engine every `ping_every` seconds on a second connection; a failed ping counts as a lost
-connection. The heartbeat moves on every event and every successful ping.
+connection. The heartbeat moves on every event and every successful ping. `tick` is the loop's
+own sign of life (the thread, not the engine): `alive(stalled_after)` is false when the thread
+ended or has not come round its loop for that long (a callback stuck), for a supervisor to act on.
 """
+import collections
 import logging
 import queue
 import random
@@ -31,6 +41,8 @@ from .transport import close_stream
 
 log = logging.getLogger(__name__)
 _END = object()
+REPLAY_MARGIN_NS = 5_000_000_000  # a reconnect asks for events from 5 s before the newest one seen
+RECENT_EVENTS = 4096  # keys kept to recognise what a replay repeats (the engine buffers 256 events)
 
 
 @dataclass
@@ -77,10 +89,14 @@ class EventWatcher:
         self.failures = 0  # consecutive failed attempts (drives the backoff)
         self.callback_errors = 0
         self.last_error = ""
+        self.events = 0  # events handed to on_event
+        self.repeats = 0  # replayed events dropped as already handed over
         self.client = None
+        self.tick = time.monotonic()  # the loop's last sign of life
+        self.resyncing = False  # on_resync is running
         self._stream = None
-        self._last_nano = 0
-        self._seen_at_last = set()
+        self._newest_nano = 0
+        self._recent = collections.OrderedDict()  # keys of the last RECENT_EVENTS events, oldest first
         self._thread = None
 
     # -- thread control ---------------------------------------------------------------------
@@ -100,6 +116,15 @@ class EventWatcher:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def alive(self, stalled_after=120.0, resync_stalled_after=None):
+        """Is the thread running and coming round its loop (not ended, not stuck in a callback)?
+        A resync of a large engine legitimately takes longer: it has `resync_stalled_after`
+        (default ten times `stalled_after`)."""
+        if self._thread is None or not self._thread.is_alive():
+            return False
+        limit = (resync_stalled_after or 10 * stalled_after) if self.resyncing else stalled_after
+        return time.monotonic() - self.tick < limit
+
     def backoff(self, attempt):
         """Seconds to wait before attempt n (1-based): doubling from backoff_initial, capped, ±20 % jitter."""
         delay = min(self.backoff_max, self.backoff_initial * 2 ** max(0, attempt - 1))
@@ -109,6 +134,7 @@ class EventWatcher:
 
     def run(self):
         while not self.cancel.is_set():
+            self.tick = time.monotonic()
             try:
                 self._session()
             except EngineError as exc:
@@ -118,7 +144,7 @@ class EventWatcher:
             if self.cancel.is_set():
                 break
             self.failures += 1
-            self.cancel.wait(self.backoff(self.failures))
+            self._pause(self.backoff(self.failures))
         self._set_state(False, self.cancel.reason or "stopped")
 
     def _session(self):
@@ -127,8 +153,10 @@ class EventWatcher:
         stream = None
         try:
             self.client = client
-            since = f"{self._last_nano // 1_000_000_000}.{self._last_nano % 1_000_000_000:09d}" \
-                if self._last_nano else None
+            since = None
+            if self._newest_nano:
+                nano = max(0, self._newest_nano - REPLAY_MARGIN_NS)
+                since = f"{nano // 1_000_000_000}.{nano % 1_000_000_000:09d}"
             stream = client.api.events(decode=True, since=since, filters=self.filters)
             self._stream = stream
             threading.Thread(target=self._read, args=(stream, events), name=f"events-read-{self.spec.name}",
@@ -138,7 +166,7 @@ class EventWatcher:
             self.connects += 1
             self._beat()
             self._set_state(True, "")
-            self._callback(self.on_resync, client, "connect" if self.connects == 1 else "reconnect")
+            self._resync(client, "connect" if self.connects == 1 else "reconnect")
             self.failures = 0
             self._follow(client, events)
         finally:
@@ -153,6 +181,7 @@ class EventWatcher:
         now = time.monotonic()
         next_resync, next_ping = now + self.resync_every, now + self.ping_every
         while not self.cancel.is_set():
+            self.tick = time.monotonic()
             wait = max(0.0, min(next_resync, next_ping) - time.monotonic())
             try:
                 item = events.get(timeout=min(wait, 1.0))
@@ -172,7 +201,7 @@ class EventWatcher:
                 self._beat()
                 next_ping = now + self.ping_every
             if now >= next_resync:
-                self._callback(self.on_resync, client, "period")
+                self._resync(client, "period")
                 next_resync = time.monotonic() + self.resync_every
 
     def _read(self, stream, events):
@@ -182,22 +211,33 @@ class EventWatcher:
                 events.put(raw)
         except Exception as exc:
             error = exc
-        events.put((_END, error))
+        finally:  # whatever ended the reader, the loop hears of it and reconnects
+            events.put((_END, error))
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _fresh(self, event):
-        """Drop what a replay after a reconnect repeats (same nanosecond, same actor and action)."""
-        key = (event.kind, event.id, event.action, event.detail)
-        if event.time_nano < self._last_nano:
+        """False for an exact repeat of a recent event (what a replay after a reconnect brings).
+
+        Never judged by time: the engine's event times are not in order (see the module's doc)."""
+        key = (event.time_nano, event.kind, event.id, event.action, event.detail)
+        if key in self._recent:
+            self.repeats += 1
             return False
-        if event.time_nano == self._last_nano:
-            if key in self._seen_at_last:
-                return False
-            self._seen_at_last.add(key)
-            return True
-        self._last_nano, self._seen_at_last = event.time_nano, {key}
+        self._recent[key] = None
+        if len(self._recent) > RECENT_EVENTS:
+            self._recent.popitem(last=False)
+        self._newest_nano = max(self._newest_nano, event.time_nano)
+        self.events += 1
         return True
+
+    def _resync(self, client, reason):
+        self.resyncing = True
+        try:
+            self._callback(self.on_resync, client, reason)
+        finally:
+            self.resyncing = False
+            self.tick = time.monotonic()
 
     def _callback(self, func, *args):
         try:
@@ -205,6 +245,13 @@ class EventWatcher:
         except Exception:
             self.callback_errors += 1
             log.exception("engine %s: %s failed", self.spec.name, getattr(func, "__name__", "callback"))
+
+    def _pause(self, seconds):
+        """Wait before the next attempt, coming round often enough for `tick` to stay current."""
+        deadline = time.monotonic() + seconds
+        while not self.cancel.is_set() and (left := deadline - time.monotonic()) > 0:
+            self.tick = time.monotonic()
+            self.cancel.wait(min(left, 1.0))
 
     def _beat(self):
         self.heartbeat = time.time()

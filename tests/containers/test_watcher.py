@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -17,6 +18,7 @@ from ops_portal.core import heartbeat
 from ops_portal.core.health import run_checks
 from tests.containers.helpers import engine as make_engine
 from tests.containers.helpers import person, synced
+from tests.helpers import wait_until
 from tests.live import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.mark.fleet]
@@ -85,6 +87,56 @@ def test_engines_added_and_removed_are_picked_up_and_a_missing_socket_is_down_in
     watcher.stop(signal.SIGTERM)
     wait_for(lambda: not heartbeat.alive("watcher"), 10, "the watcher's heartbeat to go")
     assert run_checks(["watcher"])["watcher"]["ok"] is False
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the thread killed on purpose
+def test_a_dead_or_stuck_event_stream_is_not_ready_and_is_watched_again(env, docker_client, ct_images, prefix):
+    """The process alive is not enough: a stream thread that ended or stopped turning takes the
+    heartbeat (and so /readyz) down and is replaced; the new one follows the engine's events."""
+    from ops_portal.containers.watcher import Supervisor
+    from ops_portal.containers.watcher import name as watcher_name
+
+    row = make_engine(env)
+    supervisor = Supervisor(poll=0.2, stalled_after=15)  # one event takes seconds on a loaded machine
+    release = threading.Event()
+    try:
+        supervisor.reconcile()
+        wait_until(lambda: synced(row.pk), 60, what="the first resync")
+        assert supervisor.beat() == {}
+        ready = run_checks(["watcher"])["watcher"]
+        assert ready["ok"] is True and ready["streams"][watcher_name()][str(row.pk)]["connected"] is True
+
+        # A thread that dies silently: what is not an Exception passes the watcher's guards.
+        first = supervisor.watches[row.pk]
+
+        def die(event, client):
+            raise SystemExit("the stream thread dies")
+
+        first.watcher.on_event = die
+        docker_client.containers.run(ct_images["web:v1"], name=f"{prefix}-wake", detach=True)
+        wait_until(lambda: not first.watcher._thread.is_alive(), 10, what="the stream thread to end")
+        problems = supervisor.beat()
+        assert "event stream thread ended" in problems[row.pk]
+        assert run_checks(["watcher"])["watcher"]["ok"] is False  # at once, not after the TTL
+
+        synced_before = Engine.objects.get(pk=row.pk).last_sync
+        supervisor.replace(problems)
+        second = supervisor.watches[row.pk]
+        assert second is not first and supervisor.restarts == {row.pk: 1}
+        wait_until(lambda: synced(row.pk, synced_before), 60, what="the new watch's resync")
+        assert supervisor.beat() == {} and run_checks(["watcher"])["watcher"]["ok"] is True
+        created = docker_client.containers.run(ct_images["web:v1"], name=f"{prefix}-after", detach=True)
+        wait_until(lambda: Container.objects.filter(engine=row, docker_id=created.id, state="running").exists(),
+                   30, what="events followed again")
+
+        # A callback that never returns: the loop stops turning.
+        second.watcher.on_event = lambda event, client: release.wait(60)
+        subprocess.run(["docker", "kill", created.id], check=True, capture_output=True)
+        wait_until(lambda: "stuck" in supervisor.problems().get(row.pk, ""), 40, what="the stuck stream noticed")
+        assert supervisor.beat() and run_checks(["watcher"])["watcher"]["ok"] is False
+    finally:
+        release.set()
+        supervisor.stop_all()
 
 
 class PrivateDockerd:

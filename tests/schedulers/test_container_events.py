@@ -4,11 +4,12 @@ shared dockerd is never restarted)."""
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from schedulers.base import CancelToken
-from schedulers.container import EngineSpec, EventWatcher, map_event
+from schedulers.container import EngineSpec, Event, EventWatcher, map_event
 from tests.helpers import wait_until
 from tests.schedulers.container_rigs import SocketProxy
 
@@ -67,6 +68,76 @@ def test_sees_containers_started_and_killed_outside_within_two_seconds(local_eng
         watcher.stop()
         watcher.join(5)
     assert not watcher._thread.is_alive()
+
+
+class Reference:
+    """Every event of the engine as a second, plain stream of docker-py's delivers it."""
+
+    def __init__(self, client):
+        self.raw, self.stream = [], client.api.events(decode=True)
+        threading.Thread(target=lambda: [self.raw.append(r) for r in self.stream], daemon=True).start()
+
+    def of(self, ids):
+        return [(r.get("timeNano"), r.get("Action")) for r in self.raw if (r.get("Actor") or {}).get("ID") in ids]
+
+
+def _start_and_kill_at_once(client, image, names):
+    def create(name):
+        return client.api.create_container(image, name=name, healthcheck={"test": ["NONE"]})["Id"]
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(create, names))
+        list(pool.map(client.api.start, ids))
+    with ThreadPoolExecutor(len(ids)) as pool:
+        list(pool.map(client.api.kill, ids))
+    return set(ids)
+
+
+def test_hands_over_every_event_of_concurrent_operations_whatever_the_order_of_their_times(
+        local_engine_spec, docker_client, ct_images, prefix, recorder):
+    """The engine stamps an event before it serialises it, so concurrent operations deliver times out
+    of order. The watcher used to drop every event older than the newest one seen: a container's
+    `die` a millisecond older than another's `kill` was lost, and the inventory kept it running."""
+    reference = Reference(docker_client)
+    watcher = _watch(local_engine_spec, recorder)
+    inverted = 0
+    try:
+        wait_until(lambda: recorder.resyncs, 10, what="first resync")
+        for round_ in range(3):  # until the engine's times came out of order at least once
+            ids = _start_and_kill_at_once(docker_client, ct_images["web:v1"],
+                                          [f"{prefix}-r{round_}-{i}" for i in range(16)])
+            wait_until(lambda ids=ids: [a for _, a in reference.of(ids)].count("die") == len(ids), 20,
+                       what="every die on the reference stream")
+            expected = sorted((int(t), a) for t, a in reference.of(ids))
+
+            def handed(ids=ids):
+                return sorted((e.time_nano, e.action) for _, e in list(recorder.events) if e.id in ids)
+
+            wait_until(lambda expected=expected, handed=handed: handed() == expected, 5,
+                       what=f"the watcher handing over all {len(expected)} events (has {len(handed())})")
+            times = [int(r["timeNano"]) for r in reference.raw if r.get("timeNano")]
+            inverted += sum(1 for a, b in zip(times, times[1:], strict=False) if b < a)
+            if inverted:
+                break
+        assert inverted, "the engine delivered its event times in order in every round: nothing was tested"
+        assert watcher.repeats == 0 and watcher.connects == 1
+    finally:
+        reference.stream.close()
+        watcher.stop()
+        watcher.join(5)
+
+
+def test_drops_only_exact_repeats_never_an_event_for_being_older(local_engine_spec):
+    watcher = EventWatcher(local_engine_spec, None, None)
+
+    def event(nano, action, actor="a"):
+        return Event(kind="container", id=actor, action=action, time_nano=nano)
+
+    assert watcher._fresh(event(2_000, "kill", "b"))
+    assert watcher._fresh(event(1_999, "die", "a"))  # older than the newest seen: still new
+    assert not watcher._fresh(event(2_000, "kill", "b"))  # what a replay repeats
+    assert watcher._fresh(event(2_000, "kill", "a"))
+    assert (watcher.events, watcher.repeats, watcher._newest_nano) == (3, 1, 2_000)
 
 
 def test_survives_the_engine_socket_going_away_and_resyncs(tmp_path, docker_client, ct_images, prefix,

@@ -5,6 +5,7 @@
 Its heartbeat (Redis, like the worker's and beat's) shows in /readyz ("watcher") and in
 `manage.py healthcheck watcher`.
 """
+import faulthandler
 import signal
 import threading
 
@@ -27,6 +28,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, finish)
         signal.signal(signal.SIGINT, finish)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: every thread's stack on stderr
         self.stdout.write("container watcher running (Ctrl-C stops it)")
         Supervisor(poll=poll).run(stop)
         self.stdout.write("container watcher stopped")
