@@ -24,16 +24,18 @@ def _key(kind, name):
     return portal_redis.key("heartbeat", kind, name)
 
 
-def beat_once(kind, name):
-    payload = json.dumps({"name": name, "pid": os.getpid(), "host": socket.gethostname(), "time": time.time()})
+def beat_once(kind, name, **extra):
+    """Refresh one heartbeat; `extra` (a worker's queues) is kept in its payload."""
+    payload = json.dumps({"name": name, "pid": os.getpid(), "host": socket.gethostname(), "time": time.time(),
+                          **extra})
     portal_redis.client().set(_key(kind, name), payload, ex=settings.HEARTBEAT_TTL)
 
 
-def _run(kind, name):
+def _run(kind, name, extra):
     failing = False
     while not _stop.is_set():
         try:
-            beat_once(kind, name)
+            beat_once(kind, name, **extra)
         except Exception as exc:  # Redis briefly away: keep trying, readiness will show it
             if not failing:  # once per outage, not a traceback every interval
                 log.warning("heartbeat to Redis failed, retrying every %ss: %s", settings.HEARTBEAT_INTERVAL, exc)
@@ -45,10 +47,10 @@ def _run(kind, name):
         _stop.wait(settings.HEARTBEAT_INTERVAL)
 
 
-def start(kind, name):
+def start(kind, name, **extra):
     global _thread
     _stop.clear()
-    _thread = threading.Thread(target=_run, args=(kind, name), name=f"heartbeat-{kind}", daemon=True)
+    _thread = threading.Thread(target=_run, args=(kind, name, extra), name=f"heartbeat-{kind}", daemon=True)
     _thread.start()
 
 
@@ -65,3 +67,22 @@ def alive(kind):
 
 def is_alive(kind, name):
     return bool(portal_redis.client().exists(_key(kind, name)))
+
+
+def takers(queue):
+    """Names of the live workers that consume `queue` (a worker that beats without saying its
+    queues counts as taking every one)."""
+    client = portal_redis.client()
+    keys = list(client.scan_iter(match=_key("worker", "*"), count=500))
+    names = []
+    for raw in client.mget(keys) if keys else []:
+        if raw is None:  # expired between the scan and the read
+            continue
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            continue
+        queues = payload.get("queues")
+        if queues is None or queue in queues:
+            names.append(payload.get("name", "?"))
+    return sorted(names)
