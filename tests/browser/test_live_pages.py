@@ -17,7 +17,7 @@ from ops_portal.jobs.choices import JobState
 from ops_portal.jobs.templates import create_template
 from tests import factories
 from tests.browser.helpers import sign_in
-from tests.helpers import act, person
+from tests.helpers import act, person, wait_until
 from tests.jobs.helpers import launch, wait_job
 from tests.live import Process, answers_healthz, daphne_argv, free_port, start_web, wait_for
 
@@ -56,7 +56,7 @@ def test_a_canceled_jobs_page_shows_canceled_counts_buttons_and_end_without_relo
     jobs_launch.request_cancel(act(user), job)  # as if from another tab or the API
 
     page.wait_for_selector(".js-state .badge[data-state=canceled]", timeout=30000)
-    page.wait_for_function("document.querySelector('.js-progress-text').textContent.includes('3 canceled')")
+    wait_until(lambda: "3 canceled" in page.locator(".js-progress-text").inner_text(), 15, "canceled counts")
     assert page.locator(".js-progress-text").inner_text() == "0 ok, 0 failed, 3 canceled of 3 targets"
     assert page.locator(".progress .progress-ok").count() == 0  # no green bar for work not done
     assert page.locator(".progress .progress-canceled").count() == 1
@@ -130,7 +130,7 @@ def test_the_offline_banner_comes_and_goes_and_the_log_resumes_without_a_gap(pag
         page.goto(f"{web.url}/jobs/{job.pk}/")
         still = _no_reload(page)
         page.wait_for_selector("#live-indicator.live")
-        page.wait_for_function("/ [5-9] lines|\\d\\d+ lines/.test(document.querySelector('.js-log-count').textContent)")
+        wait_until(lambda: int(page.locator(".js-log-count").inner_text().split()[0]) >= 8, 30, "some output")
         assert page.locator("#offline-banner").is_hidden()
 
         web.stop()
