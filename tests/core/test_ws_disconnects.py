@@ -17,7 +17,8 @@ from ops_portal.core import status, streams
 from tests import factories
 from tests.helpers import api_token, person
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live,
+              pytest.mark.filterwarnings("ignore:connect\\(\\) must be used as a context manager")]
 
 
 def _open(live_web, key):
