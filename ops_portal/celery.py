@@ -15,7 +15,8 @@ def _start_worker_heartbeat(sender, **kwargs):
     # ops_portal/__init__ imports this module before Django is set up; heartbeat needs settings.
     from ops_portal.core import heartbeat  # noqa: PLC0415
 
-    heartbeat.start("worker", sender.hostname)
+    # The queues it consumes: a job page can then say "no worker takes queue X" (sender: the consumer).
+    heartbeat.start("worker", sender.hostname, queues=sorted(sender.app.amqp.queues.consume_from))
 
 
 @signals.beat_init.connect

@@ -12,15 +12,29 @@ from .choices import Decision, RequestState
 from .models import ApprovalRequest
 
 
-@login_required
-def inbox(request):
-    """Requests waiting for me: pending, in environments where I approve, not my own."""
+def _waiting_context(request):
+    """Requests waiting for me (pending, in environments where I approve, not my own) and mine."""
     queryset = restrict(ApprovalRequest.objects.select_related("environment"), request.user, Action.APPROVE)
     waiting = queryset.filter(state=RequestState.PENDING).exclude(requested_by=request.user).order_by("expires_at")
     recent = restrict(ApprovalRequest.objects.select_related("environment"), request.user, Action.VIEW)
-    context = {"waiting": waiting, "page": paginate(request, recent.exclude(state=RequestState.PENDING), 25),
-               "mine": recent.filter(requested_by=request.user, state=RequestState.PENDING)}
+    return {"waiting": list(waiting[:WAITING_SHOWN]),
+            "mine": recent.filter(requested_by=request.user, state=RequestState.PENDING)}, recent
+
+
+WAITING_SHOWN = 200
+
+
+@login_required
+def inbox(request):
+    context, recent = _waiting_context(request)
+    context["page"] = paginate(request, recent.exclude(state=RequestState.PENDING), 25)
     return render(request, "approvals/inbox.html", context)
+
+
+@login_required
+def waiting(request):
+    """The inbox's waiting part alone, swapped in by htmx when the approvals stream speaks."""
+    return render(request, "approvals/_waiting.html", _waiting_context(request)[0])
 
 
 @login_required

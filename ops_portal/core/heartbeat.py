@@ -25,7 +25,7 @@ def _key(kind, name):
 
 
 def beat_once(kind, name, **extra):
-    """Write the heartbeat now; `extra` goes into its payload (see payloads())."""
+    """Write the heartbeat now; `extra` (a worker's queues, the watcher's streams) goes into its payload."""
     payload = json.dumps({"name": name, "pid": os.getpid(), "host": socket.gethostname(), "time": time.time(),
                           **extra})
     portal_redis.client().set(_key(kind, name), payload, ex=settings.HEARTBEAT_TTL)
@@ -36,11 +36,11 @@ def forget(kind, name):
     portal_redis.client().delete(_key(kind, name))
 
 
-def _run(kind, name):
+def _run(kind, name, extra):
     failing = False
     while not _stop.is_set():
         try:
-            beat_once(kind, name)
+            beat_once(kind, name, **extra)
         except Exception as exc:  # Redis briefly away: keep trying, readiness will show it
             if not failing:  # once per outage, not a traceback every interval
                 log.warning("heartbeat to Redis failed, retrying every %ss: %s", settings.HEARTBEAT_INTERVAL, exc)
@@ -52,10 +52,10 @@ def _run(kind, name):
         _stop.wait(settings.HEARTBEAT_INTERVAL)
 
 
-def start(kind, name):
+def start(kind, name, **extra):
     global _thread
     _stop.clear()
-    _thread = threading.Thread(target=_run, args=(kind, name), name=f"heartbeat-{kind}", daemon=True)
+    _thread = threading.Thread(target=_run, args=(kind, name, extra), name=f"heartbeat-{kind}", daemon=True)
     _thread.start()
 
 
@@ -87,3 +87,22 @@ def payloads(kind):
             except ValueError:
                 found[key.decode()[len(prefix):]] = {}
     return found
+
+
+def takers(queue):
+    """Names of the live workers that consume `queue` (a worker that beats without saying its
+    queues counts as taking every one)."""
+    client = portal_redis.client()
+    keys = list(client.scan_iter(match=_key("worker", "*"), count=500))
+    names = []
+    for raw in client.mget(keys) if keys else []:
+        if raw is None:  # expired between the scan and the read
+            continue
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            continue
+        queues = payload.get("queues")
+        if queues is None or queue in queues:
+            names.append(payload.get("name", "?"))
+    return sorted(names)

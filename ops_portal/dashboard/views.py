@@ -18,6 +18,25 @@ from ops_portal.monitoring.choices import AlertState
 from ops_portal.monitoring.models import Alert
 
 
+def approvals_for(user):
+    """Pending requests the user could decide: where they approve, not their own."""
+    return (restrict(ApprovalRequest.objects.all(), user, Action.APPROVE)
+            .filter(state=RequestState.PENDING).exclude(requested_by=user))
+
+
+@login_required
+def nav_counts(request):
+    """The navigation's counts (approvals waiting for me, alerts firing, people's jobs running),
+    fetched by htmx when the page loads and again when a stream says one may have changed."""
+    user = request.user
+    context = {
+        "approvals": approvals_for(user).count(),
+        "alerts": restrict(Alert.objects.filter(state=AlertState.FIRING), user, Action.VIEW).count(),
+        "running": restrict(Job.objects.by_people().filter(state=JobState.RUNNING), user, Action.VIEW).count(),
+    }
+    return render(request, "dashboard/_nav_counts.html", context)
+
+
 @login_required
 def home(request):
     user = request.user
@@ -39,8 +58,7 @@ def home(request):
         "failed_today": jobs.filter(state__in=FAILED_STATES,
                                     finished__gte=since).count(),
         "recent_jobs": jobs.select_related("environment")[:8],
-        "approvals_for_me": restrict(ApprovalRequest.objects.all(), user, Action.APPROVE)
-        .filter(state=RequestState.PENDING).exclude(requested_by=user).count(),
+        "approvals_for_me": approvals_for(user).count(),
         "environments": environments,
         "host_count": hosts.count(),
         "unreachable_count": hosts.filter(reachability="unreachable").count(),

@@ -7,6 +7,7 @@ urlpatterns = [
     path("jobs/", views.job_list, name="list"),
     path("jobs/new/", views.job_new, name="new"),
     path("jobs/<int:pk>/", views.job_detail, name="detail"),
+    path("jobs/<int:pk>/live/", views.job_live, name="live"),
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="cancel"),
     path("jobs/<int:pk>/relaunch/", views.job_relaunch, name="relaunch"),
     path("hosts/<int:pk>/run/<str:action>/", views.host_run, name="host_run"),

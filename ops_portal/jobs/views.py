@@ -13,7 +13,7 @@ from ops_portal.core import periodic
 from ops_portal.core.web import actor, attempt, paginate
 from ops_portal.inventory.models import Host
 
-from . import actions, launch, schedules, system, windows
+from . import actions, launch, live, schedules, system, windows
 from .choices import ACTIVE_STATES, FINISHED_STATES, JobState
 from .filtersets import JobFilterSet
 from .forms import AdhocForm, LaunchForm, ScheduleForm
@@ -34,20 +34,40 @@ def job_list(request):
                                               "can_launch": has_any(request.user, Action.OPERATE)})
 
 
-@login_required
-def job_detail(request, pk):
-    job = get_object_or_404(restrict(Job.objects.select_related("environment", "template"), request.user,
-                                     Action.VIEW), pk=pk)
-    context = {
+def _visible_job(request, pk):
+    return get_object_or_404(restrict(Job.objects.select_related("environment", "template"), request.user,
+                                      Action.VIEW), pk=pk)
+
+
+def _live_context(request, job):
+    """What the part of the job page that changes shows: state, buttons, why it waits, counts,
+    timings and approvals."""
+    approvals = list(_approval_history(job))
+    return {
         "job": job,
-        "targets": job.targets.order_by("index"),
         "can_operate": can(request.user, Action.OPERATE, job.environment),
         "active": job.state in ACTIVE_STATES,
         "finished": job.state in FINISHED_STATES,
         "spec": actions.get(job.action),
-        "approvals": _approval_history(job),
+        "approvals": approvals,
+        "counts": live.target_counts(job),
+        "waiting": live.why_waiting(job, approvals),
+        "duration": live.duration(job),
     }
+
+
+@login_required
+def job_detail(request, pk):
+    job = _visible_job(request, pk)
+    context = {**_live_context(request, job), "targets": job.targets.order_by("index")}
     return render(request, "jobs/detail.html", context)
+
+
+@login_required
+def job_live(request, pk):
+    """The job page's changing part alone, swapped in by htmx when a stream says the job changed."""
+    job = _visible_job(request, pk)
+    return render(request, "jobs/_live_update.html", _live_context(request, job))
 
 
 def _approval_history(job):

@@ -1,16 +1,11 @@
-/* The approvals inbox: counts and new requests arrive live. */
+/* The approvals inbox: what waits for me (and my own requests) is fetched again, server-rendered,
+   whenever the approvals stream says a request opened, got a decision or ended. */
 (function () {
   "use strict";
   document.addEventListener("portal:ready", function () {
-    var table = document.getElementById("approvals-waiting");
-    if (!table) { return; }
-    window.OpsPortal.socket.subscribe("approvals", {}, function (items) {
-      items.forEach(function (item) {
-        var row = table.querySelector("tr[data-approval='" + item.id + "']");
-        if (row && item.state !== "pending") { row.remove(); return; }
-        if (row) { row.querySelector(".js-count").textContent = item.approvals + "/" + item.required; return; }
-        if (item.state === "pending") { document.getElementById("approvals-new").hidden = false; }
-      });
-    });
+    if (!document.getElementById("approvals-live")) { return; }
+    var refresh = window.OpsPortal.refresher("#approvals-live");
+    window.OpsPortal.socket.subscribe("approvals", {}, refresh, { onSubscribed: refresh });
+    document.addEventListener("portal:reconnected", refresh);
   });
 })();

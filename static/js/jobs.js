@@ -8,7 +8,6 @@
     rejected: "Rejected", expired: "Approval expired", pending: "Pending", ok: "OK", skipped: "Skipped",
     rolled_back: "Rolled back"
   };
-  var FINISHED = ["succeeded", "failed", "canceled", "timed_out", "lost", "rejected", "expired"];
 
   function badge(state) {
     var span = document.createElement("span");
@@ -93,26 +92,19 @@
     if (counter) { counter.textContent = total + " lines"; }
   };
 
+  /* The job page. The log and the target rows follow the job stream event by event; the part that
+     says where the job stands (state, buttons, why it waits, counts, timings, approvals) is
+     server-rendered and fetched again (jobs:live, htmx) whenever a stream says the job changed, and
+     after every (re)subscription, so it never disagrees with a reload. */
   function jobPage(root) {
     var jobId = parseInt(root.dataset.job, 10);
-    var total = parseInt(root.dataset.total, 10) || 0;
     var log = new LogView(document.getElementById("log"));
+    var refresh = window.OpsPortal.refresher("#job-live");
     var rows = {};
     document.querySelectorAll("#targets tbody tr").forEach(function (tr) {
       rows[tr.dataset.index] = tr;
       log.names[tr.dataset.index] = tr.children[1].textContent;
     });
-    var done = 0, failed = 0, counted = {};
-
-    function progress() {
-      var ok = document.querySelector(".js-bar-ok"), bad = document.querySelector(".js-bar-failed");
-      if (total) {
-        ok.style.width = ((done - failed) / total * 100) + "%";
-        bad.style.width = (failed / total * 100) + "%";
-      }
-      document.querySelector(".js-progress-text").textContent =
-        done + " of " + total + " targets done, " + failed + " failed";
-    }
 
     function targetEvent(item) {
       var data = item.data || {}, tr = rows[item.target];
@@ -121,12 +113,6 @@
       tr.querySelector(".js-exit").textContent = data.exit_code === null || data.exit_code === undefined ? "" : data.exit_code;
       tr.querySelector(".js-changed").textContent = data.changed === true ? "yes" : data.changed === false ? "no" : "—";
       tr.querySelector(".js-terror").textContent = data.error || "";
-      var isDone = ["ok", "failed", "canceled", "timed_out", "skipped"].indexOf(data.state) >= 0;
-      if (isDone && !counted[item.target]) {
-        counted[item.target] = true;
-        done += 1;
-        if (data.state === "failed" || data.state === "timed_out") { failed += 1; }
-      }
     }
 
     /* Task rows an action reports for its target (info events with data.task). */
@@ -165,32 +151,30 @@
     document.querySelector(".js-log-target").addEventListener("change", function (e) { log.setFilter(e.target.value); });
 
     window.OpsPortal.socket.subscribe("job", { job: jobId }, function (items) {
-      var lines = [];
+      var lines = [], changed = false;
       items.forEach(function (item) {
-        if (item.kind === "target") { targetEvent(item); lines.push({ target: item.target, kind: "target",
-          text: "** " + (item.data && item.data.state) + (item.data && item.data.error ? ": " + item.data.error : "") }); }
-        else if (item.kind === "info" && item.data && item.data.task && tasks) { taskEvent(item); if (item.text) { lines.push(item); } }
+        if (item.kind === "target") {
+          targetEvent(item);
+          changed = true;
+          lines.push({ target: item.target, kind: "target",
+            text: "** " + (item.data && item.data.state) + (item.data && item.data.error ? ": " + item.data.error : "") });
+        } else if (item.kind === "info" && item.data && item.data.task && tasks) { taskEvent(item); if (item.text) { lines.push(item); } }
         else if (item.kind === "state") {
-          setBadge(document.querySelector(".js-state"), item.data.state);
+          changed = true;
           lines.push({ kind: "state", text: "job " + item.data.state });
-          if (FINISHED.indexOf(item.data.state) >= 0) {
-            var cancel = document.querySelector(".js-cancel");
-            if (cancel) { cancel.remove(); }
-          }
         } else { lines.push(item); }
       });
       log.add(lines);
-      progress();
-    });
+      if (changed) { refresh(); }
+    }, { onSubscribed: refresh });
     window.OpsPortal.socket.subscribe("jobs", {}, function (items) {
-      items.forEach(function (summary) {
-        if (summary.id !== jobId) { return; }
-        setBadge(document.querySelector(".js-state"), summary.state);
-        document.querySelector(".js-waiting").textContent = summary.waiting_reason || "";
-        var button = document.querySelector(".js-cancel button");
-        if (button && summary.cancel_requested) { button.disabled = true; button.textContent = "Canceling…"; }
-      });
-    });
+      if (items.some(function (summary) { return summary.id === jobId; })) { refresh(); }
+    }, { onSubscribed: refresh });
+    // Approvers hear of each decision; everyone else sees the job change state when it is decided.
+    window.OpsPortal.socket.subscribe("approvals", {}, function (items) {
+      if (items.some(function (a) { return a.subject_type === "job" && a.subject_id === jobId; })) { refresh(); }
+    }, { onError: function () {} });
+    document.addEventListener("portal:reconnected", refresh);
   }
 
   function listPage(table) {

@@ -28,7 +28,7 @@ def test_launch_an_action_and_follow_it_live(page, live_web, live_worker):
     page.wait_for_selector("#job")
     page.wait_for_selector("#targets .js-tstate .state-ok >> nth=1", timeout=30000)
     page.wait_for_selector(".js-state .badge[data-state=succeeded]")
-    assert page.locator(".js-progress-text").inner_text() == "2 of 2 targets done, 0 failed"
+    assert page.locator(".js-progress-text").inner_text() == "2 ok, 0 failed of 2 targets"
     page.select_option(".js-log-target", "1")
     page.uncheck(".js-log-follow")
     page.locator("#log").evaluate("el => el.scrollTop = 0")

@@ -124,7 +124,7 @@ def pages(stored):
             f"/templates/{stored['choice_template'].pk}/launch/", "/schedules/", "/approvals/",
             f"/approvals/{stored['request'].pk}/", "/audit/", f"/audit/{audit.pk}/", "/configs/",
             f"/configs/{stored['config'].pk}/", f"/configs/{stored['config'].pk}/?host={host.pk}", "/monitoring/",
-            "/access/", "/account/tokens/"]
+            "/access/", "/account/tokens/", f"/jobs/{job.pk}/live/", "/approvals/waiting/", "/nav/counts/"]
 
 
 # Fields a person can write through the portal that these pages must show (as text).

@@ -1,0 +1,79 @@
+"""What a job's page shows that changes while it is open: its target counts and why it waits.
+
+The job page renders these once and again as a fragment each time a stream says the job changed
+(jobs.views.job_live), so a reload and a live update never disagree.
+"""
+from django.db.models import Count
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from ops_portal.core import heartbeat
+
+from .choices import JobState, TargetState, WaitingKind
+
+# (key, label, the target states it counts), in the order the page shows them. Canceled, skipped
+# and lost targets ended without doing their work: they are not "done".
+COUNTED = [
+    ("ok", "ok", {TargetState.OK}),
+    ("failed", "failed", {TargetState.FAILED, TargetState.TIMED_OUT, TargetState.ROLLED_BACK}),
+    ("canceled", "canceled", {TargetState.CANCELED}),
+    ("skipped", "skipped", {TargetState.SKIPPED}),
+    ("lost", "lost", {TargetState.LOST}),
+    ("running", "running", {TargetState.RUNNING}),
+    ("pending", "pending", {TargetState.PENDING}),
+]
+ALWAYS_SHOWN = ("ok", "failed")
+
+
+def target_counts(job):
+    """{"total", "parts": [{key, label, count, percent}], "text"} from the job's targets (one query)."""
+    by_state = dict(job.targets.values_list("state").annotate(n=Count("pk")).order_by())
+    total = sum(by_state.values())
+    parts = []
+    for key, label, states in COUNTED:
+        count = sum(by_state.get(state, 0) for state in states)
+        if count or key in ALWAYS_SHOWN:
+            parts.append({"key": key, "label": label, "count": count,
+                          "percent": round(count * 100 / total, 2) if total else 0})
+    text = ", ".join(f"{p['count']} {p['label']}" for p in parts) + f" of {total} target{'s' if total != 1 else ''}"
+    return {"total": total, "parts": parts, "text": text}
+
+
+def why_waiting(job, approvals=()):
+    """Words for why a job that has not started is not running, or "" (job: a Job; approvals: its
+    ApprovalRequests, oldest first)."""
+    if job.state == JobState.PENDING_APPROVAL:
+        pending = [a for a in approvals if a.state == "pending"]
+        if pending:
+            a = pending[-1]
+            return f"Waiting for approval: {a.approvals} of {a.required} (request #{a.pk})."
+        return "Waiting for approval."
+    if job.state != JobState.QUEUED:
+        return ""
+    if job.waiting_kind != WaitingKind.NONE and job.waiting_reason:
+        return job.waiting_reason[:1].upper() + job.waiting_reason[1:]
+    try:
+        takers = heartbeat.takers(job.queue)
+    except (RedisError, OSError):  # Redis down: say so rather than fail the page
+        return "Cannot tell whether a worker is alive: Redis does not answer."
+    if not takers:
+        return (f"No worker is alive to take it (queue {job.queue}): it runs as soon as one starts."
+                if job.queue == "default" else
+                f"No worker is alive on queue {job.queue}: it runs as soon as one takes that queue.")
+    if job.queued_at:
+        waited = int((timezone.now() - job.queued_at).total_seconds())
+        if waited >= 5:
+            return f"Queued {waited} s ago for a worker ({', '.join(takers)} alive on queue {job.queue})."
+    return ""
+
+
+def duration(job):
+    """How long the job ran ("8 s", "3 min 12 s", "2 h 5 min"), or "" before it ended."""
+    if not (job.started and job.finished):
+        return ""
+    seconds = max(0, int((job.finished - job.started).total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
