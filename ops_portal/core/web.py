@@ -2,7 +2,10 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
 
+from ops_portal.accounts.choices import Action
+from ops_portal.accounts.permissions import can_on, has_any
 from ops_portal.core.context import Actor
 
 
@@ -36,3 +39,25 @@ def attempt(request, func, *args, form=None, success=None, **kwargs):
 def paginate(request, queryset, per_page=50):
     paginator = Paginator(queryset, per_page)
     return paginator.get_page(request.GET.get("page"))
+
+
+
+def require_manage(user, obj=None):
+    """Refuse (403) a management page to someone who may not manage the object (its environment)
+    or, for a new object, manage anywhere. The service decides again, before it writes, on the
+    object as it would be: this only spares people a form they cannot use."""
+    allowed = has_any(user, Action.MANAGE) if obj is None else can_on(user, Action.MANAGE, obj)
+    if not allowed:
+        raise PermissionDenied("Only administrators manage this.")
+
+
+def confirm_delete(request, obj, delete, *, done, back, what=None, consequences=()):
+    """GET: a page naming what goes (and what goes with it); POST: the service deletes it."""
+    require_manage(request.user, obj)
+    what = what or obj._meta.verbose_name
+    if request.method == "POST":
+        if attempt(request, delete, actor(request), obj, success=f"{what.capitalize()} {obj} deleted."):
+            return redirect(done)
+        return redirect(back)
+    return render(request, "_confirm_delete.html", {"object": obj, "what": what, "consequences": consequences,
+                                                    "back": back})

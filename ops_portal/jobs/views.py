@@ -107,8 +107,11 @@ def host_run(request, pk, action):
 
 @login_required
 def template_list(request):
-    templates = restrict(JobTemplate.objects.select_related("environment"), request.user, Action.VIEW)
-    return render(request, "jobs/templates.html", {"templates": templates})
+    templates = list(restrict(JobTemplate.objects.select_related("environment"), request.user, Action.VIEW))
+    manage = scope_for(request.user, Action.MANAGE)
+    for template in templates:
+        template.can_manage = manage.allows(template.environment_id)
+    return render(request, "jobs/templates.html", {"templates": templates, "can_create": not manage.empty})
 
 
 @login_required
