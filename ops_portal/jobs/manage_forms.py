@@ -106,7 +106,8 @@ class BaseParameterFormSet(forms.BaseFormSet):
         form.fields["DELETE"].widget.attrs["aria-label"] = "Remove this parameter"
 
 
-ParameterFormSet = forms.formset_factory(ParameterForm, formset=BaseParameterFormSet, extra=1, can_delete=True, max_num=50, validate_max=True)
+ParameterFormSet = forms.formset_factory(ParameterForm, formset=BaseParameterFormSet, extra=1, can_delete=True,
+                                         max_num=50, validate_max=True)
 
 
 def parameter_formset(data=None, template=None):
