@@ -49,7 +49,11 @@ def home(request):
     page = paginate(request, _reports(reports))
     _operable(request.user, templates)
     _operable(request.user, page.object_list)
+    manage = scope_for(request.user, Action.MANAGE)
+    for template in templates:
+        template.can_manage = manage.allows(template.environment_id)
     return render(request, "configs/home.html", {"templates": templates, "page": page, "state": state,
+                                                 "can_create": not manage.empty,
                                                  "query": f"state={state}" if state else ""})
 
 

@@ -10,11 +10,12 @@ from django.views.decorators.http import require_http_methods
 from ops_portal.accounts.choices import Action
 from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import restrict
-from ops_portal.core.web import actor, attempt, confirm_delete, require_manage
+from ops_portal.core.web import actor, attempt, confirm_delete, form_page, require_manage
 
-from . import templates
+from . import schedules, templates
+from .forms import ScheduleForm
 from .manage_forms import JobTemplateForm, definitions, parameter_formset
-from .models import JobTemplate
+from .models import JobSchedule, JobTemplate
 
 
 def _visible(user):
@@ -63,3 +64,37 @@ def template_delete(request, pk):
     return confirm_delete(request, template, templates.delete_template, what="job template",
                           done=reverse("jobs:templates"), back=reverse("jobs:template_edit", args=[template.pk]),
                           consequences=consequences)
+
+
+def _schedule(user, pk):
+    return get_object_or_404(restrict(JobSchedule.objects.select_related("template__environment"), user,
+                                      Action.VIEW), pk=pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def schedule_edit(request, pk):
+    schedule = _schedule(request.user, pk)
+    require_manage(request.user, schedule)
+    initial = {name: getattr(schedule, name) for name in ("name", "kind", "cron", "timezone", "interval_seconds",
+                                                          "run_at", "missed_policy", "params")}
+    initial["template"] = schedule.template_id
+    form = ScheduleForm(request.POST or None, initial=initial,
+                        templates=restrict(JobTemplate.objects.select_related("environment"), request.user,
+                                           Action.MANAGE))
+    return form_page(request, form, schedules.update_schedule, obj=schedule, what="schedule",
+                     intro="Runs launch as the schedule's owner; a change asks again for its standing approval "
+                           "where the environment's policies say so.",
+                     back=reverse("jobs:schedules"), done=reverse("jobs:schedules"),
+                     delete_url=reverse("jobs:schedule_delete", args=[schedule.pk]))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def schedule_delete(request, pk):
+    schedule = _schedule(request.user, pk)
+    consequences = [f"its runs of template {schedule.template.name} ({schedule.template.environment.name})"]
+    if schedule.standing_request_id:
+        consequences.append("its standing approval")
+    return confirm_delete(request, schedule, schedules.delete_schedule, what="schedule",
+                          done=reverse("jobs:schedules"), back=reverse("jobs:schedules"), consequences=consequences)

@@ -17,6 +17,7 @@ urlpatterns = [
     path("templates/<int:pk>/delete/", manage_views.template_delete, name="template_delete"),
     path("schedules/", views.schedule_list, name="schedules"),
     path("schedules/<int:pk>/toggle/", views.schedule_toggle, name="schedule_toggle"),
-    path("schedules/<int:pk>/delete/", views.schedule_delete, name="schedule_delete"),
+    path("schedules/<int:pk>/edit/", manage_views.schedule_edit, name="schedule_edit"),
+    path("schedules/<int:pk>/delete/", manage_views.schedule_delete, name="schedule_delete"),
     path("schedules/system/<int:pk>/", views.system_schedule_update, name="system_schedule_update"),
 ]

@@ -162,14 +162,6 @@ def schedule_toggle(request, pk):
 
 @login_required
 @require_POST
-def schedule_delete(request, pk):
-    schedule = get_object_or_404(restrict(JobSchedule.objects.all(), request.user, Action.VIEW), pk=pk)
-    attempt(request, schedules.delete_schedule, actor(request), schedule, success="Schedule deleted.")
-    return redirect("jobs:schedules")
-
-
-@login_required
-@require_POST
 def system_schedule_update(request, pk):
     task = get_object_or_404(PeriodicTask.objects.filter(name__in=list(periodic.builtins())), pk=pk)
     try:

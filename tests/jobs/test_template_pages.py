@@ -121,3 +121,30 @@ def test_viewers_and_operators_are_refused_before_anything_is_written(client, en
     other.role_bindings.all().delete()
     client.force_login(other)
     assert client.get(f"/templates/{template.pk}/edit/").status_code == 404
+
+
+def test_an_admin_edits_a_schedule_and_deletes_it_after_a_confirmation(client, env):
+    from ops_portal.jobs.models import JobSchedule
+    from ops_portal.jobs.schedules import create_schedule
+
+    admin = person(env, Role.ADMIN)
+    template = create_template(act(admin), name="tick", environment=env, action="host.command",
+                               selector={"all": True}, action_params={"command": "true"})
+    schedule = create_schedule(act(admin), name="nightly", template=template, kind="cron", cron="0 3 * * *",
+                               timezone="UTC", missed_policy="skip")
+    client.force_login(admin)
+    data = {"name": "nightly", "template": template.pk, "kind": "cron", "cron": "0 4 * * 1-5",
+            "timezone": "Europe/Berlin", "interval_seconds": "", "run_at": "", "missed_policy": "skip",
+            "params": "", "secret_values": ""}
+    bad = client.post(f"/schedules/{schedule.pk}/edit/", {**data, "cron": "61 * * * *"})
+    assert bad.status_code == 200 and "Not a valid cron expression" in bad.content.decode()
+    client.post(f"/schedules/{schedule.pk}/edit/", data)
+    schedule.refresh_from_db()
+    assert (schedule.cron, schedule.timezone) == ("0 4 * * 1-5", "Europe/Berlin")
+    assert "Delete schedule" in client.get(f"/schedules/{schedule.pk}/delete/").content.decode()
+    client.force_login(person(env, Role.OPERATOR))
+    assert client.post(f"/schedules/{schedule.pk}/edit/", data).status_code == 403
+    assert client.post(f"/schedules/{schedule.pk}/delete/").status_code == 403
+    client.force_login(admin)
+    client.post(f"/schedules/{schedule.pk}/delete/")
+    assert not JobSchedule.objects.exists()
