@@ -75,7 +75,7 @@ def detail(request, pk):
     return render(request, "configs/detail.html", {
         "config": config, "reports": reports, "hosts": hosts.order_by("name")[:500],
         "preview": preview if isinstance(preview, dict) else None, "preview_host": preview_host,
-        "can_operate": can_operate,
+        "can_operate": can_operate, "can_manage": can(request.user, Action.MANAGE, config.environment_id),
     })
 
 
