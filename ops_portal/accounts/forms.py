@@ -73,3 +73,13 @@ class TokenForm(forms.Form):
     name = forms.CharField(max_length=100)
     expires = forms.DateTimeField(required=False, help_text="Optional, e.g. 2027-01-31 00:00",
                                   widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+
+
+class TeamForm(forms.Form):
+    """A team and its members; members take the team's role bindings along (services.update_team
+    decides whether the actor may grant them)."""
+
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(max_length=255, required=False)
+    members = forms.ModelMultipleChoiceField(queryset=User.objects.filter(is_active=True).order_by("username"),
+                                             required=False, widget=forms.CheckboxSelectMultiple)

@@ -12,4 +12,7 @@ urlpatterns = [
     path("access/", views.access, name="access"),
     path("access/bindings/<int:pk>/delete/", views.delete_binding, name="delete_binding"),
     path("access/users/<int:pk>/toggle/", views.toggle_user, name="toggle_user"),
+    path("access/teams/new/", views.team_new, name="team_new"),
+    path("access/teams/<int:pk>/edit/", views.team_edit, name="team_edit"),
+    path("access/teams/<int:pk>/delete/", views.team_delete, name="team_delete"),
 ]

@@ -4,13 +4,14 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ops_portal.core.web import actor, attempt
+from ops_portal.core.web import actor, attempt, confirm_delete, form_page, require_manage
 
 from . import services
 from .choices import ROLE_ACTIONS, Action
-from .forms import BindingForm, EnvironmentForm, ThrottledAuthenticationForm, TokenForm, UserCreateForm
+from .forms import BindingForm, EnvironmentForm, TeamForm, ThrottledAuthenticationForm, TokenForm, UserCreateForm
 from .models import APIToken, Environment, RoleBinding, Team
 from .permissions import has_any, restrict, scope_for
 
@@ -92,11 +93,63 @@ def access(request):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def delete_binding(request, pk):
-    binding = get_object_or_404(restrict(RoleBinding.objects.all(), request.user, Action.MANAGE), pk=pk)
-    attempt(request, services.delete_binding, actor(request), binding, success="Role binding removed.")
-    return redirect("access")
+    binding = get_object_or_404(restrict(RoleBinding.objects.select_related("user", "team", "environment"),
+                                         request.user, Action.MANAGE), pk=pk)
+    who = f"user {binding.user.username}" if binding.user_id else f"team {binding.team.name}"
+    members = list(binding.team.members.values_list("username", flat=True)) if binding.team_id else []
+    where = binding.environment.name if binding.environment_id else "all environments"
+    consequences = [f"the {binding.role} role of {who} in {where}"]
+    if members:
+        consequences.append(f"that role for the team's members: {', '.join(members)}")
+    return confirm_delete(request, binding, services.delete_binding, what="role binding", consequences=consequences,
+                          done=reverse("access"), back=reverse("access"))
+
+
+def _require_global_admin(user):
+    # Teams are global objects: require_manage(user, team) asks for manage in all environments.
+    require_manage(user, Team())
+
+
+def _team_page(request, team=None):
+    _require_global_admin(request.user)
+    initial = {"name": team.name, "description": team.description,
+               "members": list(team.members.values_list("pk", flat=True))} if team is not None else {}
+    form = TeamForm(request.POST or None, initial=initial)
+    save = services.create_team if team is None else services.update_team
+    return form_page(request, form, save, obj=team, what="team", back=reverse("access") + "#teams",
+                     done=reverse("access") + "#teams",
+                     intro="Members hold every role binding of the team. Changing who is in it is granting or "
+                           "removing those roles: only administrators who hold them may.",
+                     delete_url=reverse("team_delete", args=[team.pk]) if team else None)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def team_new(request):
+    return _team_page(request)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def team_edit(request, pk):
+    _require_global_admin(request.user)
+    return _team_page(request, get_object_or_404(Team, pk=pk))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def team_delete(request, pk):
+    _require_global_admin(request.user)
+    team = get_object_or_404(Team, pk=pk)
+    consequences = [f"its role binding: {b.role} in {b.environment.name if b.environment_id else 'all environments'}"
+                    for b in team.role_bindings.select_related("environment")]
+    members = list(team.members.values_list("username", flat=True))
+    if members:
+        consequences.append(f"those roles for its members: {', '.join(members)}")
+    return confirm_delete(request, team, services.delete_team, what="team", consequences=consequences,
+                          done=reverse("access") + "#teams", back=reverse("access") + "#teams")
 
 
 @login_required

@@ -49,7 +49,11 @@ def home(request):
     page = paginate(request, _reports(reports))
     _operable(request.user, templates)
     _operable(request.user, page.object_list)
+    manage = scope_for(request.user, Action.MANAGE)
+    for template in templates:
+        template.can_manage = manage.allows(template.environment_id)
     return render(request, "configs/home.html", {"templates": templates, "page": page, "state": state,
+                                                 "can_create": not manage.empty,
                                                  "query": f"state={state}" if state else ""})
 
 
@@ -71,7 +75,7 @@ def detail(request, pk):
     return render(request, "configs/detail.html", {
         "config": config, "reports": reports, "hosts": hosts.order_by("name")[:500],
         "preview": preview if isinstance(preview, dict) else None, "preview_host": preview_host,
-        "can_operate": can_operate,
+        "can_operate": can_operate, "can_manage": can(request.user, Action.MANAGE, config.environment_id),
     })
 
 

@@ -50,3 +50,15 @@ class RotateForm(forms.Form):
     private_key = forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "class": "mono", "autocomplete": "off"}),
                                   strip=False)
     passphrase = forms.CharField(widget=forms.PasswordInput, required=False)
+
+
+class CredentialEditForm(forms.Form):
+    """A credential's name, environment and user; the key itself only changes by rotation."""
+
+    name = forms.CharField(max_length=128)
+    environment = forms.ModelChoiceField(queryset=None)
+    username = forms.CharField(max_length=32)
+
+    def __init__(self, *args, environments, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["environment"].queryset = environments

@@ -10,4 +10,6 @@ urlpatterns = [
     path("compliance/", views.compliance, name="compliance"),
     path("credentials/", views.credentials, name="credentials"),
     path("credentials/<int:pk>/rotate/", views.credential_rotate, name="credential_rotate"),
+    path("credentials/<int:pk>/edit/", views.credential_edit, name="credential_edit"),
+    path("credentials/<int:pk>/delete/", views.credential_delete, name="credential_delete"),
 ]

@@ -3,16 +3,17 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Max
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from ops_portal.accounts.choices import Action
 from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import can, restrict
-from ops_portal.core.web import actor, attempt, paginate
+from ops_portal.core.web import actor, attempt, confirm_delete, form_page, paginate, require_manage
 
 from . import services, transfer
 from .filtersets import HostFilterSet
-from .forms import CredentialForm, HostForm, ImportForm, RotateForm
+from .forms import CredentialEditForm, CredentialForm, HostForm, ImportForm, RotateForm
 from .models import ComplianceResult, Credential, Host
 
 
@@ -75,9 +76,40 @@ def credentials(request):
         if attempt(request, services.create_credential, actor(request), form=form, success="Credential stored.",
                    **form.cleaned_data):
             return redirect("inventory:credentials")
-    items = restrict(Credential.objects.select_related("environment"), request.user, Action.VIEW)
+    items = list(restrict(Credential.objects.select_related("environment"), request.user, Action.VIEW))
+    for item in items:
+        item.can_manage = can(request.user, Action.MANAGE, item.environment_id)
     return render(request, "inventory/credentials.html", {"credentials": items, "form": form,
                                                           "can_manage": manageable.exists()})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def credential_edit(request, pk):
+    """Rename a credential, move it or change its user; the key is never shown (Rotate replaces it)."""
+    credential = get_object_or_404(restrict(Credential.objects.all(), request.user, Action.VIEW), pk=pk)
+    require_manage(request.user, credential)
+    form = CredentialEditForm(request.POST or None, environments=restrict(Environment.objects.all(), request.user,
+                                                                          Action.MANAGE),
+                              initial={"name": credential.name, "environment": credential.environment_id,
+                                       "username": credential.username})
+    return form_page(request, form, services.update_credential, obj=credential, what="credential",
+                     intro="The private key and passphrase are write-only: replace them with Rotate.",
+                     back=reverse("inventory:credentials"), done=reverse("inventory:credentials"),
+                     delete_url=reverse("inventory:credential_delete", args=[credential.pk]))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def credential_delete(request, pk):
+    credential = get_object_or_404(restrict(Credential.objects.all(), request.user, Action.VIEW), pk=pk)
+    hosts = list(credential.hosts.order_by("name").values_list("name", flat=True)[:20])
+    consequences = ["its encrypted key and passphrase"]
+    if hosts:
+        consequences.append(f"nothing while hosts use it: {', '.join(hosts)} (change their credential first)")
+    return confirm_delete(request, credential, services.delete_credential, what="credential",
+                          done=reverse("inventory:credentials"), back=reverse("inventory:credentials"),
+                          consequences=consequences)
 
 
 @login_required

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import manage_views, views
 
 app_name = "jobs"
 urlpatterns = [
@@ -13,8 +13,12 @@ urlpatterns = [
     path("hosts/<int:pk>/run/<str:action>/", views.host_run, name="host_run"),
     path("templates/", views.template_list, name="templates"),
     path("templates/<int:pk>/launch/", views.template_launch, name="launch"),
+    path("templates/new/", manage_views.template_new, name="template_new"),
+    path("templates/<int:pk>/edit/", manage_views.template_edit, name="template_edit"),
+    path("templates/<int:pk>/delete/", manage_views.template_delete, name="template_delete"),
     path("schedules/", views.schedule_list, name="schedules"),
     path("schedules/<int:pk>/toggle/", views.schedule_toggle, name="schedule_toggle"),
-    path("schedules/<int:pk>/delete/", views.schedule_delete, name="schedule_delete"),
+    path("schedules/<int:pk>/edit/", manage_views.schedule_edit, name="schedule_edit"),
+    path("schedules/<int:pk>/delete/", manage_views.schedule_delete, name="schedule_delete"),
     path("schedules/system/<int:pk>/", views.system_schedule_update, name="system_schedule_update"),
 ]

@@ -127,8 +127,11 @@ def host_run(request, pk, action):
 
 @login_required
 def template_list(request):
-    templates = restrict(JobTemplate.objects.select_related("environment"), request.user, Action.VIEW)
-    return render(request, "jobs/templates.html", {"templates": templates})
+    templates = list(restrict(JobTemplate.objects.select_related("environment"), request.user, Action.VIEW))
+    manage = scope_for(request.user, Action.MANAGE)
+    for template in templates:
+        template.can_manage = manage.allows(template.environment_id)
+    return render(request, "jobs/templates.html", {"templates": templates, "can_create": not manage.empty})
 
 
 @login_required
@@ -174,14 +177,6 @@ def schedule_toggle(request, pk):
     schedule = get_object_or_404(restrict(JobSchedule.objects.all(), request.user, Action.VIEW), pk=pk)
     attempt(request, schedules.update_schedule, actor(request), schedule, enabled=not schedule.enabled,
             success=f"Schedule {'paused' if schedule.enabled else 'resumed'}.")
-    return redirect("jobs:schedules")
-
-
-@login_required
-@require_POST
-def schedule_delete(request, pk):
-    schedule = get_object_or_404(restrict(JobSchedule.objects.all(), request.user, Action.VIEW), pk=pk)
-    attempt(request, schedules.delete_schedule, actor(request), schedule, success="Schedule deleted.")
     return redirect("jobs:schedules")
 
 

@@ -45,13 +45,16 @@ def home(request):
     rules = restrict(AlertRule.objects.select_related("environment", "group"), request.user, Action.VIEW)
     rules = list(rules)
     books = runbooks(request.user, {r.runbook_id for r in rules})
+    manage = scope_for(request.user, Action.MANAGE)
     for rule in rules:
+        rule.can_manage = manage.allows(rule.environment_id)
         rule.runbook_link = (rule.runbook_id, books[rule.runbook_id]) if rule.runbook_id in books else None
     context = {
         "open_alerts": open_alerts,
         "resolved": paginate(request, visible.filter(state=AlertState.RESOLVED).order_by("-resolved_at"), 25),
         "rules": rules,
         "can_operate": not scope_for(request.user, Action.OPERATE).empty,
+        "can_create_rule": not manage.empty,
     }
     return render(request, "monitoring/home.html", context)
 
