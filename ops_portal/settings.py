@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "ops_portal.containers",
     "ops_portal.programs",
     "ops_portal.processes",
+    "ops_portal.healing",
     "ops_portal.approvals",
     "ops_portal.jobs",
     "ops_portal.dashboard",
@@ -346,6 +347,9 @@ JOB_LOST_AFTER_SECONDS = env_int("JOB_LOST_AFTER_SECONDS", 60, minimum=5)
 CONTAINERS_PUBLISH_MODE = env_choice("CONTAINERS_PUBLISH_MODE", ("auto", "ingress", "host"), "auto")
 # The container watcher: full resync of every engine this often (seconds), besides each reconnect.
 CONTAINERS_RESYNC_SECONDS = env_int("CONTAINERS_RESYNC_SECONDS", 300, minimum=10)
+# Self-healing decides on an exit this long after it (ms), so the "stop" event that follows a requested
+# stop (docker stop, the portal's stop job) is in: such exits are not healed.
+HEALING_SETTLE_MS = env_int("HEALING_SETTLE_MS", 1000, minimum=0, maximum=60000)
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "127.0.0.1")

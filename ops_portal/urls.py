@@ -20,6 +20,7 @@ api_modules = [
     "ops_portal.containers.api.urls",
     "ops_portal.programs.api.urls",
     "ops_portal.processes.api.urls",
+    "ops_portal.healing.api.urls",
 ]
 api_patterns = [path("", include(module)) for module in api_modules]
 
@@ -39,6 +40,7 @@ urlpatterns = [
     path("", include("ops_portal.jobs.urls")),
     path("", include("ops_portal.approvals.urls")),
     path("", include("ops_portal.configs.urls")),
+    path("", include("ops_portal.healing.urls")),
     path("", include("ops_portal.containers.urls")),
     path("", include("ops_portal.programs.urls")),
     path("", include("ops_portal.processes.urls")),
