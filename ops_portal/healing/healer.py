@@ -63,6 +63,8 @@ def why_not(event, container, now):
     """Why the container is left alone (None: it still needs healing)."""
     if container is None:
         return "the container is gone"
+    if container.started_at is None:
+        return "the container never started"
     if container.service_id:
         return "a Swarm service's task: Swarm replaces it"
     if not container.engine.enabled:

@@ -9,10 +9,15 @@ DOWN = ("exited", "dead")
 
 def trigger_of(change):
     """Trigger.EXIT when a running container stopped, Trigger.UNHEALTHY when a running one turned
-    unhealthy; None for anything else (new containers, removals, recoveries, Swarm tasks)."""
+    unhealthy; None for anything else (containers first seen by a resync, removals, recoveries,
+    Swarm tasks)."""
     before, after = change.before or {}, change.after or {}
-    if change.service_id or not before or not after or change.container_id is None:
+    if change.service_id or not after or change.container_id is None:
         return None
+    if not before:
+        # First seen through an engine event already down: it died before the watcher looked (a crash
+        # right after its start). First seen down by a resync: an old exit, not ours to judge.
+        return Trigger.EXIT if change.action != "sync" and after.get("state") in DOWN else None
     if after.get("state") in DOWN and before.get("state") not in DOWN:
         return Trigger.EXIT
     if (after.get("state") == "running" and after.get("health") == "unhealthy"

@@ -11,8 +11,8 @@ from ops_portal.healing.models import HealingPolicy
 T0 = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
 
 
-def change(before, after, service_id="", container_id=1):
-    return ContainerChange(container_id, "c" * 64, "web", before, after, service_id, "die")
+def change(before, after, service_id="", container_id=1, action="die"):
+    return ContainerChange(container_id, "c" * 64, "web", before, after, service_id, action)
 
 
 def running(**extra):
@@ -23,7 +23,9 @@ def test_an_exit_and_an_unhealthy_turn_are_needs_and_nothing_else_is():
     assert rules.trigger_of(change(running(), {"state": "exited", "exit_code": 137})) == Trigger.EXIT
     assert rules.trigger_of(change(running(), {"state": "dead"})) == Trigger.EXIT
     assert rules.trigger_of(change(running(health="healthy"), running(health="unhealthy"))) == Trigger.UNHEALTHY
-    assert rules.trigger_of(change({}, {"state": "exited"})) is None  # first seen already exited
+    assert rules.trigger_of(change({}, {"state": "exited"}, action="sync")) is None  # an old exit, resynced
+    assert rules.trigger_of(change({}, {"state": "exited"}, action="start")) == Trigger.EXIT  # died at once
+    assert rules.trigger_of(change({}, {"state": "created"}, action="create")) is None
     assert rules.trigger_of(change(running(), {})) is None  # removed
     assert rules.trigger_of(change({"state": "exited"}, {"state": "exited", "exit_code": 1})) is None
     assert rules.trigger_of(change({"state": "exited"}, running())) is None  # recovered
