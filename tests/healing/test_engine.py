@@ -105,5 +105,7 @@ def test_a_crash_loop_is_restarted_with_backoff_then_given_up_with_an_alert(
     alert = Alert.objects.get(source=ALERT_SOURCE, key=f"container:{local.pk}:{name}")
     assert alert.severity == "critical" and name in alert.summary
     time.sleep(3)  # given up: no more jobs
-    assert Job.objects.filter(action="container.restart", targets__name=name).count() == 3
+    row = Container.objects.get(engine=local, docker_id=created.id)
+    assert Job.objects.filter(action="container.restart", targets__kind="container",
+                              targets__ref_id=row.pk).count() == 3
     assert docker_client.api.inspect_container(created.id)["State"]["Status"] == "exited"
