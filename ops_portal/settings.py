@@ -299,6 +299,9 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "ops_portal.accounts.choices.Role",
         "SourceEnum": "ops_portal.core.choices.Source",
         "ScanSourceEnum": "ops_portal.processes.choices.ScanSource",
+        # Two choice sets answer to "action": the jobs' registered actions and a healing policy's.
+        "ActionEnum": "ops_portal.jobs.actions.all_actions",
+        "HealActionEnum": "ops_portal.healing.choices.HealAction",
     },
 }
 

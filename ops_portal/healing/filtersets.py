@@ -13,7 +13,7 @@ class HealingPolicyFilterSet(PortalFilterSet):
 
     class Meta:
         model = HealingPolicy
-        fields = ["environment", "engine", "name", "action", "enabled"]
+        fields = ["environment", "engine", "name", "enabled"]
 
 
 class HealingEventFilterSet(PortalFilterSet):

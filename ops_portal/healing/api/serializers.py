@@ -35,6 +35,7 @@ class HealingEventSerializer(serializers.ModelSerializer):
     environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
     engine = serializers.SlugRelatedField(slug_field="name", read_only=True)
     job_state = serializers.CharField(source="job.state", read_only=True, default=None)
+    action = serializers.CharField(read_only=True, help_text="restart or recreate; empty until a policy was chosen.")
 
     class Meta:
         model = HealingEvent
