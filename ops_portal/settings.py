@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "ops_portal.programs",
     "ops_portal.processes",
     "ops_portal.autoscaling",
+    "ops_portal.healing",
     "ops_portal.approvals",
     "ops_portal.jobs",
     "ops_portal.dashboard",
@@ -300,6 +301,9 @@ SPECTACULAR_SETTINGS = {
         "SourceEnum": "ops_portal.core.choices.Source",
         "ScanSourceEnum": "ops_portal.processes.choices.ScanSource",
         "ScalingMetricEnum": "ops_portal.autoscaling.choices.Metric",
+        # Two choice sets answer to "action": the jobs' registered actions and a healing policy's.
+        "ActionEnum": "ops_portal.jobs.actions.all_actions",
+        "HealActionEnum": "ops_portal.healing.choices.HealAction",
     },
 }
 
@@ -351,6 +355,9 @@ CONTAINERS_RESYNC_SECONDS = env_int("CONTAINERS_RESYNC_SECONDS", 300, minimum=10
 # Hosts (names or addresses, lower-case) autoscaling policies may read an HTTP metric from, besides
 # 127.0.0.1, ::1 and localhost. Empty: loopback only.
 AUTOSCALING_METRIC_HOSTS = [h.lower() for h in env_list("AUTOSCALING_METRIC_HOSTS", [])]
+# Self-healing decides on an exit this long after it (ms), so the "stop" event that follows a requested
+# stop (docker stop, the portal's stop job) is in: such exits are not healed.
+HEALING_SETTLE_MS = env_int("HEALING_SETTLE_MS", 1000, minimum=0, maximum=60000)
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "127.0.0.1")

@@ -21,6 +21,7 @@ api_modules = [
     "ops_portal.autoscaling.api.urls",
     "ops_portal.programs.api.urls",
     "ops_portal.processes.api.urls",
+    "ops_portal.healing.api.urls",
 ]
 api_patterns = [path("", include(module)) for module in api_modules]
 
@@ -41,6 +42,7 @@ urlpatterns = [
     path("", include("ops_portal.approvals.urls")),
     path("", include("ops_portal.configs.urls")),
     path("", include("ops_portal.autoscaling.urls")),
+    path("", include("ops_portal.healing.urls")),
     path("", include("ops_portal.containers.urls")),
     path("", include("ops_portal.programs.urls")),
     path("", include("ops_portal.processes.urls")),

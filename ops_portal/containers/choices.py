@@ -81,8 +81,8 @@ class ContainerMetric(models.TextChoices):
 
 
 # Job actions (job_actions.py), named here so services and pages need not import them.
-CONTAINER_ACTIONS = ("container.start", "container.stop", "container.restart", "container.pause",
-                     "container.unpause", "container.kill", "container.remove", "container.logs",
+CONTAINER_ACTIONS = ("container.start", "container.stop", "container.restart", "container.recreate",
+                     "container.pause", "container.unpause", "container.kill", "container.remove", "container.logs",
                      "container.stats", "container.exec")
 CONTAINER_OPERATIONS = [name.split(".")[1] for name in CONTAINER_ACTIONS]  # the API's bulk "operation" values
 SERVICE_ACTIONS = ("service.create", "service.scale", "service.update", "service.rollback", "service.remove",

@@ -51,6 +51,9 @@ container_action("container.start", "Start containers", operations.start)
 container_action("container.stop", "Stop containers", operations.stop, parameters=[STOP_TIMEOUT],
                  description="SIGTERM, then SIGKILL after the timeout.")
 container_action("container.restart", "Restart containers", operations.restart, parameters=[STOP_TIMEOUT])
+container_action("container.recreate", "Recreate containers", operations.recreate, parameters=[STOP_TIMEOUT],
+                 description="Stop, then replace by a new container with the same name and configuration (a fresh "
+                             "filesystem, the image its tag names now; anonymous volumes are new).")
 container_action("container.pause", "Pause containers", operations.pause)
 container_action("container.unpause", "Unpause containers", operations.unpause)
 container_action("container.kill", "Send a signal to containers", operations.kill, parameters=[

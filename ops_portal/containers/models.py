@@ -147,6 +147,9 @@ class Container(Observed):
     created_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When the engine last reported a "stop" event for it (docker stop, or the portal's stop job):
+    # an exit after a requested stop is not a crash (self-healing leaves it alone).
+    stop_requested_at = models.DateTimeField(null=True, blank=True)
     service_id = models.CharField(max_length=64, blank=True)
     service_name = models.CharField(max_length=255, blank=True)
     task_id = models.CharField(max_length=64, blank=True)

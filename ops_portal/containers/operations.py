@@ -42,6 +42,23 @@ unpause = _lifecycle(lambda c, i, p: ops.unpause(c, i), "unpause")
 kill = _lifecycle(lambda c, i, p: ops.kill(c, i, signal=p.get("signal") or "SIGKILL"), "kill")
 
 
+def recreate(ctx):
+    """A new container in place of the old one: same name and configuration, a fresh filesystem."""
+    client = client_for(ctx)
+    old_id = ctx.obj.docker_id
+    info = ops.recreate(client, old_id, timeout=ctx.params.get("timeout", 10))
+    engine_id = ctx.obj.engine_id
+
+    def write():
+        stored = EngineSync(engine_id)
+        stored.store(None, old_id, "destroy")
+        stored.store(info, info.id, "create")
+    ctx.after(write)
+    ctx.output("stdout", f"{ctx.obj.name}: recreated as {info.id[:12]}, {info.state} ({info.status})")
+    return CommandResult(exit_code=0, changed=True, data={"state": info.state, "status": info.status,
+                                                          "container": info.id, "replaced": old_id})
+
+
 def remove(ctx):
     client = client_for(ctx)
     ops.remove(client, ctx.obj.docker_id, force=ctx.params.get("force", False),

@@ -380,6 +380,8 @@ class EngineSync:
             if event.action in IGNORED_CONTAINER_ACTIONS:
                 return
             service_id = event.attributes.get("com.docker.swarm.service.id", "")
+            if event.action == "stop":
+                self.note_stop(event)
             self.refresh_container(client, event.id, event.action)
             if service_id:
                 self.mark(service_id)
@@ -388,6 +390,12 @@ class EngineSync:
         elif event.kind in ("image", "network", "volume", "node"):
             with self.lock:
                 self.lists.add(event.kind + "s")
+
+    def note_stop(self, event):
+        """Remember that the engine stopped the container on request ("stop" comes with docker stop and
+        the stop API, never with a crash or docker kill), so its exit is not taken for a crash."""
+        at = when(event.time) or timezone.now()
+        Container.objects.filter(engine_id=self.engine_id, docker_id=event.id).update(stop_requested_at=at)
 
     def mark(self, service_id):
         with self.lock:

@@ -23,7 +23,7 @@ from .filtersets import ContainerFilterSet
 from .forms import AllowedHostPathForm, BulkForm, EngineForm, ExecForm, LogsForm
 from .models import AllowedHostPath, Container, Engine, Image, Network, Node, Volume
 
-LIFECYCLE = ("start", "stop", "restart", "pause", "unpause", "kill", "remove", "stats")
+LIFECYCLE = ("start", "stop", "restart", "recreate", "pause", "unpause", "kill", "remove", "stats")
 CHART_SECONDS = 3600
 
 

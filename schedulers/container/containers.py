@@ -99,6 +99,70 @@ def remove(client, container, *, force=False, volumes=False) -> None:
     _call(client, f"remove {container}", client.api.remove_container, container, force=force, v=volumes)
 
 
+SERVICE_LABEL = "com.docker.swarm.service.id"
+
+
+def _create_args(attrs):
+    """create_container arguments that give a new container the old one's configuration (its image
+    reference as the engine tags it now, command, environment, labels, ports, health check, host
+    configuration and the first network with its aliases). Anonymous volumes are new ones."""
+    config, host = attrs.get("Config") or {}, dict(attrs.get("HostConfig") or {})
+    short = attrs["Id"][:12]
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    mode = host.get("NetworkMode") or "default"
+    networking = None
+    if mode in networks or (mode == "default" and "bridge" in networks):
+        name = mode if mode in networks else "bridge"
+        aliases = [a for a in (networks[name].get("Aliases") or []) if a != short]
+        networking = {"EndpointsConfig": {name: {"Aliases": aliases} if aliases else {}}}
+    hostname = config.get("Hostname")
+    return {"image": config.get("Image"), "command": config.get("Cmd"), "entrypoint": config.get("Entrypoint"),
+            "environment": config.get("Env"), "labels": config.get("Labels") or None,
+            "ports": [tuple(p.split("/")) for p in (config.get("ExposedPorts") or {})] or None,
+            "working_dir": config.get("WorkingDir") or None, "user": config.get("User") or None,
+            "healthcheck": config.get("Healthcheck"), "stop_signal": config.get("StopSignal"),
+            "tty": bool(config.get("Tty")), "stdin_open": bool(config.get("OpenStdin")),
+            "volumes": list(config.get("Volumes") or {}) or None,
+            "hostname": hostname if hostname and hostname != short else None,
+            "host_config": host, "networking_config": networking}, networks
+
+
+def recreate(client, container, timeout: int = 10) -> ContainerInfo:
+    """Replace the container by a new one with its name and configuration (a fresh filesystem, the
+    image its tag names now). The old one is stopped and renamed aside until the new one runs, then
+    removed; if the new one cannot be created or started, the old one gets its name back (stopped).
+    A Swarm task's container is refused: its service replaces tasks."""
+    api = client.api
+    attrs = _call(client, f"inspect {container}", api.inspect_container, container)
+    name = (attrs.get("Name") or "").lstrip("/")
+    if ((attrs.get("Config") or {}).get("Labels") or {}).get(SERVICE_LABEL):
+        raise ContainerError(f"recreate {name}: it is a Swarm service's task; update the service instead")
+    args, networks = _create_args(attrs)
+    first = next(iter((args["networking_config"] or {}).get("EndpointsConfig", {})), None)
+    _call(client, f"stop {name}", api.stop, attrs["Id"], timeout=int(timeout))
+    aside = f"{name}-old-{secrets.token_hex(3)}"
+    _call(client, f"rename {name}", api.rename, attrs["Id"], aside)
+    created = None
+    try:
+        created = _call(client, f"create {name}", api.create_container, name=name, **args)
+        for network, endpoint in networks.items():  # the other networks, with their aliases
+            if network != first and network not in ("host", "none"):
+                aliases = [a for a in (endpoint.get("Aliases") or []) if a != attrs["Id"][:12]]
+                _call(client, f"connect {name} to {network}", api.connect_container_to_network, created["Id"],
+                      network, aliases=aliases or None)
+        _call(client, f"start {name}", api.start, created["Id"])
+    except BaseException:
+        if created is not None:
+            try:
+                api.remove_container(created["Id"], force=True, v=True)
+            except docker.errors.APIError:
+                pass
+        api.rename(attrs["Id"], name)
+        raise
+    _call(client, f"remove the old {name}", api.remove_container, attrs["Id"], force=True)
+    return inspect_info(client, created["Id"])
+
+
 # Logs ----------------------------------------------------------------------------------------
 
 def _frames(raw, tty):

@@ -1121,3 +1121,39 @@ class LocalEngine(Escalation):
 
 ESCALATIONS += [PrivilegedSpec("service-bind-mount"), PrivilegedSpec("container-privileged"),
                 PrivilegedSpec("stack-cap-add"), AllowedPathElsewhere(), LocalEngine()]
+
+
+class HealingPolicyCase(Case):
+    basename = "healingpolicy"
+    audit_prefix = "healingpolicy"
+
+    def make(self, environment, owner=None):
+        from ops_portal.healing.models import HealingPolicy
+
+        return HealingPolicy.objects.create(environment=environment, name=f"heal-{environment.name}",
+                                            label_selector={"app": "web"})
+
+    def create_payload(self, environment):
+        return {"name": "web-crashes", "environment": environment.name, "label_selector": {"app": "web"},
+                "action": "recreate", "on_exit": True, "on_unhealthy": True, "max_attempts": 3}
+
+    def update_payload(self, obj):
+        return {"max_attempts": 7}
+
+
+class HealingEventCase(Case):
+    basename = "healingevent"
+    writable = False
+
+    def make(self, environment, owner=None):
+        import uuid
+
+        from ops_portal.healing.models import HealingEvent
+
+        engine = _engine(environment)
+        return HealingEvent.objects.create(key=uuid.uuid4().hex, environment=environment, engine=engine,
+                                           docker_id=uuid.uuid4().hex, container_name="web-1", trigger="exit",
+                                           state="skipped", reason="the container is running again")
+
+
+CASES += [HealingPolicyCase(), HealingEventCase()]
