@@ -136,7 +136,9 @@ def scan(shell: Shell, *, interval: float = 0.0, previous: Snapshot | None = Non
     if use_psutil is not None:
         args.append("--psutil" if use_psutil else "--no-psutil")
     started = time.monotonic()
-    result = shell.run(python_argv(collector_source(), *args, python=python), timeout=timeout, cancel=cancel)
+    # The collector starts no process: no sweep of its session after it exits (a second full scan).
+    result = shell.run(python_argv(collector_source(), *args, python=python), timeout=timeout, cancel=cancel,
+                       sweep=False)
     elapsed = time.monotonic() - started
     if result.exit_code == 127:
         raise ProcessError(f"cannot list the processes of {shell.name}: {python} is not installed there")

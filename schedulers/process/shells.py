@@ -35,7 +35,7 @@ class LocalShell(Shell):
     def __init__(self, name: str = "localhost"):
         self.name = name
 
-    def run(self, argv, *, stdin=None, timeout=60.0, cancel=None, env=None):
+    def run(self, argv, *, stdin=None, timeout=60.0, cancel=None, env=None, sweep=True):
         argv = _check_argv(argv)
         cancel = cancel or CancelToken()
         environment = dict(os.environ, **env) if env else None
@@ -61,7 +61,8 @@ class LocalShell(Shell):
                 if not gone:
                     what += "; its process group did not end after SIGKILL"
                 raise BackendError(f"{argv[0]} on {self.name}: {what}")
-        # What the command left running in its process group is ended, as local.run does.
+        # What the command left running in its process group is ended, as local.run does (cheap
+        # here: a signal to the group, whatever sweep says).
         local.end_process_group(proc.pid, reap=proc.poll)
         return ShellResult(proc.returncode, out, err)
 
@@ -86,7 +87,7 @@ class SSHShell(Shell):
         self.env = dict(env or {})
         self.on_session = on_session
 
-    def run(self, argv, *, stdin=None, timeout=60.0, cancel=None, env=None):
+    def run(self, argv, *, stdin=None, timeout=60.0, cancel=None, env=None, sweep=True):
         out, err = [], []
 
         def collect(stream, text):
@@ -95,7 +96,7 @@ class SSHShell(Shell):
         try:
             result = run_command(self.pool, self.target, shlex.join(_check_argv(argv)), on_line=collect,
                                  cancel=cancel, timeout=timeout, env={**self.env, **(env or {})} or None,
-                                 stdin=stdin)
+                                 stdin=stdin, sweep=sweep)
         except ValueError as exc:
             raise BackendError(f"{argv[0]} on {self.name}: {exc}")
         if result.exit_code is None or result.canceled or result.timed_out:

@@ -59,6 +59,7 @@ TCP_LISTEN = 10
 SOCK_DIAG_BY_FAMILY = 20
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NETLINK_SOCK_DIAG = 4
+FD_NAMES = []  # "fd/0", "fd/1", …: the names readlink is given, made once
 B64_CHUNK = 36000  # raw bytes per base64 line: 48,000 characters, under hostlib's 64 KiB line limit
 
 
@@ -211,13 +212,16 @@ def _fds(pid, listen, at=None):
     ports = []
     seen = set()
     if count:
+        if len(FD_NAMES) < count:
+            FD_NAMES.extend("fd/%d" % fd for fd in range(len(FD_NAMES), count))
+        readlink, names = os.readlink, FD_NAMES if at is not None else ["%s/%d" % (base, fd) for fd in range(count)]
         for fd in range(count):
             try:
-                link = os.readlink("%s/%d" % (base, fd), **where)
+                link = readlink(names[fd], **where)
             except OSError:
                 continue
             seen.add(fd)
-            if link.startswith("socket:["):
+            if link[:8] == "socket:[":
                 port = listen.get(link[8:-1])
                 if port is not None and port not in ports:
                     ports.append(port)
@@ -279,34 +283,36 @@ def scan_proc(listen, users, hz, btime, kernel, cgroups):
     their own: only their stat is read. The other files are opened relative to /proc/<pid>.
     """
     rows = []
+    opendir, close, read = os.O_RDONLY | os.O_DIRECTORY, os.close, _read
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         pid = int(entry)
         at = None
         try:
-            at = os.open("/proc/" + entry, os.O_RDONLY | os.O_DIRECTORY)
-            stat = _read("stat", at=at)
+            at = os.open("/proc/" + entry, opendir)
+            stat = read("stat", 65536, at)
             head, _, rest = stat.rpartition(b")")
             f = rest.split()  # state ppid pgrp session tty tpgid flags 4×faults utime stime … threads … start
             ppid = int(f[1])
             if kernel is not None and (pid == kernel or ppid == kernel):
-                status, args, nfd, ports = b"", [], 0, []
+                uid, rss, args, nfd, ports = 0, 0, [], 0, []
             else:
-                status = _read("status", at=at)
-                args = split_cmdline(_read("cmdline", at=at))
-                cgroups[pid] = _read("cgroup", at=at)
+                status = read("status", 65536, at)
+                uid = _status_int(status, b"\nUid:")
+                rss = _status_int(status, b"\nVmRSS:") * 1024  # stat's rss is the kernel's cheaper, rougher sum
+                args = split_cmdline(read("cmdline", 65536, at))
+                cgroups[pid] = read("cgroup", 65536, at)
                 nfd, ports = _fds(pid, listen, at)
         except OSError:
             continue  # ended while being read
         finally:
             if at is not None:
-                os.close(at)
-        rows.append([pid, ppid, users(_status_int(status, b"\nUid:")),
-                     full_name(head.partition(b"(")[2].decode("utf-8", "replace"), args),
-                     args, f[0].decode(), round((int(f[11]) + int(f[12])) / hz, 2),
-                     _status_int(status, b"\nVmRSS:") * 1024, int(f[17]), nfd, round(btime + int(f[19]) / hz, 2),
-                     ports])
+                close(at)
+        comm = head[head.find(b"(") + 1:].decode("utf-8", "replace")
+        rows.append([pid, ppid, users(uid), full_name(comm, args) if len(comm) >= 15 else comm, args,
+                     f[0].decode(), round((int(f[11]) + int(f[12])) / hz, 2), rss, int(f[17]), nfd,
+                     round(btime + int(f[19]) / hz, 2), ports])
     return rows
 
 
