@@ -1,4 +1,4 @@
-"""The portal's own machine as a host, through a live worker: its processes scanned with psutil
+"""The portal's own machine as a host, through a live worker: its processes scanned from /proc
 (API → job → worker → database → API), what changed between two scans, pause and resume of a
 process, and a pid whose start time changed refused with nothing sent."""
 import subprocess

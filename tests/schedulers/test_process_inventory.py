@@ -1,5 +1,5 @@
-"""Process inventory: the portal's own machine with psutil, fleet hosts through the collector, and
-what changed between two scans."""
+"""Process inventory: the portal's own machine (/proc, or psutil when asked), fleet hosts through the
+collector, and what changed between two scans."""
 
 import os
 import subprocess
