@@ -7,9 +7,12 @@
      wrapper), as a plain exec request on a warm connection (what `ssh host ps …` does once
      connected), and OpenSSH's own `ssh host ps …` (cold: a new connection each time);
    - bytes: what each moved over SSH, read from the host's eth0 counters (IP, TCP and SSH included)
-     around one run of each, and the payload the portal decoded.
-2. The portal's own machine: inventory.scan_local() (psutil, in this process), the same with the
-   /proc reader, and `ps -eo …` as a subprocess.
+     around one run of each, and the payload the portal decoded;
+   - CPU: the CPU time (user + system) the collector and `ps` each cost on the host, read from
+     the rusage of a wrapper that runs them (through docker exec): on this shared machine wall
+     times swing with the other sessions' load, the CPU a scan costs much less.
+2. The portal's own machine: inventory.scan_local() (the /proc reader, its default on Linux, in
+   this process), the same with psutil, and `ps -eo …` as a subprocess; wall and CPU time.
 3. Fleet-wide: inventory.scan_many over N hosts at once (--fleet, capped by free memory), with a
    cold pool (handshakes included) and a warm one.
 4. The portal path (unless --skip-portal): the same N hosts registered in the bench database, a
@@ -61,6 +64,20 @@ def wire_bytes(run, host, func):
     return eth0(run, host) - before
 
 
+# Runs on the host: the command given as arguments, then its CPU seconds (user + system) and wall seconds.
+CPU_WRAPPER = ("import resource, subprocess, sys, time\n"
+               "started = time.time()\n"
+               "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)\n"
+               "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+               "print(usage.ru_utime + usage.ru_stime, time.time() - started)\n")
+
+
+def host_cpu(run, host, argv):
+    """(CPU seconds, wall seconds) of one run of argv on the host, measured there."""
+    cpu, wall = run.exec(host, ["python3", "-c", CPU_WRAPPER, *argv]).check().stdout.split()
+    return float(cpu), float(wall)
+
+
 def spawn(run, host, count):
     script = (f"for i in $(seq {count}); do setsid sleep 100000 </dev/null >/dev/null 2>&1 & done; "
               "sleep 1; ps -e --no-headers | wc -l")
@@ -101,7 +118,7 @@ def openssh(run, host, argv):
 def remote_comparison(run, target, args):
     from schedulers.hostlib.connect import SSHPool
     from schedulers.process import inventory
-    from schedulers.process.shells import SSHShell
+    from schedulers.process.shells import SSHShell, python_argv
 
     host = target.name
     total = spawn(run, host, args.extra)
@@ -148,34 +165,67 @@ def remote_comparison(run, target, args):
     results["ratio_cold_vs_openssh"] = (results["portal scan, cold"]["median_s"]
                                         / results["OpenSSH ssh host ps, cold"]["median_s"])
     results["ratio_wire_bytes_warm"] = wire["portal scan, warm pool"] / wire["ps as plain exec, warm"]
+    collector_argv = python_argv(inventory.collector_source())
+    cpu = {"collector": [], "ps": []}
+    for _ in range(args.repeats):
+        for label, argv in (("collector", collector_argv), ("ps", PS)):
+            cpu[label].append(host_cpu(run, host, argv)[0])
+    results["host_cpu"] = {label: {"median_s": median(runs), "runs_s": runs} for label, runs in cpu.items()}
+    results["ratio_host_cpu"] = median(cpu["collector"]) / median(cpu["ps"])
+    print(f"  CPU on the host: collector median {fmt(median(cpu['collector']) * 1000, 1)} ms "
+          f"({', '.join(fmt(c * 1000, 1) for c in cpu['collector'])}), ps {fmt(median(cpu['ps']) * 1000, 1)} ms "
+          f"({', '.join(fmt(c * 1000, 1) for c in cpu['ps'])}): {fmt(results['ratio_host_cpu'])}x")
     run.exec(host, ["pkill", "-x", "sleep"])
     return results
 
 
 def local_comparison(args):
+    import resource
+
     from schedulers.process import inventory
+
+    def ps():
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(PS, stdout=subprocess.PIPE, check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+    def in_process(func):
+        def measured():
+            started = time.process_time()
+            func()
+            return time.process_time() - started
+        return measured
 
     print(f"\n2. the portal's own machine, {args.repeats} repeats")
     first, snapshot = timed(inventory.scan_local)
     contenders = [
-        ("scan_local (psutil)", inventory.scan_local),
-        ("scan_local (/proc reader)", lambda: inventory.scan_local(use_psutil=False)),
-        ("ps -eo … (subprocess)", lambda: subprocess.run(PS, stdout=subprocess.PIPE, check=True)),
+        ("scan_local (/proc reader)", in_process(inventory.scan_local)),
+        ("scan_local (psutil)", in_process(lambda: inventory.scan_local(use_psutil=True))),
+        ("ps -eo … (subprocess)", ps),
     ]
     seconds = {label: [] for label, _ in contenders}
+    cpu = {label: [] for label, _ in contenders}
     for repeat in range(args.repeats):
         shift = repeat % len(contenders)
         for label, func in contenders[shift:] + contenders[:shift]:
-            seconds[label].append(timed(func)[0])
-    results = {"processes": len(snapshot.processes), "first_psutil_scan_s": first}
+            took, used = timed(func)
+            seconds[label].append(took)
+            cpu[label].append(used)
+    results = {"processes": len(snapshot.processes), "source": snapshot.source, "first_scan_s": first}
     for label, runs in seconds.items():
-        results[label] = {"median_s": median(runs), "runs_s": runs}
+        results[label] = {"median_s": median(runs), "runs_s": runs, "cpu_median_s": median(cpu[label]),
+                          "cpu_runs_s": cpu[label]}
         print(f"  {label:28} median {fmt(median(runs) * 1000, 1)} ms "
-              f"({', '.join(fmt(s * 1000, 1) for s in runs)})")
-    ratio = results["scan_local (psutil)"]["median_s"] / results["ps -eo … (subprocess)"]["median_s"]
-    results["ratio_psutil_vs_ps"] = ratio
-    print(f"  {len(snapshot.processes)} processes; first psutil scan in this process {fmt(first * 1000, 1)} ms; "
-          f"psutil scan / ps: {fmt(ratio)}x (goal <= 2)")
+              f"({', '.join(fmt(s * 1000, 1) for s in runs)}); CPU {fmt(median(cpu[label]) * 1000, 1)} ms")
+    peer = results["ps -eo … (subprocess)"]
+    for key, label in (("proc", "scan_local (/proc reader)"), ("psutil", "scan_local (psutil)")):
+        results[f"ratio_{key}_vs_ps"] = results[label]["median_s"] / peer["median_s"]
+        results[f"cpu_ratio_{key}_vs_ps"] = results[label]["cpu_median_s"] / peer["cpu_median_s"]
+    print(f"  {len(snapshot.processes)} processes ({snapshot.source}); first scan in this process "
+          f"{fmt(first * 1000, 1)} ms; /proc reader / ps: {fmt(results['ratio_proc_vs_ps'])}x wall, "
+          f"{fmt(results['cpu_ratio_proc_vs_ps'])}x CPU (goal <= 2); "
+          f"psutil / ps: {fmt(results['ratio_psutil_vs_ps'])}x")
     return results
 
 

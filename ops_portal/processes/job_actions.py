@@ -1,8 +1,8 @@
 """The process level's job actions: scan hosts' processes (processes.scan, on hosts) and act on one
 process (process.signal, stop, pause, resume, kill, on the `process` target kind).
 
-A scan reads the portal's own machine in the worker with psutil and SSH hosts through the
-collector over the job's SSH pool, many at once (the strategy's limit). The previous scan of each
+A scan reads the portal's own machine in the worker (/proc, psutil where there is none) and SSH
+hosts through the collector over the job's SSH pool, many at once (the strategy's limit). The previous scan of each
 host is read once in prepare() (the task thread), so target threads only talk to hosts; they hand
 their writes to the job's writer thread.
 

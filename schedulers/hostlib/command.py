@@ -6,7 +6,10 @@ each shlex-quoted; nothing of the caller's is spliced into script text. The wrap
 the command as a background job under `setsid`, so it leads a new session and process group
 whose id (its pid) it prints first on stdout as a control line with a per-run nonce; that
 line is stripped from the output. When the command ends, the wrapper ends whatever it left
-running in its session (TERM, KILL after a grace period), as `schedulers.local` does.
+running in its session (TERM, KILL after a grace period), as `schedulers.local` does. That sweep
+scans every process of the host (`ps -s`), as much work as a `ps -e`: a caller whose command
+starts nothing (a read-only script) passes sweep=False to skip it; cancel and timeout end the
+session all the same.
 
 Cancel and timeout: over a second channel of the same connection, a small script sends TERM
 to the whole session (process group and `pkill -s`), waits the grace period, sends KILL,
@@ -51,6 +54,7 @@ end_session() {
 """
 
 # sh -c WRAPPER opsportal-run MARKER GRACE_TENTHS CWD COMMAND [NAME=VALUE...]
+# GRACE_TENTHS 0: no sweep of the session once COMMAND has exited (run_command's sweep=False).
 WRAPPER = END_SESSION + r"""
 m=$1 g=$2 d=$3 c=$4
 shift 4
@@ -61,7 +65,7 @@ exec env -- "$@" sh -c "$c"' opsportal-cmd "$m" "$d" "$c" "$@" </dev/null &
 p=$!
 wait "$p"
 rc=$?
-end_session "$p" "$g" || echo "opsportal: processes of session $p outlived SIGKILL" >&2
+[ "$g" = 0 ] || end_session "$p" "$g" || echo "opsportal: processes of session $p outlived SIGKILL" >&2
 exit "$rc"
 """
 
@@ -106,7 +110,7 @@ class ConnectionLost(BackendError):
 def run_command(pool_or_conn, target, command: str, *, on_line, cancel: CancelToken | None = None,
                 timeout: float | None = None, env: dict | None = None, sudo: bool = False,
                 cwd: str | None = None, kill_grace: float = KILL_GRACE, stdin: bytes | None = None,
-                on_session=None) -> CommandResult:
+                on_session=None, sweep: bool = True) -> CommandResult:
     """Run a shell command on target, streaming each line to on_line(stream, text) as it arrives.
 
     pool_or_conn is an SSHPool (a connection is leased for the command) or a HostConnection.
@@ -114,6 +118,8 @@ def run_command(pool_or_conn, target, command: str, *, on_line, cancel: CancelTo
     the command reads /dev/null.
     on_session(sid), if given, learns the id of the remote session the command runs in as soon
     as it starts (end_remote_session() ends it from elsewhere, e.g. after the worker died).
+    sweep=False: the command starts nothing that could outlive it, so its session is not swept
+    once it has exited (see the module's docstring).
     Raises BackendError when the host cannot be reached, ConnectionLost when the connection
     drops while the command runs; anything else that happens once the command runs is in the
     CommandResult.
@@ -127,7 +133,7 @@ def run_command(pool_or_conn, target, command: str, *, on_line, cancel: CancelTo
     cancel = cancel or CancelToken()
     with leased(pool_or_conn, target, cancel=cancel) as conn:
         result = _Run(conn, target, command, on_line=on_line, cancel=cancel, timeout=timeout, env=env,
-                      sudo=sudo, cwd=cwd, grace=kill_grace, stdin=stdin, on_session=on_session).run()
+                      sudo=sudo, cwd=cwd, grace=kill_grace, stdin=stdin, on_session=on_session, sweep=sweep).run()
         if conn.trusted_on_first_use:
             result.data.setdefault("host_key", conn.host_key)
     return result
@@ -197,7 +203,7 @@ class _Run:
     """One command on one channel, and the session sweep when it is canceled or times out."""
 
     def __init__(self, conn, target, command, *, on_line, cancel, timeout, env, sudo, cwd, grace, stdin=None,
-                 on_session=None):
+                 on_session=None, sweep=True):
         self.conn = conn
         self.on_session = on_session
         self.target = target
@@ -209,7 +215,8 @@ class _Run:
         self.marker = f"OPSPORTAL-SID-{secrets.token_hex(8)}"
         self.stdin = stdin
         wrapper = WRAPPER if stdin is None else WRAPPER_STDIN
-        self.argv = ["sh", "-c", wrapper, "opsportal-run", self.marker, str(max(1, round(grace * 10))), cwd,
+        tenths = str(max(1, round(grace * 10))) if sweep else "0"
+        self.argv = ["sh", "-c", wrapper, "opsportal-run", self.marker, tenths, cwd,
                      command, *(f"{name}={value}" for name, value in env.items())]
         self.buffers = {"stdout": b"", "stderr": b""}
         self.sid = None

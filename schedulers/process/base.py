@@ -45,8 +45,12 @@ class Shell(abc.ABC):
 
     @abc.abstractmethod
     def run(self, argv: list[str], *, stdin: bytes | None = None, timeout: float = 60.0,
-            cancel: CancelToken | None = None, env: dict | None = None) -> ShellResult:
-        """Run argv (no shell) and collect its output; raise BackendError when the host is unreachable."""
+            cancel: CancelToken | None = None, env: dict | None = None, sweep: bool = True) -> ShellResult:
+        """Run argv (no shell) and collect its output; raise BackendError when the host is unreachable.
+
+        sweep=False: argv starts nothing that could outlive it, so what it left running need not be
+        looked for once it has exited (over SSH that look scans every process of the host).
+        """
 
     @abc.abstractmethod
     def stream(self, argv: list[str], *, on_line, cancel: CancelToken | None = None,

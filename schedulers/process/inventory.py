@@ -1,8 +1,9 @@
 """Process inventory: what runs on a host, who owns it, and what changed since the last scan.
 
-`scan_local()` reads the portal's own machine in this process with psutil; `scan(shell)` sends
-remote/collector.py to a host through a Shell (one round trip, python3 only: psutil when the host
-has it, /proc otherwise) and reads its compact gzip + base64 answer. Both give a Snapshot.
+`scan_local()` reads the portal's own machine in this process; `scan(shell)` sends
+remote/collector.py to a host through a Shell (one round trip, python3 only) and reads its compact
+gzip + base64 answer. Both give a Snapshot. Both read /proc on Linux (the faster reader, the same
+fields) and psutil where there is no Linux /proc, or when asked for with use_psutil=True.
 
 CPU %: a scan reports the average since each process started (as `ps` does) unless it samples
 twice (`interval`, seconds) or is given the previous snapshot of the host (`previous`), from
@@ -117,25 +118,27 @@ def _snapshot(host, document, *, elapsed=0.0, payload_bytes=0):
                     payload_bytes=payload_bytes)
 
 
-def scan_local(*, interval: float = 0.0, previous: Snapshot | None = None, use_psutil: bool = True,
+def scan_local(*, interval: float = 0.0, previous: Snapshot | None = None, use_psutil: bool | None = None,
                host: str = "localhost") -> Snapshot:
-    """Scan the portal's own machine in this process (psutil unless use_psutil is False)."""
+    """Scan the portal's own machine in this process (use_psutil: None /proc on Linux, True psutil, False /proc)."""
     started = time.monotonic()
     snapshot = _snapshot(host, collector.collect(use_psutil, interval))
     snapshot.elapsed = time.monotonic() - started
     return cpu_since(previous, snapshot) if previous is not None else snapshot
 
 
-def scan(shell: Shell, *, interval: float = 0.0, previous: Snapshot | None = None, use_psutil: bool = True,
+def scan(shell: Shell, *, interval: float = 0.0, previous: Snapshot | None = None, use_psutil: bool | None = None,
          python: str = "python3", timeout: float = 60.0, cancel: CancelToken | None = None) -> Snapshot:
     """Scan a host through its Shell in one round trip; ProcessError in plain words when it cannot."""
     if not isinstance(interval, int | float) or not 0 <= interval <= 10:
         raise ValueError("interval must be between 0 and 10 seconds")
     args = ["--interval", f"{interval:g}"] if interval else []
-    if not use_psutil:
-        args.append("--no-psutil")
+    if use_psutil is not None:
+        args.append("--psutil" if use_psutil else "--no-psutil")
     started = time.monotonic()
-    result = shell.run(python_argv(collector_source(), *args, python=python), timeout=timeout, cancel=cancel)
+    # The collector starts no process: no sweep of its session after it exits (a second full scan).
+    result = shell.run(python_argv(collector_source(), *args, python=python), timeout=timeout, cancel=cancel,
+                       sweep=False)
     elapsed = time.monotonic() - started
     if result.exit_code == 127:
         raise ProcessError(f"cannot list the processes of {shell.name}: {python} is not installed there")

@@ -1,4 +1,4 @@
-"""The portal's own machine as a host, through a live worker: its processes scanned with psutil
+"""The portal's own machine as a host, through a live worker: its processes scanned from /proc
 (API → job → worker → database → API), what changed between two scans, pause and resume of a
 process, and a pid whose start time changed refused with nothing sent."""
 import subprocess
@@ -36,13 +36,13 @@ def test_a_scan_of_the_portals_machine_lists_this_tests_process_and_the_change_s
                                                                                     live_worker):
     proc, word = marker
     job = scan(admin_api, portal)
-    assert "processes (psutil" in output(job)
+    assert "processes (proc" in output(job)
     (row,) = found(admin_api, portal, pid=proc.pid)
     assert row["name"] == "sleep" and row["user"] == psutil.Process(proc.pid).username()
     assert abs(row["start_time"] - psutil.Process(proc.pid).create_time()) < 0.05
     assert row["state"] in ("S", "R") and row["rss"] > 0 and row["threads"] == 1
     first = ProcessScan.objects.get(host=portal)
-    assert first.first and first.source == "psutil" and first.process_count == Process.objects.filter(
+    assert first.first and first.source == "proc" and first.process_count == Process.objects.filter(
         host=portal).count() > 10
     proc.kill()
     proc.wait()

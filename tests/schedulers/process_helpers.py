@@ -32,8 +32,8 @@ class FleetShell(Shell):
     def close(self):
         self._pool.close()
 
-    def run(self, argv, *, stdin=None, timeout=60.0, cancel=None, env=None):
-        argv = list(argv)
+    def run(self, argv, *, stdin=None, timeout=60.0, cancel=None, env=None, sweep=True):
+        argv = list(argv)  # a plain exec request: no session of its own, nothing to sweep
         self.calls.append(argv)
         if env:
             argv = ["env", "--", *(f"{k}={v}" for k, v in env.items()), *argv]

@@ -3,8 +3,10 @@
 import gzip
 import io
 import json
+import os
 import pickle
 import shlex
+import signal
 import subprocess
 import sys
 import tarfile
@@ -169,6 +171,20 @@ def test_the_wrapper_runs_the_command_in_its_own_session_and_ends_leftovers(tmp_
     assert second == f"hi $(there) from {tmp_path}"
     leftover = int((tmp_path / "bg.pid").read_text())
     assert not _alive(leftover), "the background sleep outlived its command"
+
+
+def test_the_wrapper_with_grace_zero_does_not_sweep_after_the_command(tmp_path):
+    """sweep=False (grace 0) is for commands that start nothing: what one left anyway stays."""
+    marker = "OPSPORTAL-SID-test"
+    script = 'sleep 30 >/dev/null 2>&1 & echo "$!" >bg.pid; exit 3'
+    proc = subprocess.run(["sh", "-c", WRAPPER, "opsportal-run", marker, "0", str(tmp_path), script],
+                          capture_output=True, text=True, timeout=20)
+    leftover = int((tmp_path / "bg.pid").read_text())
+    try:
+        assert proc.returncode == 3 and proc.stdout.startswith(marker + " ") and proc.stderr == ""
+        assert _alive(leftover), "the session was swept although grace 0 asked not to"
+    finally:
+        os.kill(leftover, signal.SIGKILL)
 
 
 def test_the_killer_ends_a_session_that_ignores_term(tmp_path):

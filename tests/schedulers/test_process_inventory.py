@@ -1,5 +1,5 @@
-"""Process inventory: the portal's own machine with psutil, fleet hosts through the collector, and
-what changed between two scans."""
+"""Process inventory: the portal's own machine (/proc, or psutil when asked), fleet hosts through the
+collector, and what changed between two scans."""
 
 import os
 import subprocess
@@ -39,9 +39,15 @@ def check_listener(snapshot, proc, port):
     assert abs(found.started_at - psutil.Process(proc.pid).create_time()) < 0.02
 
 
-def test_local_scan_finds_this_tests_child_with_its_parent_command_and_port(listener):
+def test_local_scan_reads_proc_and_finds_this_tests_child_with_its_parent_command_and_port(listener):
     snapshot = inventory.scan_local()
-    assert snapshot.source == "psutil" and snapshot.cpu_basis == "lifetime"
+    assert snapshot.source == "proc" and snapshot.cpu_basis == "lifetime"
+    check_listener(snapshot, *listener)
+
+
+def test_local_scan_with_psutil_asked_for_finds_the_same_child(listener):
+    snapshot = inventory.scan_local(use_psutil=True)
+    assert snapshot.source == "psutil"
     check_listener(snapshot, *listener)
 
 
@@ -88,14 +94,15 @@ def test_proc_fallback_and_psutil_agree_on_every_long_lived_process(listener):
     before = time.time() - 1
     for _ in range(3):
         first = titles()
-        by_psutil = inventory.scan_local()
-        by_proc = inventory.scan(LocalShell(), use_psutil=False, python=sys.executable)
+        by_psutil = inventory.scan_local(use_psutil=True)
+        by_proc = inventory.scan(LocalShell(), python=sys.executable)
         last = titles()
         volatile = {pid for pid in first if pid in last and first[pid] != last[pid]}
         found, compared = differences(by_psutil, by_proc, before, volatile)
         if not found:
             break
     assert found == [] and compared > 20
+    assert (by_psutil.source, by_proc.source) == ("psutil", "proc")
     assert by_psutil.by_pid()[listener[0].pid].ports == by_proc.by_pid()[listener[0].pid].ports
 
 
@@ -262,3 +269,59 @@ def test_listening_sockets_beyond_the_first_page_of_proc_net_tcp_are_found():
     finally:
         for sock in sockets:
             sock.close()
+
+
+def test_sock_diag_and_proc_net_tcp_agree_on_the_listening_sockets():
+    """Listeners come from sock_diag netlink; /proc/net/tcp{,6} is the fallback and must say the same."""
+    import socket
+
+    sockets = []
+    try:
+        for family, address in [(socket.AF_INET, "127.0.0.1")] * 40 + [(socket.AF_INET6, "::1")] * 3:
+            sock = socket.socket(family)
+            sock.bind((address, 0))
+            sock.listen()
+            sockets.append(sock)
+        by_netlink, by_proc = collector.listening_netlink(), collector.listening_proc_net()
+        assert by_netlink == by_proc
+        assert {("::1", s.getsockname()[1]) for s in sockets[-3:]} <= {tuple(v) for v in by_netlink.values()}
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+SPARSE = ("import os, socket, sys, time\n"
+          "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+          "port = s.getsockname()[1]; fd = s.detach(); os.dup2(fd, 300); os.close(fd)\n"
+          "print(port, len(os.listdir('/proc/self/fd')) - 1, flush=True); time.sleep(120)\n")
+
+
+def test_a_listener_on_a_high_fd_of_a_sparse_fd_table_is_found_and_its_fds_counted():
+    """The fd scan tries fds 0..n-1 first and lists the directory when some were not open."""
+    proc = subprocess.Popen([sys.executable, "-c", SPARSE], stdout=subprocess.PIPE)
+    try:
+        port, fds = (int(word) for word in proc.stdout.readline().split())  # less the listing's own fd
+        found = inventory.scan_local().by_pid()[proc.pid]
+        assert found.ports == [("127.0.0.1", port)] and found.fds == fds
+        assert collector._fds(proc.pid, collector.listening_inodes()) == (fds, [["127.0.0.1", port]])
+        assert collector._fds(proc.pid, {}) == (fds, [])
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_json_encoder_writes_what_json_dumps_writes():
+    import json
+
+    document = {"v": 1, "t": 1.5e9, "r": [[1, "é\"\\\n\x00", None, [["::", 22]], 0.1, -3, True, []]],
+                "k": ["p"], "ci": ""}
+    assert collector.to_json(document) == json.dumps(document, separators=(",", ":"))
+
+
+def test_the_payload_is_what_decode_payload_reads():
+    from schedulers.process.shells import decode_payload
+
+    document = collector.collect()
+    text = collector.to_json(document)
+    assert decode_payload("noise\nOPSPORTAL-PAYLOAD\n" + collector.payload(text)) == document
+    assert max(len(line) for line in collector.payload(text * 20).split("\n")) <= 48_000
