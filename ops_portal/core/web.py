@@ -3,6 +3,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 
+from ops_portal.core import keyset
 from ops_portal.core.context import Actor
 
 
@@ -36,3 +37,12 @@ def attempt(request, func, *args, form=None, success=None, **kwargs):
 def paginate(request, queryset, per_page=50):
     paginator = Paginator(queryset, per_page)
     return paginator.get_page(request.GET.get("page"))
+
+
+def keyset_page(request, queryset, ordering, per_page=50):
+    """A page of a large append-only table by position (`?cursor=`), never counted: see
+    core.keyset. A cursor this list did not make shows the first page."""
+    try:
+        return keyset.paginate(queryset, ordering, request.GET.get("cursor") or None, per_page)
+    except keyset.InvalidCursor:
+        return keyset.paginate(queryset, ordering, None, per_page)
