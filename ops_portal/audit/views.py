@@ -3,7 +3,7 @@ from django.shortcuts import get_object_or_404, render
 
 from ops_portal.accounts.choices import Action
 from ops_portal.accounts.permissions import restrict
-from ops_portal.core.web import paginate
+from ops_portal.core.web import keyset_page
 
 from .filtersets import AuditEventFilterSet
 from .models import AuditEvent
@@ -15,9 +15,10 @@ def audit_list(request):
     queryset = restrict(AuditEvent.objects.all(), request.user, Action.VIEW)
     filterset = AuditEventFilterSet(request.GET, queryset=queryset)
     rows = filterset.qs if filterset.is_valid() else queryset.none()
-    page = paginate(request, rows)
+    page = keyset_page(request, rows, ["-time", "-pk"])
     params = request.GET.copy()
     params.pop("page", None)
+    params.pop("cursor", None)
     context = {"page": page, "filterset": filterset, "actions": all_actions(), "query": params.urlencode()}
     template = "audit/_rows.html" if request.headers.get("HX-Request") else "audit/list.html"
     return render(request, template, context)

@@ -7,6 +7,7 @@ from django.shortcuts import redirect, render
 
 from ops_portal.accounts.choices import Action
 from ops_portal.accounts.permissions import can_on, has_any
+from ops_portal.core import keyset
 from ops_portal.core.context import Actor
 
 
@@ -81,3 +82,12 @@ def confirm_delete(request, obj, delete, *, done, back, what=None, consequences=
         return redirect(back)
     return render(request, "_confirm_delete.html", {"object": obj, "what": what, "consequences": consequences,
                                                     "back": back})
+
+
+def keyset_page(request, queryset, ordering, per_page=50):
+    """A page of a large append-only table by position (`?cursor=`), never counted: see
+    core.keyset. A cursor this list did not make shows the first page."""
+    try:
+        return keyset.paginate(queryset, ordering, request.GET.get("cursor") or None, per_page)
+    except keyset.InvalidCursor:
+        return keyset.paginate(queryset, ordering, None, per_page)

@@ -14,14 +14,13 @@ from ops_portal.core.web import actor, attempt, confirm_delete, form_page, pagin
 from . import services, transfer
 from .filtersets import HostFilterSet
 from .forms import CredentialEditForm, CredentialForm, HostForm, ImportForm, RotateForm
-from .models import ComplianceResult, Credential, Host
+from .models import ComplianceResult, Credential, Host, hosts_for_lists
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def hosts(request):
-    queryset = restrict(Host.objects.select_related("environment").prefetch_related("groups"), request.user,
-                        Action.VIEW)
+    queryset = restrict(hosts_for_lists(), request.user, Action.VIEW)
     manageable = restrict(Environment.objects.all(), request.user, Action.MANAGE)
     credentials = restrict(Credential.objects.all(), request.user, Action.MANAGE)
     host_form = HostForm(prefix="host", environments=manageable, credentials=credentials)

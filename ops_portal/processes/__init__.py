@@ -1,5 +1,6 @@
 """The process level's inventory: every process of every host (the portal's own machine read
-in the worker, SSH hosts through the collector; /proc on Linux, psutil elsewhere), who owns it, what changed since the last scan, and
+in the worker, SSH hosts through the collector; /proc on Linux, psutil elsewhere), who owns it,
+what changed since the last scan, and
 signals to one process (signal, stop, pause, resume, kill) with its owning manager preferred.
 
 Layering: a level app above the jobs engine. Scans and signals are jobs (job_actions.py declares

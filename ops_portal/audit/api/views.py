@@ -6,6 +6,7 @@ from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 
+from ops_portal.core.api.pagination import KeysetPagination
 from ops_portal.core.api.viewsets import PortalViewSet
 
 from ..export import iter_csv, iter_jsonl
@@ -21,13 +22,15 @@ EXPORT_FORMATS = {
 
 
 class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
-    """The audit log: read-only for everyone, administrators included."""
+    """The audit log: read-only for everyone, administrators included. Pages by cursor (newest
+    first; `offset` still gives counted limit/offset pages)."""
 
     queryset = AuditEvent.objects.all()
     serializer_class = AuditEventSerializer
     filterset_class = AuditEventFilterSet
+    pagination_class = KeysetPagination
     ordering_fields = ["time", "action", "actor_name"]
-    extra_query_params = ("file_format",)
+    extra_query_params = ("file_format", "cursor")
 
     @extend_schema(
         parameters=[OpenApiParameter("file_format", OpenApiTypes.STR, enum=list(EXPORT_FORMATS), required=True)],

@@ -16,7 +16,7 @@ from ops_portal.core.context import Actor
 
 from .. import services, transfer
 from ..filtersets import CredentialFilterSet, HostFilterSet, HostGroupFilterSet
-from ..models import Artifact, Credential, Host, HostGroup
+from ..models import Artifact, Credential, Host, HostGroup, hosts_for_lists
 from . import serializers as s
 
 
@@ -68,6 +68,11 @@ class HostViewSet(ServiceModelViewSet):
     serializer_class = s.HostSerializer
     filterset_class = HostFilterSet
     ordering_fields = ["name", "created", "last_seen"]
+
+    def get_queryset(self):
+        if self.action == "list":
+            return restrict(hosts_for_lists(), self.request.user, self.view_action)
+        return super().get_queryset()
 
     def perform_create(self, serializer):
         return services.create_host(self.actor, **serializer.validated_data)
