@@ -54,6 +54,8 @@ def preview(actor, environment, spec, *, selector, strategy=None, values=None, t
 
     Raises the ValidationError or PermissionDenied the launch itself would raise."""
     check_launch(actor, environment, emergency=False, emergency_reason="")
+    if template is not None and not template.enabled:
+        raise ValidationError({"template": ["This template is disabled."]})
     if template is not None:
         public, secret = template_values(template, spec, values)
     else:

@@ -119,12 +119,17 @@ def _show_errors(form, exc, renamed):
 
 
 def _preview(request, form, renamed, *args, **kwargs):
-    """The launch preview, or None with the reasons shown on the form."""
+    """The launch preview, or None with the reasons shown on the form (a list of them when the
+    form is None: a first view, before anything was submitted)."""
     try:
         return previews.preview(actor(request), *args, **kwargs)
     except ValidationError as exc:
+        if form is None:
+            return exc.messages
         _show_errors(form, exc, renamed)
     except PermissionDenied as exc:
+        if form is None:
+            return [str(exc) or "You may not do that."]
         form.add_error(None, str(exc) or "You may not do that.")
     return None
 
@@ -222,20 +227,22 @@ def template_launch(request, pk):
     form = LaunchForm(request.POST or None, template=template)
     can_operate = can(request.user, Action.OPERATE, template.environment)
     step = request.POST.get("step", "launch")
-    preview = None
-    if can_operate and template.enabled and (request.method == "GET" or form.is_valid()):
+    preview, preview_problems = None, []
+    if can_operate and (request.method == "GET" or form.is_valid()):
         values = form.values() if request.method == "POST" else {}
-        # On the first view the preview uses the defaults; missing values are asked on Launch.
-        target = form if request.method == "POST" else LaunchForm(template=template)
-        preview = _preview(request, target, {"parameters": None}, template.environment,
-                           actions.get(template.action), selector=template.selector, strategy=template.strategy,
-                           values=values, template=template)
+        # On the first view the preview uses the defaults; what is missing is said, not raised.
+        preview = _preview(request, form if request.method == "POST" else None, {"parameters": None},
+                           template.environment, actions.get(template.action), selector=template.selector,
+                           strategy=template.strategy, values=values, template=template)
+        if isinstance(preview, list):
+            preview_problems, preview = preview, None
         if request.method == "POST" and preview and step == "launch" and _confirmed(request, preview):
             job = attempt(request, launch.launch, actor(request), template, values, form=form)
             if job:
                 messages.success(request, f"Launched job #{job.pk}.")
                 return redirect("jobs:detail", pk=job.pk)
     return render(request, "jobs/launch.html", {"template": template, "form": form, "can_operate": can_operate,
+                                                "preview_problems": preview_problems,
                                                 **_preview_context(request, preview, step)})
 
 

@@ -191,3 +191,30 @@ def test_bad_launch_input_is_shown_on_the_fields_never_a_500(client, fleet):
         assert response.status_code == 200, data
         assert message in response.content.decode(), (message, data)
     assert not Job.objects.exists()
+
+
+def test_a_template_launch_previews_its_targets_and_confirms_the_count(client, fleet):
+    alpha, _ = fleet
+    admin = person(alpha, Role.ADMIN)
+    template = create_template(act(admin, source="web"), name="restart-web", environment=alpha,
+                               action="host.command", selector={"groups": ["web"]},
+                               action_params={"command": "systemctl restart web"})
+    client.force_login(person(alpha, Role.OPERATOR))
+    page = client.get(f"/templates/{template.pk}/launch/").content.decode()
+    assert 'data-count="3"' in page and "systemctl restart web" in page and "web-9" not in page
+    refused = client.post(f"/templates/{template.pk}/launch/", {"step": "launch"})
+    assert refused.status_code == 200 and not Job.objects.exists()
+    assert "Confirm the 3 targets before launching." in refused.content.decode()
+    launched = client.post(f"/templates/{template.pk}/launch/", {"step": "launch", "confirm_count": "3"})
+    assert launched.status_code == 302 and Job.objects.get().targets_total == 3
+
+
+def test_a_disabled_template_says_so_instead_of_launching(client, fleet):
+    alpha, _ = fleet
+    admin = person(alpha, Role.ADMIN)
+    template = create_template(act(admin, source="web"), name="off", environment=alpha, action="host.command",
+                               selector={"names": ["db-1"]}, action_params={"command": "true"}, enabled=False)
+    client.force_login(admin)
+    response = client.post(f"/templates/{template.pk}/launch/", {"step": "launch"})
+    assert response.status_code == 200 and "This template is disabled." in response.content.decode()
+    assert not Job.objects.exists()
