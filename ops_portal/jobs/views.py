@@ -143,7 +143,7 @@ def _preview_context(request, preview, step):
     if preview is None:
         return {}
     return {"preview": preview, "preview_params": json.dumps(preview.params, indent=2, sort_keys=True, default=str),
-            "confirm_missing": step == "launch" and not _confirmed(request, preview)}
+            "confirm_missing": request.method == "POST" and step == "launch" and not _confirmed(request, preview)}
 
 
 @login_required

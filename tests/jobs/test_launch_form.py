@@ -202,6 +202,7 @@ def test_a_template_launch_previews_its_targets_and_confirms_the_count(client, f
     client.force_login(person(alpha, Role.OPERATOR))
     page = client.get(f"/templates/{template.pk}/launch/").content.decode()
     assert 'data-count="3"' in page and "systemctl restart web" in page and "web-9" not in page
+    assert 'name="confirm_count" value="3"' in page and "Confirm the 3 targets" not in page
     refused = client.post(f"/templates/{template.pk}/launch/", {"step": "launch"})
     assert refused.status_code == 200 and not Job.objects.exists()
     assert "Confirm the 3 targets before launching." in refused.content.decode()
