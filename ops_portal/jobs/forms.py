@@ -2,8 +2,6 @@ import json
 
 from django import forms
 
-from . import actions
-
 
 class JsonField(forms.CharField):
     """A textarea holding JSON (selectors, strategies, parameter definitions)."""
@@ -47,42 +45,6 @@ def parameter_field(definition):
         field = forms.CharField(**common)
     field.initial = definition.get("default")
     return field
-
-
-class AdhocForm(forms.Form):
-    """Run any registered action: its parameters appear for the action chosen."""
-
-    environment = forms.ModelChoiceField(queryset=None)
-    action = forms.ChoiceField(choices=())
-    selector = JsonField(initial='{"all": true}', help_text='e.g. {"pattern": "web-*"} or {"tags": ["blue"]}')
-    strategy = JsonField(required=False, empty=None, help_text='e.g. {"kind": "rolling", "batch_size": 2}')
-    in_window = forms.BooleanField(required=False, label="Hold until the next maintenance window")
-
-    def __init__(self, *args, environments, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["environment"].queryset = environments
-        if len(environments) == 1:
-            self.fields["environment"].initial = environments[0].pk
-        self.fields["action"].choices = [(a.name, a.label) for a in actions.all_actions().values()]
-        self.fields["action"].initial = "host.command"
-        self.action_fields = {}
-        for spec in actions.all_actions().values():
-            names = []
-            for definition in spec.parameters:
-                name = f"{spec.name}__{definition['name']}"
-                self.fields[name] = parameter_field(definition)
-                names.append(name)
-            self.action_fields[spec.name] = names
-
-    def parameter_groups(self):
-        """[(action name, [bound fields])] for the template."""
-        return [(name, [self[field] for field in fields]) for name, fields in self.action_fields.items()]
-
-    def action_values(self):
-        action = self.cleaned_data["action"]
-        prefix = f"{action}__"
-        return {name[len(prefix):]: value for name, value in self.cleaned_data.items()
-                if name.startswith(prefix) and value not in ("", None)}
 
 
 class LaunchForm(forms.Form):

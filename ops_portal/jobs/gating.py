@@ -45,6 +45,16 @@ def strictest(first, second):
         policies=sorted(set(first.policies) | set(second.policies)))
 
 
+def requirement_for(actor, environment, spec, values, target_count, template=None, required=None):
+    """The approval a launch of `spec` on `target_count` targets would need (a Requirement), or
+    None when it would run at once. Creates nothing: the launch preview asks it too."""
+    if actor.is_system and not spec.mutating and required is None:
+        return None
+    return strictest(approvals.evaluate(environment, template=template.name if template else None,
+                                        action=spec.name, risks=spec.risk_tags(values, target_count),
+                                        target_count=target_count), required)
+
+
 def gate(actor, job, spec, values, template, required=None):
     """Hold the new (queued) job for approval when a policy asks. Returns True when it waits.
 
@@ -53,11 +63,7 @@ def gate(actor, job, spec, values, template, required=None):
     goes through the policies. `required` is a Requirement the launcher adds on top of the
     environment's policies (an autoscaling policy's "approval above N replicas").
     """
-    if actor.is_system and not spec.mutating and required is None:
-        return False
-    requirement = strictest(approvals.evaluate(job.environment, template=template.name if template else None,
-                                               action=spec.name, risks=spec.risk_tags(values, job.targets_total),
-                                               target_count=job.targets_total), required)
+    requirement = requirement_for(actor, job.environment, spec, values, job.targets_total, template, required)
     if requirement is None:
         return False
     transition(actor, job, JobState.PENDING_APPROVAL, queued_at=None)

@@ -115,6 +115,17 @@ def create_job(actor, *, environment, spec, public, secret, targets, strategy, n
     return job
 
 
+def template_values(template, spec, values):
+    """(public, secret): a template's launch-time values checked against its definitions, merged
+    with its fixed action parameters and checked against the action's."""
+    public, secret = params.clean_values(template.parameters, values)
+    action_public, action_secret = params.clean_values(spec.parameters, {**template.action_params, **public,
+                                                                         **secret})
+    # A value is secret when the template or the action types it so: the action's own
+    # definitions alone would put a template's secret into the job's public parameters.
+    return params.split({**action_public, **action_secret}, params.secret_names(template.parameters, spec.parameters))
+
+
 def launch(actor, template, values=None, *, emergency=False, emergency_reason="", not_before=None, schedule=None,
            standing_approval=None, approved_targets=None):
     """Launch a job from a template with launch-time parameter values.
@@ -129,13 +140,7 @@ def launch(actor, template, values=None, *, emergency=False, emergency_reason=""
         if not template.enabled:
             raise ValidationError({"template": ["This template is disabled."]})
         spec = actions.get(template.action)
-        public, secret = params.clean_values(template.parameters, values)
-        action_public, action_secret = params.clean_values(spec.parameters, {**template.action_params, **public,
-                                                                             **secret})
-        # A value is secret when the template or the action types it so: the action's own
-        # definitions alone would put a template's secret into the job's public parameters.
-        public, secret = params.split({**action_public, **action_secret},
-                                      params.secret_names(template.parameters, spec.parameters))
+        public, secret = template_values(template, spec, values)
         targets = target_kinds.resolve(template.selector, template.environment)
         if standing_approval is not None and plan_targets(targets) != plan_targets(approved_targets or []):
             standing_approval = None  # the inventory moved since the firing checked it: ask for this run

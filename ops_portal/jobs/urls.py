@@ -6,6 +6,7 @@ app_name = "jobs"
 urlpatterns = [
     path("jobs/", views.job_list, name="list"),
     path("jobs/new/", views.job_new, name="new"),
+    path("jobs/new/targets/", views.job_targets, name="targets"),
     path("jobs/<int:pk>/", views.job_detail, name="detail"),
     path("jobs/<int:pk>/live/", views.job_live, name="live"),
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="cancel"),

@@ -1,6 +1,8 @@
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from django_celery_beat.models import PeriodicTask
@@ -11,12 +13,14 @@ from ops_portal.accounts.permissions import can, has_any, restrict, scope_for
 from ops_portal.approvals.models import ApprovalRequest
 from ops_portal.core import periodic
 from ops_portal.core.web import actor, attempt, paginate
-from ops_portal.inventory.models import Host
+from ops_portal.inventory.models import Host, HostGroup
 
 from . import actions, launch, live, schedules, system, windows
+from . import preview as previews
 from .choices import ACTIVE_STATES, FINISHED_STATES, JobState
 from .filtersets import JobFilterSet
-from .forms import AdhocForm, LaunchForm, ScheduleForm
+from .forms import LaunchForm, ScheduleForm
+from .launch_forms import PICKER_KEYS, AdhocForm
 from .models import Job, JobSchedule, JobTemplate
 
 
@@ -92,25 +96,106 @@ def job_relaunch(request, pk):
     return redirect("jobs:detail", pk=new.pk if new else job.pk)
 
 
-@login_required
-@require_http_methods(["GET", "POST"])
-def job_new(request):
+def _launch_environments(request):
     environments = restrict(Environment.objects.all(), request.user, Action.OPERATE)
     if not environments.exists():
         raise PermissionDenied("You may not launch jobs in any environment.")
-    form = AdhocForm(request.POST or None, environments=environments)
+    return environments
+
+
+def _adhoc_form(request, data):
+    environments = _launch_environments(request)
+    groups = restrict(HostGroup.objects.filter(environment__in=environments), request.user,
+                      Action.VIEW).values_list("name", "environment_id")
+    return AdhocForm(data, environments=environments, groups=list(groups))
+
+
+def _show_errors(form, exc, renamed):
+    """Put a service's ValidationError on the form's fields (`renamed`: its keys → field names)."""
+    for key, messages_ in (exc.message_dict.items() if hasattr(exc, "error_dict") else [(None, exc.messages)]):
+        field = renamed.get(key, key)
+        for message in messages_:
+            form.add_error(field if field in form.fields else None, message)
+
+
+def _preview(request, form, renamed, *args, **kwargs):
+    """The launch preview, or None with the reasons shown on the form (a list of them when the
+    form is None: a first view, before anything was submitted)."""
+    try:
+        return previews.preview(actor(request), *args, **kwargs)
+    except ValidationError as exc:
+        if form is None:
+            return exc.messages
+        _show_errors(form, exc, renamed)
+    except PermissionDenied as exc:
+        if form is None:
+            return [str(exc) or "You may not do that."]
+        form.add_error(None, str(exc) or "You may not do that.")
+    return None
+
+
+def _confirmed(request, preview):
+    """Destructive or multi-target work runs only when the confirmation names today's count."""
+    return not preview.needs_confirmation or request.POST.get("confirm_count") == str(preview.count)
+
+
+def _preview_context(request, preview, step):
+    if preview is None:
+        return {}
+    return {"preview": preview, "preview_params": json.dumps(preview.params, indent=2, sort_keys=True, default=str),
+            "confirm_missing": request.method == "POST" and step == "launch" and not _confirmed(request, preview)}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def job_new(request):
+    form = _adhoc_form(request, request.POST or None)
+    preview = None
+    step = request.POST.get("step", "launch")
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        not_before = None
-        if data["in_window"]:
-            not_before = attempt(request, windows.hold_for_window, data["environment"])
-        if not data["in_window"] or not_before:
-            job = attempt(request, launch.launch_adhoc, actor(request), environment=data["environment"],
-                          action=data["action"], values=form.action_values(), selector=data["selector"],
-                          strategy=data["strategy"], not_before=not_before, form=form)
-            if job:
-                return redirect("jobs:detail", pk=job.pk)
-    return render(request, "jobs/new.html", {"form": form})
+        renamed = {"selector": "selector" if data.get("selector") is not None else "target_all",
+                   "strategy": "strategy" if data.get("strategy") is not None else "strategy_kind",
+                   "parameters": None}
+        preview = _preview(request, form, renamed, data["environment"], actions.get(data["action"]),
+                           selector=form.chosen_selector(), strategy=form.chosen_strategy(),
+                           values=form.action_values())
+        if preview and step == "launch" and _confirmed(request, preview):
+            not_before = None
+            if data["in_window"]:
+                not_before = attempt(request, windows.hold_for_window, data["environment"])
+            if not data["in_window"] or not_before:
+                job = attempt(request, launch.launch_adhoc, actor(request), environment=data["environment"],
+                              action=data["action"], values=form.action_values(),
+                              selector=form.chosen_selector(), strategy=form.chosen_strategy(),
+                              not_before=not_before, form=form)
+                if job:
+                    return redirect("jobs:detail", pk=job.pk)
+    return render(request, "jobs/new.html", {"form": form, **_preview_context(request, preview, step)})
+
+
+@login_required
+def job_targets(request):
+    """The launch form's live target count: the targets the picker's choice matches now, with the
+    first names (htmx fragment). Only environments the user may launch in are resolved."""
+    form = _adhoc_form(request, request.GET)
+    context = {"count": None, "names": [], "errors": []}
+    form.is_valid()
+    environment = form.cleaned_data.get("environment")
+    picker_errors = [error for name in ("environment", "selector", *PICKER_KEYS, "target_all")
+                     for error in form.errors.get(name, [])]
+    if environment is None:
+        context["errors"] = ["Choose an environment."]
+    elif picker_errors:
+        context["errors"] = picker_errors
+    else:
+        try:
+            context["count"], context["names"] = previews.matching(form.chosen_selector(), environment)
+            context["more"] = context["count"] - len(context["names"])
+            context["environment"] = environment
+        except ValidationError as exc:
+            context["errors"] = exc.messages
+    return render(request, "jobs/_targets.html", context)
 
 
 @login_required
@@ -140,14 +225,25 @@ def template_launch(request, pk):
     template = get_object_or_404(restrict(JobTemplate.objects.select_related("environment"), request.user,
                                           Action.VIEW), pk=pk)
     form = LaunchForm(request.POST or None, template=template)
-    if request.method == "POST" and form.is_valid():
-        job = attempt(request, launch.launch, actor(request), template, form.values(), form=form)
-        if job:
-            messages.success(request, f"Launched job #{job.pk}.")
-            return redirect("jobs:detail", pk=job.pk)
-    return render(request, "jobs/launch.html", {"template": template, "form": form,
-                                                "can_operate": can(request.user, Action.OPERATE,
-                                                                   template.environment)})
+    can_operate = can(request.user, Action.OPERATE, template.environment)
+    step = request.POST.get("step", "launch")
+    preview, preview_problems = None, []
+    if can_operate and (request.method == "GET" or form.is_valid()):
+        values = form.values() if request.method == "POST" else {}
+        # On the first view the preview uses the defaults; what is missing is said, not raised.
+        preview = _preview(request, form if request.method == "POST" else None, {"parameters": None},
+                           template.environment, actions.get(template.action), selector=template.selector,
+                           strategy=template.strategy, values=values, template=template)
+        if isinstance(preview, list):
+            preview_problems, preview = preview, None
+        if request.method == "POST" and preview and step == "launch" and _confirmed(request, preview):
+            job = attempt(request, launch.launch, actor(request), template, values, form=form)
+            if job:
+                messages.success(request, f"Launched job #{job.pk}.")
+                return redirect("jobs:detail", pk=job.pk)
+    return render(request, "jobs/launch.html", {"template": template, "form": form, "can_operate": can_operate,
+                                                "preview_problems": preview_problems,
+                                                **_preview_context(request, preview, step)})
 
 
 @login_required

@@ -229,6 +229,51 @@
     }
     select.addEventListener("change", show);
     show();
+    targetPicker(form);
+    strategyFields(form);
+  }
+
+  /* The target picker: "every host" greys out the criteria; only the chosen environment's groups show. */
+  function targetPicker(form) {
+    var all = form.querySelector("input[name=target_all]");
+    var environment = form.querySelector("select[name=environment]");
+    var groups = form.querySelector("select[name=target_groups]");
+    if (!all || !environment) { return; }
+    function sync() {
+      ["target_groups", "target_names", "target_tags", "target_pattern"].forEach(function (name) {
+        var input = form.querySelector("[name=" + name + "]");
+        if (input) { input.disabled = all.checked; }
+      });
+      if (groups) {
+        Array.prototype.forEach.call(groups.options, function (option) {
+          var here = (option.dataset.environments || "").split(" ").indexOf(environment.value) >= 0;
+          option.hidden = !here;
+          if (!here) { option.selected = false; }
+        });
+      }
+    }
+    all.addEventListener("change", sync);
+    environment.addEventListener("change", sync);
+    sync();
+  }
+
+  /* Batches, pauses and health gates belong to a rolling strategy: shown only for it. */
+  function strategyFields(form) {
+    var kind = form.querySelector("select[name=strategy_kind]");
+    var rolling = form.querySelector(".rolling-only");
+    var gate = form.querySelector("select[name=gate_type]");
+    if (!kind || !rolling) { return; }
+    function sync() {
+      rolling.hidden = kind.value !== "rolling";
+      var type = gate ? gate.value : "";
+      ["url", "command", "timeout", "retries", "interval"].forEach(function (part) {
+        var row = form.querySelector(".strategy-gate_" + part);
+        if (row) { row.hidden = !type || (part === "url" && type !== "http") || (part === "command" && type !== "command"); }
+      });
+    }
+    kind.addEventListener("change", sync);
+    if (gate) { gate.addEventListener("change", sync); }
+    sync();
   }
 
   document.addEventListener("DOMContentLoaded", function () {
