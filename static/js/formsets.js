@@ -11,10 +11,17 @@
     if (!add || !empty || !rows || !total) return;
     add.addEventListener("click", function () {
       var index = parseInt(total.value, 10) || 0;
-      var html = empty.innerHTML.replace(/__prefix__/g, String(index));
-      var holder = document.createElement("tbody");
-      holder.innerHTML = html;
-      var row = holder.firstElementChild;
+      // A copy of the template's nodes (never its markup parsed again): only the attributes that
+      // carry Django's __prefix__ change.
+      var row = empty.content.firstElementChild.cloneNode(true);
+      [row].concat(Array.prototype.slice.call(row.querySelectorAll("*"))).forEach(function (node) {
+        ["name", "id", "for", "aria-describedby"].forEach(function (attr) {
+          var value = node.getAttribute(attr);
+          if (value && value.indexOf("__prefix__") !== -1) {
+            node.setAttribute(attr, value.replace(/__prefix__/g, String(index)));
+          }
+        });
+      });
       rows.appendChild(row);
       total.value = String(index + 1);
       var first = row.querySelector("input, select, textarea");
