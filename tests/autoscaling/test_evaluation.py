@@ -12,6 +12,7 @@ from ops_portal.autoscaling import evaluation
 from ops_portal.autoscaling.choices import Outcome
 from ops_portal.autoscaling.models import Evaluation
 from ops_portal.core import periodic
+from ops_portal.jobs import launch
 from ops_portal.jobs.models import Job
 from tests.autoscaling.helpers import FakeMetric, policy
 from tests.containers.helpers import engine, service
@@ -55,6 +56,9 @@ def test_two_workers_racing_for_one_slot_launch_one_job(env, monkeypatch):
     local = engine(env, url="unix:///run/as-race.sock", swarm_role="manager", state="ok")
     service(local, "shop_web", replicas_desired=1)
     FakeMetric(monkeypatch, value=100.0)
+    # The launched job stays in the database: a live worker of another test must not take it and
+    # hold its rows while this test's tables are emptied.
+    monkeypatch.setattr(launch, "enqueue", lambda job, **options: None)
     p = policy(local, "shop_web")
     barrier, results = threading.Barrier(4), []
 
