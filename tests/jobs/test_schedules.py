@@ -141,7 +141,7 @@ def test_a_real_beat_fires_a_schedule_and_the_job_runs(live_worker, live_beat):
     schedule = schedules.create_schedule(actor, name="every-10s", template=template, kind="interval",
                                          interval_seconds=10)
     run = wait_until(lambda: ScheduleRun.objects.filter(schedule=schedule, outcome="launched").first(),
-                     timeout=60, what="beat to fire the schedule")
+                     timeout=120, what="beat to fire the schedule")
     job = wait_job(run.job, JobState.SUCCEEDED)
     assert job.source == "schedule" and job.created_by_name == actor.username
     assert job.schedule_id == schedule.pk
