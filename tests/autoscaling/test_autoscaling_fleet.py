@@ -13,14 +13,12 @@ from ops_portal.audit.models import AuditEvent
 from ops_portal.autoscaling import evaluation
 from ops_portal.autoscaling.choices import Outcome
 from ops_portal.autoscaling.models import Evaluation
-from ops_portal.containers import engines, services, sync
+from ops_portal.containers import services
 from ops_portal.containers.models import Service
 from ops_portal.core import periodic
 from ops_portal.jobs.models import JobEvent
-from schedulers import container as backend
 from tests.autoscaling.helpers import policy
-from tests.containers.helpers import engine as make_engine
-from tests.containers.helpers import operator
+from tests.containers.helpers import operator, running_tasks, synced_engine
 from tests.helpers import wait_until
 from tests.jobs.helpers import wait_job
 
@@ -34,17 +32,7 @@ DOWN_COOLDOWN = 25
 
 @pytest.fixture
 def local(env, engine):
-    row = make_engine(env)
-    engines.check(row)
-    sync.resync(row.pk, backend.snapshot(engine))
-    row.refresh_from_db()
-    assert row.is_manager, row.error
-    return row
-
-
-def running(docker_client, service_id):
-    tasks = docker_client.api.tasks(filters={"service": service_id, "desired-state": "running"})
-    return [t for t in tasks if t["Status"]["State"] == "running"]
+    return synced_engine(env, engine)
 
 
 def task_port(docker_client, task):
@@ -69,7 +57,7 @@ def test_burner_cpu_over_target_scales_up_then_idle_scales_down_after_cooldown(
 
     # One task burns two busy loops: over the target even when the machine's other work leaves it only a
     # part of a core; the policy scales up (by 2 at most, to 3 at most).
-    [task] = running(docker_client, service.service_id)
+    [task] = running_tasks(docker_client, service.service_id)
     url = f"http://127.0.0.1:{task_port(docker_client, task)}/cgi-bin/burn?seconds={BURN_SECONDS}&workers=2"
     urllib.request.urlopen(url, timeout=5).read()
     time.sleep(1.5)
@@ -77,7 +65,7 @@ def test_burner_cpu_over_target_scales_up_then_idle_scales_down_after_cooldown(
     assert up.outcome == Outcome.SCALE_UP, up.reason
     assert up.value > TARGET * 1.1 and up.current_replicas == 1 and up.desired_replicas in (2, 3), up.reason
     job = wait_job(up.job, "succeeded", 120)
-    assert len(running(docker_client, service.service_id)) == up.desired_replicas
+    assert len(running_tasks(docker_client, service.service_id)) == up.desired_replicas
     assert job.params["replicas"] == up.desired_replicas and "CPU" in job.params["reason"]
     assert JobEvent.objects.filter(job=job, kind="output", text__startswith="why: autoscaling policy").exists()
     assert AuditEvent.objects.filter(action="scalingpolicy.scale", extra__job=job.pk).exists()
@@ -95,7 +83,7 @@ def test_burner_cpu_over_target_scales_up_then_idle_scales_down_after_cooldown(
     down = evaluation.evaluate(p, "test:cooled")
     assert down.outcome == Outcome.SCALE_DOWN and down.desired_replicas == 1, down.reason
     wait_job(down.job, "succeeded", 120)
-    assert len(running(docker_client, service.service_id)) == 1
+    assert len(running_tasks(docker_client, service.service_id)) == 1
     history = list(Evaluation.objects.filter(policy=p).order_by("created").values_list("outcome", flat=True))
     assert history == [Outcome.HOLD, Outcome.SCALE_UP, Outcome.HOLD, Outcome.SCALE_DOWN]
 

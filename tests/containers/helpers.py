@@ -45,3 +45,23 @@ def synced(engine_id, after=None):
     """Has the engine been fully synced (after `after`)?"""
     row = Engine.objects.filter(pk=engine_id).values_list("last_sync", flat=True).first()
     return row is not None and (after is None or row > after)
+
+
+def synced_engine(environment, client):
+    """The local engine as a row in `environment`, checked and fully synced from `client` (the
+    fixture `engine`'s Docker client); the Swarm manager the service tests need."""
+    from ops_portal.containers import engines, sync
+    from schedulers import container as backend
+
+    row = engine(environment)
+    engines.check(row)
+    sync.resync(row.pk, backend.snapshot(client))
+    row.refresh_from_db()
+    assert row.is_manager, row.error
+    return row
+
+
+def running_tasks(docker_client, service_id):
+    """The service's tasks that run now (desired and actual state)."""
+    tasks = docker_client.api.tasks(filters={"service": service_id, "desired-state": "running"})
+    return [t for t in tasks if t["Status"]["State"] == "running"]

@@ -4,12 +4,10 @@ import json
 
 import pytest
 
-from ops_portal.containers import engines, services, sync
+from ops_portal.containers import services
 from ops_portal.containers.models import Service
 from ops_portal.jobs.models import JobEvent
-from schedulers import container as backend
-from tests.containers.helpers import engine as make_engine
-from tests.containers.helpers import operator
+from tests.containers.helpers import operator, running_tasks, synced_engine
 from tests.jobs.helpers import wait_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.mark.fleet]
@@ -17,17 +15,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.
 
 @pytest.fixture
 def local(env, engine):
-    row = make_engine(env)
-    engines.check(row)
-    sync.resync(row.pk, backend.snapshot(engine))
-    row.refresh_from_db()
-    assert row.is_manager, row.error
-    return row
-
-
-def running(docker_client, service_id):
-    tasks = docker_client.api.tasks(filters={"service": service_id, "desired-state": "running"})
-    return [t for t in tasks if t["Status"]["State"] == "running"]
+    return synced_engine(env, engine)
 
 
 def _seconds(text):
@@ -51,7 +39,7 @@ def test_create_then_scale_one_to_five_to_two(env, local, docker_client, ct_imag
     assert any("running (desired running)" in line for line in lines), lines
     for replicas in (5, 2):
         job = wait_job(services.scale_service(actor, Service.objects.get(pk=service.pk), replicas), "succeeded", 180)
-        assert len(running(docker_client, service.service_id)) == replicas
+        assert len(running_tasks(docker_client, service.service_id)) == replicas
         assert Service.objects.get(pk=service.pk).replicas_running == replicas
         assert job.targets.get().data["running"] == replicas
 
@@ -65,7 +53,7 @@ def test_rolling_update_to_v2_one_task_at_a_time(env, local, docker_client, ct_i
     job = wait_job(services.update_service(actor, service, {"image": ct_images["web:v2"], "parallelism": 1}),
                    "succeeded", 240)
     assert job.targets.get().data["outcome"] == "update_completed"
-    new = running(docker_client, service.service_id)
+    new = running_tasks(docker_client, service.service_id)
     assert {t["Spec"]["ContainerSpec"]["Image"] for t in new} == {ct_images["web:v2"]}
     assert docker_client.api.inspect_service(service.service_id)["Spec"]["UpdateConfig"]["Parallelism"] == 1
     # One task at a time: each new task was made only after the previous one ran for the 1 s monitor.
@@ -90,7 +78,7 @@ def test_an_update_to_a_crashing_image_rolls_back_and_the_job_fails_in_the_engin
     assert target.data["outcome"] == "rolled_back", target.data
     assert "rolled back" in target.error and "non-zero exit (3)" in target.error, target.error
     assert any("non-zero exit (3)" in t["error"] for t in target.data["tasks"]), target.data["tasks"]
-    images = {t["Spec"]["ContainerSpec"]["Image"] for t in running(docker_client, service.service_id)}
+    images = {t["Spec"]["ContainerSpec"]["Image"] for t in running_tasks(docker_client, service.service_id)}
     assert images == {ct_images["web:v1"]}
 
 

@@ -4,12 +4,11 @@ import pytest
 from django.urls import reverse
 
 from ops_portal.accounts.choices import Role
-from ops_portal.containers import engines, services, sync
+from ops_portal.containers import services, sync
 from ops_portal.containers.models import AllowedHostPath, Service, Stack
 from ops_portal.jobs.models import Job, JobEvent
 from schedulers import container as backend
-from tests.containers.helpers import act, operator, person
-from tests.containers.helpers import engine as make_engine
+from tests.containers.helpers import act, operator, person, synced_engine
 from tests.jobs.helpers import wait_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.mark.fleet]
@@ -17,11 +16,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.
 
 @pytest.fixture
 def local(env, engine):
-    row = make_engine(env)
-    engines.check(row)
-    sync.resync(row.pk, backend.snapshot(engine))
-    row.refresh_from_db()
-    return row
+    return synced_engine(env, engine)
 
 
 def compose(image, replicas, extra=""):
