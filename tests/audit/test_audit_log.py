@@ -140,3 +140,21 @@ def test_audit_page_filters_rows(client):
     page = client.get("/audit/", {"action": "auth.login"}).content.decode()
     assert "auth.login" in page
     assert client.get("/audit/", {"since": "garbage"}).status_code == 200  # shown as a form error
+
+
+def test_the_environment_filter_finds_rows_by_the_environment_and_keeps_deleted_ones_by_name(
+        api, make_user, admin_all, envs):
+    from ops_portal.audit.models import AuditEvent
+
+    alpha, beta = envs
+    for env in envs:
+        access.create_binding(actor_for(admin_all), role=Role.VIEWER, environment=env, user=factories.user())
+    AuditEvent.objects.create(action="host.delete", environment_name="gone", object_repr="old")  # its env deleted
+    api.force_authenticate(admin_all)
+    assert [r["environment_name"] for r in api.get("/api/audit/", {"environment": "beta"}).json()["results"]
+            if r["action"] == "rolebinding.create"] == ["beta"]
+    assert [r["object_repr"] for r in api.get("/api/audit/", {"environment": "gone"}).json()["results"]] == ["old"]
+    viewer = make_user(Role.VIEWER, alpha)
+    api.force_authenticate(viewer)
+    assert api.get("/api/audit/", {"environment": "beta"}).json()["results"] == []  # not its environment
+    assert api.get("/api/audit/", {"environment": "alpha"}).json()["results"]
