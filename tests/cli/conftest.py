@@ -9,6 +9,7 @@ import pytest
 
 from tests.helpers import ROOT
 from tests.jobs.conftest import fleet_env  # noqa: F401 (the fleet hosts in the inventory, for tests/cli too)
+from tests.schedulers.conftest import ct_images, engine, local_engine_spec, prefix  # noqa: F401 (engine, images)
 
 CLI_SRC = ROOT / "cli" / "src"
 if str(CLI_SRC) not in sys.path:
