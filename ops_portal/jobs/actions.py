@@ -5,6 +5,7 @@ configuration's in configs/, metrics collection's in monitoring/), loaded at sta
 core.declarations. "Job action" is what a job runs; a permission verb is an `accounts.Action`, an
 audit event an audit action (`<app>/audit_actions.py`).
 """
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,6 +38,26 @@ class ActionSpec:
         (the tag the default production policy matches)."""
         tags = list(self.risks(params, target_count))
         return tags + ["mutating"] if self.mutating else tags
+
+
+NAME_LENGTH = 120
+
+
+def job_name(spec: ActionSpec, public: dict) -> str:
+    """A job's default name: what the action does and a short form of its public parameters
+    ("Run a command: uname -a", "Scale a service: replicas=3"); secrets are never in `public`."""
+    shown = []
+    for definition in spec.parameters:
+        value = public.get(definition["name"])
+        if value in (None, "", [], {}):
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
+        shown.append(text if len(spec.parameters) == 1 else f"{definition['name']}={text}")
+    summary = " ".join(" ".join(shown).split())  # one line
+    if not summary:
+        return spec.label
+    name = f"{spec.label}: {summary}"
+    return name if len(name) <= NAME_LENGTH else name[:NAME_LENGTH - 1] + "…"
 
 
 def register(spec: ActionSpec) -> ActionSpec:

@@ -175,7 +175,7 @@ def launch_adhoc(actor, *, environment, action, values=None, selector=None, stra
         targets = target_kinds.resolve(selector or {}, environment)
         return create_job(
             actor, environment=environment, spec=spec, public=public, secret=secret, targets=targets,
-            strategy=clean_strategy, name=name or spec.label, timeout_seconds=timeout_seconds,
+            strategy=clean_strategy, name=name or actions.job_name(spec, public), timeout_seconds=timeout_seconds,
             target_timeout_seconds=target_timeout_seconds, emergency=emergency, emergency_reason=emergency_reason,
             not_before=not_before, approval=approval,
         )
