@@ -345,9 +345,11 @@ class SystemdManager(ProgramManager):
             began = _micros(props, "ExecMainStartTimestampMonotonic")
             ended = _micros(props, "ExecMainExitTimestampMonotonic")
             if since and began and began - since >= wait:
-                # Restarted already: the first process lived at most until systemd waited
-                # RestartSec to start the current one.
-                if began - since - wait >= needed:
+                # Restarted already: the first process lived at most the time to the current start,
+                # less the RestartSec systemd waited after each end (NRestarts, zeroed by
+                # reset-failed above, counts them; at least one).
+                restarts = max(1, _micros(props, "NRestarts"))
+                if began - since - restarts * wait >= needed:
                     return
                 self._did_not_stay_up(unit, startsecs, props)
             if since and began and ended >= began:

@@ -10,6 +10,7 @@ from ops_portal.jobs.choices import JobState
 from ops_portal.jobs.models import Job
 from ops_portal.programs import services
 from ops_portal.programs.models import HostManager, Program
+from tests.helpers import wait_until
 from tests.jobs.helpers import wait_job
 from tests.programs.helpers import refresh
 
@@ -240,9 +241,12 @@ def test_a_manager_that_is_down_and_a_host_without_any_manager_say_so(pfleet, li
     host = pfleet.hosts[kind]
     pfleet.exec(kind, ["supervisorctl", "shutdown"]).check()
     try:
-        time.sleep(1)
-        refresh(pfleet, kind)
-        manager = HostManager.objects.get(host=host, manager="supervisord")
+        def stopped():  # supervisord says "shutting down" for a moment first
+            refresh(pfleet, kind)
+            manager = HostManager.objects.get(host=host, manager="supervisord")
+            return manager if "not running" in manager.reason else None
+
+        manager = wait_until(stopped, 60, "supervisord seen not running")
         assert not manager.available and "not running" in manager.reason, manager.reason
         ticker = Program.objects.get(host=host, manager="supervisord", name="ticker")
         assert ticker.state == "unknown" and "not running" in ticker.details["not_listed"]
@@ -276,7 +280,6 @@ def test_a_follow_left_by_a_dead_worker_is_ended_on_its_host(pfleet, live_env, l
     from ops_portal.jobs.models import JobEvent
     from ops_portal.jobs.tasks import reap_lost_jobs
     from ops_portal.jobs.templates import create_template
-    from tests.jobs.helpers import wait_until
     from tests.live import start_worker
 
     kind = "supervisord"

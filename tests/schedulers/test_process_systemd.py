@@ -225,10 +225,10 @@ def test_a_program_that_stayed_up_long_enough_is_accepted_however_late_the_porta
 
 
 def test_a_program_that_died_too_soon_is_refused_however_late_the_portal_looks(manager, program, monkeypatch):
-    # Lives 0.3 s, restarted after RestartSec, dies again...; startsecs=2; the first look comes after 3 s.
-    _look_late(manager, monkeypatch, 3)
-    with pytest.raises(ProcessError, match="did not stay up for 2s"):
-        manager.apply(ProgramSpec(name=program, command=["/bin/sh", "-c", "sleep 0.3; exit 3"], startsecs=2,
+    # Dies at once, restarted after RestartSec, dies again...; startsecs=3; the first look comes after 3.5 s.
+    _look_late(manager, monkeypatch, 3.5)
+    with pytest.raises(ProcessError, match="did not stay up for 3s"):
+        manager.apply(ProgramSpec(name=program, command=["/bin/sh", "-c", "exit 3"], startsecs=3,
                                   autorestart="true"))
 
 
