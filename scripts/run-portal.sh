@@ -24,7 +24,7 @@ rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 declare -A cmd pid_of started delay
 cmd[web]=".venv/bin/daphne -b $HOST -p $PORT ops_portal.asgi:application"
 cmd[worker]=".venv/bin/celery -A ops_portal worker -l INFO --concurrency ${WORKER_CONCURRENCY:-4} --hostname worker@%h -Q ${WORKER_QUEUES:-default}"
-cmd[beat]=".venv/bin/celery -A ops_portal beat -l INFO -S django --pidfile="
+cmd[beat]=".venv/bin/celery -A ops_portal beat -l INFO --pidfile="
 cmd[watcher]=".venv/bin/python manage.py container_watcher"
 
 say() { echo "$(date '+%Y-%m-%d %H:%M:%S') run-portal: $*" >&2; }

@@ -128,8 +128,8 @@ def live_worker(live_env, live_logs):
 def live_beat(live_env, live_logs, live_worker):
     from ops_portal.core import heartbeat
 
-    process = Process("beat", [str(BIN / "celery"), "-A", "ops_portal", "beat", "-l", "INFO", "-S", "django",
-                               "--pidfile=", "--max-interval", "1"], live_env, live_logs)
+    process = Process("beat", [str(BIN / "celery"), "-A", "ops_portal", "beat", "-l", "INFO", "--pidfile=",
+                               "--max-interval", "1"], live_env, live_logs)
     wait_for(lambda: heartbeat.is_alive("beat", "beat"), 60, "beat heartbeat", process)
     yield process
     process.stop()

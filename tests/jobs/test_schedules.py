@@ -162,3 +162,22 @@ def test_another_admin_editing_a_template_renews_the_schedules_standing_approval
     assert schedule.standing_request.state == "pending"
     run = schedules.fire(schedule.pk)
     assert run.outcome == "needs_approval" and not schedule.jobs.exists()
+
+
+@pytest.mark.django_db(transaction=True)  # the scheduler commits and closes old connections
+def test_the_beat_scheduler_sees_the_first_change_to_an_empty_change_table():
+    """Upstream's DatabaseScheduler missed it (the new timestamp was compared with itself), so a
+    schedule made on a new or emptied database never fired; later changes count as before."""
+    from django_celery_beat.models import PeriodicTasks
+
+    from ops_portal.jobs.beat import Scheduler
+
+    scheduler = Scheduler.__new__(Scheduler)  # only the change check: no app, no schedule read
+    scheduler._last_timestamp = None
+    PeriodicTasks.objects.all().delete()
+    assert scheduler.schedule_changed() is False
+    PeriodicTasks.update_changed()
+    assert scheduler.schedule_changed() is True
+    assert scheduler.schedule_changed() is False
+    PeriodicTasks.update_changed()
+    assert scheduler.schedule_changed() is True
