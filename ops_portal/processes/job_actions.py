@@ -16,15 +16,16 @@ from ops_portal.inventory import services as inventory
 from ops_portal.inventory.choices import Transport
 from ops_portal.inventory.targets import HOSTS
 from ops_portal.jobs.actions import ActionSpec, register
-from ops_portal.jobs.job_actions import DEFAULT_POOL, HOST, host_target, prepare_ssh, with_host
+from ops_portal.jobs.job_actions import DEFAULT_POOL, HOST, host_target, job_env, prepare_ssh, with_host
 from ops_portal.programs import services as programs
+from ops_portal.programs.backend import shell_for
 from schedulers import host as ssh
 from schedulers.base import BackendError, CommandResult
 from schedulers.process import control
 from schedulers.process import inventory as scanner
 from schedulers.process.base import ProcessError
 from schedulers.process.pm2 import PM2Manager
-from schedulers.process.shells import LocalShell, SSHShell
+from schedulers.process.shells import SSHShell
 from schedulers.process.supervisor import SIGNALS as SUPERVISOR_SIGNALS
 from schedulers.process.supervisor import SupervisorManager
 from schedulers.process.systemd import SystemdManager
@@ -48,13 +49,6 @@ MANAGERS = {"supervisord": SupervisorManager, "systemd": SystemdManager, "pm2": 
 DESTRUCTIVE_SIGNALS = ("KILL", "TERM", "INT", "QUIT", "ABRT")
 
 
-def shell_for(session, target):
-    """The process backend's Shell for a host backend target: a subprocess locally, SSH otherwise."""
-    if HOST.transport_of(target) == "local":
-        return LocalShell(target.name)
-    return SSHShell(session, target)
-
-
 # Scans ---------------------------------------------------------------------------------------
 
 def prepare_scan(runner):
@@ -70,7 +64,8 @@ def scan(ctx):
     def read(session, target):
         if HOST.transport_of(target) == "local":
             return scanner.scan_local(host=target.name, previous=previous)
-        return scanner.scan(SSHShell(session, target), previous=previous, timeout=timeout, cancel=ctx.cancel)
+        return scanner.scan(SSHShell(session, target, env=job_env(ctx), on_session=ctx.remote_session),
+                            previous=previous, timeout=timeout, cancel=ctx.cancel)
 
     host_id, job_id = (host.pk if host else None), ctx.job.pk
     try:
@@ -177,7 +172,9 @@ def act_on_process(ctx):
     timeout = ctx.timeout or 60
 
     def perform(session, target):
-        shell = shell_for(session, target)
+        # Tagged with the job (OPSPORTAL_JOB), its remote session noted: should this worker die
+        # while the host waits out the grace period, the reaper ends what it left there.
+        shell = shell_for(session, target, env=job_env(ctx), on_session=ctx.remote_session)
         if owner:
             done = _through_manager(ctx, shell, process, owner, action, signame, pid, start, timeout)
             if done is not None:

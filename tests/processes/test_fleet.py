@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 
 from ops_portal.accounts.choices import Role
 from ops_portal.core.context import Actor
@@ -195,3 +196,29 @@ def test_a_programs_process_is_paused_and_resumed_through_supervisord(fleet, fle
     assert "asking supervisord to resume ticker" in output(resumed)
     assert stat(fleet, host, ticker.pid)[0] in "SR"
     assert Program.objects.get(pk=program.pk).state == "running"
+
+
+def test_a_stop_waiting_out_its_grace_runs_on_the_host_tagged_with_its_job(fleet, fleet_env, operator_api, live_worker):
+    """What a process action runs on the host carries the job's OPSPORTAL_JOB tag (as host commands
+    and program actions do), so what a job left on a host can be told from everything else."""
+    from tests.helpers import wait_until
+    from tests.processes.conftest import launched
+
+    name = fleet.hosts[0].name
+    host = fleet_env[2][name]
+    ignores_term = "setsid sh -c 'trap \"\" TERM; exec sleep 4245' </dev/null >/dev/null 2>&1 &"
+    fleet.exec(name, ["sh", "-c", ignores_term]).check()
+    try:
+        pid = int(wait_for(lambda: fleet.exec(name, ["pgrep", "-f", "^sleep 4245$"]).stdout.strip(), timeout=10))
+        scan(operator_api, host)
+        process = Process.objects.get(host=host, pid=pid)
+        job = launched(operator_api.post(reverse("api:process-stop", args=[process.pk]), {"grace_seconds": 15},
+                                         format="json"))
+        tag = f"OPSPORTAL_JOB={job.pk}"
+        wait_until(lambda: fleet.exec(name, ["sh", "-c", f"grep -lsa '{tag}' /proc/[0-9]*/environ"]).exit_code == 0,
+                   timeout=60, what="the job's command on the host, tagged")
+        done = wait_job(job, JobState.SUCCEEDED, timeout=120)
+        assert done.targets.get().data["ended"] is True, output(done)
+        assert not fleet.exec(name, ["pgrep", "-f", "^sleep 4245$"]).stdout.strip()  # killed after the grace
+    finally:
+        fleet.exec(name, ["pkill", "-9", "-f", "^sleep 4245$"])
