@@ -111,23 +111,30 @@ debian_image() {
 }
 
 # The wheels of requirements.txt and their dependencies for the image's interpreter (Debian's
-# python3.11, $IMAGE_PYTHON: markers such as python_full_version < "3.11.3" depend on it), into
-# $WHEELS: from the cache when it holds them all, else fetching what is missing from PyPI. Versions
-# not pinned by requirements.txt follow .venv (its `pip freeze` is the constraints file), so the
-# image runs what the tests ran. Binary wheels only: nothing is compiled for the image.
+# python3.11, 3.11.2 in bookworm), into $WHEELS: from the cache when it holds them all, else fetching
+# what is missing from PyPI. pip resolves as that interpreter (`pip --python`, the build machine's
+# Debian python3.11 when it has one): markers such as python_full_version < "3.11.3" depend on it.
+# Versions not pinned by requirements.txt follow .venv (its `pip freeze` is the constraints file),
+# so the image runs what the tests ran. Binary wheels only: nothing is compiled for the image.
 IMAGE_PYTHON="${PORTAL_IMAGE_PYTHON:-3.11.2}"
 stage_wheels() {
     local stage="$1" log="$LOGS/build-wheels.log"
     mkdir -p "$stage"
     cp "$FLEET_ROOT/requirements.txt" "$stage/requirements.txt"
     $PIP freeze --exclude-editable 2>/dev/null | grep -E '^[A-Za-z0-9._-]+==' >"$stage/constraints.txt" || true
+    local as_image=()
+    if [ -x /usr/bin/python3.11 ] && [ "$(/usr/bin/python3.11 -c 'import platform; print(platform.python_version())')" = "$IMAGE_PYTHON" ]; then
+        as_image=(--python /usr/bin/python3.11)
+    else
+        fleet_log "warning: no Debian python3.11 $IMAGE_PYTHON here; dependency markers follow $PIP's interpreter"
+    fi
     local target=(--python-version "$IMAGE_PYTHON" --implementation cp --abi cp311 --only-binary=:all:)
     local platform
     for platform in manylinux_2_36_x86_64 manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 \
         manylinux2010_x86_64 manylinux1_x86_64 linux_x86_64 any; do
         target+=(--platform "$platform")
     done
-    local args=(download --quiet --disable-pip-version-check "${target[@]}" --find-links "$WHEELS"
+    local args=("${as_image[@]}" download --quiet --disable-pip-version-check "${target[@]}" --find-links "$WHEELS"
                 -r "$stage/requirements.txt" -c "$stage/constraints.txt")
     if $PIP "${args[@]}" --dest "$WHEELS" --no-index >"$log" 2>&1; then
         fleet_log "wheels: all from the cache"
