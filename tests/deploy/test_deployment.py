@@ -82,9 +82,11 @@ def test_compose_brings_the_portal_up_healthy_runs_a_job_and_keeps_its_data(imag
     assert volumes.split() == []
 
 
-def _stack_containers(stack):
+def _stack_containers(stack, every=False):
+    """The stack's running containers (`every`: stopped ones too, which Swarm removes a moment later)."""
     def containers():
-        return d.run(["docker", "ps", "-q", "--filter", f"label=com.docker.stack.namespace={stack}"]).stdout.split()
+        return d.run(["docker", "ps", *(["-a"] if every else []), "-q", "--filter",
+                      f"label=com.docker.stack.namespace={stack}"]).stdout.split()
     return containers
 
 
@@ -96,7 +98,7 @@ def _stack_container(stack, service):
 
 def _stack_rm(stack):
     d.run(["docker", "stack", "rm", stack], check=False, timeout=120)
-    d.wait_until_gone(_stack_containers(stack))
+    d.wait_until_gone(_stack_containers(stack, every=True))
     # The stack's network goes a moment after its containers; a deploy before then fails.
     deadline = time.monotonic() + 60
     networks = ["docker", "network", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={stack}"]
@@ -140,7 +142,6 @@ def test_a_swarm_stack_brings_the_portal_up_healthy_runs_a_job_and_keeps_its_dat
             print(f"\nstack: healthy {first_up:.0f}s after deploy (first start), {second_up:.0f}s after the second")
     finally:
         _stack_rm(stack)
-        for volume in ("postgres-data", "redis-data", "metrics"):
-            subprocess.run(["docker", "volume", "rm", f"{stack}_{volume}"], capture_output=True, timeout=60)
-    left = d.run(["docker", "volume", "ls", "-q", "--filter", f"name={stack}_"]).stdout
-    assert left.split() == []
+        volumes = [f"{stack}_{volume}" for volume in ("postgres-data", "redis-data", "metrics")]
+        subprocess.run(["docker", "volume", "rm", *volumes], capture_output=True, timeout=60)
+    assert d.run(["docker", "volume", "ls", "-q", "--filter", f"name={stack}_"]).stdout.split() == []
