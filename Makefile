@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test venv venv-dev prepare lint lint-imports check-migrations fleet fleet-down fleet-status bench clean
+.PHONY: run test venv venv-dev prepare lint lint-imports check-migrations fleet fleet-down fleet-status bench clean \
+	images deploy-check
 
 venv:
 	@scripts/venv.sh requirements.txt
@@ -51,6 +52,18 @@ fleet-down: venv
 
 fleet-status: venv
 	@$(PY) -m fleet status
+
+# The deployment's images, built offline (Debian packages, the pinned requirements), tagged by
+# recipe hash and rebuilt only when a recipe changes: opsportal/{postgres,redis,portal-base,portal}.
+images:
+	@scripts/ensure-docker.sh
+	@scripts/build-portal-images.sh
+
+# Build the images, then deploy them with docker-compose and as a Swarm stack: healthy, a job run
+# through the API, data kept across down/up (tests/deploy/test_deployment.py; part of `make test`).
+deploy-check: venv-dev
+	@scripts/test-prereqs.sh
+	@$(PY) -m pytest tests/deploy/test_deployment.py $(PYTEST_ARGS)
 
 bench: venv-dev
 	@$(PY) -m bench $(BENCH_ARGS)

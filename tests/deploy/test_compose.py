@@ -1,8 +1,7 @@
-"""docker-compose.yml is valid against the Compose specification and wires the portal correctly.
+"""docker-compose.yml and deploy/stack.yml are valid and wire the portal correctly.
 
-No engine here can pull postgres/redis images, so the file is checked, not run: against the
-compose-spec JSON schema shipped in Debian's docker-compose package, and by `docker-compose
-config`, which also resolves the anchors and variables.
+Checked here against the compose-spec JSON schema shipped in Debian's docker-compose package and by
+`docker-compose config`, which also resolves the anchors and variables; test_deployment.py runs them.
 """
 import json
 import os
@@ -49,11 +48,15 @@ def test_every_service_has_a_healthcheck(resolved):
 
 
 def test_portal_services_wait_for_healthy_dependencies_and_share_settings(resolved):
+    """web migrates the schema before it is healthy; the other portal processes start after it."""
     services = resolved["services"]
+    datastores = {"postgres": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}}
+    assert services["web"]["depends_on"] == datastores
+    assert "migrate" in " ".join(services["web"]["command"])
     for name in ("web", "worker", "beat", "watcher"):
         service = services[name]
-        assert service["depends_on"] == {"postgres": {"condition": "service_healthy"},
-                                         "redis": {"condition": "service_healthy"}}
+        if name != "web":
+            assert service["depends_on"] == {**datastores, "web": {"condition": "service_healthy"}}
         env = service["environment"]
         assert env["DATABASE_URL"] == "postgres://portal:pw@postgres:5432/portal"
         assert env["REDIS_URL"] == "redis://redis:6379/0"
@@ -80,7 +83,7 @@ def test_forwarding_headers_are_trusted_from_the_named_proxy_only(resolved):
         assert "--proxy-headers" not in " ".join(service.get("command") or [])
         assert service["environment"]["TRUSTED_PROXIES"] == "172.18.0.1"
         assert "BEHIND_PROXY" not in service["environment"]
-    assert "--proxy-headers" not in (ROOT / "Dockerfile").read_text()
+    assert "--proxy-headers" not in (ROOT / "deploy" / "images" / "portal" / "Dockerfile").read_text()
     assert "--proxy-headers" not in (ROOT / "scripts" / "run-portal.sh").read_text()
 
 
@@ -117,3 +120,49 @@ def test_healthcheck_commands_follow_heartbeats():
     heartbeat.beat_once("worker", f"worker@{socket.gethostname()}")
     heartbeat.beat_once("beat", "beat")
     assert _healthcheck("worker") == 0 and _healthcheck("beat") == 0
+
+
+@pytest.fixture(scope="module")
+def stack():
+    _need("docker-compose")
+    result = subprocess.run(["docker-compose", "-f", str(ROOT / "deploy" / "stack.yml"), "config"],
+                            env={**os.environ, **ENV}, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_every_image_is_one_built_here_offline(resolved, stack):
+    """No registry is reachable: compose and the stack use only scripts/build-portal-images.sh's images."""
+    for document in (resolved, stack):
+        images = {name: service["image"] for name, service in document["services"].items()}
+        assert images == {"postgres": "opsportal/postgres:latest", "redis": "opsportal/redis:latest",
+                          **{name: "opsportal/portal:latest" for name in ("web", "worker", "beat", "watcher")}}
+        assert not any("build" in service for service in document["services"].values())
+
+
+def test_the_stack_has_the_same_services_resolved_by_dns_and_publishes_nothing(resolved, stack):
+    """Without IPVS (docs/FLEET.md) Swarm's virtual IPs and routing mesh do not work: dnsrr, no ingress port."""
+    services = stack["services"]
+    assert set(services) == set(resolved["services"])
+    for name, service in services.items():
+        assert service["deploy"]["endpoint_mode"] == "dnsrr", name
+        assert service["deploy"]["replicas"] == 1, name
+        assert service["healthcheck"]["test"] == resolved["services"][name]["healthcheck"]["test"], name
+        assert "ports" not in service, name
+        assert service.get("command") == resolved["services"][name].get("command"), name
+    for name in ("web", "worker", "beat", "watcher"):
+        assert services[name]["environment"] == resolved["services"][name]["environment"], name
+    assert set(stack["volumes"]) == set(resolved["volumes"])
+
+
+def test_the_stacks_publishing_override_uses_host_mode():
+    document = yaml.safe_load((ROOT / "deploy" / "stack.publish.yml").read_text())
+    (port,) = document["services"]["web"]["ports"]
+    assert port["mode"] == "host" and port["target"] == 8000
+
+
+def test_portal_healthchecks_probe_readyz_and_heartbeats_without_django(resolved):
+    tests = {name: resolved["services"][name]["healthcheck"]["test"] for name in ("web", "worker", "beat", "watcher")}
+    assert tests == {name: ["CMD", "portal-probe", name] for name in tests}
+    probe = (ROOT / "deploy" / "images" / "portal" / "probe.py").read_text()
+    assert "/readyz?check=database,redis" in probe and "import django" not in probe
