@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "ops_portal.configs",
     "ops_portal.containers",
     "ops_portal.programs",
+    "ops_portal.projects",
     "ops_portal.processes",
     "ops_portal.autoscaling",
     "ops_portal.healing",
