@@ -32,6 +32,9 @@ class ActionSpec:
     # The permission verb (accounts.Action) the launcher must hold in the job's environment: "operate"
     # for operations, "manage" for actions that change configuration (a program's config, packages).
     needs: str = "operate"
+    # host_check(facts, transport) -> "" or why a host cannot run the action (a tool missing from its
+    # facts): such hosts are left out of the plan, and the preview names them with the reason (jobs.tools).
+    host_check: Callable | None = None
 
     def risk_tags(self, params, target_count):
         """The action's own risk tags, plus `mutating` for every action that changes its targets

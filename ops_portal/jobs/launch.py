@@ -18,7 +18,7 @@ from ops_portal.audit.services import record
 from ops_portal.core import targets as target_kinds
 from ops_portal.core.errors import StateConflict
 
-from . import actions, params
+from . import actions, params, tools
 from . import strategy as strategies
 from .choices import FINISHED_STATES, WAITING_STATES, JobState, TargetState
 from .gating import gate
@@ -64,6 +64,8 @@ def create_job(actor, *, environment, spec, public, secret, targets, strategy, n
     approvals Requirement the launcher adds to the environment's policies (the strictest wins)."""
     if not targets:
         raise ValidationError({"selector": ["The selector matches no enabled target in this environment."]})
+    targets, excluded = tools.split(spec, targets)
+    tools.refuse_if_none_left(spec, targets, excluded)
     strays = sorted({t["kind"] for t in targets} - {spec.target_kind})
     if strays:
         raise ValidationError({"selector": [f"{spec.name} acts on {spec.target_kind} targets, not on "
@@ -102,6 +104,7 @@ def create_job(actor, *, environment, spec, public, secret, targets, strategy, n
         "action": spec.name, "params": job.params, "targets": [t["name"] for t in targets[:200]],
         "target_count": len(targets), "strategy": strategy, "plan_hash": job.plan_hash,
         "template": template.name if template else None, "relaunch_of": relaunch_of.pk if relaunch_of else None,
+        **({"excluded": excluded[:200]} if excluded else {}),
     })
     if emergency:
         record(actor, "job.emergency", job, extra={"reason": emergency_reason})
