@@ -206,9 +206,9 @@ def job_targets(request):
 @login_required
 @require_POST
 def host_run(request, pk, action):
-    """Gather facts or run the compliance checks on one host, as a job (from the host's page)."""
+    """Gather facts, run the compliance checks or install Puppet on one host, as a job (from the host's page)."""
     host = get_object_or_404(restrict(Host.objects.all(), request.user, Action.VIEW), pk=pk)
-    if action not in ("host.facts", "host.compliance"):
+    if action not in ("host.facts", "host.compliance", "host.install_puppet"):
         return redirect("inventory:host", pk=host.pk)
     job = attempt(request, launch.launch_adhoc, actor(request), environment=host.environment, action=action,
                   values={}, selector={"names": [host.name]})

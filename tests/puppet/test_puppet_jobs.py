@@ -4,7 +4,7 @@ run, puppet.drift raising and resolving the drift alert, and bad input failing b
 import uuid
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
 from ops_portal.accounts.choices import Role
@@ -213,3 +213,34 @@ def test_an_unknown_revision_or_a_missing_manifest_fails_the_job_before_any_host
     assert missing.state == JobState.FAILED and "manifests/other.pp is not in project site" in missing.error
     for job in (unknown, missing):
         assert {(t.state, t.exit_code) for t in job.targets.all()} == {(TargetState.FAILED, None)}
+
+
+def test_the_host_page_lists_the_tools_and_offers_the_puppet_install_to_administrators(db, client):
+    env = factories.environment("alpha")
+    with_puppet, without, _ = _hosts(env)
+    client.force_login(person(env, Role.ADMIN))
+    page = client.get(reverse("inventory:host", args=[without.pk])).content.decode()
+    assert "python3 3.11.2" in page and "Install Puppet" in page
+    page = client.get(reverse("inventory:host", args=[with_puppet.pk])).content.decode()
+    assert "puppet 7.23.0 (agent: not configured)" in page and "Install Puppet" not in page
+    client.force_login(person(env, Role.OPERATOR))
+    assert "Install Puppet" not in client.get(reverse("inventory:host", args=[without.pk])).content.decode()
+
+
+@pytest.mark.fleet
+def test_installing_puppet_is_for_administrators_changes_nothing_where_it_is_and_refreshes_the_facts(world,
+                                                                                                     fleet_puppet):
+    with pytest.raises(PermissionDenied):
+        launch_adhoc(world["operator"], environment=world["env"], action="host.install_puppet",
+                     selector={"all": True})
+    version = fleet_puppet.exec(fleet_puppet.hosts[0].name, ["puppet", "--version"]).check().stdout.strip()
+    job = world["run"](launch_adhoc(world["admin"], environment=world["env"], action="host.install_puppet",
+                                    selector={"all": True}))
+    assert job.state == JobState.SUCCEEDED, job.error
+    assert {(t.state, t.changed) for t in job.targets.all()} == {(TargetState.OK, False)}
+    texts = list(JobEvent.objects.filter(job=job).values_list("text", flat=True))
+    assert any("puppet-agent is installed already" in t for t in texts)
+    assert any(f"Facts gathered: puppet {version}." in t for t in texts), texts
+    for host in world["hosts"]:
+        host.refresh_from_db()
+        assert host.facts["tools"]["puppet"]["version"] == version
