@@ -141,7 +141,7 @@ def apply_argv(workdir, manifest, *, noop, has_modules):
 
 def agent_argv(workdir, *, noop):
     """The argv of `puppet agent -t` (one run against the host's configured server)."""
-    argv = [PUPPET, "agent", "--test", "--detailed-exitcodes", "--color", "false",
+    argv = [PUPPET, "agent", "--test", "--detailed-exitcodes", "--color", "false", "--waitforcert", "0",
             "--lastrunfile", posixpath.join(workdir, SUMMARY)]
     return argv + (["--noop"] if noop else ["--no-noop"])
 

@@ -189,3 +189,29 @@ def test_installing_puppet_agent_where_it_is_already_installed_changes_nothing(f
     result = install_agent(pool, ptarget, on_line=lines)
     assert result.ok and result.changed is False
     assert any(f"installed already ({before})" in text for text in lines.texts()), lines.texts()
+
+
+def test_the_argv_of_apply_and_agent_runs_carry_detailed_exit_codes_and_the_runs_own_summary():
+    apply = puppet.apply_argv("/tmp/opsportal-puppet.x", "manifests/site.pp", noop=True, has_modules=True)
+    assert apply[:3] == ["puppet", "apply", "--detailed-exitcodes"] and "--noop" in apply
+    assert apply[apply.index("--modulepath") + 1].startswith("/tmp/opsportal-puppet.x/tree/modules:")
+    assert apply[apply.index("--lastrunfile") + 1] == "/tmp/opsportal-puppet.x/last_run_summary.yaml"
+    assert apply[-1] == "/tmp/opsportal-puppet.x/tree/manifests/site.pp"
+    agent = puppet.agent_argv("/tmp/opsportal-puppet.x", noop=False)
+    assert agent[:3] == ["puppet", "agent", "--test"] and "--no-noop" in agent and "--detailed-exitcodes" in agent
+
+
+@pytest.mark.fleet
+def test_an_agent_run_whose_server_does_not_answer_fails_with_puppets_words(fleet_puppet, pool, puppet_targets,
+                                                                              lines):
+    target = puppet_targets[-1]
+    fleet_puppet.exec(target.name, "cp /etc/puppet/puppet.conf /root/puppet.conf.orig; printf "
+                                   "'[agent]\\nserver = 127.0.0.1\\nmasterport = 1\\n' >> /etc/puppet/puppet.conf"
+                      ).check()
+    try:
+        result = puppet.run_agent(pool, target, on_line=lines, timeout=180)
+    finally:
+        fleet_puppet.exec(target.name, "mv /root/puppet.conf.orig /etc/puppet/puppet.conf").check()
+    assert not result.ok and result.exit_code == 1, (result, lines.texts())
+    assert "puppet could not apply the catalog" in result.error and "127.0.0.1" in result.error, result.error
+    assert fleet_puppet.exec(target.name, "ls -d /tmp/opsportal-puppet.* 2>/dev/null; true").stdout == ""
