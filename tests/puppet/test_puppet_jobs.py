@@ -244,3 +244,22 @@ def test_installing_puppet_is_for_administrators_changes_nothing_where_it_is_and
     for host in world["hosts"]:
         host.refresh_from_db()
         assert host.facts["tools"]["puppet"]["version"] == version
+
+
+@pytest.mark.fleet
+def test_a_manifest_with_a_syntax_error_fails_each_target_with_puppets_words_and_changes_nothing(world,
+                                                                                                 fleet_puppet,
+                                                                                                 unique):
+    project, path = _project(world, unique)
+    source = world["tmp"] / "src"
+    (source / "manifests/site.pp").write_text((source / "manifests/site.pp").read_text() + "file { 'x':\n  ensure =>\n")
+    assert world["run"](projects.launch_sync(world["operator"], project)).state == JobState.SUCCEEDED
+    project.refresh_from_db()
+    job = _launch(world, "puppet.apply", project)
+    assert job.state == JobState.FAILED
+    for target in job.targets.all():
+        assert target.state == TargetState.FAILED and target.exit_code == 1
+        assert "Syntax error" in target.error and "manifests/site.pp" in target.error, target.error
+        assert "/tmp/opsportal-puppet" not in target.error
+    for host in fleet_puppet.hosts:
+        assert fleet_puppet.exec(host.name, ["test", "-e", path]).exit_code == 1
