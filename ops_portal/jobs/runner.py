@@ -249,10 +249,12 @@ class JobRunner:
                                                      targets_failed=F("targets_failed") + int(failed))
 
         self.writer.call(save)
-        self.writer.emit(EventKind.TARGET, target.name, target=index, data={
-            "state": target.state, "exit_code": target.exit_code, "changed": target.changed,
-            "error": target.error[:500] if target.error else "",
-        })
+        data = {"state": target.state, "exit_code": target.exit_code, "changed": target.changed,
+                "error": target.error[:500] if target.error else ""}
+        counts = (fields.get("data") or {}).get("counts") if isinstance(fields.get("data"), dict) else None
+        if counts:  # a tool's per-target tally (Ansible's ok/changed/failed/skipped/unreachable)
+            data["counts"] = counts
+        self.writer.emit(EventKind.TARGET, target.name, target=index, data=data)
 
     def _invoke(self, spec, target):
         """Run one action on one target; an unreachable target or a bug becomes a failed result."""
