@@ -24,16 +24,15 @@ ACTION = "ansible.playbook"
 PARAMETERS = [
     {"name": "project", "type": "string", "required": True, "pattern": r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}",
      "label": "Project", "help": "The project (of the job's environment) holding the playbook."},
-    {"name": "playbook", "type": "string", "required": True, "max_length": 255,
-     "pattern": ansible.PLAYBOOK_PATTERN, "label": "Playbook",
+    {"name": "playbook", "type": "string", "required": True, "max_length": 255, "label": "Playbook",
      "help": "Its path inside the project, e.g. site.yml or playbooks/web.yml."},
     {"name": "revision", "type": "string", "pattern": r"[0-9a-f]{40}|[0-9a-f]{64}", "label": "Revision",
      "help": "Empty: the revision the project was last synced to when the job is launched."},
     {"name": "limit", "type": "string", "max_length": 200, "label": "Limit",
      "help": "One Ansible host pattern within the job's hosts (a group, a name or a glob; !pattern leaves them out)."},
-    {"name": "tags", "type": "string", "max_length": 1000, "pattern": r"[A-Za-z0-9_.,-]*", "label": "Tags",
+    {"name": "tags", "type": "string", "max_length": 1000, "label": "Tags",
      "help": "Comma-separated: only tasks with these tags."},
-    {"name": "skip_tags", "type": "string", "max_length": 1000, "pattern": r"[A-Za-z0-9_.,-]*", "label": "Skip tags"},
+    {"name": "skip_tags", "type": "string", "max_length": 1000, "label": "Skip tags"},
     {"name": "dry_run", "type": "bool", "default": False, "label": "Dry run",
      "help": "Check mode with diffs: Ansible reports what it would change and changes nothing."},
     {"name": "diff", "type": "bool", "default": False, "label": "Show diffs"},
@@ -43,17 +42,27 @@ OWN = {d["name"] for d in PARAMETERS}
 
 
 def freeze(public, environment):
-    """Pin the project's synced revision into the plan; refuse what cannot run."""
+    """Check what the parameters name and pin the project's synced revision into the plan."""
+    errors = []
     project = Project.objects.filter(environment=environment, name=public.get("project")).first()
     if project is None:
-        raise ValidationError({"project": [f"No project {public.get('project')} in {environment}."]})
+        errors.append(f"project: no project {public.get('project')} in {environment}.")
+    elif not public.get("revision") and not project.revision:
+        errors.append(f"project: project {project.name} has not been synced yet: sync it first.")
+    if not ansible.PLAYBOOK.match(public.get("playbook") or ""):
+        errors.append("playbook: give a relative .yml or .yaml path inside the project (no leading /, no ..).")
+    for name in ("tags", "skip_tags"):
+        try:
+            ansible.check_tags(_split(public.get(name)))
+        except BackendError as exc:
+            errors.append(f"{name}: {exc}.")
     try:
         ansible.check_limit(public.get("limit") or "")
     except BackendError as exc:
-        raise ValidationError({"limit": [str(exc)]}) from None
+        errors.append(f"limit: {exc}.")
+    if errors:
+        raise ValidationError({"parameters": errors})
     if not public.get("revision"):
-        if not project.revision:
-            raise ValidationError({"project": [f"Project {project.name} has not been synced yet: sync it first."]})
         public["revision"] = project.revision
     return public
 

@@ -198,6 +198,6 @@ def test_an_unknown_revision_or_project_is_refused_with_plain_words(ans, live_wo
     assert all("was not synced" in t.error for t in job.targets.all())
     job = wait_job(play(ans, "missing.yml"), JobState.FAILED, timeout=120)
     assert all("has no playbook missing.yml" in t.error for t in job.targets.all())
-    with pytest.raises(ValidationError, match="No project nope"):
+    with pytest.raises(ValidationError, match="no project nope"):
         launch_adhoc(ans.operator, environment=ans.env, action="ansible.playbook",
                      values={"project": "nope", "playbook": "site.yml"}, selector={"all": True})
