@@ -10,10 +10,10 @@ it has a passphrase), and the known_hosts of the pinned keys, each host under it
 (HostKeyAlias). Strict host key checking, no ssh config, no agent, no ControlMaster (nothing
 outlives the run). Connection variables come last, so an inventory variable cannot redirect them.
 
-ansible-playbook starts in its own session (pexpect); cancel and timeouts kill its whole process
-group (ansible's forks and their ssh clients) and wait until none is left.
+ansible-playbook starts in a session of its own (ansible-runner's pexpect); on cancel or timeout
+ansible-runner kills that process group (ansible's forks and their ssh clients), and
+end_leftovers() then ends whatever still names the run's private directory, until nothing does.
 """
-import json
 import os
 import re
 import shlex
@@ -364,8 +364,3 @@ def _tool_error(lines, rc):
     start = lines.index(wanted[0]) if wanted else max(0, len(lines) - 8)
     text = " ".join(line.strip() for line in lines[start:start + 8])
     return (text or f"ansible-playbook exited with {rc}")[:2000]
-
-
-def inventory_json(path: Path) -> dict:
-    """The inventory as ansible-inventory --list reads it (for checks and tests)."""
-    return json.loads(path.read_text())

@@ -8,6 +8,8 @@ import uuid
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
+from django.urls import reverse
 
 from ops_portal.jobs.choices import JobState, TargetState
 from ops_portal.jobs.launch import launch, launch_adhoc, request_cancel
@@ -59,6 +61,10 @@ def test_a_playbook_that_changes_a_file_reports_changed_then_ok_per_host(ans, li
         assert target.data["counts"]["changed"] == 1 and target.data["counts"]["failed"] == 0
         assert f"changed: [{name}]" in lines(first, next(h for h in ans.hosts if h.name == name))
     assert any(line.startswith("TASK [motd]") for line in lines(first))  # the job's own lines
+    client = Client()
+    client.force_login(ans.operator.user)
+    grid = client.get(reverse("jobs:detail", args=[first.pk])).content.decode()
+    assert grid.count("ok=1 changed=1") == len(ans.hosts)  # the per-target counts on the job page
 
     second = wait_job(play(ans, "motd.yml"), JobState.SUCCEEDED, timeout=180)
     for name, target in targets(second).items():
