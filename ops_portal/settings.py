@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "ops_portal.programs",
     "ops_portal.projects",
     "ops_portal.puppet",
+    "ops_portal.playbooks",
     "ops_portal.processes",
     "ops_portal.autoscaling",
     "ops_portal.healing",

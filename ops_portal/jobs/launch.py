@@ -73,6 +73,8 @@ def create_job(actor, *, environment, spec, public, secret, targets, strategy, n
     if actor.user is not None and spec.needs != Action.OPERATE:
         require(actor.user, spec.needs, environment)
     check_local_targets(actor, targets, template, schedule)
+    if spec.freeze is not None:
+        public = spec.freeze(dict(public), environment)
     if len(targets) > MAX_TARGETS:
         raise ValidationError({"selector": [f"At most {MAX_TARGETS} targets per job."]})
     timeouts = {"job": timeout_seconds, "target": target_timeout_seconds}
@@ -122,8 +124,15 @@ def template_values(template, spec, values):
     """(public, secret): a template's launch-time values checked against its definitions, merged
     with its fixed action parameters and checked against the action's."""
     public, secret = params.clean_values(template.parameters, values)
+    extra = {}
+    if spec.extra_parameters:  # the template's own parameters pass to the action as data (extra vars)
+        own = {d["name"] for d in spec.parameters}
+        extra = {name: value for name, value in {**public, **secret}.items() if name not in own}
+        public = {name: value for name, value in public.items() if name in own}
+        secret = {name: value for name, value in secret.items() if name in own}
     action_public, action_secret = params.clean_values(spec.parameters, {**template.action_params, **public,
                                                                          **secret})
+    action_public.update(extra)
     # A value is secret when the template or the action types it so: the action's own
     # definitions alone would put a template's secret into the job's public parameters.
     return params.split({**action_public, **action_secret}, params.secret_names(template.parameters, spec.parameters))
