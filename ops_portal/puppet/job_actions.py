@@ -1,7 +1,7 @@
 """Puppet job actions, on hosts over SSH (schedulers.hostlib.puppet):
 
 - puppet.apply: `puppet apply` of a manifest of a project at a pinned revision (the project's synced
-  revision when none is given); `--noop` is the dry run;
+  revision at launch when none is given: `freeze`); `--noop` is the dry run;
 - puppet.drift: the same with `--noop`, for schedules: out-of-sync resources raise a drift alert, a host
   back in line resolves it (drift.py);
 - puppet.agent: one `puppet agent -t` where the host's agent is configured (facts name its server);
@@ -10,6 +10,8 @@
 Hosts whose facts lack puppet are left out of the plan with the reason (ActionSpec.host_check); a
 host that lost puppet since fails with a plain reason before anything runs.
 """
+from django.core.exceptions import ValidationError
+
 from ops_portal.inventory import services as inventory
 from ops_portal.inventory.targets import HOSTS
 from ops_portal.jobs.actions import ActionSpec, register
@@ -27,14 +29,35 @@ REFUSAL = "Puppet runs on hosts over SSH; {name} is the portal's own machine"
 COUNTS = ("total", "changed", "failed", "out_of_sync", "unchanged")
 
 
+def freeze(public, environment):
+    """At launch: the project (by name, in the job's environment) must have been synced and the manifest
+    path must stay inside it; the project's synced revision is written into the plan unless one was
+    given, so an approval and a relaunch cover exactly that revision."""
+    errors = []
+    project = Project.objects.filter(environment=environment, name=public.get("project")).first()
+    if project is None:
+        errors.append(f"project: no project {public.get('project')} in {environment}.")
+    elif not public.get("revision") and not project.revision:
+        errors.append(f"project: project {project.name} has not been synced yet: sync it first.")
+    try:
+        puppet.manifest_path(public.get("manifest"))
+    except ValueError as exc:
+        errors.append(f"manifest: {exc}.")
+    if errors:
+        raise ValidationError({"parameters": errors})
+    if not public.get("revision"):
+        public["revision"] = project.revision
+    return public
+
+
 def prepare_project(runner):
-    """Open the SSH pool and pin the project's checkout (the job's revision, or the synced one now)."""
+    """Open the SSH pool and check out the project at the job's pinned revision (once, in the task thread)."""
     prepare_ssh(runner)
     params = runner.params
-    project = Project.objects.filter(pk=params["project"], environment=runner.job.environment).first()
+    project = Project.objects.filter(name=params["project"], environment=runner.job.environment).first()
     if project is None:
-        raise BackendError(f"project #{params['project']} is gone or belongs to another environment")
-    revision = params.get("revision") or project.revision
+        raise BackendError(f"project {params['project']} is gone from {runner.job.environment}")
+    revision = params.get("revision") or project.revision  # frozen at launch; a job from before keeps working
     if not revision:
         raise BackendError(f"project {project.name} was never synced: sync it first")
     tree = projects.checkout(project, revision)  # UnknownRevision (a BackendError) for a revision never synced
@@ -115,10 +138,11 @@ def install_puppet(ctx):
     return result
 
 
-PROJECT = {"name": "project", "type": "int", "required": True, "min": 1, "label": "Project id"}
+PROJECT = {"name": "project", "type": "string", "required": True, "pattern": r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}",
+           "label": "Project", "help": "The project (of the job's environment) holding the manifest."}
 REVISION_PARAM = {"name": "revision", "type": "string", "pattern": REVISION.replace(r"\Z", "").replace("^", ""),
-                  "label": "Revision", "help": "A synced commit or content hash; empty: the project's synced "
-                                                "revision when the job starts (the job records it)."}
+                  "label": "Revision", "help": "A synced commit or content hash; empty: the revision the project "
+                                                "was last synced to when the job is launched."}
 MANIFEST = {"name": "manifest", "type": "string", "required": True, "default": "manifests/site.pp",
             "pattern": puppet.MANIFEST_PATH.pattern, "max_length": 500, "label": "Manifest",
             "help": "Path of the manifest inside the project; modules/ of the project is on the module path."}
@@ -132,14 +156,14 @@ register(ActionSpec(
     parameters=[PROJECT, MANIFEST, REVISION_PARAM,
                 {"name": "noop", "type": "bool", "default": False, "label": "Dry run (--noop)"}],
     risks=lambda params, target_count: [] if params.get("noop") else ["config_change"],
-    run=apply_manifest, host_check=NEEDS_PUPPET,
+    run=apply_manifest, host_check=NEEDS_PUPPET, freeze=freeze,
 ))
 register(ActionSpec(
     name="puppet.drift", label="Check Puppet drift", target_kind=HOSTS.name, prepare=prepare_project,
     mutating=False,
     description="Run `puppet apply --noop` of a project's manifest on each host: resources out of sync raise a "
                 "drift alert, a host back in line resolves it. Schedule it from a template.",
-    parameters=[PROJECT, MANIFEST, REVISION_PARAM], run=check_drift, host_check=NEEDS_PUPPET,
+    parameters=[PROJECT, MANIFEST, REVISION_PARAM], run=check_drift, host_check=NEEDS_PUPPET, freeze=freeze,
 ))
 register(ActionSpec(
     name="puppet.agent", label="Run the Puppet agent", target_kind=HOSTS.name, prepare=prepare_ssh,

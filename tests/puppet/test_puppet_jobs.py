@@ -13,11 +13,12 @@ from ops_portal.inventory.choices import Transport
 from ops_portal.jobs import actions
 from ops_portal.jobs.choices import JobState, TargetState
 from ops_portal.jobs.launch import launch_adhoc
-from ops_portal.jobs.models import JobEvent
+from ops_portal.jobs.models import Job, JobEvent
 from ops_portal.jobs.preview import preview
 from ops_portal.monitoring.choices import OPEN_STATES
 from ops_portal.monitoring.models import Alert
 from ops_portal.projects import services as projects
+from ops_portal.projects.models import Project
 from ops_portal.puppet import drift
 from tests import factories
 from tests.helpers import act, fleet_credential, fleet_host, person
@@ -62,27 +63,33 @@ def _hosts(env):
     return with_puppet, without, never
 
 
+def _synced(env, name="site", revision="a" * 64):
+    return Project.objects.create(environment=env, name=name, kind="directory", path="/srv/site", revision=revision)
+
+
 def test_hosts_without_puppet_in_their_facts_are_left_out_with_the_reason(db, monkeypatch):
     monkeypatch.setattr("ops_portal.jobs.launch.enqueue", lambda job: None)
     env = factories.environment("alpha")
     operator = act(person(env, Role.OPERATOR))
     _hosts(env)
+    _synced(env)
     spec = actions.get("puppet.apply")
-    shown = preview(operator, env, spec, selector={"all": True}, values={"project": 1})
+    shown = preview(operator, env, spec, selector={"all": True}, values={"project": "site"})
     assert shown.count == 1 and shown.names == ["with-puppet"]
     reasons = {e["name"]: e["reason"] for e in shown.excluded}
     assert reasons["without-puppet"] == ("puppet is not installed according to its facts: install it "
                                          "(host.install_puppet), then gather facts")
     assert reasons["never-gathered"].startswith("no facts gathered yet")
 
-    job = launch_adhoc(operator, environment=env, action="puppet.apply", values={"project": 1},
+    job = launch_adhoc(operator, environment=env, action="puppet.apply", values={"project": "site"},
                        selector={"all": True})
     assert list(job.targets.values_list("name", flat=True)) == ["with-puppet"]
+    assert job.params["revision"] == "a" * 64  # the synced revision, frozen into the plan at launch
     audit = AuditEvent.objects.get(action="job.launch", object_id=str(job.pk))
     assert {e["name"] for e in audit.after["excluded"]} == {"without-puppet", "never-gathered"}
 
     with pytest.raises(ValidationError) as refused:
-        launch_adhoc(operator, environment=env, action="puppet.apply", values={"project": 1},
+        launch_adhoc(operator, environment=env, action="puppet.apply", values={"project": "site"},
                      selector={"names": ["without-puppet"]})
     assert "No matched host can run apply a puppet manifest: without-puppet: puppet is not installed" in str(
         refused.value.message_dict["selector"])
@@ -93,7 +100,7 @@ def test_the_launch_page_preview_names_the_hosts_left_out_and_why(db, client, mo
     user = person(env, Role.OPERATOR)
     _hosts(env)
     client.force_login(user)
-    fields = {"environment": env.pk, "action": "puppet.drift", "puppet.drift__project": "1",
+    fields = {"environment": env.pk, "action": "puppet.drift", "puppet.drift__project": "site",
               "puppet.drift__manifest": "manifests/site.pp", "target_all": "on", "strategy_kind": "parallel",
               "limit": "20"}
     response = client.post("/jobs/new/", {**fields, "step": "preview"})
@@ -106,6 +113,22 @@ def test_the_launch_page_preview_names_the_hosts_left_out_and_why(db, client, mo
     assert "no facts gathered yet" in picker
 
 
+def test_an_unknown_or_never_synced_project_and_a_manifest_outside_it_are_refused_at_launch(db, monkeypatch):
+    monkeypatch.setattr("ops_portal.jobs.launch.enqueue", lambda job: None)
+    env = factories.environment("alpha")
+    operator = act(person(env, Role.OPERATOR))
+    _hosts(env)
+    _synced(env, name="fresh", revision="")
+    cases = [({"project": "nope"}, "no project nope in alpha"),
+             ({"project": "fresh"}, "project fresh has not been synced yet: sync it first"),
+             ({"project": "fresh", "manifest": "../site.pp", "revision": "b" * 40}, "must match")]
+    for values, words in cases:
+        with pytest.raises(ValidationError) as refused:
+            launch_adhoc(operator, environment=env, action="puppet.apply", values=values, selector={"all": True})
+        assert words in str(refused.value), refused.value
+    assert not Job.objects.exists()
+
+
 def test_the_portal_machine_and_an_unconfigured_agent_are_left_out(db):
     env = factories.environment("alpha")
     operator = act(person(env, Role.OPERATOR))
@@ -113,7 +136,7 @@ def test_the_portal_machine_and_an_unconfigured_agent_are_left_out(db):
     local.facts = PUPPET_FACTS
     local.save(update_fields=["facts"])
     with pytest.raises(ValidationError, match="not on the portal's own machine"):
-        preview(operator, env, actions.get("puppet.apply"), selector={"all": True}, values={"project": 1})
+        preview(operator, env, actions.get("puppet.apply"), selector={"all": True}, values={"project": "site"})
     _hosts(env)
     with pytest.raises(ValidationError, match="agent is not configured"):
         preview(operator, env, actions.get("puppet.agent"), selector={"names": ["with-puppet"]}, values={})
@@ -147,7 +170,7 @@ def _project(world, unique):
 
 def _launch(world, action, project, **values):
     return world["run"](launch_adhoc(world["operator"], environment=world["env"], action=action,
-                                     values={"project": project.pk, "manifest": "manifests/site.pp", **values},
+                                     values={"project": project.name, "manifest": "manifests/site.pp", **values},
                                      selector={"all": True}))
 
 
