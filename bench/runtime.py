@@ -140,6 +140,7 @@ def delete_bench_rows(run_id=None):
     from ops_portal.containers.models import Engine, Stack
     from ops_portal.inventory.models import Artifact, Credential, Host, HostGroup
     from ops_portal.jobs.models import Job, JobEvent, JobTarget, Lease
+    from ops_portal.projects.models import Project
 
     prefix = NAME_PREFIX + (run_id or "")
     envs = list(Environment.objects.filter(name__startswith=prefix).values_list("pk", flat=True))
@@ -163,6 +164,7 @@ def delete_bench_rows(run_id=None):
         Engine.objects.filter(environment_id__in=envs).delete()
         Host.objects.filter(environment_id__in=envs).delete()
         HostGroup.objects.filter(environment_id__in=envs).delete()
+        Project.objects.filter(environment_id__in=envs).delete()
         Credential.objects.filter(environment_id__in=envs).delete()
         RoleBinding.objects.filter(user_id__in=users).delete()
         APIToken.objects.filter(user_id__in=users).delete()

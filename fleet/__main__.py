@@ -38,7 +38,8 @@ def cmd_up(args):
         print(f"removed the previous current run {previous} ({count} containers; --keep-previous keeps it)")
     started = time.monotonic()
     fleet = Fleet.up(args.n, run_id=args.run_id, name_prefix=args.prefix, keep=True,
-                     kinds={"systemd": args.systemd, "pm2": args.pm2}, make_current=not args.no_current)
+                     kinds={"systemd": args.systemd, "pm2": args.pm2, "puppet": args.puppet},
+                     make_current=not args.no_current)
     elapsed = time.monotonic() - started
     if args.json:
         json.dump(fleet.inventory(), sys.stdout, indent=2)
@@ -108,10 +109,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fleet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("up", help="start N sshd hosts (and --systemd/--pm2 more) and write the inventory")
+    up = sub.add_parser("up", help="start N sshd hosts (and --systemd/--pm2/--puppet more) and write the inventory")
     up.add_argument("n", type=int, help="hosts of the base kind (supervisord)")
     up.add_argument("--systemd", type=int, default=0, metavar="N", help="add N hosts booting systemd (systemd-01…)")
     up.add_argument("--pm2", type=int, default=0, metavar="N", help="add N hosts running PM2 (pm2-01…)")
+    up.add_argument("--puppet", type=int, default=0, metavar="N",
+                    help="add N hosts with Debian's puppet-agent (puppet-01…)")
     up.add_argument("--run-id")
     up.add_argument("--prefix", default="host", help="host name prefix (default host: host-01, host-02…)")
     up.add_argument("--json", action="store_true", help="print the inventory as JSON")

@@ -54,7 +54,7 @@ class Host:
     key_path: str
     container_id: str
     host_key: str = ""  # "ssh-ed25519 AAAA…", pinned in the run's known_hosts
-    kind: str = "host"  # one of recipes.HOST_KINDS: host (supervisord), systemd, pm2
+    kind: str = "host"  # one of recipes.HOST_KINDS: host (supervisord), systemd, pm2, puppet
 
 
 def fleet_dir():
@@ -310,7 +310,7 @@ class Fleet:
         raise KeyError(name)
 
     def of_kind(self, kind):
-        """Return the run's hosts of one kind ("host", "systemd", "pm2")."""
+        """Return the run's hosts of one kind ("host", "systemd", "pm2", "puppet")."""
         return [h for h in self.hosts if h.kind == kind]
 
     def container(self, name):

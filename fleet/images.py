@@ -49,7 +49,7 @@ def build(recipe, force=False, timeout=1800):
 def ensure_images(force=False, client=None):
     """Build the fleet images that are missing (or all, with force); return {image: hash tag}.
 
-    Images are keyed "host", "systemd", "pm2" (the host kinds), "web:v1", "web:v2", "burner",
+    Images are keyed "host", "systemd", "pm2", "puppet" (the host kinds), "web:v1", "web:v2", "burner",
     "crasher". When every image of the current recipes exists, this only asks the engine and
     builds nothing.
     """

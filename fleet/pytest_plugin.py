@@ -10,6 +10,9 @@ Fixtures (all session-scoped):
                     $FLEET_SYSTEMD / $FLEET_PM2), removed at the end of the session
     systemd_host    the first systemd host of fleet_kinds (a fleet.Host)
     pm2_host        the first pm2 host of fleet_kinds
+    fleet_puppet    a Fleet of $FLEET_PUPPET hosts with Debian's puppet-agent (default 2), its own
+                    run, removed at the end of the session
+    puppet_host     the first host of fleet_puppet
 
 Under CI=true a missing engine or a failed build fails the run; elsewhere the tests that
 need them are skipped with the reason.
@@ -65,7 +68,7 @@ def docker_client(pytestconfig):
 
 @pytest.fixture(scope="session")
 def fleet_images(docker_client, pytestconfig):
-    """{"host"|"systemd"|"pm2"|"web:v1"|"web:v2"|"burner"|"crasher": tag}, all built."""
+    """{"host"|"systemd"|"pm2"|"puppet"|"web:v1"|"web:v2"|"burner"|"crasher": tag}, all built."""
     started = time.monotonic()
     try:
         tags = ensure_images(client=docker_client)
@@ -138,3 +141,31 @@ def systemd_host(fleet_kinds):
 def pm2_host(fleet_kinds):
     """A host with Node.js and a PM2 daemon (plus supervisord); reach it through fleet_kinds."""
     return _first_of(fleet_kinds, "pm2")
+
+
+@pytest.fixture(scope="session")
+def fleet_puppet(docker_client, fleet_images, pytestconfig):
+    """$FLEET_PUPPET hosts (default 2) of the puppet kind: the base host plus Debian's puppet-agent.
+
+    A run of its own, apart from `fleet` (whose hosts have no Puppet: the host without it) and
+    `fleet_kinds`. Removed at the end of the session.
+    """
+    kinds = {"puppet": int(os.environ.get("FLEET_PUPPET", 2))}
+    cleanup_leftovers(docker_client)
+    started = time.monotonic()
+    try:
+        running = Fleet.up(0, kinds=kinds, client=docker_client)
+    except (FleetError, TimeoutError) as exc:
+        unavailable(f"hosts of kinds {kinds} did not come up: {exc}")
+    _report(pytestconfig, f"{kinds} hosts accept SSH {time.monotonic() - started:.1f}s after start "
+                          f"(run {running.run_id})")
+    try:
+        yield running
+    finally:
+        running.down()
+
+
+@pytest.fixture(scope="session")
+def puppet_host(fleet_puppet):
+    """A host with Debian's puppet-agent (puppet, facter; no agent configured); reach it through fleet_puppet."""
+    return _first_of(fleet_puppet, "puppet")

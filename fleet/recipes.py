@@ -18,6 +18,8 @@ RECIPES = {
     "systemd": ("fleet/images/host", "fleet/images/systemd", "scripts/build-host-image.sh",
                 "scripts/lib/fleet-common.sh"),
     "pm2": ("fleet/images/host", "fleet/images/pm2", "scripts/build-host-image.sh", "scripts/lib/fleet-common.sh"),
+    "puppet": ("fleet/images/host", "fleet/images/puppet", "scripts/build-host-image.sh",
+               "scripts/lib/fleet-common.sh"),
     "apps": ("fleet/images/apps", "scripts/build-app-images.sh", "scripts/lib/fleet-common.sh"),
 }
 
@@ -26,6 +28,7 @@ BUILD_SCRIPTS = {
     "host": ("scripts/build-host-image.sh", "host"),
     "systemd": ("scripts/build-host-image.sh", "systemd"),
     "pm2": ("scripts/build-host-image.sh", "pm2"),
+    "puppet": ("scripts/build-host-image.sh", "puppet"),
     "apps": ("scripts/build-app-images.sh",),
 }
 
@@ -33,7 +36,8 @@ BUILD_SCRIPTS = {
 #   host     tini runs fleet-init: supervisord with demo programs, then sshd
 #   systemd  systemd as PID 1; sshd and supervisord are its units
 #   pm2      as host, plus Node.js and a PM2 daemon started at boot
-HOST_KINDS = ("host", "systemd", "pm2")
+#   puppet   as host, plus Debian's puppet-agent (puppet, facter, Ruby); no agent configured
+HOST_KINDS = ("host", "systemd", "pm2", "puppet")
 
 
 def var_dir():
@@ -76,6 +80,7 @@ def image_tags(hashes=None):
         "host": (f"opsportal/host:{hashes['host']}", "opsportal/host:latest"),
         "systemd": (f"opsportal/host-systemd:{hashes['systemd']}", "opsportal/host-systemd:latest"),
         "pm2": (f"opsportal/host-pm2:{hashes['pm2']}", "opsportal/host-pm2:latest"),
+        "puppet": (f"opsportal/host-puppet:{hashes['puppet']}", "opsportal/host-puppet:latest"),
         "web:v1": (f"opsportal/web:v1-{apps}", "opsportal/web:v1"),
         "web:v2": (f"opsportal/web:v2-{apps}", "opsportal/web:v2"),
         "burner": (f"opsportal/burner:{apps}", "opsportal/burner:latest"),

@@ -22,6 +22,7 @@ api_modules = [
     "ops_portal.programs.api.urls",
     "ops_portal.processes.api.urls",
     "ops_portal.healing.api.urls",
+    "ops_portal.projects.api.urls",
 ]
 api_patterns = [path("", include(module)) for module in api_modules]
 
@@ -46,6 +47,7 @@ urlpatterns = [
     path("", include("ops_portal.containers.urls")),
     path("", include("ops_portal.programs.urls")),
     path("", include("ops_portal.processes.urls")),
+    path("", include("ops_portal.projects.urls")),
     path("", include("ops_portal.monitoring.urls")),
     path("", include("ops_portal.dashboard.urls")),
 ]

@@ -11,6 +11,7 @@
 #            as units                                                      opsportal/host-systemd
 #   pm2      the base host plus Debian's nodejs and PM2 from the npm
 #            registry (pinned by fleet/images/pm2/npm/package-lock.json)   opsportal/host-pm2
+#   puppet   the base host plus Debian's puppet-agent (puppet, facter)     opsportal/host-puppet
 #
 # Tags: <repo>:<recipe hash> and <repo>:latest. When the hash tag exists already, only
 # `latest` is (re)pointed at it, unless --force is given. A kind other than host is
@@ -30,8 +31,8 @@ KIND=host
 for arg in "$@"; do
     case "$arg" in
         --force) FORCE=1 ;;
-        host | systemd | pm2) KIND="$arg" ;;
-        *) fleet_die "usage: $0 [--force] [host|systemd|pm2]" ;;
+        host | systemd | pm2 | puppet) KIND="$arg" ;;
+        *) fleet_die "usage: $0 [--force] [host|systemd|pm2|puppet]" ;;
     esac
 done
 export FLEET_LOG_TAG="build-host-image[$KIND]"
@@ -104,6 +105,9 @@ case "$KIND" in
         # (var/cache/fleet/npm): once every tarball is cached, no network is needed.
         fleet_npm_stage "$KIND_DIR/npm" "$WORK/pm2" "$FLEET_VAR/cache/fleet/npm"
         customize+=("--customize-hook='$KIND_DIR/customize.sh' \"\$1\" '$WORK/pm2'")
+        ;;
+    puppet)
+        customize+=("--customize-hook='$KIND_DIR/customize.sh' \"\$1\"")
         ;;
 esac
 

@@ -17,6 +17,7 @@ SECTIONS = [
     ("Schedules", "jobs:schedules", Action.VIEW),
     ("Monitoring", "monitoring:home", Action.VIEW),
     ("Configs", "configs:home", Action.VIEW),
+    ("Projects", "projects:home", Action.VIEW),
     ("Audit log", "audit:list", Action.VIEW),
     ("Access", "access", Action.MANAGE),
 ]

@@ -11,11 +11,14 @@ from ops_portal.accounts.models import Environment
 from ops_portal.audit.services import record
 
 from . import services
+from .choices import Transport
 from .models import Credential, Host, HostGroup
 
 CSV_COLUMNS = ["name", "address", "port", "username", "environment", "credential", "groups", "tags", "variables",
                "transport", "enabled"]
 MAX_ROWS = 5000
+# What says how Ansible reaches a host: written from the host's fields, never from its variables.
+CONNECTION_VARS = {"ansible_host", "ansible_port", "ansible_user", "ansible_connection"}
 
 
 def export_csv(hosts):
@@ -33,20 +36,32 @@ def export_csv(hosts):
     return buffer.getvalue()
 
 
+def _ansible_entry(host):
+    """A host's variables in an Ansible inventory: how Ansible reaches it, then its own variables
+    (which may not replace those), and its portal tags."""
+    entry = {k: v for k, v in host.variables.items() if k not in CONNECTION_VARS}
+    if host.transport == Transport.LOCAL:  # the portal's own machine: no SSH to it
+        entry.update(ansible_connection="local", ansible_host=host.address)
+    else:
+        entry.update(ansible_host=host.address, ansible_port=host.port, ansible_user=host.login_user)
+    if host.tags:
+        entry["opsportal_tags"] = list(host.tags)
+    return entry
+
+
 def export_ansible(hosts):
-    """An Ansible YAML inventory: groups with their variables, hosts with connection variables."""
+    """An Ansible YAML inventory (`ansible-inventory -i FILE --list` reads it): groups with their
+    variables, hosts with connection variables (`ansible_connection: local` for the portal's own
+    machine), variables and tags (`opsportal_tags`). parse_ansible reads it back unchanged."""
     inventory = {"all": {"hosts": {}, "children": {}}}
-    for host in hosts.select_related("environment").prefetch_related("groups"):
-        entry = {"ansible_host": host.address, "ansible_port": host.port, "ansible_user": host.login_user,
-                 **host.variables}
-        if host.tags:
-            entry["opsportal_tags"] = list(host.tags)
+    for host in hosts.select_related("environment", "credential").prefetch_related("groups"):
+        entry = _ansible_entry(host)
         groups = list(host.groups.all())
         if not groups:
             inventory["all"]["hosts"][host.name] = entry
         for group in groups:
             child = inventory["all"]["children"].setdefault(group.name, {"hosts": {}, "vars": dict(group.variables)})
-            child["hosts"][host.name] = entry
+            child["hosts"][host.name] = dict(entry)  # a copy each: no YAML anchors and aliases
     for child in inventory["all"]["children"].values():
         if not child["vars"]:
             del child["vars"]
@@ -110,6 +125,10 @@ def parse_ansible(text, environment):
             entry["port"] = int(values.pop("ansible_port", 22))
             entry["username"] = str(values.pop("ansible_user", ""))
             entry["tags"] = list(values.pop("opsportal_tags", []))
+            connection = values.pop("ansible_connection", "ssh")
+            if connection not in ("ssh", "local"):
+                raise ValueError(f"host {host_name}: ansible_connection {connection!r} is not ssh or local")
+            entry["transport"] = Transport.LOCAL if connection == "local" else Transport.SSH
             entry["variables"].update(values)
             if name != "all":
                 entry["groups"].append(name)
@@ -120,7 +139,7 @@ def parse_ansible(text, environment):
         walk("all", document["all"])
     except (TypeError, ValueError) as exc:
         raise ValidationError({"file": [f"Unreadable inventory: {exc}"]}) from None
-    rows = [{**entry, "environment": environment, "credential": "", "transport": "ssh", "enabled": True,
+    rows = [{"transport": Transport.SSH, **entry, "environment": environment, "credential": "", "enabled": True,
              "line": entry["name"]} for entry in hosts.values()]
     return rows, group_vars
 

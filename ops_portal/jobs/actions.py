@@ -22,7 +22,7 @@ class ActionSpec:
     label: str
     target_kind: str  # a registered target kind (core.targets): "host" today
     parameters: list
-    run: Callable  # run(ctx: TargetContext) -> schedulers.base.CommandResult
+    run: Callable | None  # run(ctx: TargetContext) -> schedulers.base.CommandResult (None: run_batch only)
     mutating: bool = True  # changes the target: takes a lease, one job at a time
     description: str = ""
     # Names of risk tags for approval policies, computed from the parameters and target count.
@@ -32,6 +32,20 @@ class ActionSpec:
     # The permission verb (accounts.Action) the launcher must hold in the job's environment: "operate"
     # for operations, "manage" for actions that change configuration (a program's config, packages).
     needs: str = "operate"
+    # host_check(facts, transport) -> "" or why a host cannot run the action (a tool missing from its
+    # facts): such hosts are left out of the plan, and the preview names them with the reason (jobs.tools).
+    host_check: Callable | None = None
+    # An action that acts on a whole batch of targets at once (one ansible-playbook run with --limit of
+    # the batch): run_batch(batch: runner.BatchContext) reports each target through batch.finish().
+    # The strategy's batches, failure threshold, health gate and cancel apply as to any action.
+    run_batch: Callable | None = None
+    # freeze(public, environment) -> public: completes the plan at launch with what the parameters
+    # name as it is then (a project's synced revision), so approvals and relaunches cover exactly it.
+    # Raises ValidationError for input that cannot run.
+    freeze: Callable | None = None
+    # The template's own typed parameters (names the action does not define) reach the action as
+    # data (Ansible's extra vars) instead of being refused.
+    extra_parameters: bool = False
 
     def risk_tags(self, params, target_count):
         """The action's own risk tags, plus `mutating` for every action that changes its targets
@@ -64,6 +78,8 @@ def register(spec: ActionSpec) -> ActionSpec:
     if spec.name in _ACTIONS:
         raise ValueError(f"action {spec.name} is registered twice")
     validate_definitions(spec.parameters)
+    if spec.run is None and spec.run_batch is None:
+        raise ValueError(f"action {spec.name} has neither run nor run_batch")
     if targets.get(spec.target_kind) is None:
         raise ValueError(f"action {spec.name}: no target kind {spec.target_kind!r} is registered")
     _ACTIONS[spec.name] = spec

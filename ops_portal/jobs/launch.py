@@ -18,7 +18,7 @@ from ops_portal.audit.services import record
 from ops_portal.core import targets as target_kinds
 from ops_portal.core.errors import StateConflict
 
-from . import actions, params
+from . import actions, params, tools
 from . import strategy as strategies
 from .choices import FINISHED_STATES, WAITING_STATES, JobState, TargetState
 from .gating import gate
@@ -64,6 +64,8 @@ def create_job(actor, *, environment, spec, public, secret, targets, strategy, n
     approvals Requirement the launcher adds to the environment's policies (the strictest wins)."""
     if not targets:
         raise ValidationError({"selector": ["The selector matches no enabled target in this environment."]})
+    targets, excluded = tools.split(spec, targets)
+    tools.refuse_if_none_left(spec, targets, excluded)
     strays = sorted({t["kind"] for t in targets} - {spec.target_kind})
     if strays:
         raise ValidationError({"selector": [f"{spec.name} acts on {spec.target_kind} targets, not on "
@@ -71,6 +73,8 @@ def create_job(actor, *, environment, spec, public, secret, targets, strategy, n
     if actor.user is not None and spec.needs != Action.OPERATE:
         require(actor.user, spec.needs, environment)
     check_local_targets(actor, targets, template, schedule)
+    if spec.freeze is not None:
+        public = spec.freeze(dict(public), environment)
     if len(targets) > MAX_TARGETS:
         raise ValidationError({"selector": [f"At most {MAX_TARGETS} targets per job."]})
     timeouts = {"job": timeout_seconds, "target": target_timeout_seconds}
@@ -102,6 +106,7 @@ def create_job(actor, *, environment, spec, public, secret, targets, strategy, n
         "action": spec.name, "params": job.params, "targets": [t["name"] for t in targets[:200]],
         "target_count": len(targets), "strategy": strategy, "plan_hash": job.plan_hash,
         "template": template.name if template else None, "relaunch_of": relaunch_of.pk if relaunch_of else None,
+        **({"excluded": excluded[:200]} if excluded else {}),
     })
     if emergency:
         record(actor, "job.emergency", job, extra={"reason": emergency_reason})
@@ -119,8 +124,15 @@ def template_values(template, spec, values):
     """(public, secret): a template's launch-time values checked against its definitions, merged
     with its fixed action parameters and checked against the action's."""
     public, secret = params.clean_values(template.parameters, values)
+    extra = {}
+    if spec.extra_parameters:  # the template's own parameters pass to the action as data (extra vars)
+        own = {d["name"] for d in spec.parameters}
+        extra = {name: value for name, value in {**public, **secret}.items() if name not in own}
+        public = {name: value for name, value in public.items() if name in own}
+        secret = {name: value for name, value in secret.items() if name in own}
     action_public, action_secret = params.clean_values(spec.parameters, {**template.action_params, **public,
                                                                          **secret})
+    action_public.update(extra)
     # A value is secret when the template or the action types it so: the action's own
     # definitions alone would put a template's secret into the job's public parameters.
     return params.split({**action_public, **action_secret}, params.secret_names(template.parameters, spec.parameters))

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 
 from ops_portal.core import targets as target_kinds
 
-from . import params
+from . import params, tools
 from . import strategy as strategies
 from .gating import requirement_for
 from .launch import MAX_TARGETS, check_launch, template_values
@@ -28,6 +28,7 @@ class Preview:
     batches: int
     risks: list
     requirement: object  # approvals Requirement, or None: runs without approval
+    excluded: list = ()  # [{"name", "reason"}]: matched hosts that cannot run the action (jobs.tools)
 
     @property
     def destructive(self):
@@ -43,10 +44,14 @@ class Preview:
         return self.count - len(self.names)
 
 
-def matching(selector, environment):
-    """(count, first names) of the targets a selector matches now in the environment."""
+def matching(selector, environment, spec=None):
+    """(count, first names, first hosts left out with the reason) of the targets a selector matches now in
+    the environment, for `spec` when given (hosts that cannot run it are left out: jobs.tools)."""
     entries = target_kinds.resolve(selector, environment)
-    return len(entries), [e["name"] for e in entries[:SHOWN_TARGETS]]
+    excluded = []
+    if spec is not None:
+        entries, excluded = tools.split(spec, entries)
+    return len(entries), [e["name"] for e in entries[:SHOWN_TARGETS]], excluded[:SHOWN_TARGETS]
 
 
 def preview(actor, environment, spec, *, selector, strategy=None, values=None, template=None):
@@ -68,6 +73,8 @@ def preview(actor, environment, spec, *, selector, strategy=None, values=None, t
     if strays:
         raise ValidationError({"selector": [f"{spec.name} acts on {spec.target_kind} targets, not on "
                                             f"{', '.join(strays)}."]})
+    entries, excluded = tools.split(spec, entries)
+    tools.refuse_if_none_left(spec, entries, excluded)
     if len(entries) > MAX_TARGETS:
         raise ValidationError({"selector": [f"At most {MAX_TARGETS} targets per job."]})
     values = {**public, **secret}
@@ -75,4 +82,5 @@ def preview(actor, environment, spec, *, selector, strategy=None, values=None, t
         environment=environment, spec=spec, template=template, params=params.redacted(public, secret),
         count=len(entries), names=[e["name"] for e in entries[:SHOWN_TARGETS]], strategy=clean_strategy,
         batches=len(strategies.batches(len(entries), clean_strategy)), risks=spec.risk_tags(values, len(entries)),
-        requirement=requirement_for(actor, environment, spec, values, len(entries), template))
+        requirement=requirement_for(actor, environment, spec, values, len(entries), template),
+        excluded=excluded[:SHOWN_TARGETS])

@@ -157,6 +157,41 @@ class TargetContext:
         self.writer.call(lambda: JobTarget.objects.filter(job_id=job_id, index=index).update(data={"session": sid}))
 
 
+class BatchContext:
+    """What an action's run_batch() gets: the batch's targets (with their objects), the job's
+    parameters, cancel token and writer; finish() stores one target's result (the first one wins),
+    so the action reports each target as soon as it knows."""
+
+    def __init__(self, runner, targets):
+        self._runner = runner
+        self.job, self.params, self.cancel = runner.job, runner.params, runner.cancel
+        self.writer, self.resources = runner.writer, runner.resources
+        self.timeout = runner.job.target_timeout_seconds
+        self.targets = list(targets)
+        self.objects = {t.index: runner.objects.get((t.kind, t.ref_id)) for t in self.targets}
+        self.limit = runner.job.strategy.get("limit", strategies.DEFAULT_LIMIT)
+        self._finished = set()
+        self._lock = threading.Lock()
+
+    def output(self, target, stream, line):
+        self.writer.output(target.index if target is not None else None, stream, line)
+
+    def info(self, text, target=None):
+        self.writer.emit(EventKind.INFO, text, target=target.index if target is not None else None)
+
+    def after(self, func):
+        """Run func() with database access in the writer thread."""
+        self.writer.call(func)
+
+    def finish(self, target, result):
+        with self._lock:
+            if target.index in self._finished:
+                return False
+            self._finished.add(target.index)
+        self._runner._finish_target(target, result)
+        return True
+
+
 class JobRunner:
     def __init__(self, job):
         self.job = job
@@ -214,13 +249,17 @@ class JobRunner:
                                                      targets_failed=F("targets_failed") + int(failed))
 
         self.writer.call(save)
-        self.writer.emit(EventKind.TARGET, target.name, target=index, data={
-            "state": target.state, "exit_code": target.exit_code, "changed": target.changed,
-            "error": target.error[:500] if target.error else "",
-        })
+        data = {"state": target.state, "exit_code": target.exit_code, "changed": target.changed,
+                "error": target.error[:500] if target.error else ""}
+        counts = (fields.get("data") or {}).get("counts") if isinstance(fields.get("data"), dict) else None
+        if counts:  # a tool's per-target tally (Ansible's ok/changed/failed/skipped/unreachable)
+            data["counts"] = counts
+        self.writer.emit(EventKind.TARGET, target.name, target=index, data=data)
 
     def _invoke(self, spec, target):
         """Run one action on one target; an unreachable target or a bug becomes a failed result."""
+        if spec.run is None:
+            return CommandResult(error=f"{spec.name} runs on a whole batch, not on one target")
         ctx = TargetContext(self.job, target, self.params, self.cancel, self.job.target_timeout_seconds,
                             self.writer, self.resources, self.objects.get((target.kind, target.ref_id)))
         try:
@@ -232,12 +271,21 @@ class JobRunner:
             return CommandResult(error=f"internal error: {type(exc).__name__}: {exc}")
 
     def _run_target(self, target):
-        if self.cancel.is_set() or self.stop_reason:
-            state = TargetState.CANCELED if self.cancel.is_set() else TargetState.SKIPPED
-            self._set_target(target, state=state, finished=timezone.now())
-            return state
+        if self._skip_if_stopped(target):
+            return target.state
         self._set_target(target, state=TargetState.RUNNING, started=timezone.now())
-        result = self._invoke(self.spec, target)
+        return self._finish_target(target, self._invoke(self.spec, target))
+
+    def _skip_if_stopped(self, target):
+        """A target not started because the job was canceled or the rollout stopped."""
+        if not (self.cancel.is_set() or self.stop_reason):
+            return False
+        state = TargetState.CANCELED if self.cancel.is_set() else TargetState.SKIPPED
+        self._set_target(target, state=state, finished=timezone.now())
+        return True
+
+    def _finish_target(self, target, result):
+        """Store how a target ended and count it against the failure threshold."""
         if result.canceled:
             state = TargetState.TIMED_OUT if self.cancel.reason == "timed_out" else TargetState.CANCELED
         elif result.timed_out:
@@ -256,9 +304,36 @@ class JobRunner:
         return state
 
     def _run_batch(self, indexes):
+        if self.spec.run_batch is not None:
+            return self._run_batch_at_once(indexes)
         limit = min(self.job.strategy.get("limit", strategies.DEFAULT_LIMIT), len(indexes))
         with ThreadPoolExecutor(max_workers=max(1, limit), thread_name_prefix=f"job-{self.job.pk}") as pool:
             return list(pool.map(lambda i: self._run_target(self.targets[i]), indexes))
+
+    def _run_batch_at_once(self, indexes):
+        """An action that acts on the whole batch in one go (spec.run_batch): its targets start
+        together, the action reports each as it ends; one it did not report fails with the
+        action's error (or is canceled)."""
+        started = []
+        for index in indexes:
+            target = self.targets[index]
+            if not self._skip_if_stopped(target):
+                self._set_target(target, state=TargetState.RUNNING, started=timezone.now())
+                started.append(target)
+        if not started:
+            return []
+        batch = BatchContext(self, started)
+        error = "the action ended without a result for this target"
+        try:
+            self.spec.run_batch(batch)
+        except BackendError as exc:
+            error = str(exc)
+        except Exception as exc:  # a bug in an action fails its targets, not the worker
+            log.error("action %s failed on a batch\n%s", self.spec.name, self.mask(traceback.format_exc()))
+            error = f"internal error: {type(exc).__name__}: {exc}"
+        for target in started:
+            batch.finish(target, CommandResult(error=error, canceled=self.cancel.is_set()))
+        return [target.state for target in started]
 
     # Between batches ------------------------------------------------------------------------
 

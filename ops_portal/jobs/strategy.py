@@ -71,6 +71,8 @@ def validate(strategy):
     if rollback is not None:
         if actions.get(rollback) is None:
             errors.append(f"rollback_action {rollback!r} is not a known action.")
+        elif actions.get(rollback).run is None:
+            errors.append(f"rollback_action {rollback!r} runs per batch, not on one target.")
         result["rollback_action"] = rollback
     if errors:
         raise ValidationError({"strategy": errors})

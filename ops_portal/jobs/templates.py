@@ -32,7 +32,8 @@ def clean_template_fields(fields, instance=None):
     if overlap:
         raise ValidationError({"action_params": [f"Also asked at launch: {', '.join(sorted(overlap))}."]})
     action_names = {d["name"] for d in spec.parameters}
-    strays = (set(fixed) | {d["name"] for d in definitions}) - action_names
+    # An action taking extra parameters takes the template's own typed ones as data (extra vars).
+    strays = (set(fixed) | (set() if spec.extra_parameters else {d["name"] for d in definitions})) - action_names
     if strays:
         raise ValidationError({"parameters": [f"{spec.name} has no parameter {n}." for n in sorted(strays)]})
     secret_fixed = [d["name"] for d in spec.parameters if d["type"] == "secret" and d["name"] in fixed]

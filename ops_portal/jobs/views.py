@@ -63,7 +63,10 @@ def _live_context(request, job):
 @login_required
 def job_detail(request, pk):
     job = _visible_job(request, pk)
-    context = {**_live_context(request, job), "targets": job.targets.order_by("index")}
+    targets = list(job.targets.order_by("index"))
+    # Puppet runs report resource counts per target (data.resources): shown as a grid of their own.
+    resources = [t for t in targets if isinstance(t.data, dict) and isinstance(t.data.get("resources"), dict)]
+    context = {**_live_context(request, job), "targets": targets, "resource_rows": resources}
     return render(request, "jobs/detail.html", context)
 
 
@@ -190,7 +193,9 @@ def job_targets(request):
         context["errors"] = picker_errors
     else:
         try:
-            context["count"], context["names"] = previews.matching(form.chosen_selector(), environment)
+            spec = actions.get(form.cleaned_data.get("action") or "")
+            context["count"], context["names"], context["excluded"] = previews.matching(
+                form.chosen_selector(), environment, spec)
             context["more"] = context["count"] - len(context["names"])
             context["environment"] = environment
         except ValidationError as exc:
@@ -201,9 +206,9 @@ def job_targets(request):
 @login_required
 @require_POST
 def host_run(request, pk, action):
-    """Gather facts or run the compliance checks on one host, as a job (from the host's page)."""
+    """Gather facts, run the compliance checks or install Puppet on one host, as a job (from the host's page)."""
     host = get_object_or_404(restrict(Host.objects.all(), request.user, Action.VIEW), pk=pk)
-    if action not in ("host.facts", "host.compliance"):
+    if action not in ("host.facts", "host.compliance", "host.install_puppet"):
         return redirect("inventory:host", pk=host.pk)
     job = attempt(request, launch.launch_adhoc, actor(request), environment=host.environment, action=action,
                   values={}, selector={"names": [host.name]})

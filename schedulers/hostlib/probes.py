@@ -37,7 +37,9 @@ def _probe(pool_or_conn, target, *args, cancel=None, timeout=60.0):
 
 def gather_facts(pool_or_conn, target, *, cancel: CancelToken | None = None) -> dict:
     """Return what the host is: os, kernel, architecture, hostname, cpus, memory, disks, uptime,
-    addresses, listening TCP ports, pending reboot, python version (see remote/probe.py)."""
+    addresses, listening TCP ports, pending reboot, python version, and `tools`: the host tools the
+    portal drives that are installed ({"python3"|"puppet"|"facter"|"ansible": {version, path}}, puppet
+    with `agent_server`, the server its agent is configured for or "") (see remote/probe.py)."""
     return _probe(pool_or_conn, target, "facts", cancel=cancel)
 
 

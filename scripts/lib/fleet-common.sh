@@ -35,6 +35,7 @@ fleet_recipe_paths() {
         # The other host kinds are the base host plus their own directory.
         systemd) echo "fleet/images/host fleet/images/systemd scripts/build-host-image.sh scripts/lib/fleet-common.sh" ;;
         pm2) echo "fleet/images/host fleet/images/pm2 scripts/build-host-image.sh scripts/lib/fleet-common.sh" ;;
+        puppet) echo "fleet/images/host fleet/images/puppet scripts/build-host-image.sh scripts/lib/fleet-common.sh" ;;
         apps) echo "fleet/images/apps scripts/build-app-images.sh scripts/lib/fleet-common.sh" ;;
         *) fleet_die "unknown recipe: $1" ;;
     esac

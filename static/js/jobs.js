@@ -113,6 +113,10 @@
       tr.querySelector(".js-exit").textContent = data.exit_code === null || data.exit_code === undefined ? "" : data.exit_code;
       tr.querySelector(".js-changed").textContent = data.changed === true ? "yes" : data.changed === false ? "no" : "—";
       tr.querySelector(".js-terror").textContent = data.error || "";
+      if (data.counts) {
+        tr.querySelector(".js-counts").textContent = Object.keys(data.counts).filter(function (k) {
+          return data.counts[k]; }).map(function (k) { return k + "=" + data.counts[k]; }).join(" ");
+      }
     }
 
     /* Task rows an action reports for its target (info events with data.task). */

@@ -11,14 +11,14 @@ pytestmark = pytest.mark.fleet
 
 
 def test_an_unknown_kind_or_a_negative_count_is_refused_before_anything_starts():
-    with pytest.raises(FleetError, match="kinds are host, systemd, pm2"):
+    with pytest.raises(FleetError, match="kinds are host, systemd, pm2, puppet"):
         Fleet.up(1, kinds={"bsd": 1}, client=object())
     with pytest.raises(FleetError, match="counts at least 0"):
         Fleet.up(0, kinds={"pm2": -1}, client=object())
 
 
 def test_the_kind_recipes_are_the_base_host_plus_their_own_directory():
-    for kind in ("systemd", "pm2"):
+    for kind in ("systemd", "pm2", "puppet"):
         files = recipe_files(kind)
         assert "fleet/images/host/rootfs/usr/local/sbin/fleet-identity" in files
         assert f"fleet/images/{kind}/customize.sh" in files
@@ -105,3 +105,17 @@ def test_the_pm2_host_runs_debians_node_and_the_pinned_pm2_whose_daemon_answers_
 def test_the_pm2_host_keeps_supervisord_and_its_demo_programs(fleet_kinds, pm2_host):
     out = fleet_kinds.run(pm2_host.name, "supervisorctl status sleeper")
     assert out.stdout.split()[:2] in (["sleeper", "RUNNING"], ["sleeper", "STARTING"])
+
+
+# -- puppet ------------------------------------------------------------------------------
+
+
+def test_the_puppet_host_has_debians_puppet_and_facter_and_no_agent_running(fleet_puppet, puppet_host):
+    out = fleet_puppet.run(puppet_host.name, "puppet --version; facter --version; "
+                                             "dpkg-query -W -f '${Version}\\n' puppet-agent; "
+                                             "pgrep -x puppet || echo no-agent; supervisorctl status sleeper")
+    puppet_version, facter_version, package, agent, sleeper = out.stdout.splitlines()[:5]
+    assert package.startswith(puppet_version) and puppet_version.startswith("7.")
+    assert facter_version.startswith("4.")
+    assert agent == "no-agent"
+    assert sleeper.split()[1] in ("STARTING", "RUNNING")  # the base host's supervisord and demo programs

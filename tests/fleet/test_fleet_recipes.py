@@ -52,6 +52,7 @@ def test_images_are_tagged_with_their_recipe_hash():
     assert tags["host"] == (f"opsportal/host:{recipe_hash('host')}", "opsportal/host:latest")
     assert tags["systemd"] == (f"opsportal/host-systemd:{recipe_hash('systemd')}", "opsportal/host-systemd:latest")
     assert tags["pm2"] == (f"opsportal/host-pm2:{recipe_hash('pm2')}", "opsportal/host-pm2:latest")
+    assert tags["puppet"] == (f"opsportal/host-puppet:{recipe_hash('puppet')}", "opsportal/host-puppet:latest")
     assert tags["web:v1"][1] == "opsportal/web:v1"
     assert tags["web:v2"][1] == "opsportal/web:v2"
     assert tags["burner"][1] == "opsportal/burner:latest"

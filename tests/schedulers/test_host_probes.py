@@ -25,6 +25,30 @@ def test_facts_describe_the_host(fleet, pool, target):
     assert {"family": "ipv4", "address": "0.0.0.0", "port": 22} in facts["listening_tcp"]
     assert facts["pending_reboot"] is False
     assert facts["python_version"].startswith("3.")
+    python = fleet.exec(target.name, ["python3", "-c", "import platform; print(platform.python_version())"])
+    assert facts["tools"] == {"python3": {"version": python.check().stdout.strip(), "path": "/usr/bin/python3"}}
+
+
+def test_facts_name_puppet_and_facter_with_their_versions_and_whether_an_agent_is_configured(fleet_puppet):
+    from pathlib import Path
+
+    from schedulers.host import SSHPool
+    from tests.schedulers.conftest import ssh_target
+
+    host = fleet_puppet.hosts[-1]
+    target = ssh_target(host, Path(fleet_puppet.key_path).read_text())
+    versions = fleet_puppet.exec(host.name, "puppet --version; facter --version").check().stdout.split()
+    with SSHPool(2) as pool:
+        tools = gather_facts(pool, target)["tools"]
+        assert tools["puppet"] == {"version": versions[0], "path": "/usr/bin/puppet", "agent_server": ""}
+        assert tools["facter"] == {"version": versions[1], "path": "/usr/bin/facter"}
+        assert "ansible" not in tools and tools["python3"]["version"].startswith("3.")
+        fleet_puppet.exec(host.name, "cp /etc/puppet/puppet.conf /root/puppet.conf.orig; printf "
+                                     "'[agent]\nserver = puppet.example.test # ours\n' >> /etc/puppet/puppet.conf")
+        try:
+            assert gather_facts(pool, target)["tools"]["puppet"]["agent_server"] == "puppet.example.test"
+        finally:
+            fleet_puppet.exec(host.name, "mv /root/puppet.conf.orig /etc/puppet/puppet.conf").check()
 
 
 def test_a_pending_reboot_is_reported(fleet, pool, targets):

@@ -28,6 +28,9 @@ class Case:
     create_format = "json"
     deletable = True
     updatable = True
+    # Writes need write_action in every environment, even on an object of one (projects: their
+    # files run as code on the portal's machine).
+    write_everywhere = False
 
     def make(self, environment, owner=None):
         raise NotImplementedError
@@ -1157,3 +1160,27 @@ class HealingEventCase(Case):
 
 
 CASES += [HealingPolicyCase(), HealingEventCase()]
+
+
+# Projects ---------------------------------------------------------------------------------------
+
+class ProjectCase(Case):
+    basename = "project"
+    audit_prefix = "project"
+    write_everywhere = True
+
+    def make(self, environment, owner=None):
+        from ops_portal.projects.models import Project
+
+        return Project.objects.create(environment=environment, name=f"site-{environment.name}",
+                                      url="https://git.example.test/site.git", branch="main")
+
+    def create_payload(self, environment):
+        return {"name": "playbooks", "environment": environment.name, "kind": "git",
+                "url": "https://git.example.test/playbooks.git", "branch": "main"}
+
+    def update_payload(self, obj):
+        return {"description": "changed"}
+
+
+CASES += [ProjectCase()]

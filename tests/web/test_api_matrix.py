@@ -64,7 +64,7 @@ def _visible(world, case, obj_env, owner_is_subject=False):
 def _write_allowed(world, case, env, operation):
     if case.scope == OWN:
         return True
-    if case.scope == GLOBAL or (operation in ("create", "delete") and case.scope == "self"):
+    if case.scope == GLOBAL or case.write_everywhere or (operation in ("create", "delete") and case.scope == "self"):
         return world.allows(case.write_action, None)
     return world.allows(case.write_action, env)
 

@@ -159,6 +159,56 @@ def addresses():
     return interfaces, "/proc/net/if_inet6 (no iproute2: IPv4 addresses unknown)"
 
 
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The host tools the portal drives: (name, version argv, pattern of the version in its output).
+TOOLS = (
+    ("puppet", ["puppet", "--version"], r"^(\d+\.\d+[0-9A-Za-z.+~-]*)"),
+    ("facter", ["facter", "--version"], r"^(\d+\.\d+[0-9A-Za-z.+~-]*)"),
+    ("ansible", ["ansible", "--version"], r"^ansible(?: \[core)? ?(\d+\.\d+[0-9A-Za-z.+~-]*)"),
+)
+PUPPET_CONFS = ("/etc/puppet/puppet.conf", "/etc/puppetlabs/puppet/puppet.conf")
+
+
+def puppet_agent_server():
+    """The server a Puppet agent is configured to ask ([main] or [agent] `server`/`server_list`), or ""."""
+    for path in PUPPET_CONFS:
+        try:
+            with open(path) as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        section = "main"
+        for raw in text.splitlines():
+            line = raw.split("#", 1)[0].strip()
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1].strip()
+            elif "=" in line and section in ("main", "agent"):
+                key, value = [part.strip() for part in line.split("=", 1)]
+                if key in ("server", "server_list") and value:
+                    return value.split(",")[0].strip()
+    return ""
+
+
+def tools():
+    """Which of the tools the portal drives are on the host, with their version: {name: {version, path}}."""
+    found = {"python3": {"version": "%d.%d.%d" % sys.version_info[:3], "path": sys.executable}}
+    for name, argv, pattern in TOOLS:
+        path = shutil.which(argv[0], path=SAFE_PATH)
+        if not path:
+            continue
+        version = ""
+        try:
+            code, out, err = _run(argv, timeout=30)
+            match = re.search(pattern, (out or err).strip(), re.M)
+            version = match.group(1) if match else ""
+        except (OSError, subprocess.SubprocessError):
+            pass
+        found[name] = {"version": version, "path": path}
+    if "puppet" in found:
+        found["puppet"]["agent_server"] = puppet_agent_server()
+    return found
+
+
 def facts():
     uname = os.uname()
     release = os_release()
@@ -196,6 +246,7 @@ def facts():
         "pending_reboot": os.path.exists("/var/run/reboot-required"),
         "pending_reboot_packages": reboot_pkgs,
         "python_version": "%d.%d.%d" % sys.version_info[:3],
+        "tools": tools(),
         "collected_at": time.time(),
     }
 

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PuppetConfig(AppConfig):
+    name = "ops_portal.puppet"
+    label = "puppet"
+    verbose_name = "Puppet"

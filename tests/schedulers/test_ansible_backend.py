@@ -1,0 +1,127 @@
+"""schedulers.ansible with the real ansible-runner and ansible-playbook on this machine (local
+connection; the fleet tests in tests/playbooks go over SSH): what it writes (0600 keys in a 0700
+directory removed after, pinned host keys, connection variables the inventory cannot replace,
+extra vars Ansible never templates), Ansible's own words on bad input, and cancel ending every
+process of the run."""
+import os
+import stat
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from schedulers import ansible
+from schedulers.base import BackendError, CancelToken
+from tests import keys
+
+
+def run(project, playbook, hosts, groups=None, cancel=None, **fields):
+    lines = []
+    outcome = ansible.run_playbook(ansible.Playbook(project_dir=project, playbook=playbook, **fields), hosts,
+                                   groups or {}, cancel=cancel or CancelToken(),
+                                   on_line=lambda host, stream, line: lines.append((host, stream, line)))
+    return outcome, lines
+
+
+def test_inventory_files_are_private_pinned_and_connection_variables_are_the_portals(tmp_path):
+    directory = tmp_path / "run"
+    directory.mkdir()
+    hosts = [ansible.Host(name="web-1", address="10.0.0.5", port=2222, user="deploy",
+                          private_key=keys.ED25519_ENCRYPTED, passphrase=keys.ED25519_ENCRYPTED_PASSPHRASE,
+                          host_key="ssh-ed25519 AAAAC3Nza",
+                          variables={"ansible_host": "203.0.113.9", "ansible_ssh_common_args": "-o ProxyCommand=x",
+                                     "tier": "{{ lookup('pipe', 'id') }}"}, groups=["web"]),
+             ansible.Host(name="portal", local=True, variables={"ansible_connection": "ssh"})]
+    path = ansible.write_inventory(directory, hosts, {"web": {"ansible_port": 1, "port": 8080}, "empty": {}})
+    inventory = yaml.safe_load(path.read_text().replace("!unsafe", ""))
+    web = inventory["all"]["hosts"]["web-1"]
+    assert (web["ansible_host"], web["ansible_port"], web["ansible_user"]) == ("10.0.0.5", 2222, "deploy")
+    ssh_args = web["ansible_ssh_common_args"]
+    assert "ProxyCommand" not in ssh_args and "HostKeyAlias=web-1" in ssh_args
+    assert inventory["all"]["hosts"]["portal"]["ansible_connection"] == "local"
+    assert inventory["all"]["children"] == {"web": {"hosts": {"web-1": None}, "vars": {"port": 8080}}}
+    assert "tier: !unsafe" in path.read_text()
+    key_file = Path(web["ansible_ssh_private_key_file"])
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
+    assert "BEGIN OPENSSH PRIVATE KEY" in key_file.read_text() and key_file.read_text() != keys.ED25519_ENCRYPTED
+    assert (directory / "known_hosts").read_text() == "web-1 ssh-ed25519 AAAAC3Nza\n"
+    (tmp_path / "other").mkdir()
+    with pytest.raises(BackendError, match="no pinned host key"):
+        ansible.write_inventory(tmp_path / "other", [ansible.Host(name="new", address="10.0.0.6",
+                                                                  private_key=keys.ED25519_PRIVATE)], {})
+
+
+@pytest.mark.parametrize("playbook", ["/etc/passwd.yml", "../x.yml", "a/../../x.yml", "site.txt", "-e.yml"])
+def test_playbook_paths_outside_the_project_are_refused(tmp_path, playbook):
+    with pytest.raises(BackendError):
+        ansible.check_playbook(tmp_path, playbook)
+
+
+@pytest.mark.parametrize("limit", ["@hosts.txt", "~web.*", "a,b", "a:b", "web;id"])
+def test_a_limit_is_one_plain_host_pattern(limit):
+    with pytest.raises(BackendError):
+        ansible.check_limit(limit)
+
+
+def test_a_local_run_streams_lines_per_host_keeps_extra_vars_as_data_and_leaves_nothing(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    marker = tmp_path / f"pwned-{uuid.uuid4().hex[:6]}"
+    (project / "site.yml").write_text(f"""
+- hosts: all
+  gather_facts: false
+  tasks:
+    - copy: {{dest: "{out}/{{{{ inventory_hostname }}}}", content: "{{{{ said }}}}"}}
+""")
+    said = f"{{{{ lookup('pipe', 'touch {marker}') }}}} $(touch {marker})"
+    before = set(os.listdir(tempfile_dir()))
+    outcome, lines = run(project, "site.yml", [ansible.Host(name="a", local=True), ansible.Host(name="b", local=True)],
+                         extravars={"said": said}, forks=2)
+    assert outcome.status == "successful" and outcome.error == ""
+    assert {name: result.changed for name, result in outcome.hosts.items()} == {"a": 1, "b": 1}
+    assert (out / "a").read_text() == said and not marker.exists()
+    assert ("a", "stdout", "changed: [a]") in lines and ("b", "stdout", "changed: [b]") in lines
+    assert not {n for n in set(os.listdir(tempfile_dir())) - before if n.startswith("opsportal-ansible-")}
+
+
+def tempfile_dir():
+    return tempfile.gettempdir()
+
+
+def test_a_syntax_error_is_reported_in_ansibles_words(tmp_path):
+    (tmp_path / "bad.yml").write_text("- hosts: all\n  tasks:\n    - copy: {dest: /tmp/x\n")
+    outcome, _ = run(tmp_path, "bad.yml", [ansible.Host(name="a", local=True)])
+    assert outcome.status == "failed" and outcome.hosts == {}
+    assert "YAML" in outcome.error or "Syntax" in outcome.error, outcome.error
+
+
+def test_cancel_ends_ansible_and_every_child_of_the_run(tmp_path):
+    seconds = 400 + uuid.uuid4().int % 300
+    (tmp_path / "sleep.yml").write_text(f"- hosts: all\n  gather_facts: false\n  tasks:\n"
+                                        f"    - shell: sleep {seconds}\n")
+    cancel = CancelToken()
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(outcome=run(tmp_path, "sleep.yml", [
+        ansible.Host(name="a", local=True)], cancel=cancel)[0]))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not _sleepers(seconds) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _sleepers(seconds), "the sleep task never started"
+    cancel.cancel()
+    thread.join(30)
+    assert not thread.is_alive() and result["outcome"].status == "canceled"
+    assert _sleepers(seconds) == []
+
+
+def _sleepers(seconds):
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and
+            p.info["cmdline"][:2] == ["sleep", str(seconds)]]
