@@ -130,6 +130,9 @@ def world(in_process):
     program = Program.objects.create(host=host, manager="supervisord", name="worker", managed=True, present=True,
                                      state="running", spec={"command": ["/bin/sleep", "100"]})
     containers = _container_world(env)
+    from ops_portal.projects.models import Project
+
+    Project.objects.create(environment=env, name="site", url="https://git.example.test/site.git", branch="main")
     from django_celery_beat.models import PeriodicTask
 
     from ops_portal.core import periodic
