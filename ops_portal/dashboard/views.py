@@ -12,6 +12,7 @@ from ops_portal.approvals.models import ApprovalRequest
 from ops_portal.audit.models import AuditEvent
 from ops_portal.core import heartbeat
 from ops_portal.inventory.models import Host
+from ops_portal.jobs import live
 from ops_portal.jobs.choices import FAILED_STATES, WAITING_STATES, JobState
 from ops_portal.jobs.models import Job
 from ops_portal.monitoring.choices import AlertState
@@ -57,7 +58,7 @@ def home(request):
         "waiting": jobs.filter(state__in=WAITING_STATES).count(),
         "failed_today": jobs.filter(state__in=FAILED_STATES,
                                     finished__gte=since).count(),
-        "recent_jobs": jobs.select_related("environment")[:8],
+        "recent_jobs": live.attach_counts(jobs.select_related("environment")[:8]),
         "approvals_for_me": approvals_for(user).count(),
         "environments": environments,
         "host_count": hosts.count(),
