@@ -3,4 +3,5 @@ from django.urls import path
 from . import views
 
 app_name = "dashboard"
-urlpatterns = [path("", views.home, name="home"), path("nav/counts/", views.nav_counts, name="nav_counts")]
+urlpatterns = [path("", views.home, name="home"), path("nav/counts/", views.nav_counts, name="nav_counts"),
+               path("search/", views.search_page, name="search")]

@@ -18,6 +18,8 @@ from ops_portal.jobs.models import Job
 from ops_portal.monitoring.choices import AlertState
 from ops_portal.monitoring.models import Alert
 
+from . import search
+
 
 def approvals_for(user):
     """Pending requests the user could decide: where they approve, not their own."""
@@ -67,3 +69,12 @@ def home(request):
         "workers": workers,
     }
     return render(request, "dashboard/home.html", context)
+
+
+@login_required
+def search_page(request):
+    """The global search's page: the navigation's box lands here (GET /search/?q=)."""
+    text = search.clean(request.GET.get("q"))
+    groups = search.search(request.user, text) if text else []
+    template = "dashboard/_search_results.html" if request.headers.get("HX-Request") else "dashboard/search.html"
+    return render(request, template, {"q": text, "groups": groups, "limit": search.LIMIT})
