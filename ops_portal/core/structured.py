@@ -139,7 +139,8 @@ def render_diff(before, after, fmt="yaml"):
     rows = diff_rows(before, after, fmt)
     if not rows:
         return mark_safe('<p class="muted">Nothing recorded.</p>')
-    body = "\n".join(f'<span class="{ROW_CLASS[mark]}"><span class="d-mark" aria-hidden="true">{escape(mark)}</span>'
+    # One block per row (no newline between them: inside <pre> it would add an empty line).
+    body = "".join(f'<span class="{ROW_CLASS[mark]}"><span class="d-mark" aria-hidden="true">{escape(mark)}</span>'
                      f'{_html_line(line)}</span>' for mark, line in rows)
     changed = sum(1 for mark, _ in rows if mark in "+-")
     return mark_safe(f'<pre class="structured diff" data-format="{fmt}" aria-label="{changed} changed lines">'

@@ -189,7 +189,7 @@
       if (!first) { wrap.appendChild(document.createTextNode(", ")); }
       first = false;
       var part = document.createElement("span");
-      part.className = "count-" + key;
+      part.className = "count-" + key + (n ? " some" : "");
       part.textContent = n + " " + key;
       wrap.appendChild(part);
     });
