@@ -18,7 +18,7 @@ from ops_portal.jobs.models import Job
 from ops_portal.monitoring.choices import AlertState
 from ops_portal.monitoring.models import Alert
 
-from . import search
+from . import charts, search
 
 
 def approvals_for(user):
@@ -38,6 +38,16 @@ def nav_counts(request):
         "running": restrict(Job.objects.by_people().filter(state=JobState.RUNNING), user, Action.VIEW).count(),
     }
     return render(request, "dashboard/_nav_counts.html", context)
+
+
+def _chart_context(request):
+    """The fleet charts' data and choices (?range=6h|24h|7d, ?environment=name: one environment)."""
+    range_key = request.GET.get("range") if request.GET.get("range") in charts.RANGES else charts.DEFAULT_RANGE
+    names = list(charts.environments(request.user).values_list("name", flat=True))
+    chosen = request.GET.get("environment") if request.GET.get("environment") in names else ""
+    return {"charts": charts.fleet(request.user, environment=chosen or None, range_key=range_key),
+            "chart_range": range_key, "chart_ranges": list(charts.RANGES), "chart_environment": chosen,
+            "chart_environments": names}
 
 
 @login_required
@@ -67,6 +77,7 @@ def home(request):
         "unreachable_count": hosts.filter(reachability="unreachable").count(),
         "recent_audit": restrict(AuditEvent.objects.all(), user, Action.VIEW)[:10],
         "workers": workers,
+        **_chart_context(request),
     }
     return render(request, "dashboard/home.html", context)
 

@@ -79,9 +79,8 @@ def test_the_job_page_shows_parameters_as_json_and_the_audit_page_a_diff(client,
     event = AuditEvent.objects.filter(action="jobtemplate.update").latest("time")
     audit = client.get(f"/audit/{event.pk}/").content.decode()
     diff = re.search(r'<pre class="structured diff".*?</pre>', audit, re.S).group(0)
-    rows = [(cls, _text(mark + line)) for cls, mark, line in
-            re.findall(r'<span class="(d-\w+)"><span class="d-mark"[^>]*>(.)</span>(.*?)</span>(?=<span class="d-|</code>)',
-                       diff)]
+    row = r'<span class="(d-\w+)"><span class="d-mark"[^>]*>(.)</span>(.*?)</span>(?=<span class="d-|</code>)'
+    rows = [(cls, _text(mark + line)) for cls, mark, line in re.findall(row, diff)]
     assert ("d-del", '-  command: "true"') in rows and ("d-add", '+  command: "false"') in rows
     launch = client.get(f"/templates/{template.pk}/launch/").content.decode()
     assert "{&#x27;" not in launch and "{'" not in launch
