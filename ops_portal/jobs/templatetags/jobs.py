@@ -34,9 +34,10 @@ def object_jobs(context, kind, ref_id, limit=20):
 
 
 @register.inclusion_tag("jobs/_object_links.html", takes_context=True)
-def object_links(context, kind, obj):
+def object_links(context, kind, obj, host=None):
     """Above an object's job table: show or hide the portal's own jobs, and links to every job,
-    and every audit entry, of the object (filtered lists)."""
+    and every audit entry, of the object (filtered lists), and to the alerts of its host (alerts
+    are raised on hosts) when it has one."""
     request = context.get("request")
     showing = _showing_system(request)
     params = request.GET.copy() if request is not None else {}
@@ -52,6 +53,9 @@ def object_links(context, kind, obj):
         "showing_system": showing,
         "toggle_url": (request.path if request is not None else "") + toggle,
         "jobs_url": reverse("jobs:list") + "?" + urlencode(jobs_query),
+        "alerts_url": (None if host is None else "#host-monitoring" if host == obj
+                       else reverse("inventory:host", args=[host.pk]) + "#host-monitoring"),
+        "alerts_label": "Its alerts" if host is not None and host == obj else "Alerts on its host",
         "audit_url": reverse("audit:list") + "?" + urlencode({"object_type": obj._meta.label_lower,
                                                               "object_id": obj.pk}),
     }
