@@ -124,7 +124,7 @@ def diff_rows(before, after, fmt="yaml", context=CONTEXT):
             same = [(" ", line) for line in old[i1:i2]]
             if len(same) > 2 * context + 1:
                 skipped = len(same) - 2 * context
-                same = same[:context] + [("…", [("", f"… {skipped} unchanged lines")])] + same[-context:]
+                same = same[:context] + [("…", [("", f"{skipped} unchanged lines")])] + same[-context:]
             rows += same
             continue
         rows += [("-", line) for line in old[i1:i2]] + [("+", line) for line in new[j1:j2]]

@@ -45,7 +45,7 @@
   function draw(figure, body) {
     var title = figure.dataset.title;
     var percent = figure.dataset.percent === "1";
-    var width = Math.max(260, figure.clientWidth - 24);
+    var width = Math.max(200, figure.clientWidth - 24);
     var series = [{}].concat(body.series.map(function (s, i) {
       return { label: s.mount || title, stroke: COLORS[i % COLORS.length], width: 1.5,
                value: function (u, v) { return v == null ? "—" : v.toFixed(1) + (percent ? " %" : ""); } };
@@ -104,7 +104,7 @@
       figure.appendChild(empty);
       return;
     }
-    var width = Math.max(260, figure.clientWidth - 24);
+    var width = Math.max(200, figure.clientWidth - 24);
     var series = [{}].concat(lines.map(function (line, i) {
       return { label: line.label, stroke: STATE_COLORS[line.key] || COLORS[i % COLORS.length], width: 1.5,
                points: { show: times.length < 60 },

@@ -47,6 +47,12 @@ def test_the_search_box_shows_hits_as_you_type_and_the_keyboard_reaches_them(pag
     page.press("#nav-search-q", "Enter")
     page.wait_for_url(f"{live_web.url}/search/?q=billing")
     assert page.locator("section[data-kind=hosts] .search-hit").all_inner_texts() == ["billing-1"]
+    page.set_viewport_size({"width": 390, "height": 800})  # a phone: the results stay on screen
+    page.fill("#nav-search-q", "bil")
+    page.locator("#nav-search-results .search-hit").first.wait_for()
+    box = page.locator("#nav-search-results").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert errors == [], errors
 
 
