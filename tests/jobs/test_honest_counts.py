@@ -111,6 +111,10 @@ def test_all_jobs_of_an_object_is_a_filtered_list(client, env):
     link = re.search(r'href="([^"]+)" class="js-all-jobs"', page).group(1).replace("&amp;", "&")
     listed = client.get(link).content.decode()
     assert f'data-job="{job_a.pk}"' in listed and f'data-job="{job_b.pk}"' not in listed
+    assert "Only jobs that acted on host #" in listed
+    launch_everywhere("host.facts", name="Inventory refresh")
+    both = client.get(link + "&system=any").content.decode()
+    assert f'data-job="{job_a.pk}"' in both and "Inventory refresh" in both and f'data-job="{job_b.pk}"' not in both
     audit = re.search(r'href="([^"]+)" class="js-audit-link"', page).group(1).replace("&amp;", "&")
     assert audit == f"/audit/?object_type=inventory.host&object_id={one.pk}"
     assert client.get(audit).status_code == 200
