@@ -5,6 +5,8 @@ import json
 import re
 
 import pytest
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -76,7 +78,8 @@ def test_people_s_jobs_by_state_durations_and_alerts_per_hour(fleet):
     assert sum(data["alerts"]["critical"]) == 1 and sum(data["alerts"]["warning"]) == 0
 
 
-def test_the_dashboard_embeds_the_chart_data_and_its_queries_do_not_grow(client, fleet):
+def test_the_dashboard_embeds_the_chart_data_and_its_queries_do_not_grow(client, fleet, monkeypatch):
+    monkeypatch.setattr(charts, "cache", DummyCache("dummy", {}))  # every request computes
     alpha, _ = fleet
     viewer = person(alpha, Role.VIEWER)
     client.force_login(viewer)
@@ -101,3 +104,15 @@ def test_an_unknown_range_or_environment_falls_back_to_the_default(client, fleet
     page = client.get("/", {"range": "10y", "environment": "beta"}).content.decode()
     data = json.loads(re.search(r'<script id="fleet-data" type="application/json">(.*?)</script>', page, re.S).group(1))
     assert data["until"] - data["since"] == 86400 and data["metrics"]["cpu_percent"]["avg"] == [20.0]
+
+
+def test_the_charts_are_computed_once_a_minute_per_set_of_environments(fleet, monkeypatch):
+    alpha, beta = fleet
+    monkeypatch.setattr(charts, "cache", LocMemCache("fleet-test", {}))
+    one, other = person(alpha, Role.VIEWER), person(alpha, Role.VIEWER)
+    first = charts.fleet(one)
+    with CaptureQueriesContext(connection) as again:
+        assert charts.fleet(other) == first  # the same environments: the same answer, from the cache
+    read = " ".join(q["sql"] for q in again.captured_queries)  # only who may view what
+    assert "monitoring_" not in read and "jobs_job" not in read and len(again) <= 2
+    assert charts.fleet(person(beta, Role.VIEWER))["metrics"]["cpu_percent"]["avg"] == [90.0]  # not alpha's
