@@ -297,8 +297,9 @@ def lists(deep_cursor, job_id, env_name):
         ("search API, 40,000 processes match", "/api/search/?q=nginx"),
         ("search API, every kind matches", "/api/search/?q=l"),
         ("search API, a job by number", f"/api/search/?q=%23{job_id}"),
-        ("dashboard with fleet charts, 24 h", "/"),
-        ("dashboard with fleet charts, 7 d", "/?range=7d"),
+        ("dashboard", "/"),
+        ("fleet chart data, 6 h (cached a minute)", "/dashboard/fleet.json?range=6h"),
+        ("fleet chart data, 24 h (cached a minute)", "/dashboard/fleet.json?range=24h"),
     ]
 
 

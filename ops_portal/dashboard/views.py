@@ -1,7 +1,10 @@
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 
 from ops_portal.accounts.choices import Action
@@ -40,14 +43,29 @@ def nav_counts(request):
     return render(request, "dashboard/_nav_counts.html", context)
 
 
-def _chart_context(request):
-    """The fleet charts' data and choices (?range=6h|24h|7d, ?environment=name: one environment)."""
+def _chart_choice(request):
+    """(range, environment name or "", the names the user may choose) from ?range=6h|24h|7d and
+    ?environment=name (anything else: the defaults)."""
     range_key = request.GET.get("range") if request.GET.get("range") in charts.RANGES else charts.DEFAULT_RANGE
     names = list(charts.environments(request.user).values_list("name", flat=True))
     chosen = request.GET.get("environment") if request.GET.get("environment") in names else ""
-    return {"charts": charts.fleet(request.user, environment=chosen or None, range_key=range_key),
-            "chart_range": range_key, "chart_ranges": list(charts.RANGES), "chart_environment": chosen,
-            "chart_environments": names}
+    return range_key, chosen, names
+
+
+def _chart_context(request):
+    """The fleet charts' choices; their data comes from fleet_data, fetched by the page, so a slow
+    aggregate over a large fleet never holds the dashboard back."""
+    range_key, chosen, names = _chart_choice(request)
+    query = urlencode({"range": range_key, **({"environment": chosen} if chosen else {})})
+    return {"chart_range": range_key, "chart_ranges": list(charts.RANGES), "chart_environment": chosen,
+            "chart_environments": names, "chart_data_url": f"{reverse('dashboard:fleet_data')}?{query}"}
+
+
+@login_required
+def fleet_data(request):
+    """The fleet charts' data as JSON (dashboard/charts.py), for the dashboard's charts."""
+    range_key, chosen, _ = _chart_choice(request)
+    return JsonResponse(charts.fleet(request.user, environment=chosen or None, range_key=range_key))
 
 
 @login_required

@@ -1,6 +1,6 @@
 /* Charts drawn with uPlot. Host charts: CPU %, memory %, load and disk % per mount from
    /api/metrics/ (the API picks the resolution, raw samples, 5-minute or hourly averages, from the
-   range). The dashboard's fleet charts: data the server rendered into #fleet-data. */
+   range). The dashboard's fleet charts: data from dashboard:fleet_data, fetched once the page is up. */
 (function () {
   "use strict";
 
@@ -88,7 +88,7 @@
     });
   }
 
-  /* The dashboard's fleet charts: data rendered into the page (#fleet-data, dashboard/charts.py). */
+  /* The dashboard's fleet charts: data fetched from the URL in #fleet-charts (dashboard/charts.py). */
   var STATE_COLORS = { succeeded: "#1d7a4c", failed: "#b3261e", timed_out: "#7f1d1d", lost: "#a86400",
     canceled: "#6b7785", running: "#2f6fb0", queued: "#8fb8e0", pending_approval: "#7c3aed",
     rejected: "#db2777", expired: "#9aa5b1", critical: "#b3261e", warning: "#a86400", info: "#2f6fb0",
@@ -139,8 +139,19 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    var fleet = document.getElementById("fleet-charts"), fleetData = document.getElementById("fleet-data");
-    if (fleet && fleetData && window.uPlot) { fleetCharts(fleet, JSON.parse(fleetData.textContent)); }
+    var fleet = document.getElementById("fleet-charts"), fleetStatus = document.getElementById("fleet-status");
+    if (fleet && window.uPlot) {
+      fetch(fleet.dataset.url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (response) {
+          if (!response.ok) { throw new Error("HTTP " + response.status); }
+          return response.json();
+        }).then(function (data) {
+          fleetCharts(fleet, data);
+          fleetStatus.textContent = "Up to " + new Date(data.until * 1000).toLocaleTimeString() + ".";
+        }).catch(function (error) {
+          fleetStatus.textContent = "The charts could not be loaded (" + error.message + ").";
+        }).finally(function () { fleet.setAttribute("aria-busy", "false"); });
+    }
     var chooser = document.querySelector(".js-chart-environment");
     if (chooser) { chooser.addEventListener("change", function () { chooser.form.submit(); }); }
   });
