@@ -293,6 +293,13 @@ def lists(deep_cursor, job_id, env_name):
         ("audit API, offset 90000 (counted)", "/api/audit/?limit=50&offset=90000"),
         ("monitoring page (alerts)", "/monitoring/"),
         ("alerts API, 1000", "/api/alerts/?limit=1000"),
+        ("search page, a prefix of 100 hosts", "/search/?q=lh-0001"),
+        ("search API, 40,000 processes match", "/api/search/?q=nginx"),
+        ("search API, every kind matches", "/api/search/?q=l"),
+        ("search API, a job by number", f"/api/search/?q=%23{job_id}"),
+        ("dashboard", "/"),
+        ("fleet chart data, 6 h (cached a minute)", "/dashboard/fleet.json?range=6h"),
+        ("fleet chart data, 24 h (cached a minute)", "/dashboard/fleet.json?range=24h"),
     ]
 
 

@@ -6,6 +6,7 @@ from ops_portal.core import health
 from ops_portal.core.api.errors import api_not_found
 from ops_portal.core.api.router import router
 from ops_portal.core.api.status import PingView
+from ops_portal.dashboard.api import SearchView
 
 # Each app's api/urls.py registers its viewsets on the shared router when imported.
 api_modules = [
@@ -30,7 +31,8 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics_view, name="metrics"),
-    path("api/", include((api_patterns + [path("status/ping/", PingView.as_view(), name="status-ping")]
+    path("api/", include((api_patterns + [path("status/ping/", PingView.as_view(), name="status-ping"),
+                                          path("search/", SearchView.as_view(), name="search")]
                           + router.urls, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),

@@ -33,6 +33,7 @@ class EngineFilterSet(PortalFilterSet):
 
 class ContainerFilterSet(_EngineScoped):
     name = django_filters.CharFilter(lookup_expr="icontains")
+    host = django_filters.NumberFilter(field_name="host_id", help_text="Containers on this inventory host (id).")
     image = django_filters.CharFilter(lookup_expr="icontains")
     label = django_filters.CharFilter(method="filter_label", max_length=400)
     service = django_filters.CharFilter(field_name="service_name")
@@ -40,7 +41,7 @@ class ContainerFilterSet(_EngineScoped):
 
     class Meta:
         model = Container
-        fields = ["environment", "engine", "state", "health", "image", "name", "label", "service", "stack"]
+        fields = ["environment", "engine", "state", "health", "image", "name", "label", "service", "stack", "host"]
 
     def filter_label(self, queryset, name, value):
         return _label_filter(queryset, name, value)

@@ -14,7 +14,7 @@ from . import services, specs
 from .choices import EngineState
 from .filtersets import ServiceFilterSet
 from .forms import BalanceForm, ScaleForm, SpecForm, StackForm, UpdateForm
-from .models import Engine, Service, Stack
+from .models import Container, Engine, Node, Service, Stack
 from .views import _query
 
 
@@ -98,12 +98,31 @@ def service_detail(request, pk):
             job = attempt(request, services.remove_service, me, service)
         if job:
             return _job_page(job)
-    tasks = list(service.tasks.order_by("slot", "-timestamp")[:300])
+    tasks = task_places(request.user, service, list(service.tasks.order_by("slot", "-timestamp")[:300]))
     return render(request, "containers/service.html", {
         "service": service, "tasks": tasks, "scale_form": scale_form, "update_form": update_form,
         "balance_form": balance_form, "can_operate": can(request.user, Action.OPERATE,
                                                           service.engine.environment_id),
         "mesh_default": specs.publish_defaults(service.engine)[0] == "ingress"})
+
+
+def task_places(user, service, tasks):
+    """Give each task its node's name, the inventory host of the engine on that node and its
+    container, where the user may view them (three queries, however many tasks)."""
+    node_ids = {t.node_id for t in tasks if t.node_id}
+    names = dict(Node.objects.filter(engine=service.engine, node_id__in=node_ids).values_list("node_id", "hostname"))
+    engines = {e.swarm_node_id: e for e in restrict(Engine.objects.filter(swarm_node_id__in=node_ids), user,
+                                                     Action.VIEW).select_related("host")}
+    containers = dict(restrict(Container.objects.filter(docker_id__in={t.container_id for t in tasks
+                                                                      if t.container_id}), user, Action.VIEW)
+                      .values_list("docker_id", "pk"))
+    for task in tasks:
+        engine = engines.get(task.node_id)
+        task.node_name = names.get(task.node_id, "")
+        task.node_engine = engine
+        task.node_host = engine.host if engine is not None else None
+        task.container_pk = containers.get(task.container_id)
+    return tasks
 
 
 @login_required

@@ -2,7 +2,8 @@
 it does, how it reaches a worker (Celery tasks sent by name, so nothing here imports tasks.py),
 and the plan hash an approval signs.
 
-Every module of the jobs engine above the models builds on this one; it imports none of them.
+Every module of the jobs engine above the models builds on this one; it imports none of them
+but `live` (the target counts a summary carries).
 """
 import hashlib
 import hmac
@@ -11,6 +12,7 @@ import json
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from ops_portal.audit.services import record
@@ -20,7 +22,7 @@ from ops_portal.core.context import Actor
 from ops_portal.core.errors import StateConflict
 from ops_portal.notifications.services import notify
 
-from . import groups
+from . import groups, live
 from .choices import FAILED_STATES, FINISHED_STATES, TRANSITIONS, JobState, WaitingKind
 from .models import Lease
 
@@ -97,6 +99,10 @@ def job_summary(job):
         "kind": "job", "id": job.pk, "name": job.name, "state": job.state, "environment": job.environment_id,
         "action": job.action, "targets_total": job.targets_total, "targets_done": job.targets_done,
         "targets_failed": job.targets_failed, "waiting_reason": job.waiting_reason,
+        # Per category (ok, failed, canceled, skipped, lost, running, pending): canceled and lost
+        # targets are not "done", and a list updated live must not say they are.
+        "counts": live.summary_counts(dict(job.targets.values_list("state").annotate(n=Count("pk")).order_by()))
+        if job.pk else {},
         "cancel_requested": bool(job.cancel_requested), "created_by": job.created_by_name,
         "started": job.started.isoformat() if job.started else None,
         "finished": job.finished.isoformat() if job.finished else None,

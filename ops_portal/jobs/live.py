@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 from ops_portal.core import heartbeat
 
 from .choices import JobState, TargetState, WaitingKind
+from .models import JobTarget
 
 # (key, label, the target states it counts), in the order the page shows them. Canceled, skipped
 # and lost targets ended without doing their work: they are not "done".
@@ -27,7 +28,11 @@ ALWAYS_SHOWN = ("ok", "failed")
 
 def target_counts(job):
     """{"total", "parts": [{key, label, count, percent}], "text"} from the job's targets (one query)."""
-    by_state = dict(job.targets.values_list("state").annotate(n=Count("pk")).order_by())
+    return counts_from(dict(job.targets.values_list("state").annotate(n=Count("pk")).order_by()))
+
+
+def counts_from(by_state):
+    """The counts of `target_counts` from {target state: number of targets}."""
     total = sum(by_state.values())
     parts = []
     for key, label, states in COUNTED:
@@ -37,6 +42,25 @@ def target_counts(job):
                           "percent": round(count * 100 / total, 2) if total else 0})
     text = ", ".join(f"{p['count']} {p['label']}" for p in parts) + f" of {total} target{'s' if total != 1 else ''}"
     return {"total": total, "parts": parts, "text": text}
+
+
+def summary_counts(by_state):
+    """{key: count} of every category with targets in it (what the jobs stream carries)."""
+    return {key: n for key, _, states in COUNTED if (n := sum(by_state.get(state, 0) for state in states))}
+
+
+def attach_counts(jobs):
+    """Give each job of a page `counts` (as target_counts) in one query for the whole page, so a
+    list says how many targets were canceled, failed or lost instead of "done"."""
+    jobs = list(jobs)
+    by_job = {job.pk: {} for job in jobs}
+    rows = (JobTarget.objects.filter(job_id__in=list(by_job)).values_list("job_id", "state")
+            .annotate(n=Count("pk")).order_by())
+    for job_id, state, n in rows:
+        by_job[job_id][state] = n
+    for job in jobs:
+        job.counts = counts_from(by_job[job.pk])
+    return jobs
 
 
 def why_waiting(job, approvals=()):

@@ -29,8 +29,11 @@ def job_list(request):
     queryset = restrict(Job.objects.select_related("environment"), request.user, Action.VIEW)
     data = request.GET.copy()
     data.setdefault("system", "false")  # the portal's own periodic jobs only when asked for
+    if data["system"] == "any":  # people's and the portal's own (an object page's "all its jobs")
+        data.pop("system")
     filterset = JobFilterSet(data, queryset=queryset)
     page = paginate(request, filterset.qs if filterset.is_valid() else queryset.none())
+    page.object_list = live.attach_counts(page.object_list)
     params = request.GET.copy()
     params.pop("page", None)
     return render(request, "jobs/list.html", {"page": page, "filterset": filterset, "states": JobState.choices,

@@ -110,7 +110,9 @@
       row.children[4].textContent = (item.node || "").slice(0, 12);
       table.insertBefore(row, table.firstChild);
     }
-    row.children[5].textContent = item.container || "";
+    // Keep the server's link to the container page while the task still runs the same container.
+    var shown = row.children[5].textContent.trim();
+    if (!shown || !item.container || item.container.indexOf(shown) !== 0) { row.children[5].textContent = item.container || ""; }
     put(row.querySelector(".js-tstate"), badge(item.state, item.state === "running" ? "ok" :
       (item.state === "failed" || item.state === "rejected") ? "bad" : ""));
     text(row, ".js-tdesired", item.desired_state);

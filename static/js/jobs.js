@@ -181,6 +181,27 @@
     document.addEventListener("portal:reconnected", refresh);
   }
 
+  /* A row's target counts from a stream summary, as jobs/_progress.html renders them: canceled,
+     skipped and lost targets are named, never counted as done. */
+  var COUNT_KEYS = ["ok", "failed", "canceled", "skipped", "lost", "running", "pending"];
+  function progress(cell, summary) {
+    var counts = summary.counts || {}, wrap = document.createElement("span"), first = true;
+    wrap.className = "progress-counts";
+    COUNT_KEYS.forEach(function (key) {
+      var n = counts[key] || 0;
+      if (!n && key !== "ok" && key !== "failed") { return; }
+      if (!first) { wrap.appendChild(document.createTextNode(", ")); }
+      first = false;
+      var part = document.createElement("span");
+      part.className = "count-" + key + (n ? " some" : "");
+      part.textContent = n + " " + key;
+      wrap.appendChild(part);
+    });
+    wrap.appendChild(document.createTextNode(" of " + summary.targets_total));
+    cell.textContent = "";
+    cell.appendChild(wrap);
+  }
+
   function listPage(table) {
     window.OpsPortal.socket.subscribe("jobs", {}, function (items) {
       items.forEach(function (summary) {
@@ -191,8 +212,7 @@
           return;
         }
         setBadge(tr.querySelector(".js-state"), summary.state);
-        var text = summary.targets_done + "/" + summary.targets_total;
-        tr.querySelector(".js-progress").textContent = text + (summary.targets_failed ? " (" + summary.targets_failed + " failed)" : "");
+        progress(tr.querySelector(".js-progress"), summary);
         var finished = tr.querySelector(".js-finished");
         if (summary.finished && finished) { finished.textContent = summary.finished.replace("T", " ").slice(0, 19); }
       });
@@ -200,11 +220,14 @@
   }
 
   function objectJobs(table) {
+    var showSystem = new URLSearchParams(window.location.search).get("system_jobs") === "1";
     window.OpsPortal.socket.subscribe("object", { kind: table.dataset.objectKind, id: parseInt(table.dataset.objectId, 10) },
       function (items) {
         items.forEach(function (summary) {
           var tr = table.querySelector("tr[data-job='" + summary.id + "']");
           if (tr) { setBadge(tr.querySelector(".js-state"), summary.state); return; }
+          // The portal's own jobs (no person launched them) stay out unless the page asked for them.
+          if (!summary.created_by && !showSystem) { return; }
           tr = document.createElement("tr");
           tr.dataset.job = summary.id;
           var link = document.createElement("a");
@@ -290,7 +313,7 @@
     if (objectTable) { objectJobs(objectTable); }
     var job = document.getElementById("job");
     if (job) { jobPage(job); }
-    var table = document.getElementById("jobs");
+    var table = document.getElementById("jobs") || document.getElementById("recent-jobs");
     if (table) { listPage(table); }
   });
 })();

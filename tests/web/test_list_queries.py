@@ -34,7 +34,7 @@ PINNED = {
     "/api/programs/?limit=1000": (6, "p-{r}-1"),
     "/processes/": (10, "host-{r}-1"),
     "/api/processes/?limit=1000": (5, "host-{r}-1"),
-    "/jobs/": (5, "job {r}-1"),
+    "/jobs/": (6, "job {r}-1"),  # one query counts the page's targets by state (ok, failed, canceled, lost)
     "/api/jobs/?limit=1000": (5, "job {r}-1"),
     "/audit/": (4, "host-{r}-1"),
     "/api/audit/?limit=1000": (4, "host-{r}-1"),
