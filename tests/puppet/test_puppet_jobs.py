@@ -12,9 +12,10 @@ from ops_portal.audit.models import AuditEvent
 from ops_portal.inventory.choices import Transport
 from ops_portal.jobs import actions
 from ops_portal.jobs.choices import JobState, TargetState
-from ops_portal.jobs.launch import launch_adhoc
+from ops_portal.jobs.launch import launch, launch_adhoc
 from ops_portal.jobs.models import Job, JobEvent
 from ops_portal.jobs.preview import preview
+from ops_portal.jobs.templates import create_template
 from ops_portal.monitoring.choices import OPEN_STATES
 from ops_portal.monitoring.models import Alert
 from ops_portal.projects import services as projects
@@ -286,3 +287,20 @@ def test_a_manifest_with_a_syntax_error_fails_each_target_with_puppets_words_and
         assert "/tmp/opsportal-puppet" not in target.error
     for host in fleet_puppet.hosts:
         assert fleet_puppet.exec(host.name, ["test", "-e", path]).exit_code == 1
+
+
+def test_a_drift_check_template_freezes_the_revision_synced_when_each_run_is_launched(db, monkeypatch):
+    monkeypatch.setattr("ops_portal.jobs.launch.enqueue", lambda job: None)
+    env = factories.environment("alpha")
+    admin = act(person(env, Role.ADMIN), source="web")
+    _hosts(env)
+    project = _synced(env)
+    template = create_template(admin, name="puppet-drift", environment=env, action="puppet.drift",
+                               action_params={"project": "site", "manifest": "manifests/site.pp"},
+                               selector={"all": True})
+    first = launch(admin, template)
+    project.revision = "c" * 64
+    project.save(update_fields=["revision"])
+    second = launch(admin, template)
+    assert (first.params["revision"], second.params["revision"]) == ("a" * 64, "c" * 64)
+    assert list(second.targets.values_list("name", flat=True)) == ["with-puppet"]
