@@ -1,4 +1,4 @@
-"""The other host kinds: a host booting systemd as PID 1, and a host running PM2."""
+"""The other host kinds: a host booting systemd as PID 1, a host running PM2, and a host with Puppet."""
 
 import json
 

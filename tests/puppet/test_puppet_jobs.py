@@ -1,6 +1,7 @@
 """Puppet as jobs: hosts without puppet in their facts are left out with the reason, puppet.apply of a
 project's manifest on real puppet hosts (changed, then unchanged, pinned revision), --noop as the dry
 run, puppet.drift raising and resolving the drift alert, and bad input failing before anything runs."""
+import threading
 import uuid
 
 import pytest
@@ -12,16 +13,17 @@ from ops_portal.audit.models import AuditEvent
 from ops_portal.inventory.choices import Transport
 from ops_portal.jobs import actions
 from ops_portal.jobs.choices import JobState, TargetState
-from ops_portal.jobs.launch import launch_adhoc
+from ops_portal.jobs.launch import launch, launch_adhoc, request_cancel
 from ops_portal.jobs.models import Job, JobEvent
 from ops_portal.jobs.preview import preview
+from ops_portal.jobs.templates import create_template
 from ops_portal.monitoring.choices import OPEN_STATES
 from ops_portal.monitoring.models import Alert
 from ops_portal.projects import services as projects
 from ops_portal.projects.models import Project
 from ops_portal.puppet import drift
 from tests import factories
-from tests.helpers import act, fleet_credential, fleet_host, person
+from tests.helpers import act, fleet_credential, fleet_host, person, wait_until
 from tests.projects.helpers import run_here
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -286,3 +288,46 @@ def test_a_manifest_with_a_syntax_error_fails_each_target_with_puppets_words_and
         assert "/tmp/opsportal-puppet" not in target.error
     for host in fleet_puppet.hosts:
         assert fleet_puppet.exec(host.name, ["test", "-e", path]).exit_code == 1
+
+
+def test_a_drift_check_template_freezes_the_revision_synced_when_each_run_is_launched(db, monkeypatch):
+    monkeypatch.setattr("ops_portal.jobs.launch.enqueue", lambda job: None)
+    env = factories.environment("alpha")
+    admin = act(person(env, Role.ADMIN), source="web")
+    _hosts(env)
+    project = _synced(env)
+    template = create_template(admin, name="puppet-drift", environment=env, action="puppet.drift",
+                               action_params={"project": "site", "manifest": "manifests/site.pp"},
+                               selector={"all": True})
+    first = launch(admin, template)
+    project.revision = "c" * 64
+    project.save(update_fields=["revision"])
+    second = launch(admin, template)
+    assert (first.params["revision"], second.params["revision"]) == ("a" * 64, "c" * 64)
+    assert list(second.targets.values_list("name", flat=True)) == ["with-puppet"]
+
+
+@pytest.mark.fleet
+def test_canceling_a_puppet_job_ends_puppet_and_what_it_started_on_every_host(world, fleet_puppet, unique):
+    project, _ = _project(world, unique)
+    source = world["tmp"] / "src"
+    (source / "manifests/site.pp").write_text(f"exec {{ 'slow': command => '/bin/sleep 300 # {unique}' }}\n")
+    assert world["run"](projects.launch_sync(world["operator"], project)).state == JobState.SUCCEEDED
+    job = launch_adhoc(world["operator"], environment=world["env"], action="puppet.apply",
+                       values={"project": project.name, "manifest": "manifests/site.pp"}, selector={"all": True})
+    done = {}
+    runner = threading.Thread(target=lambda: done.setdefault("job", world["run"](job)))
+    runner.start()
+    try:
+        for host in fleet_puppet.hosts:
+            wait_until(lambda h=host: fleet_puppet.exec(h.name, ["pgrep", "-f", unique]).exit_code == 0, 120,
+                       f"the exec resource running on {host.name}")
+        request_cancel(world["operator"], job)
+    finally:
+        runner.join(120)
+    assert not runner.is_alive()
+    assert done["job"].state == JobState.CANCELED
+    for host in fleet_puppet.hosts:
+        assert fleet_puppet.exec(host.name, ["pgrep", "-f", unique]).exit_code == 1, "the exec's command survived"
+        assert fleet_puppet.exec(host.name, ["pgrep", "-x", "puppet"]).exit_code == 1, "puppet survived"
+        assert fleet_puppet.exec(host.name, "ls -d /tmp/opsportal-puppet.* 2>/dev/null; true").stdout == ""
