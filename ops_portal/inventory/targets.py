@@ -49,6 +49,10 @@ class HostKind(targets.TargetKind):
     def is_local(self, entry):
         return entry["fingerprint"].get("transport") == Transport.LOCAL
 
+    def sites(self, ref_ids):
+        found = dict(Host.objects.filter(pk__in=list(ref_ids)).values_list("pk", "site__name"))
+        return {ref_id: found.get(ref_id) for ref_id in ref_ids}
+
     def url(self, ref_id):
         return reverse("inventory:host", args=[ref_id])
 
