@@ -42,7 +42,7 @@ def hosts(request):
     page = paginate(request, filterset.qs if filterset.is_valid() else queryset.none())
     return render(request, "inventory/hosts.html", {
         "page": page, "filterset": filterset, "can_manage": manageable.exists(), "host_form": host_form,
-        "import_form": import_form, "sites": sites})
+        "import_form": import_form, "sees_sites": can(request.user, Action.VIEW)})
 
 
 def _import(request, form):
