@@ -6,6 +6,7 @@ import time
 import pytest
 
 from ops_portal.accounts.choices import Role
+from ops_portal.inventory import services as inventory
 from ops_portal.inventory.choices import Transport
 from ops_portal.jobs import live
 from ops_portal.jobs.choices import JobState
@@ -25,20 +26,24 @@ def _site_hosts(env, site, count=2):
     return [factories.host(env, f"{site.name}-{i}", transport=Transport.LOCAL, site=site) for i in range(count)]
 
 
-def test_two_workers_on_two_site_queues_each_take_only_their_sites_work(env, live_env, live_logs):
-    _site_hosts(env, "a")
-    _site_hosts(env, "b")
-    actor = act(person(None, Role.ADMIN))  # local hosts: administrators of all environments
+@pytest.mark.fleet
+def test_two_workers_on_two_site_queues_each_take_only_their_sites_work(fleet_env, live_env, live_logs):
+    env, actor, hosts = fleet_env
+    placed = {"a": hosts[0], "b": hosts[1]}
+    for name, host in placed.items():
+        inventory.update_host(act(person(None, Role.ADMIN)), host, site=factories.site(name))
     near_a = start_worker(live_env, live_logs, name="site-a", concurrency=1, queues="site.a")
     near_b = start_worker(live_env, live_logs, name="site-b", concurrency=1, queues="site.b")
     try:
-        jobs = {site: [launch(actor, env, f"echo {site}", selector={"pattern": f"{site}-*"}) for _ in range(2)]
-                for site in ("b", "a")}
+        jobs = {site: [launch(actor, env, "uname -n", selector={"names": [host.name]}) for _ in range(2)]
+                for site, host in sorted(placed.items(), reverse=True)}
         for site, hostname in (("a", near_a.hostname), ("b", near_b.hostname)):
             for job in jobs[site]:
                 done = wait_job(job, JobState.SUCCEEDED, timeout=90)
                 assert done.queue == f"site.{site}"
                 assert done.worker == hostname, f"job {job.pk} of site {site} ran on {done.worker}"
+                target = done.targets.get()
+                assert target.name == placed[site].name and target.exit_code == 0  # over SSH to the fleet host
     finally:
         near_a.stop()
         near_b.stop()
