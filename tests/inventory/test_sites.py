@@ -59,6 +59,20 @@ def test_the_api_refuses_a_job_spanning_sites_with_a_field_error(api, env, place
     assert not Job.objects.exists()
 
 
+def test_programs_follow_the_site_of_their_host(env, placed):
+    from ops_portal.core import targets as target_kinds
+    from ops_portal.jobs.launch import route
+    from tests.programs.helpers import program
+
+    on_a = [program(Host.objects.get(name=name), name="web") for name in ("a-1", "a-2")]
+    kind = target_kinds.get("program")
+    assert route([kind.entry(p) for p in on_a]) == "site.a"
+    on_none = program(Host.objects.get(name="n-1"), name="web")
+    assert route([kind.entry(on_none)]) == "default"
+    with pytest.raises(ValidationError, match="1 on site a, 1 on no site"):
+        route([kind.entry(on_a[0]), kind.entry(on_none)])
+
+
 def test_a_template_naming_a_queue_keeps_it_whatever_the_site(env, placed):
     actor = act(person(env, Role.ADMIN))
     template = create_template(actor, name="reports", environment=env, action="host.command",
