@@ -73,6 +73,19 @@ def test_programs_follow_the_site_of_their_host(env, placed):
         route([kind.entry(on_a[0]), kind.entry(on_none)])
 
 
+def test_containers_services_and_engines_follow_the_site_of_their_engines_host(env, placed):
+    from ops_portal.core import targets as target_kinds
+    from ops_portal.jobs.launch import route
+    from tests.containers.helpers import container, engine, service
+
+    on_b = engine(env, "b-engine", url="tcp://127.0.0.1:2376", host=Host.objects.get(name="b-1"))
+    hostless = engine(env, "tcp-engine", url="tcp://127.0.0.1:2377")
+    assert route([target_kinds.get("container").entry(container(on_b, "web-1"))]) == "site.b"
+    assert route([target_kinds.get("service").entry(service(on_b, "api"))]) == "site.b"
+    assert route([target_kinds.get("engine").entry(on_b)]) == "site.b"
+    assert route([target_kinds.get("container").entry(container(hostless, "web-2"))]) == "default"
+
+
 def test_a_template_naming_a_queue_keeps_it_whatever_the_site(env, placed):
     actor = act(person(env, Role.ADMIN))
     template = create_template(actor, name="reports", environment=env, action="host.command",
