@@ -8,13 +8,13 @@ from celery import shared_task
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from ops_portal.accounts.models import Environment
 from ops_portal.core.choices import Source
 from ops_portal.core.context import Actor
-from ops_portal.inventory.models import Host, site_queue
+from ops_portal.inventory.models import site_queue
 from ops_portal.jobs.choices import ACTIVE_STATES
 from ops_portal.jobs.launch import DEFAULT_QUEUE, launch_adhoc
 from ops_portal.jobs.models import Job
+from ops_portal.jobs.system import site_selectors
 
 from . import metrics, site_workers
 from .choices import COLLECT_ACTION
@@ -45,22 +45,13 @@ def collect_metrics(parallel=50, timeout_seconds=300):
     actor = Actor.system(Source.SCHEDULE)
     busy = set(Job.objects.system().filter(action=COLLECT_ACTION, state__in=ACTIVE_STATES)
                .values_list("environment_id", "queue"))
-    hosts = {}
-    for environment_id, site, name in (Host.objects.filter(enabled=True).order_by("name")
-                                       .values_list("environment_id", "site__name", "name")):
-        hosts.setdefault((environment_id, site), []).append(name)
-    environments = Environment.objects.in_bulk({environment_id for environment_id, _ in hosts})
     launched = []
-    for (environment_id, site), names in sorted(hosts.items(), key=lambda item: (item[0][0], item[0][1] or "")):
-        environment = environments[environment_id]
-        if (environment_id, DEFAULT_QUEUE if site is None else site_queue(site)) in busy:
+    for environment, site, selector in site_selectors():
+        if (environment.pk, DEFAULT_QUEUE if site is None else site_queue(site)) in busy:
             continue
-        # One site's hosts by name when the environment spans sites: a job never spans them.
-        spans = len([key for key in hosts if key[0] == environment_id]) > 1
         try:
             job = launch_adhoc(
-                actor, environment=environment, action=COLLECT_ACTION, values={},
-                selector={"names": names} if spans else {"all": True},
+                actor, environment=environment, action=COLLECT_ACTION, values={}, selector=selector,
                 strategy={"kind": "parallel", "limit": parallel},
                 name=f"Collect metrics ({environment.name}{', ' + site if site else ''})",
                 timeout_seconds=timeout_seconds, target_timeout_seconds=120, predefined=True)

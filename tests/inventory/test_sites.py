@@ -86,6 +86,18 @@ def test_containers_services_and_engines_follow_the_site_of_their_engines_host(e
     assert route([target_kinds.get("container").entry(container(hostless, "web-2"))]) == "default"
 
 
+def test_the_portals_own_work_launches_one_job_per_environment_and_site(env, envs, placed):
+    from ops_portal.jobs.system import launch_everywhere
+    from ops_portal.monitoring.tasks import collect_metrics
+
+    factories.host(envs[1], "beta-1", site=placed[0])  # beta: one site only, its selector as given
+    for launched in (launch_everywhere("host.facts", name="Inventory refresh"), collect_metrics()):
+        jobs = Job.objects.filter(pk__in=launched)
+        assert sorted((job.environment.name, job.queue, job.targets_total) for job in jobs) == [
+            ("alpha", "default", 1), ("alpha", "site.a", 2), ("alpha", "site.b", 1), ("beta", "site.a", 1)]
+    assert launch_everywhere("host.facts", name="Inventory refresh") == []  # the previous ones still queued
+
+
 def test_a_template_naming_a_queue_keeps_it_whatever_the_site(env, placed):
     actor = act(person(env, Role.ADMIN))
     template = create_template(actor, name="reports", environment=env, action="host.command",
