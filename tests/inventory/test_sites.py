@@ -98,6 +98,19 @@ def test_the_portals_own_work_launches_one_job_per_environment_and_site(env, env
     assert launch_everywhere("host.facts", name="Inventory refresh") == []  # the previous ones still queued
 
 
+def test_the_drift_check_launches_one_job_per_site_of_the_hosts_its_configurations_select(env, placed):
+    from ops_portal.configs import services as configs
+    from ops_portal.core.choices import Source
+    from ops_portal.core.context import Actor
+    from tests.configs.helpers import config
+
+    config(env, selector={"names": ["a-1", "b-1", "n-1"]})
+    launched = configs.launch_drift_checks(Actor.system(Source.SCHEDULE))
+    assert sorted((job.queue, list(job.targets.values_list("name", flat=True))) for job in launched) == [
+        ("default", ["n-1"]), ("site.a", ["a-1"]), ("site.b", ["b-1"])]
+    assert configs.launch_drift_checks(Actor.system(Source.SCHEDULE)) == []  # the previous ones still queued
+
+
 def test_a_template_naming_a_queue_keeps_it_whatever_the_site(env, placed):
     actor = act(person(env, Role.ADMIN))
     template = create_template(actor, name="reports", environment=env, action="host.command",
