@@ -52,6 +52,12 @@ def host_group(environment, name=None, **fields):
     return HostGroup.objects.create(name=name or f"group-{next(_seq)}", environment=environment, **fields)
 
 
+def site(name=None, **fields):
+    from ops_portal.inventory.models import Site
+
+    return Site.objects.create(name=name or f"site-{next(_seq)}", **fields)
+
+
 def host(environment, name=None, **fields):
     fields.setdefault("address", "127.0.0.1")
     return Host.objects.create(name=name or f"host-{next(_seq)}", environment=environment, **fields)

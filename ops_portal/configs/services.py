@@ -17,9 +17,9 @@ from ops_portal.accounts.permissions import can, require_on
 from ops_portal.audit.crud import create_object, delete_object, update_object
 from ops_portal.audit.services import snapshot
 from ops_portal.core import targets as target_kinds
-from ops_portal.inventory.models import Host
+from ops_portal.inventory.models import Host, site_queue
 from ops_portal.jobs.choices import ACTIVE_STATES
-from ops_portal.jobs.launch import launch_adhoc
+from ops_portal.jobs.launch import DEFAULT_QUEUE, launch_adhoc
 from ops_portal.jobs.models import Job
 
 from . import drift, rendering
@@ -146,17 +146,27 @@ def launch_drift_checks(actor):
         names = sorted({name for targets in in_scope.values() for name in targets.values()})
         if not names:
             continue
-        if Job.objects.filter(environment=environment, action=DRIFT_ACTION, state__in=ACTIVE_STATES).exists():
-            log.info("drift check in %s skipped: the previous one has not ended", environment.name)
-            continue
-        try:
-            checked = [c for c in configs if in_scope[c.pk]]
-            launched.append(launch_adhoc(
-                actor, environment=environment, action=DRIFT_ACTION, values={"configs": plan_ids(checked, pin=False)},
-                selector={"names": names}, name="Configuration drift check", timeout_seconds=DRIFT_JOB_TIMEOUT,
-                predefined=True))
-        except (ValidationError, PermissionDenied) as exc:
-            log.warning("drift check in %s not launched: %s", environment.name, exc)
+        busy = set(Job.objects.filter(environment=environment, action=DRIFT_ACTION, state__in=ACTIVE_STATES)
+                   .values_list("queue", flat=True))
+        # One job per site (a job runs on one site's workers; one spanning sites is refused).
+        by_site = {}
+        for name, site in Host.objects.filter(environment=environment, name__in=names).values_list("name",
+                                                                                                  "site__name"):
+            by_site.setdefault(site, []).append(name)
+        for site, site_names in sorted(by_site.items(), key=lambda item: item[0] or ""):
+            if (DEFAULT_QUEUE if site is None else site_queue(site)) in busy:
+                log.info("drift check in %s (site %s) skipped: the previous one has not ended", environment.name,
+                         site)
+                continue
+            try:
+                checked = [c for c in configs if in_scope[c.pk]]
+                launched.append(launch_adhoc(
+                    actor, environment=environment, action=DRIFT_ACTION,
+                    values={"configs": plan_ids(checked, pin=False)}, selector={"names": sorted(site_names)},
+                    name="Configuration drift check" + (f" ({site})" if site else ""),
+                    timeout_seconds=DRIFT_JOB_TIMEOUT, predefined=True))
+            except (ValidationError, PermissionDenied) as exc:
+                log.warning("drift check in %s (site %s) not launched: %s", environment.name, site, exc)
     return launched
 
 

@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from ops_portal.core import targets
+from ops_portal.inventory.targets import sites_by
 
 from .models import Container, Engine, Service
 
@@ -46,6 +47,13 @@ class _Kind(targets.TargetKind):
         if labels is not None:
             cleaned["labels"] = list(labels)
         return cleaned
+
+    site_lookup = "engine__host__site__name"
+
+    def sites(self, ref_ids):
+        """An engine is on its inventory host's site (none without a host): its containers' and
+        services' jobs run on that site's workers."""
+        return sites_by(self.model, self.site_lookup, ref_ids)
 
     def load(self, ref_ids):
         return self.model.objects.select_related(*self.related).in_bulk(list(ref_ids))
@@ -150,6 +158,7 @@ class EngineKind(_Kind):
     list_keys = ("names", "ids")
     related = ("host__credential", "environment")
     environment_lookup = "environment"
+    site_lookup = "host__site__name"
     enabled_lookup = "enabled"
 
     def select(self, selector, environment):

@@ -103,6 +103,11 @@ class TargetKind:
         """True when the plan entry is the portal's own machine (administrators of all environments only)."""
         return False
 
+    def sites(self, ref_ids):
+        """{ref_id: site name or None}: where each target is, so a job runs on its site's workers.
+        Kinds without sites put every target on none (the default queue)."""
+        return dict.fromkeys(ref_ids)
+
     # Leases and pages -------------------------------------------------------------------------
 
     def lease_key(self, ref_id):

@@ -1,6 +1,7 @@
 from ops_portal.audit.registry import register, register_crud
 
 register_crud("host", "Host")
+register_crud("site", "Site")
 register_crud("hostgroup", "Host group")
 register_crud("credential", "Credential")
 register("credential.rotate", "Credential's key replaced")

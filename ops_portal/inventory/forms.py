@@ -1,6 +1,6 @@
 from django import forms
 
-from .models import Credential, Host
+from .models import Credential, Host, Site
 
 
 class HostForm(forms.ModelForm):
@@ -8,12 +8,15 @@ class HostForm(forms.ModelForm):
 
     class Meta:
         model = Host
-        fields = ["name", "address", "port", "username", "transport", "environment", "credential"]
+        fields = ["name", "address", "port", "username", "transport", "environment", "credential", "site"]
 
-    def __init__(self, *args, environments, credentials, **kwargs):
+    def __init__(self, *args, environments, credentials, sites, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["environment"].queryset = environments
         self.fields["credential"].queryset = credentials
+        self.fields["site"].queryset = sites
+        self.fields["site"].help_text = ("Where the host is: its jobs run on the workers of queue site.<name>. "
+                                         "Empty: the default queue.")
 
     def clean_tags(self):
         return [t.strip() for t in self.cleaned_data["tags"].split(",") if t.strip()]
@@ -62,3 +65,9 @@ class CredentialEditForm(forms.Form):
     def __init__(self, *args, environments, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["environment"].queryset = environments
+
+
+class SiteForm(forms.ModelForm):
+    class Meta:
+        model = Site
+        fields = ["name", "description"]

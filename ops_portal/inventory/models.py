@@ -30,6 +30,48 @@ def validate_variables(value):
         raise ValidationError("Variables must be an object whose keys are identifiers.")
 
 
+site_name_validator = RegexValidator(
+    r"^[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?\Z",
+    "Use lower-case letters, digits, hyphens and underscores (1-40 characters): it names a Celery queue.",
+)
+
+
+class Site(models.Model):
+    """A location or network zone. Work on a site's hosts runs on the workers consuming its queue
+    (`site.<name>`), so a worker runs near the hosts it reaches. Global: one site holds hosts of
+    every environment, so administrators of all environments manage sites."""
+
+    name = models.CharField(max_length=40, unique=True, validators=[site_name_validator])
+    description = models.CharField(max_length=255, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    environment_path = None  # global: managed by administrators of all environments
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def queue(self):
+        return site_queue(self.name)
+
+
+SITE_QUEUE_PREFIX = "site."
+
+
+def site_queue(name):
+    """The Celery queue of the site called `name`."""
+    return f"{SITE_QUEUE_PREFIX}{name}"
+
+
+def site_of_queue(queue):
+    """The site name a queue belongs to, or None for a queue that is not a site's."""
+    return queue[len(SITE_QUEUE_PREFIX):] if queue.startswith(SITE_QUEUE_PREFIX) else None
+
+
 class Credential(models.Model):
     """An SSH private key (and passphrase), encrypted at rest and never returned by the API."""
 
@@ -82,6 +124,8 @@ class Host(models.Model):
     transport = models.CharField(max_length=8, choices=Transport.choices, default=Transport.SSH)
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="hosts")
     credential = models.ForeignKey(Credential, null=True, blank=True, on_delete=models.PROTECT, related_name="hosts")
+    site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.PROTECT, related_name="hosts",
+                             help_text="Where the host is: its jobs run on the workers of this site's queue.")
     groups = models.ManyToManyField(HostGroup, blank=True, related_name="hosts")
     tags = models.JSONField(default=list, blank=True, validators=[validate_tags])
     variables = models.JSONField(default=dict, blank=True, validators=[validate_variables])
@@ -128,7 +172,7 @@ def hosts_for_lists():
     list: prefetching into the manager clones the whole prefetch query once per host, quadratic
     in the page size), and the credential's name and user only (a joined credential would decrypt
     its key on every row). Facts, often tens of kilobytes a host, stay in the database."""
-    return (Host.objects.select_related("environment").defer("facts").prefetch_related(
+    return (Host.objects.select_related("environment", "site").defer("facts").prefetch_related(
         models.Prefetch("groups", queryset=HostGroup.objects.select_related("environment"), to_attr="group_list"),
         models.Prefetch("credential", queryset=Credential.objects.only("id", "name", "username", "environment_id"))))
 

@@ -16,7 +16,7 @@ from schedulers import sshkeys
 from schedulers.host import validate_release_archive
 
 from .choices import Reachability, Transport
-from .models import Artifact, ComplianceResult, Credential, FactsChange, Host, HostGroup
+from .models import Artifact, ComplianceResult, Credential, FactsChange, Host, HostGroup, Site
 
 
 def _key_fields(private_key, passphrase):
@@ -26,6 +26,27 @@ def _key_fields(private_key, passphrase):
         raise ValidationError({"private_key": [str(exc)]}) from None
     return {"private_key": private_key, "passphrase": passphrase or "", "public_key": public,
             "fingerprint": fingerprint}
+
+
+def create_site(actor, **fields):
+    """A new site (administrators of all environments: Site is global)."""
+    return create_object(actor, Site, fields)
+
+
+def update_site(actor, site, **fields):
+    """Rename or describe a site. A rename moves its hosts' future jobs to the new queue; jobs
+    already queued keep the queue their plan froze."""
+    return update_object(actor, site, fields)
+
+
+def delete_site(actor, site):
+    """Remove a site that no host is on any more (its hosts would silently change queue)."""
+    with transaction.atomic():
+        hosts = list(Host.objects.filter(site=site).order_by("name").values_list("name", flat=True)[:11])
+        if hosts:
+            raise ValidationError({"site": [f"Site {site} still holds {', '.join(hosts[:10])}"
+                                            f"{' and more' if len(hosts) > 10 else ''}: move them first."]})
+        delete_object(actor, site)
 
 
 def create_credential(actor, *, private_key, passphrase="", **fields):

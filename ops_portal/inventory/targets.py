@@ -49,8 +49,18 @@ class HostKind(targets.TargetKind):
     def is_local(self, entry):
         return entry["fingerprint"].get("transport") == Transport.LOCAL
 
+    def sites(self, ref_ids):
+        return sites_by(Host, "site__name", ref_ids)
+
     def url(self, ref_id):
         return reverse("inventory:host", args=[ref_id])
+
+
+def sites_by(model, lookup, ref_ids):
+    """{ref_id: site name or None} of `model` rows through `lookup` (a host's "site__name", an object
+    on a host "host__site__name"), in one query: the target kinds' `sites`."""
+    found = dict(model.objects.filter(pk__in=list(ref_ids)).values_list("pk", lookup))
+    return {ref_id: found.get(ref_id) for ref_id in ref_ids}
 
 
 def host_fingerprint(host):

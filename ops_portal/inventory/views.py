@@ -1,7 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db.models import Max
+from django.db.models import Count, Max
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -13,8 +13,8 @@ from ops_portal.core.web import actor, attempt, confirm_delete, form_page, pagin
 
 from . import services, transfer
 from .filtersets import HostFilterSet
-from .forms import CredentialEditForm, CredentialForm, HostForm, ImportForm, RotateForm
-from .models import ComplianceResult, Credential, Host, hosts_for_lists
+from .forms import CredentialEditForm, CredentialForm, HostForm, ImportForm, RotateForm, SiteForm
+from .models import ComplianceResult, Credential, Host, Site, hosts_for_lists
 
 
 @login_required
@@ -23,10 +23,12 @@ def hosts(request):
     queryset = restrict(hosts_for_lists(), request.user, Action.VIEW)
     manageable = restrict(Environment.objects.all(), request.user, Action.MANAGE)
     credentials = restrict(Credential.objects.all(), request.user, Action.MANAGE)
-    host_form = HostForm(prefix="host", environments=manageable, credentials=credentials)
+    sites = restrict(Site.objects.all(), request.user, Action.VIEW)
+    host_form = HostForm(prefix="host", environments=manageable, credentials=credentials, sites=sites)
     import_form = ImportForm(prefix="import", environments=manageable)
     if request.method == "POST" and request.POST.get("form") == "host":
-        host_form = HostForm(request.POST, prefix="host", environments=manageable, credentials=credentials)
+        host_form = HostForm(request.POST, prefix="host", environments=manageable, credentials=credentials,
+                             sites=sites)
         if host_form.is_valid():
             host = attempt(request, services.create_host, actor(request), form=host_form, success="Host added.",
                            **host_form.cleaned_data)
@@ -40,7 +42,7 @@ def hosts(request):
     page = paginate(request, filterset.qs if filterset.is_valid() else queryset.none())
     return render(request, "inventory/hosts.html", {
         "page": page, "filterset": filterset, "can_manage": manageable.exists(), "host_form": host_form,
-        "import_form": import_form})
+        "import_form": import_form, "sees_sites": can(request.user, Action.VIEW)})
 
 
 def _import(request, form):
@@ -134,7 +136,7 @@ def latest_compliance(hosts_queryset):
 
 @login_required
 def host_detail(request, pk):
-    host = get_object_or_404(restrict(Host.objects.select_related("environment", "credential"), request.user,
+    host = get_object_or_404(restrict(Host.objects.select_related("environment", "credential", "site"), request.user,
                                       Action.VIEW), pk=pk)
     compliance = sorted(latest_compliance(Host.objects.filter(pk=host.pk)).values(), key=lambda r: r.name)
     # The jobs on this host come from the jobs app's template tag (object_jobs): jobs sit above inventory.
@@ -144,6 +146,58 @@ def host_detail(request, pk):
         "can_manage": can(request.user, Action.MANAGE, host.environment),
     }
     return render(request, "inventory/host_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def host_edit(request, pk):
+    """Change a host: where it is reached, its credential, its site (and so its jobs' queue)."""
+    host = get_object_or_404(restrict(Host.objects.all(), request.user, Action.VIEW), pk=pk)
+    require_manage(request.user, host)
+    form = HostForm(request.POST or None, environments=restrict(Environment.objects.all(), request.user, Action.MANAGE),
+                    credentials=restrict(Credential.objects.all(), request.user, Action.MANAGE),
+                    sites=restrict(Site.objects.all(), request.user, Action.VIEW),
+                    # The instance only for validation (its own name is no clash); the service re-reads it.
+                    instance=Host.objects.get(pk=host.pk), initial={"tags": ", ".join(host.tags)})
+    return form_page(request, form, services.update_host, obj=host, what="host",
+                     back=reverse("inventory:host", args=[host.pk]), done=reverse("inventory:host", args=[host.pk]))
+
+
+@login_required
+def sites(request):
+    """Sites and their queues; administrators of all environments add, change and remove them."""
+    form = SiteForm(request.POST or None)
+    can_manage = can(request.user, Action.MANAGE)  # global objects: administrators of all environments
+    if request.method == "POST":
+        require_manage(request.user, Site())
+        if form.is_valid() and attempt(request, services.create_site, actor(request), form=form,
+                                       success="Site added.", **form.cleaned_data):
+            return redirect("inventory:sites")
+    items = restrict(Site.objects.annotate(host_count=Count("hosts")), request.user, Action.VIEW)
+    return render(request, "inventory/sites.html", {"sites": items, "form": form, "can_manage": can_manage})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def site_edit(request, pk):
+    site = get_object_or_404(restrict(Site.objects.all(), request.user, Action.VIEW), pk=pk)
+    require_manage(request.user, site)
+    form = SiteForm(request.POST or None, instance=Site.objects.get(pk=site.pk))  # a copy: the service re-reads
+    return form_page(request, form, services.update_site, obj=site, what="site",
+                     intro="Renaming a site moves its hosts' next jobs to the new queue site.<name>: start workers "
+                           "on it first. Jobs already queued keep their queue.",
+                     back=reverse("inventory:sites"), done=reverse("inventory:sites"),
+                     delete_url=reverse("inventory:site_delete", args=[site.pk]))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def site_delete(request, pk):
+    site = get_object_or_404(restrict(Site.objects.all(), request.user, Action.VIEW), pk=pk)
+    hosts = list(site.hosts.order_by("name").values_list("name", flat=True)[:20])
+    consequences = [f"nothing while hosts are on it: {', '.join(hosts)} (move them first)"] if hosts else []
+    return confirm_delete(request, site, services.delete_site, what="site", done=reverse("inventory:sites"),
+                          back=reverse("inventory:sites"), consequences=consequences)
 
 
 @login_required

@@ -17,6 +17,7 @@ from ops_portal.approvals.services import withdraw
 from ops_portal.audit.services import record
 from ops_portal.core import targets as target_kinds
 from ops_portal.core.errors import StateConflict
+from ops_portal.inventory.models import site_queue
 
 from . import actions, params, tools
 from . import strategy as strategies
@@ -26,6 +27,7 @@ from .lifecycle import enqueue, plan_hash, plan_targets, publish_job, stored_par
 from .models import Job, JobTarget, JobTemplate
 
 MAX_TARGETS = 5000
+DEFAULT_QUEUE = "default"
 User = get_user_model()
 
 
@@ -56,12 +58,36 @@ def check_local_targets(actor, targets, template=None, schedule=None):
                                    f"({', '.join(local[:5])}); {who} is not one.")
 
 
+def route(targets, queue=None):
+    """The Celery queue a job's plan is frozen with: the queue its template names (anything but
+    the default), else its targets' site's queue (`site.<name>`), else the default queue. Targets
+    on several sites (or some on none) are refused, naming the sites: a job is never split
+    silently (slicing per site is future work)."""
+    if queue and queue != DEFAULT_QUEUE:
+        return queue
+    by_kind = {}
+    for target in targets:
+        by_kind.setdefault(target["kind"], []).append(target["ref_id"])
+    counts = {}
+    for kind_name, ref_ids in by_kind.items():
+        for site in target_kinds.get(kind_name).sites(ref_ids).values():
+            counts[site] = counts.get(site, 0) + 1
+    if len(counts) > 1:
+        spread = ", ".join(f"{count} on {'no site' if site is None else 'site ' + site}"
+                           for site, count in sorted(counts.items(), key=lambda item: (item[0] is None, item[0] or "")))
+        raise ValidationError({"selector": [f"The targets span several sites ({spread}): a job runs on one site's "
+                                            f"workers, so launch one job per site (narrow the selector)."]})
+    site = next(iter(counts), None)
+    return DEFAULT_QUEUE if site is None else site_queue(site)
+
+
 def create_job(actor, *, environment, spec, public, secret, targets, strategy, name, template=None,
-               timeout_seconds=3600, target_timeout_seconds=None, queue="default", emergency=False,
+               timeout_seconds=3600, target_timeout_seconds=None, queue=None, emergency=False,
                emergency_reason="", not_before=None, relaunch_of=None, schedule=None, standing_approval=None,
                approval=None):
     """Freeze and store the plan, audit the launch, gate it and queue it (on commit). `approval`: an
-    approvals Requirement the launcher adds to the environment's policies (the strictest wins)."""
+    approvals Requirement the launcher adds to the environment's policies (the strictest wins);
+    `queue`: one the template names, or None (or "default") to route by the targets' site."""
     if not targets:
         raise ValidationError({"selector": ["The selector matches no enabled target in this environment."]})
     targets, excluded = tools.split(spec, targets)
@@ -77,6 +103,7 @@ def create_job(actor, *, environment, spec, public, secret, targets, strategy, n
         public = spec.freeze(dict(public), environment)
     if len(targets) > MAX_TARGETS:
         raise ValidationError({"selector": [f"At most {MAX_TARGETS} targets per job."]})
+    queue = route(targets, queue)
     timeouts = {"job": timeout_seconds, "target": target_timeout_seconds}
     now = timezone.now()
     job = Job(
@@ -104,7 +131,7 @@ def create_job(actor, *, environment, spec, public, secret, targets, strategy, n
     ])
     record(actor, "job.relaunch" if relaunch_of else "job.launch", job, after={
         "action": spec.name, "params": job.params, "targets": [t["name"] for t in targets[:200]],
-        "target_count": len(targets), "strategy": strategy, "plan_hash": job.plan_hash,
+        "target_count": len(targets), "strategy": strategy, "plan_hash": job.plan_hash, "queue": queue,
         "template": template.name if template else None, "relaunch_of": relaunch_of.pk if relaunch_of else None,
         **({"excluded": excluded[:200]} if excluded else {}),
     })
@@ -222,7 +249,8 @@ def relaunch(actor, job):
         return create_job(
             actor, environment=job.environment, spec=spec, public=public, secret=secret, targets=targets,
             strategy=job.strategy, name=job.name, template=job.template, timeout_seconds=job.timeout_seconds,
-            target_timeout_seconds=job.target_timeout_seconds, queue=job.queue, relaunch_of=job,
+            target_timeout_seconds=job.target_timeout_seconds, relaunch_of=job,
+            queue=job.template.queue if job.template else None,  # re-routed: a host may have moved site
         )
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from ops_portal.core import heartbeat
+from ops_portal.inventory.models import site_of_queue
 
 from .choices import JobState, TargetState, WaitingKind
 from .models import JobTarget
@@ -81,6 +82,10 @@ def why_waiting(job, approvals=()):
     except (RedisError, OSError):  # Redis down: say so rather than fail the page
         return "Cannot tell whether a worker is alive: Redis does not answer."
     if not takers:
+        site = site_of_queue(job.queue)
+        if site is not None:
+            return (f"No worker for site {site}: it runs as soon as a worker takes queue {job.queue} "
+                    f"(celery worker -Q {job.queue}).")
         return (f"No worker is alive to take it (queue {job.queue}): it runs as soon as one starts."
                 if job.queue == "default" else
                 f"No worker is alive on queue {job.queue}: it runs as soon as one takes that queue.")

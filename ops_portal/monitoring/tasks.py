@@ -8,15 +8,15 @@ from celery import shared_task
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from ops_portal.accounts.models import Environment
 from ops_portal.core.choices import Source
 from ops_portal.core.context import Actor
-from ops_portal.inventory.models import Host
+from ops_portal.inventory.models import site_queue
 from ops_portal.jobs.choices import ACTIVE_STATES
-from ops_portal.jobs.launch import launch_adhoc
+from ops_portal.jobs.launch import DEFAULT_QUEUE, launch_adhoc
 from ops_portal.jobs.models import Job
+from ops_portal.jobs.system import site_selectors
 
-from . import metrics
+from . import metrics, site_workers
 from .choices import COLLECT_ACTION
 from .evaluation import evaluate as evaluate_rules
 
@@ -39,24 +39,33 @@ def rollup(raw_hours=None, five_minute_days=None, hourly_days=None):
 
 @shared_task(name="monitoring.collect_metrics", ignore_result=True)
 def collect_metrics(parallel=50, timeout_seconds=300):
-    """Launch one metrics job per environment with enabled hosts, unless its previous one is
-    still queued or running (collection never piles up behind a slow fleet)."""
+    """Launch one metrics job per environment and site with enabled hosts (a job runs on one
+    site's workers), unless its previous one is still queued or running (collection never piles
+    up behind a slow fleet)."""
     actor = Actor.system(Source.SCHEDULE)
     busy = set(Job.objects.system().filter(action=COLLECT_ACTION, state__in=ACTIVE_STATES)
-               .values_list("environment_id", flat=True))
-    wanted = Host.objects.filter(enabled=True).exclude(environment_id__in=busy).values("environment_id")
+               .values_list("environment_id", "queue"))
     launched = []
-    for environment in Environment.objects.filter(pk__in=wanted).order_by("name"):
+    for environment, site, selector in site_selectors():
+        if (environment.pk, DEFAULT_QUEUE if site is None else site_queue(site)) in busy:
+            continue
         try:
             job = launch_adhoc(
-                actor, environment=environment, action=COLLECT_ACTION, values={}, selector={"all": True},
-                strategy={"kind": "parallel", "limit": parallel}, name=f"Collect metrics ({environment.name})",
+                actor, environment=environment, action=COLLECT_ACTION, values={}, selector=selector,
+                strategy={"kind": "parallel", "limit": parallel},
+                name=f"Collect metrics ({environment.name}{', ' + site if site else ''})",
                 timeout_seconds=timeout_seconds, target_timeout_seconds=120, predefined=True)
-        except (ValidationError, PermissionDenied) as exc:  # hosts went away meanwhile
-            log.info("no metrics job in %s: %s", environment, exc)
+        except (ValidationError, PermissionDenied) as exc:  # hosts went away or moved meanwhile
+            log.info("no metrics job in %s (site %s): %s", environment, site, exc)
             continue
         launched.append(job.pk)
     return launched
+
+
+@shared_task(name="monitoring.site_workers", ignore_result=True)
+def check_site_workers():
+    """Alert on sites whose jobs wait with no worker; resolve when one takes the site's queue."""
+    return site_workers.check()
 
 
 @shared_task(name="monitoring.prune_jobs", ignore_result=True)

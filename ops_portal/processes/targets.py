@@ -22,7 +22,7 @@ from django.urls import reverse
 from ops_portal.core import targets
 from ops_portal.inventory.choices import Transport
 from ops_portal.inventory.models import Host
-from ops_portal.inventory.targets import host_fingerprint
+from ops_portal.inventory.targets import host_fingerprint, sites_by
 
 from .models import Process
 
@@ -82,6 +82,10 @@ class ProcessKind(targets.TargetKind):
 
     def _queryset(self):
         return Process.objects.select_related("host__credential")
+
+    def sites(self, ref_ids):
+        """Where the processs' hosts are: their jobs run on those sites' workers."""
+        return sites_by(Process, "host__site__name", ref_ids)
 
     def load(self, ref_ids):
         return self._queryset().in_bulk(list(ref_ids))

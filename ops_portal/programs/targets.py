@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from ops_portal.core import targets
 from ops_portal.inventory.choices import Transport
-from ops_portal.inventory.targets import host_fingerprint
+from ops_portal.inventory.targets import host_fingerprint, sites_by
 
 from .choices import Manager
 from .models import Program
@@ -56,6 +56,10 @@ class ProgramKind(targets.TargetKind):
         if selector.get("pattern"):
             programs = [p for p in programs if fnmatch.fnmatchcase(p.name, selector["pattern"])]
         return programs
+
+    def sites(self, ref_ids):
+        """Where the programs' hosts are: their jobs run on those sites' workers."""
+        return sites_by(Program, "host__site__name", ref_ids)
 
     def load(self, ref_ids):
         return Program.objects.select_related("host__credential", "host__environment").in_bulk(list(ref_ids))

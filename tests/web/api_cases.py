@@ -177,6 +177,21 @@ class HostCase(Case):
         return {"tags": ["db"]}
 
 
+class SiteCase(Case):
+    basename = "site"
+    scope = GLOBAL
+    audit_prefix = "site"
+
+    def make(self, environment, owner=None):
+        return factories.site()
+
+    def create_payload(self, environment):
+        return {"name": "paris-dc2", "description": "second room"}
+
+    def update_payload(self, obj):
+        return {"description": "changed"}
+
+
 class ArtifactCase(Case):
     basename = "artifact"
     audit_prefix = "artifact"
@@ -408,7 +423,7 @@ class DriftReportCase(Case):
 
 
 CASES = [EnvironmentCase(), TeamCase(), RoleBindingCase(), UserCase(), TokenCase(), AuditCase(),
-         CredentialCase(), HostGroupCase(), HostCase(), ArtifactCase(),
+         CredentialCase(), HostGroupCase(), HostCase(), SiteCase(), ArtifactCase(),
          JobTemplateCase(), JobCase(), FreezeWindowCase(), MaintenanceWindowCase(), JobScheduleCase(),
          SystemScheduleCase(), ApprovalPolicyCase(), ApprovalRequestCase(),
          NotificationChannelCase(), DeliveryCase(), ConfigTemplateCase(), DriftReportCase()]

@@ -86,7 +86,8 @@ def world(in_process):
     team = factories.team("ops", members=[other])
     credential = factories.credential(env, "deploy-key")
     group = factories.host_group(env, "web", variables={"port": 80})
-    host = factories.host(env, "web-1", address="10.0.0.5", credential=credential, variables={"a": 1})
+    site = factories.site("paris")
+    host = factories.host(env, "web-1", address="10.0.0.5", credential=credential, variables={"a": 1}, site=site)
     host.groups.set([group])
     template = JobTemplate.objects.create(name="uptime", environment=env, action="host.command",
                                           selector={"kind": "host", "names": ["web-1"]},
@@ -146,6 +147,7 @@ def world(in_process):
 
     ids = {"environments": env.pk, "users": other.pk, "teams": team.pk, "role-bindings": binding.pk,
            "tokens": token.pk, "credentials": credential.pk, "host-groups": group.pk, "hosts": host.pk,
+           "sites": site.pk,
            "artifacts": artifact.pk, "job-templates": template.pk, "jobs": job.pk, "schedules": schedule.pk,
            "freezes": freeze.pk, "maintenance-windows": window.pk, "approval-policies": policy.pk,
            "approvals": request.pk, "alert-rules": rule.pk, "alerts": alert.pk, "config-templates": config.pk,

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 # all, whichever needs more: session, user, role bindings, count, rows, their relations, the
 # page's forms), and a name each shows from the newest rows.
 PINNED = {
-    "/hosts/": (11, "host-{r}-1"),
+    "/hosts/": (12, "host-{r}-1"),  # 12th: the add-host form's site choices
     "/api/hosts/?limit=1000": (7, "host-{r}-1"),
     "/containers/": (8, "c-{r}-1"),
     "/api/containers/?limit=1000": (5, "c-{r}-1"),

@@ -3,12 +3,21 @@ from rest_framework import serializers
 from ops_portal.accounts.models import Environment
 from ops_portal.core.api.fields import VisibleSlugRelatedField
 
-from ..models import Artifact, Credential, Host, HostGroup
+from ..models import Artifact, Credential, Host, HostGroup, Site
 
 
 class EnvironmentField(VisibleSlugRelatedField):
     def __init__(self, **kwargs):
         super().__init__(slug_field="name", queryset=Environment.objects.all(), **kwargs)
+
+
+class SiteSerializer(serializers.ModelSerializer):
+    queue = serializers.CharField(read_only=True, help_text="The Celery queue of the site's workers.")
+
+    class Meta:
+        model = Site
+        fields = ["id", "name", "description", "queue", "created"]
+        read_only_fields = ["created"]
 
 
 class CredentialSerializer(serializers.ModelSerializer):
@@ -54,10 +63,12 @@ class HostSerializer(serializers.ModelSerializer):
                                               required=False, allow_null=True)
     groups = VisibleSlugRelatedField(slug_field="name", queryset=HostGroup.objects.all(), many=True,
                                           required=False)
+    site = VisibleSlugRelatedField(slug_field="name", queryset=Site.objects.all(), required=False, allow_null=True,
+                                   help_text="Where the host is: its jobs run on the workers of queue site.<name>.")
 
     class Meta:
         model = Host
-        fields = ["id", "name", "address", "port", "username", "transport", "environment", "credential",
+        fields = ["id", "name", "address", "port", "username", "transport", "environment", "credential", "site",
                   "groups", "tags", "variables", "enabled", "host_key", "offered_host_key", "reachability",
                   "last_seen", "last_error", "created", "updated"]
         read_only_fields = ["offered_host_key", "reachability", "last_seen", "last_error", "created", "updated"]
@@ -86,6 +97,7 @@ class HostSerializer(serializers.ModelSerializer):
             "id": host.pk, "name": host.name, "address": host.address, "port": host.port,
             "username": host.username, "transport": host.transport, "environment": host.environment.name,
             "credential": host.credential.name if host.credential_id else None,
+            "site": host.site.name if host.site_id else None,
             "groups": [group.name for group in groups],
             "tags": host.tags, "variables": host.variables,
             "enabled": host.enabled, "host_key": host.host_key, "offered_host_key": host.offered_host_key,

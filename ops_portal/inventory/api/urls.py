@@ -7,6 +7,7 @@ from . import views
 router.register("credentials", views.CredentialViewSet)
 router.register("host-groups", views.HostGroupViewSet)
 router.register("hosts", views.HostViewSet)
+router.register("sites", views.SiteViewSet)
 router.register("artifacts", views.ArtifactViewSet)
 
 urlpatterns = [

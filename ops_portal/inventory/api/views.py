@@ -15,9 +15,29 @@ from ops_portal.core.api.viewsets import PortalViewSet, ServiceModelViewSet
 from ops_portal.core.context import Actor
 
 from .. import services, transfer
-from ..filtersets import CredentialFilterSet, HostFilterSet, HostGroupFilterSet
-from ..models import Artifact, Credential, Host, HostGroup, hosts_for_lists
+from ..filtersets import CredentialFilterSet, HostFilterSet, HostGroupFilterSet, SiteFilterSet
+from ..models import Artifact, Credential, Host, HostGroup, Site, hosts_for_lists
 from . import serializers as s
+
+
+class SiteViewSet(ServiceModelViewSet):
+    """Sites (locations, network zones): a job whose targets are on one site runs on the workers of
+    its queue `site.<name>`. Global: administrators of all environments manage them."""
+
+    queryset = Site.objects.all()
+    create_needs_everywhere = True
+    serializer_class = s.SiteSerializer
+    filterset_class = SiteFilterSet
+    ordering_fields = ["name", "created"]
+
+    def perform_create(self, serializer):
+        return services.create_site(self.actor, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        return services.update_site(self.actor, serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.delete_site(self.actor, instance)
 
 
 class CredentialViewSet(ServiceModelViewSet):
@@ -64,7 +84,7 @@ class HostGroupViewSet(ServiceModelViewSet):
 
 
 class HostViewSet(ServiceModelViewSet):
-    queryset = Host.objects.select_related("environment", "credential").prefetch_related("groups")
+    queryset = Host.objects.select_related("environment", "credential", "site").prefetch_related("groups")
     serializer_class = s.HostSerializer
     filterset_class = HostFilterSet
     ordering_fields = ["name", "created", "last_seen"]
