@@ -5,7 +5,7 @@
   "use strict";
 
   var NARROW = window.matchMedia("(max-width: 720px)");
-  var SCROLLERS = ".table-scroll, .scroll, .scroll-x";
+  var SCROLLERS = ".scroll, .scroll-x";
 
   function navigationMenu() {
     var toggle = document.getElementById("nav-toggle");
@@ -47,7 +47,7 @@
     Array.prototype.forEach.call(tables, function (table) {
       if (!table.parentElement || table.parentElement.closest(SCROLLERS)) { return; }
       var box = document.createElement("div");
-      box.className = "table-scroll";
+      box.className = "scroll";
       table.parentElement.insertBefore(box, table);
       box.appendChild(table);
     });
