@@ -25,7 +25,7 @@ from ops_portal.processes import store as process_store
 from ops_portal.programs import services as programs
 from tests import factories
 from tests.browser.helpers import sign_in
-from tests.helpers import ROOT, act, person
+from tests.helpers import ROOT, act, person, wait_until
 from tests.jobs.helpers import launch, wait_job
 from tests.processes.helpers import proc, snapshot
 
@@ -279,3 +279,17 @@ def test_on_laptops_and_tablets_every_section_shows_without_a_menu_button(page, 
         assert not page.locator("#nav-toggle").is_visible(), width
         assert _outside_viewport(page, "nav.sections a, #sign-out") == [], width
         assert _overflow(page) <= 0, width
+
+
+def test_a_job_finishing_while_its_page_is_open_is_read_out_by_the_live_region(page, live_web, live_worker):
+    env = factories.environment("staging")
+    factories.host(env, "app-1", transport=Transport.LOCAL)
+    user = person(env, Role.OPERATOR, "otto")
+    job = launch(act(user), env, "sleep 3; echo done")
+    sign_in(page, live_web.url, "otto")
+    page.goto(f"{live_web.url}/jobs/{job.pk}/")
+    announcer = page.locator("#announcer")
+    assert announcer.get_attribute("aria-live") == "polite"
+    page.wait_for_selector(".js-state .badge[data-state=succeeded]", timeout=30000)
+    wait_until(lambda: "Succeeded" in announcer.inner_text(), 15, "the announcement")
+    assert announcer.inner_text() == "Job Succeeded: 1 ok, 0 failed of 1 target"
