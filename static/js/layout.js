@@ -96,9 +96,17 @@
     markScrollable();
     window.addEventListener("resize", markSoon);
     document.addEventListener("toggle", markSoon, true);  // <details> opening shows its tables
-    document.body.addEventListener("htmx:load", function (event) { wrapTables(event.detail.elt); markSoon(); });
+    /* Wrap tables that arrive later (htmx swaps, scripts) in the microtask after they are added,
+       before the browser lays them out: an htmx:load handler would leave them bare until settle. */
+    new MutationObserver(function (records) {
+      records.forEach(function (record) {
+        Array.prototype.forEach.call(record.addedNodes, function (node) {
+          if (node.nodeType === 1 && !node.closest(".log")) { wrapTables(node); }  // log rows: never tables
+        });
+      });
+      markSoon();
+    }).observe(document.body, { childList: true, subtree: true });
     announceChanges(true);
     document.body.addEventListener("htmx:afterSettle", function () { markSoon(); announceChanges(false); });
-    document.addEventListener("portal:tables", function () { wrapTables(document.body); markSoon(); });
   });
 })();
