@@ -29,18 +29,23 @@
   function start() {
     if (!parts(document).length || !window.OpsPortal || !window.OpsPortal.socket) { return; }
     var timer = null;
+    function reloadSoon(delay) {
+      if (timer) { return; }
+      timer = window.setTimeout(function () {
+        timer = null;
+        reload();
+      }, delay);
+    }
+    /* A scan stored between the page's rendering and the (re)subscription is announced to nobody:
+       read the live parts again once the server confirms the subscription. */
     window.OpsPortal.socket.subscribe("processes", {}, function (items) {
       var relevant = parts(document).some(function (part) {
         return items.some(function (item) {
           return part.dataset.liveScope === "fleet" || String(item.host) === part.dataset.host;
         });
       });
-      if (!relevant || timer) { return; }
-      timer = window.setTimeout(function () {
-        timer = null;
-        reload();
-      }, DEBOUNCE_MS);
-    });
+      if (relevant) { reloadSoon(DEBOUNCE_MS); }
+    }, { onSubscribed: function () { reloadSoon(0); } });
   }
 
   if (window.OpsPortal && window.OpsPortal.socket) { start(); }
