@@ -5,7 +5,7 @@
   "use strict";
 
   var NARROW = window.matchMedia("(max-width: 720px)");
-  var SCROLLERS = ".scroll, .scroll-x";
+  var SCROLLERS = ".scroll, .scroll-x, pre";  // pre: logs and structured values scroll too
 
   function navigationMenu() {
     var toggle = document.getElementById("nav-toggle");
@@ -57,7 +57,7 @@
      fits gives back what this added, so it is no extra stop for the Tab key. */
   function markScrollable() {
     document.querySelectorAll(SCROLLERS).forEach(function (box) {
-      var overflowing = box.scrollWidth > box.clientWidth + 1;
+      var overflowing = box.scrollWidth > box.clientWidth + 1 || box.scrollHeight > box.clientHeight + 1;
       if (overflowing && !box.hasAttribute("tabindex")) {
         box.tabIndex = 0;
         box.dataset.scrollFocus = "1";
