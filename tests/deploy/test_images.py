@@ -102,12 +102,16 @@ def test_the_probe_follows_this_containers_heartbeats_in_redis(probe, monkeypatc
     for key in client.scan_iter(match=portal_redis.key("heartbeat", "*")):
         client.delete(key)
     assert [probe.main(["portal-probe", kind]) for kind in ("worker", "beat", "watcher")] == [1, 1, 1]
-    heartbeat.beat_once("worker", f"worker@{socket.gethostname()}")
-    heartbeat.beat_once("watcher", "watcher@another-container")
-    heartbeat.beat_once("beat", "beat")
-    # worker and watcher: only this container's counts; beat: any.
-    assert [probe.main(["portal-probe", kind]) for kind in ("worker", "beat", "watcher")] == [0, 0, 1]
-    assert probe.main(["portal-probe", "nonsense"]) == 2
+    made = [("worker", f"worker@{socket.gethostname()}"), ("watcher", "watcher@another-container"), ("beat", "beat")]
+    for kind, name in made:
+        heartbeat.beat_once(kind, name)
+    try:
+        # worker and watcher: only this container's counts; beat: any.
+        assert [probe.main(["portal-probe", kind]) for kind in ("worker", "beat", "watcher")] == [0, 0, 1]
+        assert probe.main(["portal-probe", "nonsense"]) == 2
+    finally:  # a worker beating without queues would take every queue for later tests
+        for kind, name in made:
+            heartbeat.forget(kind, name)
 
 
 def test_the_probe_says_unhealthy_when_redis_does_not_answer(probe, monkeypatch):
