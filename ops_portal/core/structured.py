@@ -15,7 +15,7 @@ from django.utils.safestring import mark_safe
 FORMATS = ("json", "yaml")
 # Long runs of unchanged lines in a diff are cut to this many lines of context on each side.
 CONTEXT = 3
-_PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./@+-]*( [A-Za-z0-9_./@+()-]+)*$")
+_PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./@+-]*( [A-Za-z0-9_./@+()-]+)*\Z")
 _YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "none", "~", "y", "n"}
 
 
