@@ -9,7 +9,6 @@ schedulers.ansible, Ansible's lines streamed under the host they are about, a ho
 unreachability failing that target as soon as Ansible reports it, the others ending with the
 play's counts. The template's own typed parameters become extra vars (data: never templated).
 """
-from django.core.exceptions import ValidationError
 
 from ops_portal.inventory.choices import Transport
 from ops_portal.inventory.models import Host, HostGroup
@@ -43,28 +42,20 @@ OWN = {d["name"] for d in PARAMETERS}
 
 def freeze(public, environment):
     """Check what the parameters name and pin the project's synced revision into the plan."""
-    errors = []
-    project = Project.objects.filter(environment=environment, name=public.get("project")).first()
-    if project is None:
-        errors.append(f"project: no project {public.get('project')} in {environment}.")
-    elif not public.get("revision") and not project.revision:
-        errors.append(f"project: project {project.name} has not been synced yet: sync it first.")
-    if not ansible.PLAYBOOK.match(public.get("playbook") or ""):
-        errors.append("playbook: give a relative .yml or .yaml path inside the project (no leading /, no ..).")
-    for name in ("tags", "skip_tags"):
+    def check(errors):
+        if not ansible.PLAYBOOK.match(public.get("playbook") or ""):
+            errors.append("playbook: give a relative .yml or .yaml path inside the project (no leading /, no ..).")
+        for name in ("tags", "skip_tags"):
+            try:
+                ansible.check_tags(_split(public.get(name)))
+            except BackendError as exc:
+                errors.append(f"{name}: {exc}.")
         try:
-            ansible.check_tags(_split(public.get(name)))
+            ansible.check_limit(public.get("limit") or "")
         except BackendError as exc:
-            errors.append(f"{name}: {exc}.")
-    try:
-        ansible.check_limit(public.get("limit") or "")
-    except BackendError as exc:
-        errors.append(f"limit: {exc}.")
-    if errors:
-        raise ValidationError({"parameters": errors})
-    if not public.get("revision"):
-        public["revision"] = project.revision
-    return public
+            errors.append(f"limit: {exc}.")
+
+    return projects.freeze_launch(public, environment, check)
 
 
 def _split(text):

@@ -114,3 +114,22 @@ def checkout(project, revision) -> Path:
     Raises sources.UnknownRevision (a BackendError: it fails the job's target with its message)
     when the revision was never synced. Safe to call from several threads and processes."""
     return sources.checkout(root(project.pk), revision, git=project.kind == ProjectKind.GIT)
+
+
+def freeze_launch(public, environment, check):
+    """The launch check of an action that runs a project's files: the project named by the parameters
+    (in the job's environment) must exist and have been synced, `check(errors)` appends the action's own
+    refusals; then the synced revision is written into the plan unless one was given, so an approval and
+    a relaunch cover exactly that revision. Refusals are one ValidationError on the parameters."""
+    errors = []
+    project = Project.objects.filter(environment=environment, name=public.get("project")).first()
+    if project is None:
+        errors.append(f"project: no project {public.get('project')} in {environment}.")
+    elif not public.get("revision") and not project.revision:
+        errors.append(f"project: project {project.name} has not been synced yet: sync it first.")
+    check(errors)
+    if errors:
+        raise ValidationError({"parameters": errors})
+    if not public.get("revision"):
+        public["revision"] = project.revision
+    return public

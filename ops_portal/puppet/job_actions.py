@@ -10,7 +10,6 @@
 Hosts whose facts lack puppet are left out of the plan with the reason (ActionSpec.host_check); a
 host that lost puppet since fails with a plain reason before anything runs.
 """
-from django.core.exceptions import ValidationError
 
 from ops_portal.inventory import services as inventory
 from ops_portal.inventory.targets import HOSTS
@@ -33,21 +32,13 @@ def freeze(public, environment):
     """At launch: the project (by name, in the job's environment) must have been synced and the manifest
     path must stay inside it; the project's synced revision is written into the plan unless one was
     given, so an approval and a relaunch cover exactly that revision."""
-    errors = []
-    project = Project.objects.filter(environment=environment, name=public.get("project")).first()
-    if project is None:
-        errors.append(f"project: no project {public.get('project')} in {environment}.")
-    elif not public.get("revision") and not project.revision:
-        errors.append(f"project: project {project.name} has not been synced yet: sync it first.")
-    try:
-        puppet.manifest_path(public.get("manifest"))
-    except ValueError as exc:
-        errors.append(f"manifest: {exc}.")
-    if errors:
-        raise ValidationError({"parameters": errors})
-    if not public.get("revision"):
-        public["revision"] = project.revision
-    return public
+    def check(errors):
+        try:
+            puppet.manifest_path(public.get("manifest"))
+        except ValueError as exc:
+            errors.append(f"manifest: {exc}.")
+
+    return projects.freeze_launch(public, environment, check)
 
 
 def prepare_project(runner):
