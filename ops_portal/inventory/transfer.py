@@ -12,49 +12,55 @@ from ops_portal.audit.services import record
 
 from . import services
 from .choices import Transport
-from .models import Credential, Host, HostGroup
+from .models import Credential, Host, HostGroup, Site
 
 CSV_COLUMNS = ["name", "address", "port", "username", "environment", "credential", "groups", "tags", "variables",
-               "transport", "enabled"]
+               "transport", "enabled", "site"]
 MAX_ROWS = 5000
 # What says how Ansible reaches a host: written from the host's fields, never from its variables.
 CONNECTION_VARS = {"ansible_host", "ansible_port", "ansible_user", "ansible_connection"}
+# The portal's own fields in an Ansible inventory, written from the host, never from its variables.
+PORTAL_VARS = {"opsportal_tags", "opsportal_site"}
 
 
 def export_csv(hosts):
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
     writer.writeheader()
-    for host in hosts.select_related("environment", "credential").prefetch_related("groups"):
+    for host in hosts.select_related("environment", "credential", "site").prefetch_related("groups"):
         writer.writerow({
             "name": host.name, "address": host.address, "port": host.port, "username": host.username,
             "environment": host.environment.name, "credential": host.credential.name if host.credential else "",
             "groups": ";".join(sorted(g.name for g in host.groups.all())), "tags": ";".join(host.tags),
             "variables": json.dumps(host.variables, sort_keys=True) if host.variables else "",
             "transport": host.transport, "enabled": "true" if host.enabled else "false",
+            "site": host.site.name if host.site else "",
         })
     return buffer.getvalue()
 
 
 def _ansible_entry(host):
     """A host's variables in an Ansible inventory: how Ansible reaches it, then its own variables
-    (which may not replace those), and its portal tags."""
-    entry = {k: v for k, v in host.variables.items() if k not in CONNECTION_VARS}
+    (which may not replace those), and its portal tags and site."""
+    entry = {k: v for k, v in host.variables.items() if k not in CONNECTION_VARS | PORTAL_VARS}
     if host.transport == Transport.LOCAL:  # the portal's own machine: no SSH to it
         entry.update(ansible_connection="local", ansible_host=host.address)
     else:
         entry.update(ansible_host=host.address, ansible_port=host.port, ansible_user=host.login_user)
     if host.tags:
         entry["opsportal_tags"] = list(host.tags)
+    if host.site is not None:
+        entry["opsportal_site"] = host.site.name
     return entry
 
 
 def export_ansible(hosts):
     """An Ansible YAML inventory (`ansible-inventory -i FILE --list` reads it): groups with their
     variables, hosts with connection variables (`ansible_connection: local` for the portal's own
-    machine), variables and tags (`opsportal_tags`). parse_ansible reads it back unchanged."""
+    machine), variables, tags (`opsportal_tags`) and site (`opsportal_site`). parse_ansible reads it
+    back unchanged."""
     inventory = {"all": {"hosts": {}, "children": {}}}
-    for host in hosts.select_related("environment", "credential").prefetch_related("groups"):
+    for host in hosts.select_related("environment", "credential", "site").prefetch_related("groups"):
         entry = _ansible_entry(host)
         groups = list(host.groups.all())
         if not groups:
@@ -97,6 +103,8 @@ def parse_csv(text, default_environment=None):
                 "variables": variables, "transport": (row.get("transport") or "ssh").strip(),
                 "enabled": _bool(row.get("enabled", ""), number), "line": number,
             })
+            if "site" in (reader.fieldnames or []):  # without the column, an update keeps the host's site
+                rows[-1]["site"] = (row.get("site") or "").strip()
         except (ValueError, TypeError) as exc:
             errors.append(f"line {number}: {exc}")
     if errors:
@@ -125,6 +133,8 @@ def parse_ansible(text, environment):
             entry["port"] = int(values.pop("ansible_port", 22))
             entry["username"] = str(values.pop("ansible_user", ""))
             entry["tags"] = list(values.pop("opsportal_tags", []))
+            if "opsportal_site" in values:  # without it, an update keeps the host's site
+                entry["site"] = str(values.pop("opsportal_site") or "")
             connection = values.pop("ansible_connection", "ssh")
             if connection not in ("ssh", "local"):
                 raise ValueError(f"host {host_name}: ansible_connection {connection!r} is not ssh or local")
@@ -151,6 +161,7 @@ def apply_import(actor, rows, group_vars, *, update_existing=False, credential_n
     errors, created, updated = [], 0, 0
     with transaction.atomic():
         environments = {e.name: e for e in Environment.objects.all()}
+        sites = {s.name: s for s in Site.objects.all()}
         for row in rows:
             where = f"line {row['line']}" if isinstance(row["line"], int) else f"host {row['line']}"
             environment = environments.get(row["environment"])
@@ -178,6 +189,12 @@ def apply_import(actor, rows, group_vars, *, update_existing=False, credential_n
             fields = {"address": row["address"], "port": row["port"], "username": row["username"],
                       "environment": environment, "credential": credential, "tags": row["tags"],
                       "variables": row["variables"], "transport": row["transport"], "enabled": row["enabled"]}
+            if "site" in row:
+                if row["site"] and row["site"] not in sites:
+                    errors.append(f"{where}: no site {row['site']!r} (administrators of all environments add "
+                                  "sites on the Sites page)")
+                    continue
+                fields["site"] = sites.get(row["site"])
             existing = Host.objects.filter(name=row["name"]).first()
             try:
                 if existing is None:

@@ -133,3 +133,42 @@ def test_register_fleet_adds_hosts_with_pinned_keys_once(tmp_path, db):
     assert set(hosts) == {"host-1", "host-2"}
     assert hosts["host-2"].port == 32802 and hosts["host-2"].host_key == "ssh-ed25519 AAAA2"
     assert hosts["host-1"].tags == ["fleet"] and hosts["host-1"].environment.name == "staging"
+
+
+def test_sites_round_trip_through_csv_and_ansible_exports(api, admin, envs):
+    paris = factories.site("paris")
+    factories.host(envs[0], "near", address="10.0.0.1", site=paris)
+    factories.host(envs[0], "nowhere", address="10.0.0.2")
+    api.force_authenticate(admin)
+    exported = yaml.safe_load(api.get("/api/inventory/export/", {"file_format": "ansible"}).content)
+    assert exported["all"]["hosts"]["near"]["opsportal_site"] == "paris"
+    assert "opsportal_site" not in exported["all"]["hosts"]["nowhere"]
+    csv_text = api.get("/api/inventory/export/", {"file_format": "csv"}).content.decode()
+    assert csv_text.splitlines()[0].endswith(",site") and csv_text.splitlines()[1].endswith(",paris")
+
+    # Moved off its site, then both files bring the site back on an update.
+    Host.objects.filter(name="near").update(site=None)
+    response = api.post("/api/inventory/import/", {"format": "csv", "content": csv_text, "update_existing": True},
+                        format="json")
+    assert response.status_code == 201, response.content
+    assert Host.objects.get(name="near").site == paris and Host.objects.get(name="nowhere").site is None
+    Host.objects.filter(name="near").update(site=None)
+    response = api.post("/api/inventory/import/", {"format": "ansible", "environment": "alpha",
+                                                   "content": yaml.safe_dump(exported), "update_existing": True},
+                        format="json")
+    assert response.status_code == 201, response.content
+    assert Host.objects.get(name="near").site == paris
+
+
+def test_an_unknown_site_imports_nothing_and_a_file_without_sites_keeps_them(api, admin, envs):
+    paris = factories.site("paris")
+    factories.host(envs[0], "web-1", address="10.0.0.1", site=paris)
+    api.force_authenticate(admin)
+    bad = "name,address,environment,site\nweb-9,10.0.0.9,alpha,atlantis\n"
+    response = api.post("/api/inventory/import/", {"format": "csv", "content": bad}, format="json")
+    assert response.status_code == 400 and "no site 'atlantis'" in str(response.json())
+    assert not Host.objects.filter(name="web-9").exists()
+    # CSV has no site column: web-1 is updated and stays on its site.
+    ok = api.post("/api/inventory/import/", {"format": "csv", "content": CSV, "update_existing": True}, format="json")
+    assert ok.status_code == 201, ok.content
+    assert Host.objects.get(name="web-1").site == paris and Host.objects.get(name="web-1").address == "10.0.0.1"
