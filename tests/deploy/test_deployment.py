@@ -21,18 +21,6 @@ SERVICES = ("postgres", "redis", "web", "worker", "beat", "watcher")
 COMMAND = "echo ran-by=$(id -un)@$(uname -n)"
 
 
-@pytest.fixture(scope="module")
-def images():
-    """The images built, under tags of this run's own: another checkout's build untags older hash tags
-    (fleet_prune_old_tags) and must not take these away while they are deployed."""
-    built = d.build_images()
-    mine = {name: f"{tag.split(':')[0]}:run-{os.getpid()}" for name, tag in built.items()}
-    for name, tag in mine.items():
-        d.run(["docker", "tag", built[name], tag])
-    yield mine
-    subprocess.run(["docker", "image", "rm", *mine.values()], capture_output=True, timeout=120)
-
-
 def _check_job(result, worker_hostname):
     job = result["job"]
     assert job["state"] == "succeeded", result
