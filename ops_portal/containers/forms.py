@@ -31,13 +31,15 @@ class EngineForm(forms.ModelForm):
 
     class Meta:
         model = Engine
-        fields = ["name", "environment", "host", "transport", "url", "tls_ca", "tls_cert", "tls_verify", "enabled"]
+        fields = ["name", "environment", "host", "site", "transport", "url", "tls_ca", "tls_cert", "tls_verify",
+                  "enabled"]
         widgets = {"tls_ca": forms.Textarea(attrs={"rows": 3}), "tls_cert": forms.Textarea(attrs={"rows": 3})}
 
-    def __init__(self, *args, environments, hosts, **kwargs):
+    def __init__(self, *args, environments, hosts, sites, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["environment"].queryset = environments
         self.fields["host"].queryset = hosts
+        self.fields["site"].queryset = sites
         self.fields["url"].required = False
         self.fields["url"].validators = []  # unique: checked by the service after the permission decision
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import RestrictedQuerySet
 from ops_portal.core.crypto import EncryptedTextField
-from ops_portal.inventory.models import Host, name_validator
+from ops_portal.inventory.models import Host, Site, name_validator
 
 from .choices import EndpointMode, EngineState, PublishMode, SwarmRole, Transport
 
@@ -42,6 +42,9 @@ class Engine(models.Model):
     host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.PROTECT, related_name="engines",
                              help_text="The inventory host the engine runs on (same environment); SSH engines "
                                        "are reached through it.")
+    site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.PROTECT, related_name="engines",
+                             help_text="Where an engine with no inventory host is: its jobs run on the workers of "
+                                       "this site's queue. An engine on a host is on its host's site.")
     transport = models.CharField(max_length=8, choices=Transport.choices, default=Transport.UNIX)
     url = models.CharField(max_length=300, unique=True,
                            help_text="unix:///var/run/docker.sock or tcp://host:2376; SSH engines: set from "
@@ -83,6 +86,10 @@ class Engine(models.Model):
         errors = {}
         if self.host_id and self.environment_id and self.host.environment_id != self.environment_id:
             errors["host"] = "The host belongs to another environment."
+        if self.host_id and self.site_id:
+            where = f"site {self.host.site}" if self.host.site_id else "no site"
+            errors["site"] = (f"An engine on an inventory host is on its host's site ({self.host.name} is on "
+                              f"{where}): leave the site empty, or move the host on the host's page.")
         if self.transport == Transport.SSH:
             host = self.host if self.host_id else None
             if host is None:
@@ -106,6 +113,11 @@ class Engine(models.Model):
             errors["tls_key"] = "Paste the client key as PEM text."
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def placed_on(self):
+        """The site whose workers run this engine's jobs: its host's, or its own without a host."""
+        return self.host.site if self.host_id else self.site
 
     @property
     def is_up(self):

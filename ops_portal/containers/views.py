@@ -13,7 +13,7 @@ from ops_portal.accounts.choices import Action
 from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import can, restrict
 from ops_portal.core.web import actor, attempt, paginate
-from ops_portal.inventory.models import Host
+from ops_portal.inventory.models import Host, Site
 from ops_portal.monitoring import metrics as monitoring
 from ops_portal.monitoring.choices import RAW
 
@@ -39,7 +39,7 @@ def _job_page(job):
 
 
 def visible_engines(user):
-    return restrict(Engine.objects.select_related("environment", "host"), user, Action.VIEW)
+    return restrict(Engine.objects.select_related("environment", "host__site", "site"), user, Action.VIEW)
 
 
 @login_required
@@ -121,7 +121,8 @@ def container_detail(request, pk):
 def engines(request):
     manageable = restrict(Environment.objects.all(), request.user, Action.MANAGE)
     hosts = restrict(Host.objects.all(), request.user, Action.MANAGE)
-    form = EngineForm(request.POST or None, request.FILES or None, environments=manageable, hosts=hosts)
+    form = EngineForm(request.POST or None, request.FILES or None, environments=manageable, hosts=hosts,
+                      sites=Site.objects.all())
     if request.method == "POST" and form.is_valid():
         engine = attempt(request, services.create_engine, actor(request), form=form, success="Engine registered.",
                          **form.service_fields())
@@ -138,7 +139,8 @@ def engine_detail(request, pk):
     can_manage = can(request.user, Action.MANAGE, engine.environment_id)
     manageable = restrict(Environment.objects.all(), request.user, Action.MANAGE)
     hosts = restrict(Host.objects.all(), request.user, Action.MANAGE)
-    form = EngineForm(instance=engine, environments=manageable, hosts=hosts) if can_manage else None
+    sites = Site.objects.all()
+    form = EngineForm(instance=engine, environments=manageable, hosts=hosts, sites=sites) if can_manage else None
     if request.method == "POST":
         what = request.POST.get("form")
         if what == "test":
@@ -150,7 +152,7 @@ def engine_detail(request, pk):
                 return redirect("containers:engines")
         elif what == "edit":
             form = EngineForm(request.POST, request.FILES or None, instance=engine, environments=manageable,
-                              hosts=hosts)
+                              hosts=hosts, sites=sites)
             if form.is_valid() and attempt(request, services.update_engine, actor(request), engine, form=form,
                                            success="Engine saved.", **form.service_fields()):
                 return redirect("containers:engine", pk=engine.pk)

@@ -6,6 +6,7 @@ import tarfile
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from ops_portal.accounts.choices import Action
@@ -46,7 +47,12 @@ def delete_site(actor, site):
         if hosts:
             raise ValidationError({"site": [f"Site {site} still holds {', '.join(hosts[:10])}"
                                             f"{' and more' if len(hosts) > 10 else ''}: move them first."]})
-        delete_object(actor, site)
+        try:
+            delete_object(actor, site)
+        except ProtectedError as exc:  # engines without a host placed on the site
+            held = sorted(f"{obj._meta.verbose_name} {obj}" for obj in exc.protected_objects)
+            raise ValidationError({"site": [f"Site {site} still holds {', '.join(held[:10])}"
+                                            f"{' and more' if len(held) > 10 else ''}: move them first."]}) from None
 
 
 def create_credential(actor, *, private_key, passphrase="", **fields):

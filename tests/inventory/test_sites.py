@@ -86,6 +86,35 @@ def test_containers_services_and_engines_follow_the_site_of_their_engines_host(e
     assert route([target_kinds.get("container").entry(container(hostless, "web-2"))]) == "default"
 
 
+def test_an_engine_without_a_host_is_placed_on_a_site_of_its_own(api, client, env, placed):
+    from ops_portal.containers.models import Engine
+    from ops_portal.core import targets as target_kinds
+    from ops_portal.jobs.launch import route
+    from tests.containers.helpers import container, engine
+
+    a, b = placed
+    admin = person(None, Role.ADMIN)
+    api.force_authenticate(admin)
+    hostless = engine(env, "tcp-engine", url="unix:///run/elsewhere.sock")
+    response = api.patch(f"/api/engines/{hostless.pk}/", {"site": "a"}, format="json")
+    assert response.status_code == 200 and response.json()["site"] == "a", response.content
+    assert route([target_kinds.get("container").entry(container(hostless, "web-1"))]) == "site.a"
+    assert route([target_kinds.get("engine").entry(Engine.objects.get(pk=hostless.pk))]) == "site.a"
+    # An engine on a host follows its host: a site of its own is refused, nothing changes.
+    on_b = engine(env, "b-engine", url="tcp://127.0.0.1:2376", host=Host.objects.get(name="b-1"))
+    refused = api.patch(f"/api/engines/{on_b.pk}/", {"site": "a"}, format="json")
+    assert refused.status_code == 400 and "b-1 is on site b" in str(refused.json()["error"]["fields"]["site"])
+    assert Engine.objects.get(pk=on_b.pk).site is None
+    # A site an engine is placed on is not removed from under it.
+    Host.objects.filter(site=a).update(site=None)
+    refused = api.delete(f"/api/sites/{a.pk}/")
+    assert refused.status_code == 400 and "tcp-engine" in str(refused.json()), refused.content
+    assert Site.objects.filter(pk=a.pk).exists() and not AuditEvent.objects.filter(action="site.delete").exists()
+    client.force_login(admin)
+    page = client.get(f"/containers/engines/{hostless.pk}/")
+    assert page.status_code == 200 and "site.a" in page.content.decode()
+
+
 def test_the_portals_own_work_launches_one_job_per_environment_and_site(env, envs, placed):
     from ops_portal.jobs.system import launch_everywhere
     from ops_portal.monitoring.tasks import collect_metrics

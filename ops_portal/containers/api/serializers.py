@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from ops_portal.core.api.fields import VisibleOnlyMixin, VisibleSlugRelatedField
 from ops_portal.inventory.api.serializers import EnvironmentField
-from ops_portal.inventory.models import Host
+from ops_portal.inventory.models import Host, Site
 from ops_portal.jobs import strategy as strategies
 
 from ..choices import CONTAINER_OPERATIONS
@@ -47,6 +47,9 @@ class EngineSerializer(serializers.ModelSerializer):
     environment = EnvironmentField()
     host = VisibleSlugRelatedField(slug_field="name", queryset=Host.objects.all(), required=False, allow_null=True,
                                    help_text="The inventory host it runs on (SSH engines are reached through it).")
+    site = VisibleSlugRelatedField(slug_field="name", queryset=Site.objects.all(), required=False, allow_null=True,
+                                   help_text="Where an engine with no inventory host is: its jobs run on the "
+                                             "workers of queue site.<name>. An engine on a host is on its host's.")
     url = serializers.CharField(max_length=300, required=False, allow_blank=True,
                                 help_text="unix:///var/run/docker.sock or tcp://host:2376; SSH: set from the host.")
     tls_key = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=False,
@@ -56,7 +59,7 @@ class EngineSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Engine
-        fields = ["id", "name", "environment", "host", "transport", "url", "tls_ca", "tls_cert", "tls_key",
+        fields = ["id", "name", "environment", "host", "site", "transport", "url", "tls_ca", "tls_cert", "tls_key",
                   "tls_key_set", "tls_verify", "enabled", *OBSERVED]
         read_only_fields = OBSERVED
         validators = []  # the model checks (environment, name) and the URL's uniqueness
