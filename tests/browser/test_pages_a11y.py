@@ -6,6 +6,7 @@ A full-page screenshot of each page at each size is kept under var/test-artifact
 (see tests/README.md). Each test visits every page in one browser context and reports every
 finding at once, naming the page.
 """
+import re
 import time
 
 import pytest
@@ -293,3 +294,80 @@ def test_a_job_finishing_while_its_page_is_open_is_read_out_by_the_live_region(p
     page.wait_for_selector(".js-state .badge[data-state=succeeded]", timeout=30000)
     wait_until(lambda: "Succeeded" in announcer.inner_text(), 15, "the announcement")
     assert announcer.inner_text() == "Job Succeeded: 1 ok, 0 failed of 1 target"
+
+
+def test_states_reached_by_interaction_have_no_serious_axe_violation_and_fit_a_phone(page, live_web):
+    """What a page shows after the user acts, which loading alone never shows: a form sent back with
+    field errors, the launch form asking to confirm the target count, a delete confirmation, the
+    flash message after a save, the search box's results, the open menu, and the offline banner."""
+    env = factories.environment("staging")
+    for name in ("app-1", "app-2"):
+        factories.host(env, name, transport=Transport.LOCAL)
+    admin = person(None, Role.ADMIN, "ada")
+    template = create_template(act(admin), name="restart-app", environment=env, action="host.command",
+                               selector={"all": True}, action_params={"command": "true"})
+    errors, findings = [], {"errors": [], "overflow": [], "axe": [], "shown": []}
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    page.on("console", lambda msg: msg.type == "error" and "WebSocket" not in msg.text
+            and errors.append(f"console: {msg.text}"))
+    settle = _settled(page)
+    sign_in(page, live_web.url, admin.username)
+    shots = SCREENSHOTS / "states"
+    shots.mkdir(parents=True, exist_ok=True)
+
+    def check(name, shown):
+        """The state is on screen (`shown`, a selector), then axe, overflow and errors, at this size."""
+        settle()
+        width = page.viewport_size["width"]
+        where = f"{name} at {width} px"
+        if not page.locator(shown).first.is_visible():
+            findings["shown"].append(f"{where}: {shown} is not shown")
+        page.screenshot(path=str(shots / f"{name}-{width}.png"), full_page=True)
+        findings["axe"] += [f"{where}: {finding}" for finding in _axe_findings(page)]
+        if (extra := _overflow(page)) > 0:
+            findings["overflow"].append(f"{where} is {extra} px wider than the window")
+        findings["errors"] += [f"{where}: {error}" for error in errors]
+        errors.clear()
+
+    for size in (LAPTOP, PHONE):
+        page.set_viewport_size(size)
+        page.goto(live_web.url + "/templates/new/")
+        page.fill("input[name=name]", "bad name;")
+        page.fill("textarea[name=selector]", '{"bogus": 1}')
+        page.click("#template-form button.primary")  # sent back by the server with its field errors
+        check("template-form-errors", ".errorlist")
+
+        page.goto(live_web.url + "/jobs/new/")
+        settle()
+        # The live target count is asked again when the action changes: let it answer (leaving the
+        # page while it is asked makes htmx log the aborted request as an error).
+        with page.expect_response(lambda response: "/jobs/new/targets/" in response.url):
+            page.select_option("select[name=action]", "host.command")
+        page.fill("textarea[name='host.command__command']", "uptime")
+        page.click("main button.primary")  # two targets: the count must be confirmed first
+        check("launch-confirm-count", ".confirm.errors")
+
+        page.goto(f"{live_web.url}/templates/{template.pk}/delete/")
+        check("delete-confirmation", "#confirm-delete")
+
+        page.goto(f"{live_web.url}/templates/{template.pk}/edit/")
+        page.click("#template-form button.primary")
+        check("saved-message", "text=Template restart-app saved")
+
+        page.goto(live_web.url + "/")
+        if _open_navigation(page):
+            check("menu-open", "nav.sections")
+        page.fill("#nav-search-q", "app")
+        page.wait_for_selector("#nav-search-results:not([hidden])")
+        check("search-results", "#nav-search-results")
+
+    # The server goes away: every socket the page opens is closed at once, so after a few seconds
+    # the banner says since when the page is offline.
+    page.context.route_web_socket(re.compile(r"/ws/$"), lambda ws: ws.close(code=1011))
+    for size in (LAPTOP, PHONE):
+        page.set_viewport_size(size)
+        page.goto(live_web.url + "/jobs/")
+        page.wait_for_selector("#offline-banner:not([hidden])", timeout=20000)
+        assert "Offline since" in page.locator("#offline-banner").inner_text()
+        check("offline-banner", "#offline-banner")
+    _assert_clean(findings)
