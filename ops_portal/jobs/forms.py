@@ -47,6 +47,9 @@ def parameter_field(definition):
     return field
 
 
+LIMIT_FIELD = "launch_limit"
+
+
 class LaunchForm(forms.Form):
     """Launch-time values for a template's parameters, built from its definitions."""
 
@@ -54,9 +57,18 @@ class LaunchForm(forms.Form):
         super().__init__(*args, **kwargs)
         for definition in template.parameters:
             self.fields[definition["name"]] = parameter_field(definition)
+        if LIMIT_FIELD not in self.fields:  # a template parameter of that name would win
+            self.fields[LIMIT_FIELD] = forms.CharField(
+                required=False, max_length=1000, label="Limit",
+                help_text="Only some of the template's targets: names or patterns, e.g. web-1, db-*. Empty: all.")
+        self.has_limit = not any(d["name"] == LIMIT_FIELD for d in template.parameters)
 
     def values(self):
-        return {k: v for k, v in self.cleaned_data.items() if v not in ("", None)}
+        return {k: v for k, v in self.cleaned_data.items()
+                if v not in ("", None) and not (k == LIMIT_FIELD and self.has_limit)}
+
+    def limit(self):
+        return (self.cleaned_data.get(LIMIT_FIELD) or None) if self.has_limit else None
 
 
 class ScheduleForm(forms.Form):

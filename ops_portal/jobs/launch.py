@@ -19,7 +19,7 @@ from ops_portal.core import targets as target_kinds
 from ops_portal.core.errors import StateConflict
 from ops_portal.inventory.models import site_queue
 
-from . import actions, params, tools
+from . import actions, limits, params, tools
 from . import strategy as strategies
 from .choices import FINISHED_STATES, WAITING_STATES, JobState, TargetState
 from .gating import gate
@@ -166,8 +166,10 @@ def template_values(template, spec, values):
 
 
 def launch(actor, template, values=None, *, emergency=False, emergency_reason="", not_before=None, schedule=None,
-           standing_approval=None, approved_targets=None):
+           standing_approval=None, approved_targets=None, limit=None):
     """Launch a job from a template with launch-time parameter values.
+
+    limit: names or patterns keeping some of the targets the template's selector matches (jobs.limits).
 
     standing_approval covers the run only if the targets resolved now are approved_targets, the
     targets (with fingerprints) the standing approval was given for; otherwise the run asks for
@@ -180,7 +182,7 @@ def launch(actor, template, values=None, *, emergency=False, emergency_reason=""
             raise ValidationError({"template": ["This template is disabled."]})
         spec = actions.get(template.action)
         public, secret = template_values(template, spec, values)
-        targets = target_kinds.resolve(template.selector, template.environment)
+        targets = limits.narrow(target_kinds.resolve(template.selector, template.environment), limit)
         if standing_approval is not None and plan_targets(targets) != plan_targets(approved_targets or []):
             standing_approval = None  # the inventory moved since the firing checked it: ask for this run
         return create_job(

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 
 from ops_portal.core import targets as target_kinds
 
-from . import params, tools
+from . import limits, params, tools
 from . import strategy as strategies
 from .gating import requirement_for
 from .launch import MAX_TARGETS, check_launch, template_values
@@ -54,7 +54,7 @@ def matching(selector, environment, spec=None):
     return len(entries), [e["name"] for e in entries[:SHOWN_TARGETS]], excluded[:SHOWN_TARGETS]
 
 
-def preview(actor, environment, spec, *, selector, strategy=None, values=None, template=None):
+def preview(actor, environment, spec, *, selector, strategy=None, values=None, template=None, limit=None):
     """The Preview of launching `spec` (from `template` when given) on what `selector` matches.
 
     Raises the ValidationError or PermissionDenied the launch itself would raise."""
@@ -69,6 +69,7 @@ def preview(actor, environment, spec, *, selector, strategy=None, values=None, t
     entries = target_kinds.resolve(selector or {}, environment)
     if not entries:
         raise ValidationError({"selector": ["The selector matches no enabled target in this environment."]})
+    entries = limits.narrow(entries, limit)
     strays = sorted({e["kind"] for e in entries} - {spec.target_kind})
     if strays:
         raise ValidationError({"selector": [f"{spec.name} acts on {spec.target_kind} targets, not on "

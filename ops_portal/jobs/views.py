@@ -19,7 +19,7 @@ from . import actions, launch, live, schedules, system, windows
 from . import preview as previews
 from .choices import ACTIVE_STATES, FINISHED_STATES, JobState
 from .filtersets import JobFilterSet
-from .forms import LaunchForm, ScheduleForm
+from .forms import LIMIT_FIELD, LaunchForm, ScheduleForm
 from .launch_forms import PICKER_KEYS, AdhocForm
 from .models import Job, JobSchedule, JobTemplate
 
@@ -238,14 +238,16 @@ def template_launch(request, pk):
     preview, preview_problems = None, []
     if can_operate and (request.method == "GET" or form.is_valid()):
         values = form.values() if request.method == "POST" else {}
+        limit = form.limit() if request.method == "POST" else None
         # On the first view the preview uses the defaults; what is missing is said, not raised.
-        preview = _preview(request, form if request.method == "POST" else None, {"parameters": None},
-                           template.environment, actions.get(template.action), selector=template.selector,
-                           strategy=template.strategy, values=values, template=template)
+        preview = _preview(request, form if request.method == "POST" else None,
+                           {"parameters": None, "limit": LIMIT_FIELD}, template.environment,
+                           actions.get(template.action), selector=template.selector, strategy=template.strategy,
+                           values=values, template=template, limit=limit)
         if isinstance(preview, list):
             preview_problems, preview = preview, None
         if request.method == "POST" and preview and step == "launch" and _confirmed(request, preview):
-            job = attempt(request, launch.launch, actor(request), template, values, form=form)
+            job = attempt(request, launch.launch, actor(request), template, values, limit=limit, form=form)
             if job:
                 messages.success(request, f"Launched job #{job.pk}.")
                 return redirect("jobs:detail", pk=job.pk)

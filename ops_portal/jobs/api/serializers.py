@@ -49,9 +49,13 @@ class LaunchSerializer(serializers.Serializer):
                                            help_text="Hold the job until then.")
     in_window = serializers.BooleanField(required=False, default=False,
                                          help_text="Hold the job until the environment's next maintenance window.")
+    limit = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000,
+                                  help_text="Only some of the template's targets: names or shell-style patterns "
+                                            "separated by commas (web-1,db-*); empty: all of them.")
 
 
 class AdhocJobSerializer(LaunchSerializer):
+    limit = None  # an ad-hoc job's selector says exactly what it runs on
     environment = EnvironmentField()
     action = serializers.ChoiceField(choices=[])
     selector = serializers.JSONField()

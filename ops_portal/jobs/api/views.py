@@ -72,7 +72,8 @@ class JobTemplateViewSet(ServiceModelViewSet):
         template = self.get_object()
         not_before = hold_for_window(template.environment) if data["in_window"] else data["not_before"]
         job = launch_template(self.actor, template, data["params"], emergency=data["emergency"],
-                              emergency_reason=data["emergency_reason"], not_before=not_before)
+                              emergency_reason=data["emergency_reason"], not_before=not_before,
+                              limit=data["limit"] or None)
         return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
