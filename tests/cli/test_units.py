@@ -210,3 +210,26 @@ def test_the_package_needs_no_django_and_never_shows_a_traceback(tmp_path):
                           text=True)
     assert done.returncode == errors.CONFIG
     assert done.stderr.startswith("opsportal: ") and "not valid TOML" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_launch_sends_the_limit_only_when_given(capsys):
+    class Portal:
+        config = type("Config", (), {"url": "http://portal"})()
+
+        def __init__(self):
+            self.posted = []
+
+        def get(self, path):
+            return {"id": 7, "name": "uptime"}
+
+        def post(self, path, body=None):
+            self.posted.append((path, body))
+            return {"id": 1, "state": "queued"}
+
+    parser = main.build_parser()
+    for argv, expected in ((["launch", "7", "--limit", "web-1,db-*"], {"params": {}, "limit": "web-1,db-*"}),
+                           (["launch", "7"], {"params": {}})):
+        portal = Portal()
+        assert main.cmd_launch(portal, parser.parse_args(argv)) == 0
+        assert portal.posted == [("/api/job-templates/7/launch/", expected)]
+    assert "job 1 queued: http://portal/jobs/1/" in capsys.readouterr().out

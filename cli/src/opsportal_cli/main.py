@@ -153,6 +153,8 @@ def build_parser():
     launch.add_argument("template", help="the template's id or name")
     launch.add_argument("-e", "--environment", help="the template's environment, when the name is in several")
     add_params(launch)
+    launch.add_argument("--limit", metavar="NAMES", help="only some of the template's targets: names or patterns, "
+                                                         "comma-separated (web-1,db-*)")
     launch.add_argument("--emergency", metavar="REASON", help="run during a freeze (administrators), saying why")
     add_wait(launch)
     add_output(launch)
@@ -396,7 +398,10 @@ def _launch_extra(args, body):
 
 def cmd_launch(client, args):
     template = lookup(client, "templates", args.template, args.environment)
-    job = client.post(f"/api/job-templates/{template['id']}/launch/", _launch_extra(args, {"params": _params(args)}))
+    body = {"params": _params(args)}
+    if args.limit:
+        body["limit"] = args.limit
+    job = client.post(f"/api/job-templates/{template['id']}/launch/", _launch_extra(args, body))
     return launched(client, args, job)
 
 
