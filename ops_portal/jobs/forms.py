@@ -82,6 +82,9 @@ class ScheduleForm(forms.Form):
     missed_policy = forms.ChoiceField(choices=[("catch_up_once", "Run once when a run was missed"),
                                                ("skip", "Skip missed runs")])
     params = JsonField(required=False, empty={}, help_text="Launch values for the template's parameters.")
+    limit = forms.CharField(required=False, max_length=1000, label="Limit",
+                            help_text="Only some of the template's targets: names or patterns, e.g. web-1, db-*. "
+                                      "Empty: all.")
     secret_values = JsonField(required=False, empty={}, widget=forms.PasswordInput(render_value=False),
                               help_text='Values of secret parameters as JSON, e.g. {"token": "…"}: stored encrypted, '
                                         'never shown again; those stored stay unless given again.')

@@ -77,7 +77,7 @@ def schedule_edit(request, pk):
     schedule = _schedule(request.user, pk)
     require_manage(request.user, schedule)
     initial = {name: getattr(schedule, name) for name in ("name", "kind", "cron", "timezone", "interval_seconds",
-                                                          "run_at", "missed_policy", "params")}
+                                                          "run_at", "missed_policy", "params", "limit")}
     initial["template"] = schedule.template_id
     form = ScheduleForm(request.POST or None, initial=initial,
                         templates=restrict(JobTemplate.objects.select_related("environment"), request.user,

@@ -276,6 +276,8 @@ class JobSchedule(models.Model):
     template = models.ForeignKey(JobTemplate, on_delete=models.CASCADE, related_name="schedules")
     params = models.JSONField(default=dict, blank=True)
     secret_params = EncryptedTextField(blank=True, default="")
+    limit = models.CharField(max_length=1000, blank=True, default="",
+                             help_text="Only some of the template's targets: names or patterns (jobs.limits).")
     kind = models.CharField(max_length=8, choices=KINDS)
     cron = models.CharField(max_length=120, blank=True, help_text="minute hour day-of-month month day-of-week")
     timezone = models.CharField(max_length=64, default="UTC")

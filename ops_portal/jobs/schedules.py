@@ -32,7 +32,7 @@ from ops_portal.core import targets as target_kinds
 from ops_portal.core.choices import Source
 from ops_portal.core.context import Actor
 
-from . import actions, params
+from . import actions, limits, params
 from .launch import launch
 from .lifecycle import plan_targets
 from .models import JobSchedule, JobTemplate, ScheduleRun
@@ -69,6 +69,12 @@ def _validate(fields, instance=None):
     if errors:
         raise ValidationError(errors)
     template = merged["template"]
+    if "limit" in fields or "template" in fields:
+        # A limit is names or patterns; one that keeps none of the template's targets today is refused
+        # now rather than failing every run (the inventory may still move: a run then fails, recorded).
+        fields["limit"] = ", ".join(limits.parse(merged.get("limit") or ""))
+        if fields["limit"]:
+            limits.narrow(target_kinds.resolve(template.selector, template.environment), fields["limit"])
     secret_values = fields.pop("secret_values", None) or {}
     if not isinstance(secret_values, dict):
         raise ValidationError({"secret_values": ["Give the secret values as an object."]})
@@ -102,14 +108,14 @@ def config_hash(schedule, targets):
     data = {"template": schedule.template_id, "template_version": schedule.template.version,
             "params": schedule.params, "secrets": secret_digest, "kind": schedule.kind, "cron": schedule.cron,
             "timezone": schedule.timezone, "interval": schedule.interval_seconds,
-            "run_at": schedule.run_at.isoformat() if schedule.run_at else None,
+            "run_at": schedule.run_at.isoformat() if schedule.run_at else None, "limit": schedule.limit,
             "targets": plan_targets(targets)}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _targets(schedule):
     template = schedule.template
-    return target_kinds.resolve(template.selector, template.environment)
+    return limits.narrow(target_kinds.resolve(template.selector, template.environment), schedule.limit or None)
 
 
 def _sync_beat(schedule):
@@ -344,7 +350,8 @@ def _launch(actor, schedule, late):
     try:
         with transaction.atomic():
             job = launch(actor, schedule.template, {**schedule.params, **_secrets(schedule)},
-                                  schedule=schedule, standing_approval=standing, approved_targets=targets)
+                                  schedule=schedule, standing_approval=standing, approved_targets=targets,
+                                  limit=schedule.limit or None)
     except (ValidationError, PermissionError) as exc:
         return "failed", "; ".join(getattr(exc, "messages", [str(exc)])), None
     except Exception as exc:  # PermissionDenied and friends: record, never crash the beat task

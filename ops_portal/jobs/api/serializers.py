@@ -139,7 +139,8 @@ class JobScheduleSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = JobSchedule
-        fields = ["id", "name", "template", "environment", "params", "secret_values", "secrets_set", "kind", "cron",
+        fields = ["id", "name", "template", "environment", "params", "secret_values", "secrets_set", "limit", "kind",
+                  "cron",
                   "timezone",
                   "interval_seconds", "run_at", "enabled", "missed_policy", "owner_name", "last_run_at", "next_run",
                   "standing_approval", "created", "updated"]
