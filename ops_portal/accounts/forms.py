@@ -63,6 +63,21 @@ class BindingForm(forms.Form):
         return {"user": user}
 
 
+class BindingEditForm(forms.Form):
+    """A binding's role and environment; its user or team stays (another subject is another binding)."""
+
+    role = forms.ChoiceField(choices=Role.choices)
+    environment = forms.ModelChoiceField(queryset=Environment.objects.none(), required=False,
+                                         empty_label="All environments")
+
+    def __init__(self, *args, environments, allow_all=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["environment"].queryset = environments
+        if not allow_all:
+            self.fields["environment"].required = True
+            self.fields["environment"].empty_label = None
+
+
 class EnvironmentForm(forms.ModelForm):
     class Meta:
         model = Environment

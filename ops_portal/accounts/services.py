@@ -99,6 +99,21 @@ def create_binding(actor, *, role, environment=None, user=None, team=None):
                          authorize=_authorize_binding)
 
 
+def update_binding(actor, binding, *, role=None, environment=..., **unchanged):
+    """Change a binding's role or environment; its subject (the user or team) stays: a binding for
+    someone else is a new binding. The actor must be able to grant the role both as it was and as
+    it becomes (`_authorize_binding`)."""
+    subject_changed = [name for name in ("user", "team") if name in unchanged
+                       and getattr(unchanged[name], "pk", unchanged[name]) != getattr(binding, f"{name}_id")]
+    if subject_changed or set(unchanged) - {"user", "team"}:
+        raise ValidationError({name: ["A binding's user or team does not change: add a binding for the other one "
+                                      "and remove this one."] for name in subject_changed or sorted(unchanged)})
+    fields = {} if role is None else {"role": role}
+    if environment is not ...:
+        fields["environment"] = environment
+    return update_object(actor, binding, fields, authorize=_authorize_binding)
+
+
 def delete_binding(actor, binding):
     delete_object(actor, binding, authorize=_authorize_binding)
 

@@ -10,6 +10,7 @@ urlpatterns = [
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/<int:pk>/revoke/", views.revoke_token, name="revoke_token"),
     path("access/", views.access, name="access"),
+    path("access/bindings/<int:pk>/edit/", views.edit_binding, name="edit_binding"),
     path("access/bindings/<int:pk>/delete/", views.delete_binding, name="delete_binding"),
     path("access/users/<int:pk>/toggle/", views.toggle_user, name="toggle_user"),
     path("access/teams/new/", views.team_new, name="team_new"),

@@ -11,7 +11,15 @@ from ops_portal.core.web import actor, attempt, confirm_delete, form_page, requi
 
 from . import services
 from .choices import ROLE_ACTIONS, Action
-from .forms import BindingForm, EnvironmentForm, TeamForm, ThrottledAuthenticationForm, TokenForm, UserCreateForm
+from .forms import (
+    BindingEditForm,
+    BindingForm,
+    EnvironmentForm,
+    TeamForm,
+    ThrottledAuthenticationForm,
+    TokenForm,
+    UserCreateForm,
+)
 from .models import APIToken, Environment, RoleBinding, Team
 from .permissions import has_any, restrict, scope_for
 
@@ -90,6 +98,23 @@ def access(request):
         "role_actions": {role: sorted(actions) for role, actions in ROLE_ACTIONS.items()},
     }
     return render(request, "accounts/access.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def edit_binding(request, pk):
+    binding = get_object_or_404(restrict(RoleBinding.objects.select_related("user", "team", "environment"),
+                                         request.user, Action.MANAGE), pk=pk)
+    user = request.user
+    form = BindingEditForm(request.POST or None, initial={"role": binding.role, "environment": binding.environment_id},
+                           environments=restrict(Environment.objects.all(), user, Action.MANAGE),
+                           allow_all=scope_for(user, Action.MANAGE).everywhere)
+    who = f"user {binding.user.username}" if binding.user_id else f"team {binding.team.name}"
+    return form_page(request, form, services.update_binding, obj=binding, what="role binding",
+                     back=reverse("access"), done=reverse("access"),
+                     intro=f"The role of {who}. You may change it only to a role you may grant, in an environment "
+                           "you manage; another user or team is another binding.",
+                     delete_url=reverse("delete_binding", args=[binding.pk]))
 
 
 @login_required

@@ -142,3 +142,28 @@ def test_nobody_deactivates_itself_or_the_last_administrator_of_everything(api, 
     assert "is_active" in refused.value.message_dict
     sole_admin.refresh_from_db()
     assert sole_admin.is_active
+
+
+def test_a_binding_changes_role_or_environment_but_not_its_subject(api, make_user, envs):
+    from ops_portal.audit.models import AuditEvent
+
+    alpha, beta = envs
+    admin = make_user(Role.ADMIN, alpha)
+    binding = factories.binding(role=Role.VIEWER, user=factories.user("carol"), environment=alpha)
+    api.force_authenticate(admin)
+    url = f"/api/role-bindings/{binding.pk}/"
+    response = api.patch(url, {"role": "operator"}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["role"] == "operator" and response.json()["user"] == "carol"
+    audit = AuditEvent.objects.get(action="rolebinding.update")
+    assert (audit.before["role"], audit.after["role"]) == ("viewer", "operator")
+    other = factories.user("dave")
+    moved = api.patch(url, {"user": other.username}, format="json")
+    assert moved.status_code == 400 and "user" in moved.json()["error"]["fields"]
+    # An environment administrator moves no binding out of its environments, nor grants everywhere.
+    assert api.patch(url, {"environment": "beta"}, format="json").status_code == 400
+    assert api.patch(url, {"environment": None}, format="json").status_code == 403
+    binding.refresh_from_db()
+    assert (binding.user.username, binding.role, binding.environment) == (
+        "carol", "operator", alpha)
+    assert AuditEvent.objects.filter(action="rolebinding.update").count() == 1

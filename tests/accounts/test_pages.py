@@ -62,3 +62,19 @@ def test_the_access_page_shows_form_errors_instead_of_failing(client):
                                         "binding-role": "operator"})
     assert response.status_code == 200
     assert "No user with that name." in response.content.decode()
+
+
+def test_the_access_page_edits_a_bindings_role(client, admin_all, envs):
+    alpha, _ = envs
+    binding = factories.binding(role=Role.VIEWER, user=factories.user("erin"), environment=alpha)
+    client.force_login(admin_all)
+    assert f"/access/bindings/{binding.pk}/edit/" in client.get("/access/").content.decode()
+    page = client.get(f"/access/bindings/{binding.pk}/edit/")
+    assert page.status_code == 200 and "user erin" in page.content.decode()
+    response = client.post(f"/access/bindings/{binding.pk}/edit/", {"role": "approver", "environment": alpha.pk})
+    assert response.status_code == 302
+    binding.refresh_from_db()
+    assert binding.role == "approver"
+    assert AuditEvent.objects.filter(action="rolebinding.update").count() == 1
+    bad = client.post(f"/access/bindings/{binding.pk}/edit/", {"role": "emperor", "environment": alpha.pk})
+    assert bad.status_code == 200 and "Select a valid choice" in bad.content.decode()

@@ -75,13 +75,15 @@ class TeamCase(Case):
 class RoleBindingCase(Case):
     basename = "rolebinding"
     audit_prefix = "rolebinding"
-    updatable = False
 
     def make(self, environment, owner=None):
         return factories.binding(role=Role.VIEWER, user=factories.user(), environment=environment)
 
     def create_payload(self, environment):
         return {"user": factories.user().username, "role": Role.OPERATOR, "environment": environment.name}
+
+    def update_payload(self, obj):
+        return {"role": Role.OPERATOR}
 
 
 class UserCase(Case):

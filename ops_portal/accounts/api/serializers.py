@@ -45,6 +45,8 @@ class RoleBindingSerializer(serializers.ModelSerializer):
         validators = []  # uniqueness is checked by the model on save (a clear 400)
 
     def validate(self, attrs):
+        if self.instance is not None:  # an update changes the role or environment; the service refuses a new subject
+            return attrs
         if bool(attrs.get("user")) == bool(attrs.get("team")):
             raise serializers.ValidationError({"non_field_errors": ["Give exactly one of user or team."]})
         return attrs

@@ -64,10 +64,13 @@ class RoleBindingViewSet(ServiceModelViewSet):
     serializer_class = s.RoleBindingSerializer
     filterset_class = RoleBindingFilterSet
     ordering_fields = ["created", "role"]
-    http_method_names = ["get", "post", "delete", "head", "options"]
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
 
     def perform_create(self, serializer):
         return services.create_binding(self.actor, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        return services.update_binding(self.actor, serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance):
         services.delete_binding(self.actor, instance)
