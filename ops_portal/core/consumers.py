@@ -34,6 +34,7 @@ from .ws_auth import current_user
 log = logging.getLogger(__name__)
 FLUSH_DELAY = 0.02
 MAX_BATCH = 2000
+BACKLOG_PAGE = 5000  # events of an ordered stream's backlog read and sent at a time
 MAX_SUBSCRIPTIONS = 50
 # Longest time events flow to a socket on authority checked this long ago. Changes are announced
 # at once (accounts.authority); this bounds what a lost announcement can leak.
@@ -160,9 +161,15 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         await self._join(sub, groups)
         await self.send_json({"type": "subscribed", "id": sub_id, "stream": stream.name})
         if stream.ordered:
-            backlog = await database_sync_to_async(stream.backlog)(self.user, params, since)
-            for start in range(0, len(backlog), MAX_BATCH):
-                sub.accept(backlog[start:start + MAX_BATCH])
+            # Page by page, each sent before the next is read: a client sees the first lines of a
+            # long log at once instead of after the whole of it was read and encoded.
+            while not self.closed and sub_id in self.subscriptions:
+                page = await database_sync_to_async(stream.backlog)(self.user, params, sub.last_seq, BACKLOG_PAGE)
+                for start in range(0, len(page), MAX_BATCH):
+                    sub.accept(page[start:start + MAX_BATCH])
+                await self._flush_now(sub)
+                if len(page) < BACKLOG_PAGE:
+                    break
             for message in sub.pending:
                 sub.accept_batch(message)
             sub.pending = []

@@ -40,8 +40,9 @@ class Stream:
         """Authorise and return the group names to join; raise StreamDenied otherwise."""
         raise NotImplementedError
 
-    def backlog(self, user, params, since):
-        """Events after `since` (sync; runs in a thread). Only for ordered streams."""
+    def backlog(self, user, params, since, limit):
+        """At most `limit` events after `since`, oldest first (sync; runs in a thread). Only for
+        ordered streams: the consumer asks page after page until a page comes back short."""
         return []
 
 

@@ -7,8 +7,6 @@ from ops_portal.core import targets as target_kinds
 from . import groups
 from .models import Job, JobEvent
 
-BACKLOG_LIMIT = 200000
-
 
 def _int_param(params, name):
     value = params.get(name)
@@ -44,11 +42,11 @@ class JobStream(streams.Stream):
     def groups(self, user, params):
         return [groups.job(self._job(user, params).pk)]
 
-    def backlog(self, user, params, since):
+    def backlog(self, user, params, since, limit):
         job = self._job(user, params)
         rows = (JobEvent.objects.filter(job=job, seq__gt=since).order_by("seq")
-                .only("seq", "kind", "time", "text", "target", "stream", "data")[:BACKLOG_LIMIT])
-        return [event_payload(event) for event in rows.iterator(chunk_size=5000)]
+                .only("seq", "kind", "time", "text", "target", "stream", "data")[:limit])
+        return [event_payload(event) for event in rows]
 
 
 @streams.register

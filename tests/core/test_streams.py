@@ -116,3 +116,64 @@ async def test_a_live_event_is_dropped_not_raised_while_redis_is_away(caplog):
         await sync_to_async(streams.publish)(status.SYSTEM_GROUP, {"message": "lost"})
         await sync_to_async(streams.publish_many)("job.1", [{"seq": 1, "text": "lost"}])
     assert "live event for status.system not sent" in caplog.text
+
+
+async def test_a_long_backlog_comes_page_by_page_in_order_then_live_events(monkeypatch):
+    """The backlog of an ordered stream is read and sent a page at a time (the first lines reach the
+    client before the rest is read); together with events published meanwhile: no gap, no repeat."""
+    from django.utils import timezone
+
+    from ops_portal.core import consumers
+    from ops_portal.jobs import groups
+    from ops_portal.jobs.models import Job, JobEvent
+    from ops_portal.jobs.streams import event_payload
+
+    monkeypatch.setattr(consumers, "BACKLOG_PAGE", 7)
+    pages = []
+    original = type(streams.get("job")).backlog
+
+    def counting(self, user, params, since, limit):
+        page = original(self, user, params, since, limit)
+        pages.append((since, len(page)))
+        return page
+
+    monkeypatch.setattr(type(streams.get("job")), "backlog", counting)
+
+    @sync_to_async
+    def make():
+        user, environment, _, cookie = viewer_of.func("epsilon")
+        job = Job.objects.create(name="log", environment=environment, action="host.command", plan_hash="0" * 64,
+                                 state="running", last_seq=30)
+        JobEvent.objects.bulk_create(JobEvent(job=job, seq=n, time=timezone.now(), kind="output", target=0,
+                                              stream="stdout", text=f"line {n}") for n in range(1, 31))
+        return job, cookie
+
+    job, cookie = await make()
+    comm = communicator(cookie)
+    await comm.connect()
+    await comm.receive_json_from()
+    await comm.send_json_to({"action": "subscribe", "id": "j", "stream": "job", "params": {"job": job.pk},
+                             "since": 3})
+    assert (await comm.receive_json_from())["type"] == "subscribed"
+    frames, seqs = [], []
+
+    def take(message):
+        if message["type"] == "events":
+            frames.append(len(message["items"]))
+            seqs.extend(item["seq"] for item in message["items"])
+        return bool(seqs) and seqs[-1] >= 30
+
+    await receive_until(comm, take, timeout=10)
+    assert seqs == list(range(4, 31))
+    assert pages == [(3, 7), (10, 7), (17, 7), (24, 6)] and len(frames) >= 4
+
+    @sync_to_async
+    def live():
+        event = JobEvent.objects.create(job=job, seq=31, time=timezone.now(), kind="output", target=0,
+                                        stream="stdout", text="line 31")
+        streams.publish_many(groups.job(job.pk), [event_payload(event)])
+
+    await live()
+    await receive_until(comm, lambda message: take(message) and seqs[-1] >= 31, timeout=10)
+    assert seqs == list(range(4, 32))
+    await comm.disconnect()
