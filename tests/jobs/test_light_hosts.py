@@ -1,5 +1,6 @@
 """A job of 200 light hosts (fleet/light.py) through a live worker and the real SSH backend: every target
 ok, each with its own host's output, every host key pinned as registered."""
+import io
 import time
 
 import pytest
@@ -41,3 +42,18 @@ def test_a_job_on_200_light_hosts_completes_with_every_target_ok(light_fleet, li
     for index, texts in seen.items():
         assert len(texts) == 1 and texts[0].startswith(f"Linux {names[index]} "), texts
     assert took < 60, f"200 light hosts took {took:.1f}s"
+
+
+def test_register_fleet_registers_a_light_inventory_with_each_host_key_pinned(light_fleet):
+    from django.core.management import call_command
+
+    from ops_portal.inventory.models import Host
+
+    env = factories.environment("light-registered")
+    call_command("register_fleet", str(light_fleet.inventory_path), environment=env.name, tag="light",
+                 stdout=io.StringIO())
+    registered = {h.name: h for h in Host.objects.filter(environment=env)}
+    assert len(registered) == len(light_fleet.hosts)
+    for host in light_fleet.hosts[:20]:
+        row = registered[host.name]
+        assert (row.address, row.port, row.host_key, row.tags) == (host.address, host.port, host.host_key, ["light"])
