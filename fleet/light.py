@@ -533,28 +533,27 @@ class LightFleet:
         run_dir.mkdir(parents=True, exist_ok=False)
         seeds = host_key_seeds(n)
         key_path, public = client_key()
-        base = base_port or find_base_port(n)
         names = host_names(n, name_prefix)
-        (run_dir / "spec.json").write_text(json.dumps({
-            "names": names, "base_port": base, "keys_dir": str(light_dir()),
-            "public_key_path": f"{key_path}.pub"}))
-        log_file = open(run_dir / "server.log", "ab")
-        with log_file:
-            proc = subprocess.Popen([sys.executable, "-m", "fleet.light", "serve", "--run-dir", str(run_dir)],
-                                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                                    start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent))
-        (run_dir / "server.pid").write_text(f"{proc.pid}\n")
-        hosts = [Host(name=name, address=ADDRESS, port=base + i, user=USER, key_path=str(key_path),
-                      container_id="", host_key=public_line(seeds[i]), kind=KIND) for i, name in enumerate(names)]
-        fleet = cls(run_id, hosts, pid=proc.pid, base_port=base, key_path=key_path, public_key=public)
-        deadline = time.monotonic() + (ready_timeout or 30 + n / 50)
-        while not (run_dir / "ready").exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = (run_dir / "server.log").read_text(errors="replace")[-1500:]
-                fleet.down()
-                raise FleetError(f"the light server for {n} hosts did not come up "
-                                 f"(exit {proc.poll()}): {tail.strip()}")
-            time.sleep(0.05)
+        low = LIGHT_PORT_LOW
+        for attempt in range(3):
+            base = base_port or find_base_port(n, low=low)
+            hosts = [Host(name=name, address=ADDRESS, port=base + i, user=USER, key_path=str(key_path),
+                          container_id="", host_key=public_line(seeds[i]), kind=KIND) for i, name in enumerate(names)]
+            proc = cls._start(run_dir, names, base, key_path)
+            fleet = cls(run_id, hosts, pid=proc.pid, base_port=base, key_path=key_path, public_key=public)
+            deadline = time.monotonic() + (ready_timeout or 30 + n / 50)
+            while not (run_dir / "ready").exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if (run_dir / "ready").exists():
+                break
+            tail = (run_dir / "server.log").read_text(errors="replace")[-1500:].strip()
+            if base_port is None and attempt < 2 and proc.poll() is not None and "cannot listen" in tail:
+                # Another process took a port of the window between the check and the bind: the next one.
+                proc.wait()
+                low = base + 250
+                continue
+            fleet.down()
+            raise FleetError(f"the light server for {n} hosts did not come up (exit {proc.poll()}): {tail}")
         fleet._save()
         if make_current:
             link, tmp = light_dir() / "current", light_dir() / f".current-{os.getpid()}"
@@ -563,6 +562,18 @@ class LightFleet:
             tmp.symlink_to(run_id)
             os.replace(tmp, link)
         return fleet
+
+    @staticmethod
+    def _start(run_dir, names, base, key_path):
+        (run_dir / "spec.json").write_text(json.dumps({
+            "names": names, "base_port": base, "keys_dir": str(light_dir()),
+            "public_key_path": f"{key_path}.pub"}))
+        with open(run_dir / "server.log", "wb") as log_file:
+            proc = subprocess.Popen([sys.executable, "-m", "fleet.light", "serve", "--run-dir", str(run_dir)],
+                                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                                    start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent))
+        (run_dir / "server.pid").write_text(f"{proc.pid}\n")
+        return proc
 
     @classmethod
     def load(cls, run_id=None):
