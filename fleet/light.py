@@ -253,6 +253,10 @@ class Run:
         if cmd in ("python3", "python") and len(args) == 3 and args[0] == "-c" and args[2] in ("facts", "metrics"):
             self.out(json.dumps(self.facts() if args[2] == "facts" else self.metrics()) + "\n")
             return 0
+        for arg in argv:
+            # No shell behind: an expansion or a redirection would be printed literally, not done.
+            if "$" in arg or "`" in arg or arg.lstrip("0123456789&")[:1] in ("<", ">"):
+                raise Refused(f"{shlex.join(argv)} (no expansion or redirection here)")
         if cmd == "true" or cmd == ":":
             return 0
         if cmd == "false":
@@ -535,7 +539,8 @@ class LightFleet:
         key_path, public = client_key()
         names = host_names(n, name_prefix)
         low = LIGHT_PORT_LOW
-        for attempt in range(3):
+        attempts = 5
+        for attempt in range(attempts):
             base = base_port or find_base_port(n, low=low)
             hosts = [Host(name=name, address=ADDRESS, port=base + i, user=USER, key_path=str(key_path),
                           container_id="", host_key=public_line(seeds[i]), kind=KIND) for i, name in enumerate(names)]
@@ -547,10 +552,11 @@ class LightFleet:
             if (run_dir / "ready").exists():
                 break
             tail = (run_dir / "server.log").read_text(errors="replace")[-1500:].strip()
-            if base_port is None and attempt < 2 and proc.poll() is not None and "cannot listen" in tail:
-                # Another process took a port of the window between the check and the bind: the next one.
+            if base_port is None and attempt < attempts - 1 and proc.poll() is not None and "cannot listen" in tail:
+                # Another process took a port of the window between the check and the bind (another light
+                # server still binding its ports upwards, a few hundred a second): try well above it.
                 proc.wait()
-                low = base + 250
+                low = base + 1000
                 continue
             fleet.down()
             raise FleetError(f"the light server for {n} hosts did not come up (exit {proc.poll()}): {tail}")

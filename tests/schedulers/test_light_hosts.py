@@ -94,7 +94,8 @@ def test_commands_and_exit_codes(light_targets):
 
 
 @pytest.mark.parametrize("command", ["rm -rf /", "cat /etc/shadow", "echo $(id)x | sh", "sleep 99999",
-                                     "uname -a > /tmp/x", "curl http://127.0.0.1/"])
+                                     "uname -a > /tmp/x", "curl http://127.0.0.1/",
+                                     "echo $HOME", "echo hi >/tmp/x", "echo `id`", "echo hi 2>&1"])
 def test_anything_else_is_refused_with_exit_127(light_targets, command):
     with SSHPool(1) as pool:
         result, out, err = run_capture(pool, light_targets[4], command, timeout=30)
