@@ -3,6 +3,7 @@
     python -m bench containers  # Swarm scale/update vs the docker CLI, 200-container snapshot (issue 11)
     python -m bench events   # job output: 100k lines to 20 websocket clients (issue 4)
     python -m bench hosts    # uname -a on fleet hosts vs ansible and bare Fabric (issue 6)
+    python -m bench light    # uname -a on 1,000-5,000 light hosts: portal vs bare backend, CPU, rows (issue 15)
     python -m bench writer   # what one EventWriter flush costs (rows, commits, publishes)
     python -m bench processes  # process inventory of fleet hosts and this machine vs ps (issue 12)
     python -m bench lists    # every list page and endpoint at 10k hosts, 200k processes, 10M audit rows (issue 13)
@@ -23,9 +24,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="name", required=True)
-    from . import containers, events, hosts, jobpage, lists, playbooks, processes, writer
+    from . import containers, events, hosts, jobpage, light, lists, playbooks, processes, writer
 
-    for module in (containers, events, hosts, writer, processes, lists, playbooks, jobpage):
+    for module in (containers, events, hosts, light, writer, processes, lists, playbooks, jobpage):
         name = module.__name__.rsplit(".", 1)[1]
         p = sub.add_parser(name, help=module.__doc__.splitlines()[0])
         module.add_arguments(p)

@@ -1,10 +1,11 @@
-"""Command line: python -m fleet up N | down | status | build | engine | cleanup."""
+"""Command line: python -m fleet up N | down | status | build | engine | cleanup | light up N|down|status."""
 
 import argparse
 import json
 import sys
 import time
 
+from . import light
 from .engine import EngineError, docker_client, ensure_engine, swarm_state
 from .hosts import Fleet, FleetError, cleanup_leftovers, fleet_dir, list_runs, remove_run
 from .images import ImageBuildError, ensure_images, missing_images
@@ -142,6 +143,8 @@ def main(argv=None):
     cleanup = sub.add_parser("cleanup", help="remove runs whose process is gone (--all: every run)")
     cleanup.add_argument("--all", action="store_true")
     cleanup.set_defaults(func=cmd_cleanup)
+
+    light.add_parser(sub)
 
     args = parser.parse_args(argv)
     try:

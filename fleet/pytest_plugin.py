@@ -13,6 +13,8 @@ Fixtures (all session-scoped):
     fleet_puppet    a Fleet of $FLEET_PUPPET hosts with Debian's puppet-agent (default 2), its own
                     run, removed at the end of the session
     puppet_host     the first host of fleet_puppet
+    light_fleet     a LightFleet of $LIGHT_FLEET_SIZE light hosts (default 200): one asyncssh process
+                    serving SSH on 127.0.0.1 ports (fleet/light.py); needs no Docker engine
 
 Under CI=true a missing engine or a failed build fails the run; elsewhere the tests that
 need them are skipped with the reason.
@@ -33,6 +35,7 @@ DEFAULT_FLEET_SIZE = 20
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "fleet: needs the real fleet (Docker engine, sshd hosts)")
+    config.addinivalue_line("markers", "light: needs light SSH hosts (fleet/light.py, one asyncssh process)")
 
 
 def in_ci():
@@ -169,3 +172,30 @@ def fleet_puppet(docker_client, fleet_images, pytestconfig):
 def puppet_host(fleet_puppet):
     """A host with Debian's puppet-agent (puppet, facter; no agent configured); reach it through fleet_puppet."""
     return _first_of(fleet_puppet, "puppet")
+
+
+DEFAULT_LIGHT_FLEET_SIZE = 200
+
+
+@pytest.fixture(scope="session")
+def light_fleet(pytestconfig):
+    """$LIGHT_FLEET_SIZE light hosts (default 200) served by one asyncssh process on 127.0.0.1 ports,
+    each with its own host key; stopped at the end of the session. No Docker engine needed."""
+    try:
+        import asyncssh  # noqa: F401
+    except ImportError:
+        unavailable("asyncssh is not installed (pip install -r requirements-dev.txt)")
+    from .light import LightFleet
+
+    size = int(os.environ.get("LIGHT_FLEET_SIZE", DEFAULT_LIGHT_FLEET_SIZE))
+    started = time.monotonic()
+    try:
+        running = LightFleet.up(size)
+    except (FleetError, OSError) as exc:
+        unavailable(f"light fleet of {size} did not come up: {exc}")
+    _report(pytestconfig, f"{size} light hosts listen {time.monotonic() - started:.1f}s after start "
+                          f"({running.base_port}+, pid {running.pid})")
+    try:
+        yield running
+    finally:
+        running.down()
