@@ -82,6 +82,10 @@ def prepare(runner):
 
 def _result(counts: ansible.HostResult, *, check, revision):
     data = {"counts": counts.counts(), "check": check, "revision": revision}
+    if counts.diffs:  # --diff (always in check mode): what each task changed or would change, per host
+        data["diff"] = counts.diffs
+        if counts.diffs_truncated:
+            data["diff_truncated"] = True
     if counts.bad:
         what = "unreachable" if counts.unreachable else "failed"
         return CommandResult(exit_code=2, error=counts.error or what, changed=bool(counts.changed) and not check,
