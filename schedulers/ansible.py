@@ -14,8 +14,8 @@ ansible-playbook starts in a session of its own (ansible-runner's pexpect); on c
 ansible-runner kills that process group (ansible's forks and their ssh clients), and
 end_leftovers() then ends whatever still names the run's private directory, until nothing does.
 """
-import os
 import difflib
+import os
 import re
 import shlex
 import shutil

@@ -139,7 +139,9 @@ def test_check_mode_keeps_each_hosts_diff_and_changes_nothing(tmp_path):
   gather_facts: false
   tasks:
     - name: conf
-      copy: {{dest: "{out}/{{{{ inventory_hostname }}}}.conf", content: "port=9090\\nname={{{{ inventory_hostname }}}}\\n"}}
+      copy:
+        dest: "{out}/{{{{ inventory_hostname }}}}.conf"
+        content: "port=9090\\nname={{{{ inventory_hostname }}}}\\n"
     - name: unchanged
       copy: {{dest: "{out}/same", content: "same\\n"}}
       check_mode: false
