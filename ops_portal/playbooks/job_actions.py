@@ -151,7 +151,7 @@ def run_batch(batch):
 
 register(ActionSpec(
     name=ACTION, label="Run an Ansible playbook", target_kind=HOSTS.name, parameters=PARAMETERS, run=None,
-    run_batch=run_batch, prepare=prepare, freeze=freeze, extra_parameters=True,
+    run_batch=run_batch, prepare=prepare, freeze=freeze, extra_parameters=True, dry_run_param="dry_run",
     description="Run a playbook of a project, at the revision synced when the job is launched, on the job's hosts "
                 "through ansible-runner (one run per batch); the dry run is check mode with diffs.",
     risks=lambda params, target_count: [] if params.get("dry_run") else ["config_change"],
