@@ -155,3 +155,13 @@ def test_a_plan_that_cannot_be_dry_run_still_asks_for_approval_and_says_why(worl
         assert launch_for(operator, job.approval_request, job) is None
     row = AuditEvent.objects.get(action="job.dry_run_refused")
     assert row.object_id == str(job.pk) and "no project site" in row.extra["reason"]
+
+
+def test_the_api_names_the_dry_run_of_a_request(world, api):
+    _, _, approver, _ = world
+    request = play(world).approval_request
+    dry = request.dry_runs.get()
+    api.force_authenticate(approver.user)
+    body = api.get(f"/api/approvals/{request.pk}/").json()
+    assert body["evidence"] == {"dry_run": {"job": dry.pk, "state": "queued", "finished": False}}
+    assert api.get(f"/api/jobs/{dry.pk}/").json()["params"]["dry_run"] is True
