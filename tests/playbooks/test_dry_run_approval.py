@@ -165,3 +165,32 @@ def test_the_api_names_the_dry_run_of_a_request(world, api):
     body = api.get(f"/api/approvals/{request.pk}/").json()
     assert body["evidence"] == {"dry_run": {"job": dry.pk, "state": "queued", "finished": False}}
     assert api.get(f"/api/jobs/{dry.pk}/").json()["params"]["dry_run"] is True
+
+
+def test_a_plan_that_changed_asks_again_with_a_dry_run_of_the_new_plan(world, django_capture_on_commit_callbacks):
+    env, _, approver, _ = world
+    job = play(world)
+    old = job.approval_request
+    web1 = env.hosts.get(name="web-1")
+    web1.address = "127.0.0.2"
+    web1.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        approvals.decide(approver, old, "approve")
+    job.refresh_from_db()
+    assert job.state == JobState.PENDING_APPROVAL and job.approval_request_id != old.pk
+    fresh = job.approval_request.dry_runs.get()
+    assert fresh.pk != old.dry_runs.get().pk
+    assert fresh.targets.get(name="web-1").fingerprint["address"] == "127.0.0.2"
+
+
+def test_a_puppet_apply_waiting_for_approval_gets_a_noop_run(world):
+    env, operator, _, _ = world
+    for host in env.hosts.all():
+        host.facts = {"tools": {"puppet": {"version": "7.23.0", "path": "/usr/bin/puppet", "agent_server": ""}}}
+        host.save(update_fields=["facts"])
+    job = launch_adhoc(operator, environment=env, action="puppet.apply",
+                       values={"project": "site", "manifest": "manifests/site.pp"}, selector={"all": True})
+    assert job.state == JobState.PENDING_APPROVAL
+    dry = job.approval_request.dry_runs.get()
+    assert dry.state == JobState.QUEUED and dry.params == {**job.params, "noop": True}
+    assert dry.params["revision"] == REVISION
