@@ -107,7 +107,8 @@ def test_the_approval_page_shows_the_dry_runs_diff_and_the_decision_notes_it(wor
     client.force_login(approver.user)
     page = client.get(reverse("approvals:detail", args=[request.pk])).content.decode()
     assert f'href="/jobs/{dry.pk}/"' in page and 'data-state="queued"' in page
-    assert "still running" in page and f'hx-get="/approvals/{request.pk}/dry-run/"' in page  # polled until done
+    assert "The dry run has not finished" in page
+    assert f'hx-get="/approvals/{request.pk}/dry-run/"' in page  # polled until it ends
 
     _finish(dry, {"web-1": DIFF})
     fragment = client.get(reverse("jobs:dry_run_panel", args=[request.pk])).content.decode()
