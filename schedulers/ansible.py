@@ -14,6 +14,7 @@ ansible-playbook starts in a session of its own (ansible-runner's pexpect); on c
 ansible-runner kills that process group (ansible's forks and their ssh clients), and
 end_leftovers() then ends whatever still names the run's private directory, until nothing does.
 """
+import difflib
 import os
 import re
 import shlex
@@ -46,6 +47,8 @@ CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_conn
                    "ansible_ssh_pass", "ansible_password", "ansible_ssh_host_key_checking", "ansible_host_key_checking")
 SSH_ARGS = "-F /dev/null -o ControlMaster=no -o BatchMode=yes -o IdentitiesOnly=yes -o ForwardAgent=no"
 KILL_GRACE = 3.0
+# What a host's diffs (--diff, check mode's "would change") may keep: the text of each, in total.
+DIFF_LIMIT = 64 * 1024
 STATS_KEYS = (("ok", "ok"), ("changed", "changed"), ("failures", "failed"), ("skipped", "skipped"),
               ("dark", "unreachable"), ("rescued", "rescued"), ("ignored", "ignored"))
 
@@ -89,6 +92,10 @@ class HostResult:
     rescued: int = 0
     ignored: int = 0
     error: str = ""  # the first failure's message
+    # --diff: what each changed task changed (or, in check mode, would change), as unified diff
+    # text: [{"task": name, "diff": text}], at most DIFF_LIMIT characters in all (then "truncated").
+    diffs: list = field(default_factory=list)
+    diffs_truncated: bool = False
 
     def counts(self):
         return {name: getattr(self, name) for _, name in STATS_KEYS}
@@ -246,6 +253,59 @@ def _message(event_data):
     return ""
 
 
+def _side(value):
+    """One side of an Ansible diff as lines of text (a dict or list, such as a file's state, as YAML)."""
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        value = yaml.safe_dump(value, default_flow_style=False, allow_unicode=True, sort_keys=True)
+    return value.splitlines(keepends=True)
+
+
+def diff_text(diff) -> str:
+    """Unified diff text of one of Ansible's diff entries: {before, after, before_header,
+    after_header} or {prepared: text} (what the module already wrote out); "" when nothing differs."""
+    if not isinstance(diff, dict):
+        return ""
+    if diff.get("prepared"):
+        return str(diff["prepared"]).rstrip("\n") + "\n"
+    if "before" not in diff and "after" not in diff:
+        return ""
+    before, after = _side(diff.get("before")), _side(diff.get("after"))
+    if before == after:
+        return ""
+    lines = difflib.unified_diff(before, after, fromfile=str(diff.get("before_header") or "before"),
+                                 tofile=str(diff.get("after_header") or "after"))
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+def event_diffs(event_data) -> list[str]:
+    """The diff texts of a task's result (a loop's items each have their own)."""
+    result = event_data.get("res") or {}
+    found = []
+    for item in [result, *(r for r in (result.get("results") or []) if isinstance(r, dict))]:
+        entries = item.get("diff")
+        for entry in entries if isinstance(entries, list) else [entries]:
+            text = diff_text(entry)
+            if text:
+                found.append(text)
+    return found
+
+
+def _keep_diffs(result: HostResult, task: str, texts: list[str]):
+    used = sum(len(d["diff"]) for d in result.diffs)
+    for text in texts:
+        if result.diffs_truncated:
+            return
+        if used + len(text) > DIFF_LIMIT:
+            text = text[:max(0, DIFF_LIMIT - used)]
+            result.diffs_truncated = True
+            if not text:
+                return
+        result.diffs.append({"task": task, "diff": text})
+        used += len(text)
+
+
 def run_playbook(playbook: Playbook, hosts: list[Host], groups: dict, *, cancel: CancelToken,
                  on_line: Callable[[str | None, str, str], None],
                  on_host_failed: Callable[[str, HostResult], None] | None = None) -> Outcome:
@@ -253,7 +313,8 @@ def run_playbook(playbook: Playbook, hosts: list[Host], groups: dict, *, cancel:
 
     on_line(host name or None, stream, text) gets Ansible's own lines as they come, each under
     the host it is about; on_host_failed(name, result) is called as soon as a host fails or is
-    unreachable (Ansible drops it from the play then). The outcome carries every host's counts.
+    unreachable (Ansible drops it from the play then). The outcome carries every host's counts
+    and, with playbook.diff, the diffs of its tasks (HostResult.diffs).
     """
     check_playbook(playbook.project_dir, playbook.playbook)
     check_limit(playbook.limit)
@@ -279,6 +340,11 @@ def run_playbook(playbook: Playbook, hosts: list[Host], groups: dict, *, cancel:
             data = event.get("event_data") or {}
             host = data.get("host") if data.get("host") in names else None
             kind = event.get("event", "")
+            if host is not None and kind == "runner_on_ok" and playbook.diff:
+                texts = event_diffs(data)
+                if texts:
+                    with lock:
+                        _keep_diffs(results.setdefault(host, HostResult()), str(data.get("task") or "task"), texts)
             if kind == "playbook_on_stats":
                 stats.update({key: data.get(key) or {} for key, _ in STATS_KEYS})
             stream = "stderr" if kind in ("runner_on_failed", "runner_on_unreachable") else "stdout"

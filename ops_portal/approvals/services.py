@@ -21,9 +21,10 @@ from ops_portal.core import streams
 from ops_portal.core.errors import StateConflict
 from ops_portal.notifications.services import notify
 
+from . import evidence
 from .choices import Decision, RequestState, ScheduleMode, TimeoutOutcome
 from .models import ApprovalComment, ApprovalDecision, ApprovalLink, ApprovalPolicy, ApprovalRequest
-from .signals import request_decided
+from .signals import request_decided, request_opened
 
 LINK_SALT = "ops_portal.approvals.link"
 LINK_MAX_AGE = 7 * 24 * 3600
@@ -129,6 +130,7 @@ def open_request(actor, *, environment, subject_type, subject_id, title, plan, p
     record(actor, "approval.request", request, after={
         "subject": f"{subject_type} {subject_id}", "required": request.required, "policies": request.policies,
         "plan_hash": plan_hash, "expires_at": request.expires_at})
+    request_opened.send(ApprovalRequest, request=request, actor=actor)
     _announce(request)
     _notify_requested(request)
     return request
@@ -179,7 +181,10 @@ def decide(actor, request, decision, comment=""):
             raise Conflict({"decision": ["You already decided on this request."]})
         ApprovalDecision.objects.create(request=request, user=user, user_name=user.get_username(),
                                         decision=decision, comment=comment)
-        record(actor, f"approval.{decision}", request, extra={"comment": comment} if comment else None)
+        # What the approver had in front of them besides the plan (the dry run's state and job).
+        seen = evidence.note(request)
+        extra = {**({"comment": comment} if comment else {}), **seen}
+        record(actor, f"approval.{decision}", request, extra=extra or None)
         if decision == Decision.REJECT:
             _end(actor, request, RequestState.REJECTED, f"rejected by {user.get_username()}", "approval.reject")
         elif request.approvals >= request.required:

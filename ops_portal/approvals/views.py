@@ -7,7 +7,7 @@ from ops_portal.accounts.choices import Action
 from ops_portal.accounts.permissions import can, restrict
 from ops_portal.core.web import actor, attempt, paginate
 
-from . import services
+from . import evidence, services
 from .choices import Decision, RequestState
 from .models import ApprovalRequest
 
@@ -60,6 +60,7 @@ def detail(request, pk):
                        and can(request.user, Action.APPROVE, approval.environment)
                        and not approval.decisions.filter(user=request.user).exists()),
         "own": approval.requested_by_id == request.user.pk,
+        "evidence": evidence.panel(approval, request.user, request),
     }
     return render(request, "approvals/detail.html", context)
 

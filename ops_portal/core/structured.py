@@ -145,3 +145,32 @@ def render_diff(before, after, fmt="yaml"):
     changed = sum(1 for mark, _ in rows if mark in "+-")
     return mark_safe(f'<pre class="structured diff" data-format="{fmt}" aria-label="{changed} changed lines">'
                      f'<code>{body}</code></pre>')
+
+
+def text_diff_rows(text):
+    """[(mark, line)] of a unified diff's text (a tool's own --diff output): "+" added, "-" removed,
+    "@" a header (---/+++/@@ and "\\ No newline"), " " context."""
+    rows = []
+    for line in (text or "").splitlines():
+        if line.startswith(("---", "+++", "@@", "\\")):
+            rows.append(("@", line))
+        elif line.startswith(("+", "-")):
+            rows.append((line[0], line[1:]))
+        else:
+            rows.append((" ", line[1:] if line.startswith(" ") else line))
+    return rows
+
+
+TEXT_ROW_CLASS = {**ROW_CLASS, "@": "d-skip"}
+
+
+def render_text_diff(text):
+    """<pre class="structured diff"> of a unified diff's text, every line escaped and classed."""
+    rows = text_diff_rows(text)
+    if not rows:
+        return mark_safe('<p class="muted">No difference.</p>')
+    body = "".join(f'<span class="{TEXT_ROW_CLASS[mark]}"><span class="d-mark" aria-hidden="true">'
+                   f'{escape(mark if mark != "@" else " ")}</span>{escape(line)}</span>' for mark, line in rows)
+    changed = sum(1 for mark, _ in rows if mark in "+-")
+    return mark_safe(f'<pre class="structured diff" data-format="diff" aria-label="{changed} changed lines">'
+                     f'<code>{body}</code></pre>')

@@ -46,6 +46,9 @@ class ActionSpec:
     # The template's own typed parameters (names the action does not define) reach the action as
     # data (Ansible's extra vars) instead of being refused.
     extra_parameters: bool = False
+    # The bool parameter that makes a run read-only (check mode with diffs, --noop): when a job of the
+    # action waits for approval, the same plan with it set runs at once as the dry run approvers see.
+    dry_run_param: str = ""
 
     def risk_tags(self, params, target_count):
         """The action's own risk tags, plus `mutating` for every action that changes its targets

@@ -8,4 +8,5 @@ class JobsConfig(AppConfig):
 
     def ready(self):
         # Django's app loading: modules with models may be imported only once the registry is ready.
-        from . import gating, streams  # noqa: F401, PLC0415 — the approval receiver, the live streams
+        # the approval receivers (queue on approval, the dry run on request), the live streams
+        from . import dry_runs, gating, streams  # noqa: F401, PLC0415

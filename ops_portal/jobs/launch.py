@@ -84,12 +84,16 @@ def route(targets, queue=None):
 def create_job(actor, *, environment, spec, public, secret, targets, strategy, name, template=None,
                timeout_seconds=3600, target_timeout_seconds=None, queue=None, emergency=False,
                emergency_reason="", not_before=None, relaunch_of=None, schedule=None, standing_approval=None,
-               approval=None):
+               approval=None, dry_run_for=None):
     """Freeze and store the plan, audit the launch, gate it and queue it (on commit). `approval`: an
     approvals Requirement the launcher adds to the environment's policies (the strictest wins);
-    `queue`: one the template names, or None (or "default") to route by the targets' site."""
+    `queue`: one the template names, or None (or "default") to route by the targets' site.
+    `dry_run_for`: the approval request this job is the read-only dry run for (jobs.dry_runs): it
+    is not gated (it changes nothing; the caller has set the action's dry-run parameter)."""
     if not targets:
         raise ValidationError({"selector": ["The selector matches no enabled target in this environment."]})
+    if dry_run_for is not None and not (spec.dry_run_param and public.get(spec.dry_run_param) is True):
+        raise ValueError(f"{spec.name}: only a run with its dry-run parameter set skips approval")
     targets, excluded = tools.split(spec, targets)
     tools.refuse_if_none_left(spec, targets, excluded)
     strays = sorted({t["kind"] for t in targets} - {spec.target_kind})
@@ -116,7 +120,7 @@ def create_job(actor, *, environment, spec, public, secret, targets, strategy, n
         emergency=emergency, emergency_reason=emergency_reason, not_before=not_before,
         created_by_id=actor.user_id, created_by_name=actor.username, source=actor.source,
         request_id=actor.request_id, relaunch_of=relaunch_of, created=now, queued_at=now,
-        targets_total=len(targets), schedule=schedule,
+        targets_total=len(targets), schedule=schedule, dry_run_for=dry_run_for,
     )
     job.full_clean(exclude=["plan_hash"])
     job.save()
@@ -134,13 +138,14 @@ def create_job(actor, *, environment, spec, public, secret, targets, strategy, n
         "target_count": len(targets), "strategy": strategy, "plan_hash": job.plan_hash, "queue": queue,
         "template": template.name if template else None, "relaunch_of": relaunch_of.pk if relaunch_of else None,
         **({"excluded": excluded[:200]} if excluded else {}),
+        **({"dry_run_for": {"approval": dry_run_for.pk, "job": dry_run_for.subject_id}} if dry_run_for else {}),
     })
     if emergency:
         record(actor, "job.emergency", job, extra={"reason": emergency_reason})
     if standing_approval is not None:
         job.approval_request = standing_approval
         job.save(update_fields=["approval_request"])
-    elif gate(actor, job, spec, {**public, **secret}, template, required=approval):
+    elif dry_run_for is None and gate(actor, job, spec, {**public, **secret}, template, required=approval):
         return job  # waits for approval (gate moved it there, audited and published)
     publish_job(job)
     enqueue(job)

@@ -97,6 +97,10 @@ class Job(models.Model):
                                          on_delete=models.SET_NULL, related_name="+")
     schedule = models.ForeignKey("jobs.JobSchedule", null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="jobs")
+    # The approval request this job is the dry run for (check mode, --noop): launched when the request
+    # opened, read-only, needing no approval itself; the request's page shows what it would change.
+    dry_run_for = models.ForeignKey("approvals.ApprovalRequest", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="dry_runs")
     created = models.DateTimeField(default=timezone.now, db_index=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     started = models.DateTimeField(null=True, blank=True)

@@ -251,9 +251,12 @@ class JobRunner:
         self.writer.call(save)
         data = {"state": target.state, "exit_code": target.exit_code, "changed": target.changed,
                 "error": target.error[:500] if target.error else ""}
-        counts = (fields.get("data") or {}).get("counts") if isinstance(fields.get("data"), dict) else None
-        if counts:  # a tool's per-target tally (Ansible's ok/changed/failed/skipped/unreachable)
-            data["counts"] = counts
+        result = fields.get("data") if isinstance(fields.get("data"), dict) else {}
+        if result.get("counts"):  # a tool's per-target tally (Ansible's ok/changed/failed/skipped/unreachable)
+            data["counts"] = result["counts"]
+        if isinstance(result.get("resources"), dict):  # Puppet's resources, for the job page's live grid
+            data["resources"] = result["resources"]
+            data["revision"] = str(result.get("revision") or "")
         self.writer.emit(EventKind.TARGET, target.name, target=index, data=data)
 
     def _invoke(self, spec, target):

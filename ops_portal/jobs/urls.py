@@ -11,6 +11,7 @@ urlpatterns = [
     path("jobs/<int:pk>/live/", views.job_live, name="live"),
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="cancel"),
     path("jobs/<int:pk>/relaunch/", views.job_relaunch, name="relaunch"),
+    path("approvals/<int:pk>/dry-run/", views.dry_run_panel, name="dry_run_panel"),
     path("hosts/<int:pk>/run/<str:action>/", views.host_run, name="host_run"),
     path("templates/", views.template_list, name="templates"),
     path("templates/<int:pk>/launch/", views.template_launch, name="launch"),

@@ -15,7 +15,7 @@ from ops_portal.core import periodic
 from ops_portal.core.web import actor, attempt, paginate
 from ops_portal.inventory.models import Host, HostGroup
 
-from . import actions, launch, live, schedules, system, windows
+from . import actions, dry_runs, launch, live, schedules, system, windows
 from . import preview as previews
 from .choices import ACTIVE_STATES, FINISHED_STATES, JobState
 from .filtersets import JobFilterSet
@@ -83,7 +83,7 @@ def job_live(request, pk):
 def _approval_history(job):
     """Every approval request of this job (re-approvals included), with decisions and comments."""
     return (ApprovalRequest.objects.filter(subject_type="job", subject_id=job.pk)
-            .prefetch_related("decisions", "comments").order_by("created"))
+            .prefetch_related("decisions", "comments", "dry_runs").order_by("created"))
 
 
 @login_required
@@ -298,3 +298,11 @@ def system_schedule_update(request, pk):
     attempt(request, system.update_builtin, actor(request), task, every_seconds=every,
             enabled=request.POST.get("enabled") == "on", success=f"{task.name} updated.")
     return redirect("jobs:schedules")
+
+
+@login_required
+def dry_run_panel(request, pk):
+    """The dry run part of an approval request's page, polled by htmx while the dry run runs."""
+    approval = get_object_or_404(restrict(ApprovalRequest.objects.select_related("environment"), request.user,
+                                          Action.VIEW), pk=pk, subject_type="job")
+    return render(request, "jobs/_dry_run.html", dry_runs.panel_context(approval))

@@ -82,6 +82,10 @@ def prepare(runner):
 
 def _result(counts: ansible.HostResult, *, check, revision):
     data = {"counts": counts.counts(), "check": check, "revision": revision}
+    if counts.diffs:  # --diff (always in check mode): what each task changed or would change, per host
+        data["diff"] = counts.diffs
+        if counts.diffs_truncated:
+            data["diff_truncated"] = True
     if counts.bad:
         what = "unreachable" if counts.unreachable else "failed"
         return CommandResult(exit_code=2, error=counts.error or what, changed=bool(counts.changed) and not check,
@@ -147,7 +151,7 @@ def run_batch(batch):
 
 register(ActionSpec(
     name=ACTION, label="Run an Ansible playbook", target_kind=HOSTS.name, parameters=PARAMETERS, run=None,
-    run_batch=run_batch, prepare=prepare, freeze=freeze, extra_parameters=True,
+    run_batch=run_batch, prepare=prepare, freeze=freeze, extra_parameters=True, dry_run_param="dry_run",
     description="Run a playbook of a project, at the revision synced when the job is launched, on the job's hosts "
                 "through ansible-runner (one run per batch); the dry run is check mode with diffs.",
     risks=lambda params, target_count: [] if params.get("dry_run") else ["config_change"],

@@ -147,7 +147,7 @@ register(ActionSpec(
     parameters=[PROJECT, MANIFEST, REVISION_PARAM,
                 {"name": "noop", "type": "bool", "default": False, "label": "Dry run (--noop)"}],
     risks=lambda params, target_count: [] if params.get("noop") else ["config_change"],
-    run=apply_manifest, host_check=NEEDS_PUPPET, freeze=freeze,
+    run=apply_manifest, host_check=NEEDS_PUPPET, freeze=freeze, dry_run_param="noop",
 ))
 register(ActionSpec(
     name="puppet.drift", label="Check Puppet drift", target_kind=HOSTS.name, prepare=prepare_project,
@@ -162,7 +162,7 @@ register(ActionSpec(
                 "show a configured agent).",
     parameters=[{"name": "noop", "type": "bool", "default": False, "label": "Dry run (--noop)"}],
     risks=lambda params, target_count: [] if params.get("noop") else ["config_change"],
-    run=run_agent, host_check=tool_check("puppet", agent=True, install="host.install_puppet"),
+    run=run_agent, host_check=tool_check("puppet", agent=True, install="host.install_puppet"), dry_run_param="noop",
 ))
 register(ActionSpec(
     name="host.install_puppet", label="Install Puppet", target_kind=HOSTS.name, prepare=prepare_ssh,

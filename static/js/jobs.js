@@ -150,6 +150,35 @@
       tasksSection.hidden = false;
     }
 
+    /* Puppet's resource counts per target (target events with data.resources), as each target ends. */
+    var resources = document.querySelector("#puppet-resources tbody");
+    var resourcesSection = document.getElementById("puppet-resources-section");
+    var RESOURCE_KEYS = ["total", "changed", "failed", "out_of_sync", "unchanged"];
+
+    function resourcesEvent(item) {
+      var counts = item.data.resources, index = String(item.target);
+      var tr = resources.querySelector("tr[data-index='" + index + "']");
+      if (!tr) {
+        tr = document.createElement("tr");
+        tr.dataset.index = index;
+        for (var i = 0; i < 7; i++) { tr.appendChild(document.createElement("td")); }
+        var after = Array.prototype.find.call(resources.children, function (row) {
+          return parseInt(row.dataset.index, 10) > item.target; });
+        resources.insertBefore(tr, after || null);
+      }
+      var cells = tr.children;
+      cells[0].textContent = log.names[item.target] || "#" + item.target;
+      RESOURCE_KEYS.forEach(function (key, i) {
+        cells[i + 1].textContent = counts[key] === undefined || counts[key] === null ? "" : counts[key];
+      });
+      cells[3].className = counts.failed ? "bad" : "";
+      var code = document.createElement("code");
+      code.textContent = (item.data.revision || "").slice(0, 12);
+      cells[6].textContent = "";
+      cells[6].appendChild(code);
+      resourcesSection.hidden = false;
+    }
+
     var follow = document.querySelector(".js-log-follow");
     follow.addEventListener("change", function () { log.follow = follow.checked; log.schedule(); });
     document.querySelector(".js-log-target").addEventListener("change", function (e) { log.setFilter(e.target.value); });
@@ -159,6 +188,7 @@
       items.forEach(function (item) {
         if (item.kind === "target") {
           targetEvent(item);
+          if (item.data && item.data.resources && resources) { resourcesEvent(item); }
           changed = true;
           lines.push({ target: item.target, kind: "target",
             text: "** " + (item.data && item.data.state) + (item.data && item.data.error ? ": " + item.data.error : "") });

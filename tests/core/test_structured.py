@@ -84,3 +84,14 @@ def test_the_job_page_shows_parameters_as_json_and_the_audit_page_a_diff(client,
     assert ("d-del", '-  command: "true"') in rows and ("d-add", '+  command: "false"') in rows
     launch = client.get(f"/templates/{template.pk}/launch/").content.decode()
     assert "{&#x27;" not in launch and "{'" not in launch
+
+
+def test_a_tools_unified_diff_is_classed_line_by_line_and_escaped():
+    html = str(structured.render_text_diff("--- a\n+++ b\n@@ -1 +1 @@\n keep\n-<b>old</b>\n+new & better\n"))
+    rows = re.findall(r'<span class="(d-[a-z]+)"><span class="d-mark" aria-hidden="true">(.)</span>(.*?)</span>',
+                      html)
+    assert rows == [("d-skip", " ", "--- a"), ("d-skip", " ", "+++ b"), ("d-skip", " ", "@@ -1 +1 @@"),
+                    ("d-same", " ", "keep"), ("d-del", "-", "&lt;b&gt;old&lt;/b&gt;"),
+                    ("d-add", "+", "new &amp; better")]
+    assert 'aria-label="2 changed lines"' in html and "<b>" not in html
+    assert "No difference" in str(structured.render_text_diff(""))

@@ -123,3 +123,23 @@ def test_a_cancel_during_the_batch_cancels_its_unreported_targets(batch_action, 
 def test_a_batch_action_is_no_rollback_action(batch_action):
     with pytest.raises(ValidationError, match="runs per batch"):
         validate({"kind": "rolling", "batch_size": 1, "rollback_action": "batch.poke"})
+
+
+def test_a_targets_event_carries_puppets_resources_and_revision_for_the_live_grid(monkeypatch):
+    resources = {"total": 3, "changed": 1, "failed": 0, "out_of_sync": 1, "unchanged": 2}
+
+    def run_batch(batch):
+        for target in batch.targets:
+            batch.finish(target, CommandResult(exit_code=2, changed=True, data={
+                "resources": resources, "revision": "f" * 40, "manifest": "manifests/site.pp", "puppet_exit": 2}))
+
+    monkeypatch.setattr(actions, "_ACTIONS", dict(actions._ACTIONS))
+    actions.register(actions.ActionSpec(name="batch.puppetish", label="Puppet-like", target_kind="host",
+                                        parameters=[], run=None, run_batch=run_batch, mutating=False))
+    monkeypatch.setattr(launching, "enqueue", lambda job: None)
+    env = factories.environment("alpha")
+    local_hosts(env, 1)
+    job = run(launch_adhoc(operator(env), environment=env, action="batch.puppetish", selector={"all": True}))
+    event = JobEvent.objects.filter(job=job, kind="target", text="h-1").latest("seq")
+    assert event.data["resources"] == resources and event.data["revision"] == "f" * 40
+    assert "manifest" not in event.data and "puppet_exit" not in event.data  # only what the grid draws

@@ -1,7 +1,8 @@
 """ansible.playbook against the real fleet through a live worker: changed then ok per host with
 the lines live under each host, one failing host failing only its target (and a threshold
 stopping a rolling run), check mode changing nothing, extra vars as data, cancel leaving no
-ansible or ssh process, and bad input failing the job with Ansible's words."""
+ansible or ssh process, bad input failing the job with Ansible's words, and a production job's
+dry run (check mode) showing its diff on the approval page before the approved run changes the file."""
 import subprocess
 import time
 import uuid
@@ -11,11 +12,14 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
+from ops_portal.accounts.choices import Role
+from ops_portal.approvals.models import ApprovalPolicy
+from ops_portal.audit.models import AuditEvent
 from ops_portal.jobs.choices import JobState, TargetState
 from ops_portal.jobs.launch import launch, launch_adhoc, request_cancel
-from ops_portal.jobs.models import JobEvent
+from ops_portal.jobs.models import Job, JobEvent
 from ops_portal.jobs.templates import create_template
-from tests.helpers import wait_until
+from tests.helpers import act, person, wait_until
 from tests.jobs.helpers import wait_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.mark.fleet]
@@ -207,3 +211,48 @@ def test_an_unknown_revision_or_project_is_refused_with_plain_words(ans, live_wo
     with pytest.raises(ValidationError, match="no project nope"):
         launch_adhoc(ans.operator, environment=ans.env, action="ansible.playbook",
                      values={"project": "nope", "playbook": "site.yml"}, selector={"all": True})
+
+
+def test_a_production_playbook_shows_its_dry_runs_diff_before_approval_and_changes_the_file_only_after(
+        ans, live_worker):
+    ans.write("conf.yml", f"""
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: app conf
+      copy: {{dest: {ans.workdir}/app.conf, content: "port=9090\\n"}}
+""")
+    ans.sync()
+    ApprovalPolicy.objects.create(name="production", environment=ans.env, all_work=True)
+    approver = act(person(ans.env, Role.APPROVER))
+    for host in ans.hosts:
+        ans.exec(host, ["sh", "-c", f"echo port=80 > {ans.workdir}/app.conf"]).check()
+    job = play(ans, "conf.yml")
+    assert job.state == JobState.PENDING_APPROVAL
+    request = job.approval_request
+    dry = wait_job(Job.objects.get(dry_run_for=request), JobState.SUCCEEDED, timeout=180)
+    assert dry.params["revision"] == job.params["revision"] and dry.params["dry_run"] is True
+    for host in ans.hosts:
+        assert ans.read(host, f"{ans.workdir}/app.conf") == "port=80\n"  # the dry run changed nothing
+        diff = dry.targets.get(name=host.name).data["diff"]
+        assert [d["task"] for d in diff] == ["app conf"]
+        assert "-port=80" in diff[0]["diff"].splitlines() and "+port=9090" in diff[0]["diff"].splitlines()
+    client = Client()
+    client.force_login(approver.user)
+    page = client.get(reverse("approvals:detail", args=[request.pk])).content.decode()
+    assert f"<strong>{len(ans.hosts)}</strong> of {len(ans.hosts)} hosts would change" in page
+    assert page.count('<span class="d-del"><span class="d-mark" aria-hidden="true">-</span>port=80</span>') == len(
+        ans.hosts)
+    assert page.count('<span class="d-add"><span class="d-mark" aria-hidden="true">+</span>port=9090</span>') == len(
+        ans.hosts)
+    job.refresh_from_db()
+    assert job.state == JobState.PENDING_APPROVAL  # still waiting: the dry run did not stand in for it
+
+    response = client.post(reverse("approvals:detail", args=[request.pk]), {"decision": "approve"})
+    assert response.status_code == 302
+    row = AuditEvent.objects.filter(action="approval.approve", object_id=str(request.pk)).order_by("pk").first()
+    assert row.extra["dry_run"] == {"job": dry.pk, "state": "succeeded", "finished": True}
+    job = wait_job(job, JobState.SUCCEEDED, timeout=180)
+    for host in ans.hosts:
+        assert ans.read(host, f"{ans.workdir}/app.conf") == "port=9090\n"
+        assert job.targets.get(name=host.name).changed is True

@@ -125,3 +125,58 @@ def _sleepers(seconds):
 
     return [p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and
             p.info["cmdline"][:2] == ["sleep", str(seconds)]]
+
+
+def test_check_mode_keeps_each_hosts_diff_and_changes_nothing(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("a", "b"):
+        (out / f"{name}.conf").write_text("port=80\nname=old\n")
+    (project / "conf.yml").write_text(f"""
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: conf
+      copy:
+        dest: "{out}/{{{{ inventory_hostname }}}}.conf"
+        content: "port=9090\\nname={{{{ inventory_hostname }}}}\\n"
+    - name: unchanged
+      copy: {{dest: "{out}/same", content: "same\\n"}}
+      check_mode: false
+    - name: unchanged again
+      copy: {{dest: "{out}/same", content: "same\\n"}}
+    - name: dirs
+      file: {{path: "{out}/{{{{ item }}}}", state: directory}}
+      loop: [d1, d2]
+""")
+    outcome, _ = run(project, "conf.yml", [ansible.Host(name="a", local=True), ansible.Host(name="b", local=True)],
+                     check=True, diff=True, forks=2)
+    assert outcome.status == "successful"
+    for name in ("a", "b"):
+        assert (out / f"{name}.conf").read_text() == "port=80\nname=old\n"  # check mode changed nothing
+        diffs = outcome.hosts[name].diffs
+        by_task = {}
+        for entry in diffs:
+            by_task.setdefault(entry["task"], []).append(entry["diff"])
+        assert "unchanged again" not in by_task  # nothing differs: no diff kept
+        conf = by_task["conf"][0].splitlines()
+        assert "-port=80" in conf and "+port=9090" in conf and "-name=old" in conf and f"+name={name}" in conf
+        assert conf[0].startswith("--- ") and conf[1].startswith("+++ ")
+        dirs = by_task["dirs"]  # a loop: one diff per item (a file's state before and after)
+        assert len(dirs) == 2 and all("-state: absent" in d and "+state: directory" in d for d in dirs)
+    assert not (out / "d1").exists()
+
+
+def test_diff_text_of_ansibles_shapes_and_the_limit():
+    assert ansible.diff_text({"before": "a\n", "after": "a\n"}) == ""
+    assert ansible.diff_text({"prepared": "+ installed nginx"}) == "+ installed nginx\n"
+    text = ansible.diff_text({"before": "x", "after": "y", "before_header": "/etc/x (content)"})
+    assert text.splitlines() == ["--- /etc/x (content)", "+++ after", "@@ -1 +1 @@", "-x",
+                                 "\\ No newline at end of file", "+y", "\\ No newline at end of file"]
+    assert ansible.event_diffs({"res": {"diff": [{"before": "", "after": "new\n"}, {"prepared": "p"}]}}) == [
+        "--- before\n+++ after\n@@ -0,0 +1 @@\n+new\n", "p\n"]
+    result = ansible.HostResult()
+    ansible._keep_diffs(result, "big", ["x" * (ansible.DIFF_LIMIT - 10), "y" * 50, "z"])
+    assert [len(d["diff"]) for d in result.diffs] == [ansible.DIFF_LIMIT - 10, 10] and result.diffs_truncated

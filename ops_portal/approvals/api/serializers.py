@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from ops_portal.inventory.api.serializers import EnvironmentField
 
-from .. import services
+from .. import evidence, services
 from ..choices import Decision
 from ..models import ApprovalComment, ApprovalDecision, ApprovalPolicy, ApprovalRequest
 
@@ -53,13 +53,20 @@ class ApprovalRequestDetailSerializer(ApprovalRequestSerializer):
     comments = CommentSerializer(many=True, read_only=True)
     approvers = serializers.SerializerMethodField(
         help_text="Who could still decide on a pending request (not the requester, not those who decided).")
+    evidence = serializers.SerializerMethodField(
+        help_text="What approvers see besides the plan: for a job, {\"dry_run\": {job, state, finished}}, the "
+                  "read-only dry run launched when the request opened (its per-host diffs are in that job's "
+                  "targets' data.diff); {} when there is none.")
 
     class Meta(ApprovalRequestSerializer.Meta):
-        fields = ApprovalRequestSerializer.Meta.fields + ["plan", "decisions", "comments", "approvers"]
+        fields = ApprovalRequestSerializer.Meta.fields + ["plan", "decisions", "comments", "approvers", "evidence"]
         read_only_fields = fields
 
     def get_approvers(self, obj) -> list[str]:
         return services.approvers(obj)
+
+    def get_evidence(self, obj) -> dict:
+        return evidence.note(obj)
 
 
 class DecideSerializer(serializers.Serializer):
