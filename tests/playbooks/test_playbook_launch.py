@@ -154,3 +154,23 @@ def test_actions_without_extra_parameters_still_refuse_template_parameters_they_
     with pytest.raises(ValidationError, match="host.command has no parameter version"):
         create_template(admin, name="cmd", environment=env, action="host.command", selector={"all": True},
                         action_params={"command": "true"}, parameters=[{"name": "version", "type": "string"}])
+
+
+def test_the_launch_page_takes_extra_vars_shows_them_in_the_preview_and_bad_ones_on_the_page(world, client):
+    env, _, operator, _ = world
+    client.force_login(operator.user)
+    fields = {"environment": env.pk, "action": "ansible.playbook", "ansible.playbook__project": "site",
+              "ansible.playbook__playbook": "site.yml", "target_all": "on", "strategy_kind": "parallel",
+              "limit": "20"}
+    page = client.get("/jobs/new/").content.decode()
+    assert 'name="ansible.playbook__extra_vars"' in page
+    shown = client.post("/jobs/new/", {**fields, "ansible.playbook__extra_vars": "b: [1]\na: x\n", "step": "preview"})
+    assert shown.status_code == 200
+    text = shown.content.decode()
+    # Canonical JSON, as the job stores it (a string inside the parameters' JSON).
+    assert '&quot;extra_vars&quot;: &quot;{\\&quot;a\\&quot;: \\&quot;x\\&quot;, \\&quot;b\\&quot;: [1]}&quot;' in text
+    bad = client.post("/jobs/new/", {**fields, "ansible.playbook__extra_vars": "ansible_user: evil", "step": "launch"})
+    assert bad.status_code == 200 and "the portal sets how Ansible reaches a host" in bad.content.decode()
+    assert not Job.objects.exists()
+    client.post("/jobs/new/", {**fields, "ansible.playbook__extra_vars": "{\"n\": 2}", "step": "launch"})
+    assert Job.objects.get().params["extra_vars"] == '{"n": 2}'
