@@ -49,6 +49,9 @@ SSH_ARGS = "-F /dev/null -o ControlMaster=no -o BatchMode=yes -o IdentitiesOnly=
 KILL_GRACE = 3.0
 # What a host's diffs (--diff, check mode's "would change") may keep: the text of each, in total.
 DIFF_LIMIT = 64 * 1024
+# The environment variable tagging a run's processes, and its value: "<job id>.<random hex>".
+RUN_VARIABLE = "OPSPORTAL_RUN"
+RUN_TAG = re.compile(r"^[0-9]{1,18}\.[0-9a-f]{8,64}\Z")
 STATS_KEYS = (("ok", "ok"), ("changed", "changed"), ("failures", "failed"), ("skipped", "skipped"),
               ("dark", "unreachable"), ("rescued", "rescued"), ("ignored", "ignored"))
 
@@ -80,6 +83,7 @@ class Playbook:
     diff: bool = False
     timeout: int | None = None
     verbosity: int = 0
+    run_tag: str = ""  # OPSPORTAL_RUN of ansible-playbook and everything it starts ("<job id>.<random>")
 
 
 @dataclass
@@ -375,6 +379,10 @@ def run_playbook(playbook: Playbook, hosts: list[Host], groups: dict, *, cancel:
             verbosity=playbook.verbosity or None, event_handler=on_event, quiet=True, timeout=playbook.timeout,
             cancel_callback=cancel.is_set, suppress_env_files=True, settings={"pexpect_timeout": 0.5})
         runner.config.env = _environment(directory, runner.config.env)
+        if playbook.run_tag:
+            if not RUN_TAG.match(playbook.run_tag):
+                raise BackendError(f"{playbook.run_tag!r} is not a run tag")
+            runner.config.env[RUN_VARIABLE] = playbook.run_tag
         runner.config.cwd = str(playbook.project_dir)
         try:
             runner.run()
@@ -422,6 +430,66 @@ def end_leftovers(directory: Path, grace=KILL_GRACE):
             except psutil.NoSuchProcess:
                 continue
         psutil.wait_procs(procs, timeout=grace)
+
+
+def tagged(job_id):
+    """Processes of this machine whose environment carries a run tag of the job (OPSPORTAL_RUN=
+    "<job id>.…"): an ansible-playbook, its forks and their ssh clients. Processes whose environment
+    cannot be read (another user's, gone) are skipped."""
+    prefix = f"{int(job_id)}."
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            value = proc.environ().get(RUN_VARIABLE, "")
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            continue
+        if value.startswith(prefix) and RUN_TAG.match(value):
+            found.append(proc)
+    return found
+
+
+def _run_directories(procs):
+    """The private directories of the runs (their HOME: opsportal-ansible-* in the temporary directory)."""
+    found = set()
+    temp = Path(tempfile.gettempdir()).resolve()
+    for proc in procs:
+        try:
+            home = Path(proc.environ().get("HOME", ""))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            continue
+        if home.is_absolute() and home.parent == temp and home.name.startswith("opsportal-ansible-"):
+            found.add(home)
+    return found
+
+
+def end_tagged(job_id, grace=KILL_GRACE):
+    """End the processes of the job's runs left on this machine (their worker died): TERM, KILL after
+    `grace`, until none is left; then remove the runs' private directories (inventory, private keys).
+    Returns (ended: [(pid, name)], left: [(pid, name)])."""
+    ended, directories = {}, set()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        procs = tagged(job_id)
+        if not procs:
+            break
+        directories |= _run_directories(procs)
+        for proc in procs:
+            try:
+                ended.setdefault(proc.pid, proc.name())
+                proc.send_signal(sig)
+            except psutil.Error:
+                continue
+        psutil.wait_procs(procs, timeout=grace)
+    left = []
+    for proc in tagged(job_id):
+        try:
+            left.append((proc.pid, proc.name()))
+        except psutil.Error:
+            continue
+    if not left:
+        for directory in directories:
+            shutil.rmtree(directory, ignore_errors=True)
+    gone = sorted((pid, name) for pid, name in ended.items() if pid not in {p for p, _ in left})
+    return gone, left
 
 
 def _tool_error(lines, rc):

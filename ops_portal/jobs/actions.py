@@ -43,6 +43,10 @@ class ActionSpec:
     # name as it is then (a project's synced revision), so approvals and relaunches cover exactly it.
     # Raises ValidationError for input that cannot run.
     freeze: Callable | None = None
+    # normalize(public) -> public: checks the parameters by themselves (no database) and writes them in
+    # their canonical form (Ansible's extra vars as sorted JSON); the preview and the launch both call
+    # it, before freeze. Raises ValidationError for input that cannot run.
+    normalize: Callable | None = None
     # The template's own typed parameters (names the action does not define) reach the action as
     # data (Ansible's extra vars) instead of being refused.
     extra_parameters: bool = False

@@ -103,6 +103,8 @@ def create_job(actor, *, environment, spec, public, secret, targets, strategy, n
     if actor.user is not None and spec.needs != Action.OPERATE:
         require(actor.user, spec.needs, environment)
     check_local_targets(actor, targets, template, schedule)
+    if spec.normalize is not None:
+        public = spec.normalize(dict(public))
     if spec.freeze is not None:
         public = spec.freeze(dict(public), environment)
     if len(targets) > MAX_TARGETS:

@@ -78,6 +78,8 @@ def preview(actor, environment, spec, *, selector, strategy=None, values=None, t
     tools.refuse_if_none_left(spec, entries, excluded)
     if len(entries) > MAX_TARGETS:
         raise ValidationError({"selector": [f"At most {MAX_TARGETS} targets per job."]})
+    if spec.normalize is not None:  # the parameters as the launch writes them into the plan
+        public = spec.normalize(dict(public))
     values = {**public, **secret}
     return Preview(
         environment=environment, spec=spec, template=template, params=params.redacted(public, secret),

@@ -183,6 +183,12 @@ class BatchContext:
         """Run func() with database access in the writer thread."""
         self.writer.call(func)
 
+    def local_run(self, tag):
+        """Note the tag (OPSPORTAL_RUN) of the processes the batch starts on this worker's machine,
+        so they can be ended should this worker die (jobs.lost). Written before it returns."""
+        indexes = [t.index for t in self.targets]
+        JobTarget.objects.filter(job_id=self.job.pk, index__in=indexes).update(data={"local_run": tag})
+
     def finish(self, target, result):
         with self._lock:
             if target.index in self._finished:

@@ -68,8 +68,11 @@ def mark_lost(job_id, reason, *, only_before=None):
         JobTarget.objects.filter(job=job, state=TargetState.PENDING).update(state=TargetState.SKIPPED)
         transition(worker_actor(job), job, JobState.LOST, error=f"Lost: {reason}. Worker: {job.worker}")
         transaction.on_commit(dispatch_soon)
-        if JobTarget.objects.filter(job=job, state=TargetState.LOST, data__has_key="session").exists():
-            # On the job's own queue: its workers are the ones that reach its hosts.
+        lost_targets = JobTarget.objects.filter(job=job, state=TargetState.LOST)
+        if lost_targets.filter(data__has_key="session").exists() or \
+                lost_targets.filter(data__has_key="local_run").exists():
+            # On the job's own queue: its workers are the ones that reach its hosts (and, for a
+            # local run such as ansible-playbook, most likely the dead worker's machine).
             queue = job.queue
             transaction.on_commit(lambda: end_lost_sessions.apply_async((job_id,), queue=queue))
         return 1

@@ -9,16 +9,20 @@ an environment see its projects, operators sync them and launch what they hold.
 A sync is a job (project.sync on the project target kind): history, audit, live output, approval
 policies. The revision it finds is written by the job (observed, not audited: the job is).
 """
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ops_portal.accounts.choices import Action
 from ops_portal.audit.crud import create_object, delete_object, update_object
+from ops_portal.audit.services import record
 from ops_portal.jobs.launch import launch_adhoc
+from ops_portal.jobs.models import Job
 from schedulers import sshkeys
 
 from . import sources
@@ -28,6 +32,10 @@ from .targets import PROJECTS
 
 SYNC_ACTION = "project.sync"
 SYNC_TIMEOUT = 900
+# Pruning: besides the current revision and those pinned by jobs, keep this many other copies.
+PRUNE_KEEP_LATEST = 3
+# A revision pinned by a job that ended less than this long ago is kept (to look into it, relaunch it).
+PRUNE_PINNED_FOR = timedelta(days=7)
 
 
 def _authorize(authority, project, m2m, before):
@@ -133,3 +141,59 @@ def freeze_launch(public, environment, check):
     if not public.get("revision"):
         public["revision"] = project.revision
     return public
+
+
+# Pruning old revisions (beat: projects.prune_revisions, hourly) ----------------------------------
+
+def pinned_revisions(project, now=None):
+    """Revisions of the project pinned by a job that has not ended or ended within PRUNE_PINNED_FOR."""
+    now = now or timezone.now()
+    jobs = Job.objects.filter(environment_id=project.environment_id, params__project=project.name).filter(
+        Q(finished__isnull=True) | Q(finished__gte=now - PRUNE_PINNED_FOR))
+    return {value for value in jobs.values_list("params__revision", flat=True)
+            if isinstance(value, str) and sources.REVISION.match(value)}
+
+
+def prune_project(actor, project_id, *, now=None):
+    """Remove the working copies of the project's old revisions on this machine; returns the removed
+    revisions. Kept: the current revision, the PRUNE_KEEP_LATEST most recently made others, and every
+    revision pinned by a job (pinned_revisions). The copies are first set aside (renamed, out of
+    checkout's sight) under the project's lock, the `project.pruned` audit row is written, and they
+    are removed once that transaction commits (put back if it fails)."""
+    project_root = root(project_id)
+    if not (project_root / "rev").is_dir():
+        return []
+    with sources.locked(project_root):
+        sources.restore_set_aside(project_root)
+        moved = []
+        try:
+            with transaction.atomic():
+                project = Project.objects.select_for_update().filter(pk=project_id).first()
+                if project is None:
+                    return []
+                present = sources.revisions(project_root)
+                pinned = pinned_revisions(project, now) | ({project.revision} if project.revision else set())
+                latest = [r for r in present if r != project.revision][:PRUNE_KEEP_LATEST]
+                kept = [r for r in present if r in pinned or r in latest]
+                doomed = [r for r in present if r not in kept]
+                if not doomed:
+                    return []
+                moved = sources.set_aside(project_root, doomed)
+                record(actor, "project.pruned", project,
+                       after={"removed": doomed, "kept": kept, "current": project.revision,
+                              "pinned_by_jobs": sorted(pinned & set(present) - {project.revision})})
+        except BaseException:
+            sources.put_back(moved)
+            raise
+        sources.discard(moved)
+    return doomed
+
+
+def prune_revisions(actor, *, now=None):
+    """Prune every project's old revisions on this machine; returns {project id: removed revisions}."""
+    removed = {}
+    for project_id in Project.objects.order_by("pk").values_list("pk", flat=True):
+        gone = prune_project(actor, project_id, now=now)
+        if gone:
+            removed[project_id] = gone
+    return removed

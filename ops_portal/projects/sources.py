@@ -230,6 +230,65 @@ def checkout(root: Path, revision: str, *, git: bool) -> Path:
     return final
 
 
+# Pruning old revisions -----------------------------------------------------------------------------
+
+SET_ASIDE = ".pruned-"
+
+
+def revisions(root: Path) -> list[str]:
+    """The revisions with a working copy under rev/, the most recently made first."""
+    rev = root / "rev"
+    if not rev.is_dir():
+        return []
+    found = [(entry.stat().st_mtime, entry.name) for entry in rev.iterdir()
+             if REVISION.match(entry.name) and entry.is_dir() and not entry.is_symlink()]
+    return [name for _, name in sorted(found, reverse=True)]
+
+
+def restore_set_aside(root: Path) -> list[str]:
+    """Put back copies a prune set aside but did not get to remove (it died before its transaction
+    ended): they are judged again. Call with the project's lock held."""
+    rev, restored = root / "rev", []
+    if not rev.is_dir():
+        return restored
+    for entry in rev.iterdir():
+        name = entry.name[len(SET_ASIDE):]
+        if entry.name.startswith(SET_ASIDE) and REVISION.match(name):
+            if (rev / name).exists():
+                _remove(entry)
+            else:
+                os.rename(entry, rev / name)
+                restored.append(name)
+    return restored
+
+
+def set_aside(root: Path, doomed) -> list[Path]:
+    """Rename the working copies of `doomed` out of checkout's sight (one rename each, in the same
+    directory); `put_back` undoes it, `discard` removes them. Call with the project's lock held."""
+    moved = []
+    try:
+        for revision in doomed:
+            if not REVISION.match(revision):
+                raise ValueError(f"{revision!r} is not a revision")
+            aside = root / "rev" / f"{SET_ASIDE}{revision}"
+            os.rename(root / "rev" / revision, aside)
+            moved.append(aside)
+    except BaseException:
+        put_back(moved)
+        raise
+    return moved
+
+
+def put_back(moved):
+    for aside in moved:
+        os.rename(aside, aside.parent / aside.name[len(SET_ASIDE):])
+
+
+def discard(moved):
+    for aside in moved:
+        _remove(aside)
+
+
 def forget(root: Path):
     """Remove everything the portal keeps of a project."""
     if root.exists():

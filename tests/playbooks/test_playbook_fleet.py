@@ -155,6 +155,28 @@ def test_extra_vars_from_template_parameters_arrive_as_data(ans, live_worker):
     assert subprocess.run(["test", "-e", marker]).returncode != 0  # nor on the portal's machine
 
 
+def test_ad_hoc_extra_vars_arrive_as_data_nested_and_typed(ans, live_worker):
+    marker = f"/tmp/pwned-{uuid.uuid4().hex[:8]}"
+    ans.write("vars.yml", f"""
+- hosts: all
+  gather_facts: false
+  tasks:
+    - copy:
+        dest: {ans.workdir}/vars
+        content: "{{{{ said }}}}|{{{{ app.port + 1 }}}}|{{{{ app.names | join(',') }}}}"
+""")
+    ans.sync()
+    said = f"{{{{ lookup('pipe', 'touch {marker}') }}}} $(touch {marker})"
+    text = f"said: \"{said}\"\napp:\n  port: 8079\n  names: [a, b]\n"
+    job = wait_job(play(ans, "vars.yml", extra_vars=text), JobState.SUCCEEDED, timeout=180)
+    assert job.params["extra_vars"] == (
+        '{"app": {"names": ["a", "b"], "port": 8079}, "said": "' + said.replace('"', '\\"') + '"}')
+    for host in ans.hosts:
+        assert ans.read(host, f"{ans.workdir}/vars") == f"{said}|8080|a,b"
+        assert ans.exec(host, ["test", "-e", marker]).exit_code != 0
+    assert subprocess.run(["test", "-e", marker]).returncode != 0
+
+
 def _portal_leftovers():
     found = subprocess.run(["pgrep", "-af", "opsportal-ansible-"], capture_output=True, text=True).stdout
     return [line for line in found.splitlines() if "pgrep" not in line]

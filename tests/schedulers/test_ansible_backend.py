@@ -4,6 +4,7 @@ directory removed after, pinned host keys, connection variables the inventory ca
 extra vars Ansible never templates), Ansible's own words on bad input, and cancel ending every
 process of the run."""
 import os
+import shutil
 import stat
 import tempfile
 import threading
@@ -180,3 +181,46 @@ def test_diff_text_of_ansibles_shapes_and_the_limit():
     result = ansible.HostResult()
     ansible._keep_diffs(result, "big", ["x" * (ansible.DIFF_LIMIT - 10), "y" * 50, "z"])
     assert [len(d["diff"]) for d in result.diffs] == [ansible.DIFF_LIMIT - 10, 10] and result.diffs_truncated
+
+
+def test_the_run_tag_reaches_every_process_and_end_tagged_ends_only_the_jobs_own(tmp_path):
+    """A run's tag is in ansible-playbook's environment and its children's; end_tagged ends the
+    processes tagged for one job (TERM, then KILL for one that ignores TERM), leaves another job's,
+    and removes the run's private directory."""
+    import subprocess
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "env.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: printf '%s' \"$OPSPORTAL_RUN\"\n"
+        "      register: seen\n    - debug: {msg: 'seen={{ seen.stdout }}'}\n")
+    outcome, lines = run(project, "env.yml", [ansible.Host(name="portal", local=True)], run_tag="41.00ff00ff")
+    assert outcome.status == "successful", lines
+    assert any("seen=41.00ff00ff" in text for _, _, text in lines)  # a task's shell inherited it
+    with pytest.raises(BackendError, match="is not a run tag"):
+        run(project, "env.yml", [ansible.Host(name="portal", local=True)], run_tag="41; rm -rf /")
+
+    job = 900000 + os.getpid() % 1000
+    home = Path(tempfile.mkdtemp(prefix="opsportal-ansible-"))
+    (home / "key").write_text("private")
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "OPSPORTAL_RUN": f"{job}.0123abcd"}
+    mine = [subprocess.Popen(["sleep", "120"], env=env, start_new_session=True),
+            subprocess.Popen(["python3", "-c", stubborn], env=env, start_new_session=True)]
+    other = subprocess.Popen(["sleep", "120"], env={**env, "OPSPORTAL_RUN": f"{job + 1}.0123abcd"},
+                             start_new_session=True)
+    try:
+        time.sleep(0.3)
+        assert sorted(p.pid for p in ansible.tagged(job)) == sorted(p.pid for p in mine)
+        ended, left = ansible.end_tagged(job, grace=1)
+        assert sorted(pid for pid, _ in ended) == sorted(p.pid for p in mine) and left == []
+        for proc in mine:
+            assert proc.wait(5) is not None
+        assert other.poll() is None  # another job's run is left alone
+        assert not home.exists()
+        assert ansible.end_tagged(job) == ([], [])
+    finally:
+        for proc in [*mine, other]:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(home, ignore_errors=True)

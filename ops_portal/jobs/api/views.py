@@ -1,3 +1,5 @@
+import json
+
 from django.http import StreamingHttpResponse
 from django_celery_beat.models import PeriodicTask
 from drf_spectacular.types import OpenApiTypes
@@ -105,6 +107,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         serializer = s.AdhocJobSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        extra_vars = (data["params"] or {}).get("extra_vars") if isinstance(data["params"], dict) else None
+        if isinstance(extra_vars, dict):  # a JSON object is taken as the mapping it is (the text parameter's JSON)
+            data["params"] = {**data["params"], "extra_vars": json.dumps(extra_vars)}
         job = launch_adhoc(
             self.actor, environment=data["environment"], action=data["action"], values=data["params"],
             selector=data["selector"], strategy=data["strategy"], name=data["name"],
