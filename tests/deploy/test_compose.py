@@ -52,7 +52,7 @@ def test_portal_services_wait_for_healthy_dependencies_and_share_settings(resolv
     services = resolved["services"]
     datastores = {"postgres": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}}
     assert services["web"]["depends_on"] == datastores
-    assert "migrate" in " ".join(services["web"]["command"])
+    assert "manage.py migrate_locked &&" in " ".join(services["web"]["command"])  # replicas starting together
     for name in ("web", "worker", "beat", "watcher"):
         service = services[name]
         if name != "web":
