@@ -89,7 +89,7 @@ def test_two_replicas_behind_the_lb_share_sessions_throttle_and_every_jobs_event
     for _ in range(6):
         assert _get(through_lb, "/api/jobs/") == 200
     lb_log = d.run(["docker", "logs", container("lb")]).stdout + d.run(["docker", "logs", container("lb")]).stderr
-    servers = set(re.findall(r" web/(web\d+) ", lb_log))
+    servers = set(re.findall(r" portal web/(web\d+) [-\d]+/", lb_log))  # its request log lines
     assert len(servers) == 2, lb_log[-3000:]
 
     # A session made on replica A works on replica B (sessions in the database), and B accepts A's
