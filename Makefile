@@ -63,7 +63,7 @@ images:
 # through the API, data kept across down/up (tests/deploy/test_deployment.py; part of `make test`).
 deploy-check: venv-dev
 	@scripts/test-prereqs.sh
-	@$(PY) -m pytest tests/deploy/test_deployment.py $(PYTEST_ARGS)
+	@$(PY) -m pytest tests/deploy/test_deployment.py tests/deploy/test_web_replicas.py $(PYTEST_ARGS)
 
 bench: venv-dev
 	@$(PY) -m bench $(BENCH_ARGS)

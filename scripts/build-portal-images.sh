@@ -6,6 +6,8 @@
 #   opsportal/redis        Debian's redis-server 7 (deploy/images/redis)
 #   opsportal/portal-base  Debian's python3.11 and a venv with the pinned requirements.txt
 #                          (deploy/images/portal-base)
+#   opsportal/lb           Debian's haproxy 2.6 with the portal's haproxy.cfg, in front of the web
+#                          replicas (deploy/images/lb)
 #   opsportal/portal       the project's code and its collected static files on portal-base
 #                          (deploy/images/portal/Dockerfile, `docker build` of a local image)
 #
@@ -41,11 +43,12 @@ CODE="ops_portal schedulers templates static manage.py"
 {
     H_POSTGRES="$(fleet_recipe_hash deploy/images/postgres $COMMON)"
     H_REDIS="$(fleet_recipe_hash deploy/images/redis $COMMON)"
+    H_LB="$(fleet_recipe_hash deploy/images/lb $COMMON)"
     H_BASE="$(fleet_recipe_hash deploy/images/portal-base requirements.txt $COMMON)"
     H_PORTAL="$(fleet_recipe_hash deploy/images/portal-base deploy/images/portal requirements.txt $CODE $COMMON)"
 }
 if [ "$TAGS_ONLY" -eq 1 ]; then
-    printf '%s\n' "opsportal/postgres:$H_POSTGRES" "opsportal/redis:$H_REDIS" \
+    printf '%s\n' "opsportal/postgres:$H_POSTGRES" "opsportal/redis:$H_REDIS" "opsportal/lb:$H_LB" \
         "opsportal/portal-base:$H_BASE" "opsportal/portal:$H_PORTAL"
     exit 0
 fi
@@ -165,6 +168,14 @@ if [ "$FORCE" -eq 1 ] || ! fleet_image_exists "opsportal/redis:$H_REDIS"; then
             'CMD ["redis-server", "--protected-mode", "no", "--dir", "/data", "--appendonly", "yes"]')"
 fi
 finish opsportal/redis "$H_REDIS"
+
+if [ "$FORCE" -eq 1 ] || ! fleet_image_exists "opsportal/lb:$H_LB"; then
+    debian_image lb opsportal/lb "$H_LB" \
+        "$(printf '%s\n' 'USER haproxy' 'ENV LANG=C.UTF-8' 'EXPOSE 8000' \
+            'ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/portal-lb"]')" \
+        "'$FLEET_ROOT/deploy/images/lb'"
+fi
+finish opsportal/lb "$H_LB"
 
 if [ "$FORCE" -eq 1 ] || ! fleet_image_exists "opsportal/portal-base:$H_BASE"; then
     stage_wheels "$WORK/wheels"

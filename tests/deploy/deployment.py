@@ -25,13 +25,13 @@ def need(command):
 
 
 def build_images():
-    """Build (or find, by recipe hash) the deployment's images; {"postgres": tag, "redis": ..., "portal": ...}."""
+    """Build (or find, by recipe hash) the deployment's images: {"postgres": tag, "redis": ..., "lb": ..., ...}."""
     need("docker")
     result = subprocess.run([str(BUILD)], capture_output=True, text=True, timeout=1800, cwd=ROOT)
     assert result.returncode == 0, f"building the images failed:\n{result.stderr[-4000:]}"
     tags = result.stdout.split()
     found = {tag.split(":")[0].split("/")[1]: tag for tag in tags}
-    assert set(found) == {"postgres", "redis", "portal-base", "portal"}, tags
+    assert set(found) == {"postgres", "redis", "lb", "portal-base", "portal"}, tags
     return found
 
 
@@ -48,7 +48,8 @@ def settings(images, **extra):
     return {**os.environ, "SECRET_KEY": secrets.token_urlsafe(50), "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
             "POSTGRES_PASSWORD": secrets.token_urlsafe(16), "HTTPS": "false", "TRUSTED_PROXIES": "127.0.0.1",
             "ALLOWED_HOSTS": "127.0.0.1,localhost", "PORTAL_IMAGE": images["portal"],
-            "POSTGRES_IMAGE": images["postgres"], "REDIS_IMAGE": images["redis"], "WORKER_CONCURRENCY": "2",
+            "POSTGRES_IMAGE": images["postgres"], "REDIS_IMAGE": images["redis"], "LB_IMAGE": images["lb"],
+            "WORKER_CONCURRENCY": "2",
             **extra}
 
 

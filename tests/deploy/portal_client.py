@@ -45,7 +45,8 @@ class Portal:
             headers["Referer"] = self.base + "/"
         request = urllib.request.Request(self.base + path, data=body, method=method, headers=headers)
         try:
-            with self.opener.open(request, timeout=30) as response:
+            # Generous: a sign-in hashes its password, slow on a machine as busy as CI's.
+            with self.opener.open(request, timeout=120) as response:
                 return response.status, response.read().decode(), response.geturl()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode(), exc.geturl()

@@ -2,9 +2,10 @@
 healthy, run a job signed in through the API, keep their data across down/up, and leave nothing behind.
 
 Each test builds the images first (cached by recipe hash: seconds when nothing changed) and deploys
-under a name of its own, so runs do not meet. Compose publishes web on a free port of 127.0.0.1; the
-stack publishes nothing (host-mode ports bind every interface) and its web is reached from inside its
-container. `make deploy-check` runs this module alone.
+under a name of its own, so runs do not meet. Compose publishes the load balancer (lb, in front of
+web1 and web2) on a free port of 127.0.0.1; the stack publishes nothing (host-mode ports bind every
+interface) and its lb is reached from inside a web container. `make deploy-check` runs this module
+and test_web_replicas.py.
 """
 import os
 import subprocess
@@ -16,7 +17,8 @@ from tests.deploy import deployment as d
 
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(2400)]
 
-SERVICES = ("postgres", "redis", "web", "worker", "beat", "watcher")
+# Eight containers both ways: compose's web1 and web2 are the stack's two tasks of web.
+SERVICES = ("postgres", "redis", "web1", "web2", "lb", "worker", "beat", "watcher")
 # `id -un` proves the command ran as the image's unprivileged user; `uname -n` names the container.
 COMMAND = "echo ran-by=$(id -un)@$(uname -n)"
 
@@ -51,10 +53,10 @@ def test_compose_brings_the_portal_up_healthy_runs_a_job_and_keeps_its_data(imag
         d.run([*compose, "up", "-d"], env=env, timeout=600)
         _, healthy_after = d.wait_healthy(containers, len(SERVICES))
         first_up = time.monotonic() - started
-        published = d.run(["docker", "port", container("web"), "8000/tcp"]).stdout.split()
+        published = d.run(["docker", "port", container("lb"), "8000/tcp"]).stdout.split()
         assert published == [f"127.0.0.1:{port}"]  # loopback only
 
-        user, password = d.bootstrap(container("web"))
+        user, password = d.bootstrap(container("web1"))
         base = f"http://127.0.0.1:{port}"
         result = d.client([base, "run", user, password, "development", COMMAND])
         _check_job(result, _hostname(container("worker")))
@@ -85,10 +87,11 @@ def _stack_containers(stack, every=False):
     return containers
 
 
-def _stack_container(stack, service):
+def _stack_container(stack, service, tasks=1):
+    """A container of the service (which runs `tasks` of them)."""
     ids = d.run(["docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={stack}_{service}"]).stdout
-    assert len(ids.split()) == 1, f"{service}: {ids!r}"
-    return ids.strip()
+    assert len(ids.split()) == tasks, f"{service}: {ids!r}"
+    return ids.split()[0]
 
 
 def _stack_rm(stack):
@@ -108,7 +111,8 @@ def test_a_swarm_stack_brings_the_portal_up_healthy_runs_a_job_and_keeps_its_dat
     if swarm != "active":
         d.missing(f"the engine is not in Swarm mode ({swarm}): run scripts/ensure-docker.sh")
     stack = f"opsportal-ci-{os.getpid()}"
-    env = d.settings(images)
+    # The client runs in a web container and goes through lb, by its name on the stack's network.
+    env = d.settings(images, ALLOWED_HOSTS="127.0.0.1,localhost,lb")
     deploy = ["docker", "stack", "deploy", "--resolve-image", "never", "-c", str(d.ROOT / "deploy" / "stack.yml"),
               stack]
     containers = _stack_containers(stack)
@@ -117,12 +121,15 @@ def test_a_swarm_stack_brings_the_portal_up_healthy_runs_a_job_and_keeps_its_dat
         d.run(deploy, env=env, timeout=300)
         d.wait_healthy(containers, len(SERVICES))
         first_up = time.monotonic() - started
-        web = _stack_container(stack, "web")
-        ports = d.run(["docker", "inspect", "-f", "{{json .NetworkSettings.Ports}}", web]).stdout
-        assert "HostPort" not in ports  # nothing published
+        web = _stack_container(stack, "web", tasks=2)
+        for name in ("web", "lb"):
+            for one in d.run(["docker", "ps", "-q", "--filter",
+                              f"label=com.docker.swarm.service.name={stack}_{name}"]).stdout.split():
+                ports = d.run(["docker", "inspect", "-f", "{{json .NetworkSettings.Ports}}", one]).stdout
+                assert "HostPort" not in ports  # nothing published
 
         user, password = d.bootstrap(web)
-        result = d.client(["http://127.0.0.1:8000", "run", user, password, "development", COMMAND], container=web)
+        result = d.client(["http://lb:8000", "run", user, password, "development", COMMAND], container=web)
         _check_job(result, _hostname(_stack_container(stack, "worker")))
 
         _stack_rm(stack)
@@ -130,8 +137,8 @@ def test_a_swarm_stack_brings_the_portal_up_healthy_runs_a_job_and_keeps_its_dat
         d.run(deploy, env=env, timeout=300)
         d.wait_healthy(containers, len(SERVICES))
         second_up = time.monotonic() - started
-        web = _stack_container(stack, "web")
-        again = d.client(["http://127.0.0.1:8000", "job", result["token"], str(result["job"]["id"])], container=web)
+        web = _stack_container(stack, "web", tasks=2)
+        again = d.client(["http://lb:8000", "job", result["token"], str(result["job"]["id"])], container=web)
         assert again["job"]["state"] == "succeeded" and again["output"] == result["output"]
         with capsys.disabled():
             print(f"\nstack: healthy {first_up:.0f}s after deploy (first start), {second_up:.0f}s after the second")

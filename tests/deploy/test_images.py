@@ -63,6 +63,14 @@ def test_a_database_recipe_change_rebuilds_only_postgres(checkout):
     assert {repo for repo in before if after[repo] != before[repo]} == {"opsportal/postgres"}
 
 
+def test_a_load_balancer_recipe_change_rebuilds_only_the_lb(checkout):
+    before = _tags(checkout)
+    with open(checkout / "deploy" / "images" / "lb" / "haproxy.cfg", "a", encoding="utf-8") as config:
+        config.write("# changed\n")
+    after = _tags(checkout)
+    assert {repo for repo in before if after[repo] != before[repo]} == {"opsportal/lb"}
+
+
 @pytest.fixture
 def probe():
     spec = importlib.util.spec_from_file_location("portal_probe", ROOT / "deploy" / "images" / "portal" / "probe.py")
