@@ -37,8 +37,9 @@ class UserCreateForm(forms.Form):
                                help_text="Leave empty to set it later.")
 
 
-class BindingForm(forms.Form):
-    subject = forms.CharField(help_text="A user name, or team:<name> for a team.")
+class BindingEditForm(forms.Form):
+    """A binding's role and environment; its user or team stays (another subject is another binding)."""
+
     role = forms.ChoiceField(choices=Role.choices)
     environment = forms.ModelChoiceField(queryset=Environment.objects.none(), required=False,
                                          empty_label="All environments")
@@ -49,6 +50,13 @@ class BindingForm(forms.Form):
         if not allow_all:  # only administrators of all environments grant roles in all of them
             self.fields["environment"].required = True
             self.fields["environment"].empty_label = None
+
+
+class BindingForm(BindingEditForm):
+    """A new binding: who, which role, where."""
+
+    subject = forms.CharField(help_text="A user name, or team:<name> for a team.")
+    field_order = ["subject", "role", "environment"]
 
     def clean_subject(self):
         value = self.cleaned_data["subject"].strip()
@@ -61,21 +69,6 @@ class BindingForm(forms.Form):
         if user is None:
             raise forms.ValidationError("No user with that name.")
         return {"user": user}
-
-
-class BindingEditForm(forms.Form):
-    """A binding's role and environment; its user or team stays (another subject is another binding)."""
-
-    role = forms.ChoiceField(choices=Role.choices)
-    environment = forms.ModelChoiceField(queryset=Environment.objects.none(), required=False,
-                                         empty_label="All environments")
-
-    def __init__(self, *args, environments, allow_all=False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["environment"].queryset = environments
-        if not allow_all:
-            self.fields["environment"].required = True
-            self.fields["environment"].empty_label = None
 
 
 class EnvironmentForm(forms.ModelForm):

@@ -124,14 +124,7 @@ class EventWriter:
         for when, kind, target, stream, text, data in pending:
             self.seq += 1
             rows.append((self.job_id, self.seq, when, kind, target, stream, text, data))
-            payload = {"seq": self.seq, "kind": kind, "time": when.timestamp(), "text": text}
-            if target is not None:
-                payload["target"] = target
-            if stream:
-                payload["stream"] = stream
-            if data is not None:
-                payload["data"] = data
-            payloads.append(payload)
+            payloads.append(JobEvent.wire(self.seq, kind, when, text, target, stream, data))
         with transaction.atomic():
             if rows and connection.vendor == "postgresql":
                 _copy_rows(rows)

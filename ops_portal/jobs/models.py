@@ -191,6 +191,19 @@ class JobEvent(models.Model):
     def __str__(self):
         return f"{self.job_id}#{self.seq} {self.kind}"
 
+    @staticmethod
+    def wire(seq, kind, time, text, target, stream, data):
+        """An event as streams and clients see it (empty fields left out), from its column values:
+        the writer builds it from what it stores, a stream's backlog from rows read as tuples."""
+        payload = {"seq": seq, "kind": kind, "time": time.timestamp(), "text": text}
+        if target is not None:
+            payload["target"] = target
+        if stream:
+            payload["stream"] = stream
+        if data is not None:
+            payload["data"] = data
+        return payload
+
 
 class Lease(models.Model):
     """A target is changed by one job at a time: the job holding its lease."""

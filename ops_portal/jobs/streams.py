@@ -15,19 +15,8 @@ def _int_param(params, name):
     return value
 
 
-def _payload(seq, kind, time, text, target, stream, data):
-    payload = {"seq": seq, "kind": kind, "time": time.timestamp(), "text": text}
-    if target is not None:
-        payload["target"] = target
-    if stream:
-        payload["stream"] = stream
-    if data is not None:
-        payload["data"] = data
-    return payload
-
-
 def event_payload(event):
-    return _payload(event.seq, event.kind, event.time, event.text, event.target, event.stream, event.data)
+    return JobEvent.wire(event.seq, event.kind, event.time, event.text, event.target, event.stream, event.data)
 
 
 @streams.register
@@ -52,7 +41,7 @@ class JobStream(streams.Stream):
         # instead of 2.5-2.8 s read and encoded, measured on this machine).
         rows = (JobEvent.objects.filter(job=job, seq__gt=since).order_by("seq")
                 .values_list("seq", "kind", "time", "text", "target", "stream", "data")[:limit])
-        return [_payload(*row) for row in rows]
+        return [JobEvent.wire(*row) for row in rows]
 
 
 @streams.register
