@@ -22,7 +22,11 @@ class HostKind(targets.TargetKind):
     list_keys = ("names", "groups", "tags")
 
     def select(self, selector, environment):
-        queryset = Host.objects.filter(environment=environment, enabled=True).select_related("credential")
+        # Only what the plan entry (name, fingerprint) and the tag filter read: facts and variables
+        # are kilobytes a host, and the credential's encrypted key is not needed to name it.
+        queryset = (Host.objects.filter(environment=environment, enabled=True).select_related("credential")
+                    .only("name", "address", "port", "transport", "username", "host_key", "tags", "credential_id",
+                          "credential__name", "credential__username"))
         if selector.get("names"):
             queryset = queryset.filter(name__in=selector["names"])
         if selector.get("groups"):

@@ -8,7 +8,7 @@ import json
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ops_portal.accounts.choices import Action
@@ -81,6 +81,28 @@ def route(targets, queue=None):
     return DEFAULT_QUEUE if site is None else site_queue(site)
 
 
+TARGET_COLUMNS = ("job_id", "index", "kind", "ref_id", "name", "fingerprint", "batch", "state", "error")
+
+
+def _insert_targets(job, targets, batch_of):
+    """The job's target rows, pending. On PostgreSQL by COPY: a 5,000-target launch spent 1.6 s of
+    its 2.7-3.2 s in bulk_create's per-field preparation and quoting (cProfile, here)."""
+    if connection.vendor != "postgresql":
+        JobTarget.objects.bulk_create([
+            JobTarget(job=job, index=i, kind=t["kind"], ref_id=t["ref_id"], name=t["name"],
+                      fingerprint=t["fingerprint"], batch=batch_of[i])
+            for i, t in enumerate(targets)
+        ])
+        return
+    table = connection.ops.quote_name(JobTarget._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(c) for c in TARGET_COLUMNS)
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for i, t in enumerate(targets):
+                copy.write_row((job.pk, i, t["kind"], t["ref_id"], t["name"], json.dumps(t["fingerprint"]),
+                                batch_of[i], TargetState.PENDING, ""))
+
+
 def create_job(actor, *, environment, spec, public, secret, targets, strategy, name, template=None,
                timeout_seconds=3600, target_timeout_seconds=None, queue=None, emergency=False,
                emergency_reason="", not_before=None, relaunch_of=None, schedule=None, standing_approval=None,
@@ -130,11 +152,7 @@ def create_job(actor, *, environment, spec, public, secret, targets, strategy, n
     for number, indexes in enumerate(strategies.batches(len(targets), strategy)):
         for index in indexes:
             batch_of[index] = number
-    JobTarget.objects.bulk_create([
-        JobTarget(job=job, index=i, kind=t["kind"], ref_id=t["ref_id"], name=t["name"], fingerprint=t["fingerprint"],
-                  batch=batch_of[i])
-        for i, t in enumerate(targets)
-    ])
+    _insert_targets(job, targets, batch_of)
     record(actor, "job.relaunch" if relaunch_of else "job.launch", job, after={
         "action": spec.name, "params": job.params, "targets": [t["name"] for t in targets[:200]],
         "target_count": len(targets), "strategy": strategy, "plan_hash": job.plan_hash, "queue": queue,
