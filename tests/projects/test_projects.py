@@ -14,24 +14,11 @@ from ops_portal.jobs.models import JobEvent
 from ops_portal.projects import services, sources
 from ops_portal.projects.choices import ProjectState
 from ops_portal.projects.models import Project
-from tests import factories, keys
-from tests.helpers import act, person
+from tests import keys
+from tests.helpers import person
 from tests.projects.helpers import commit, repository, run_here
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def var_dir(settings, tmp_path):
-    settings.VAR_DIR = tmp_path / "var"
-    return settings.VAR_DIR
-
-
-@pytest.fixture
-def world(db):
-    env = factories.environment("alpha")
-    return {"env": env, "admin_all": act(person(None, Role.ADMIN)), "admin": act(person(env, Role.ADMIN)),
-            "operator": act(person(env, Role.OPERATOR))}
 
 
 def git_project(world, url, **fields):

@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from ops_portal.accounts.choices import Role
 from ops_portal.audit.models import AuditEvent
 from ops_portal.core import periodic
 from ops_portal.jobs.choices import JobState
@@ -16,22 +15,9 @@ from ops_portal.jobs.models import Job
 from ops_portal.projects import services, sources
 from ops_portal.projects import tasks as project_tasks
 from tests import factories
-from tests.helpers import act, person
 from tests.projects.helpers import commit, repository, run_here
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def var_dir(settings, tmp_path):
-    settings.VAR_DIR = tmp_path / "var"
-    return settings.VAR_DIR
-
-
-@pytest.fixture
-def world(db):
-    env = factories.environment("alpha")
-    return {"env": env, "admin_all": act(person(None, Role.ADMIN)), "operator": act(person(env, Role.OPERATOR))}
 
 
 def pin(world, project, revision, state, *, ended_days_ago=None):
