@@ -45,6 +45,8 @@ def add_arguments(parser):
     parser.add_argument("--repeats", type=int, default=3, help="runs of the big job (3)")
     parser.add_argument("--small-jobs", type=int, default=20, help="small jobs for launch → first event (20)")
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker concurrency (2)")
+    parser.add_argument("--client", choices=("python", "node"), default="python",
+                        help="the websocket clients: Python (websockets) or Node (bench/wsclients.js, cheaper)")
 
 
 def _tree_cpu(pid):
@@ -79,7 +81,7 @@ def big_job(args, actor, environment, web, worker, number):
                                 name=f"bench events {number}")
     ctx = multiprocessing.get_context("spawn")
     ready_q, result_q = ctx.Queue(), ctx.Queue()
-    from .wsclients import run_clients
+    from .wsclients import run_clients, run_node_clients
 
     procs = []
     per_proc = [args.clients // args.client_procs + (1 if i < args.clients % args.client_procs else 0)
@@ -89,7 +91,8 @@ def big_job(args, actor, environment, web, worker, number):
     for count in per_proc:
         if not count:
             continue
-        p = ctx.Process(target=run_clients, args=(first, count, web.ws_url, args.key, web.url, job.pk, ready_q,
+        target = run_node_clients if args.client == "node" else run_clients
+        p = ctx.Process(target=target, args=(first, count, web.ws_url, args.key, web.url, job.pk, ready_q,
                                                   result_q, timeout), daemon=True)
         p.start()
         runtime.cleanup.push("client process", lambda p=p: p.is_alive() and p.kill())

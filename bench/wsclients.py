@@ -9,6 +9,7 @@ import json
 import re
 import time
 from array import array
+from pathlib import Path
 
 # Event frames are read with regular expressions rather than json.loads: building 2,000,000 dicts
 # cost the clients more CPU than the server spent sending them, on the same two cores. Every event
@@ -129,3 +130,35 @@ def run_clients(first_index, count, url, token, origin, job_id, ready_queue, res
         read_all.extend(read_delays)
         print_all.extend(print_delays)
     result_queue.put((summaries, read_all.tobytes(), print_all.tobytes()))
+
+
+NODE_CLIENTS = Path(__file__).with_name("wsclients.js")
+
+
+def run_node_clients(first_index, count, url, token, origin, job_id, ready_queue, result_queue, timeout):
+    """Entry point of a client process with `--client node`: `count` clients in one Node process
+    (wsclients.js); this process only relays its lines. Same results as run_clients."""
+    import os
+    import subprocess
+    import tempfile
+
+    fd, delays_path = tempfile.mkstemp(prefix="opsportal-bench-delays-")
+    os.close(fd)
+    try:
+        proc = subprocess.Popen(["node", str(NODE_CLIENTS), str(first_index), str(count), url, token, origin,
+                                 str(job_id), str(timeout), delays_path], stdout=subprocess.PIPE, text=True)
+        summaries = None
+        for line in proc.stdout:
+            if line.startswith("ready "):
+                ready_queue.put(int(line.split()[1]))
+            elif line.startswith("{"):
+                summaries = json.loads(line)["summaries"]
+        proc.wait()
+        if summaries is None:
+            raise RuntimeError(f"the Node clients ended ({proc.returncode}) without results")
+        pairs = array("d")
+        with open(delays_path, "rb") as f:
+            pairs.frombytes(f.read())
+        result_queue.put((summaries, pairs[0::2].tobytes(), pairs[1::2].tobytes()))
+    finally:
+        os.unlink(delays_path)
