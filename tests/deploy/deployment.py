@@ -100,6 +100,42 @@ def client(args, container=None):
     return json.loads(result.stdout)
 
 
+class Compose:
+    """One docker-compose project of the portal's docker-compose.yml (and `extra` override files),
+    under its own project name and environment."""
+
+    SERVICES = ("postgres", "redis", "web1", "web2", "lb", "worker", "beat", "watcher")
+
+    def __init__(self, project, env, *extra):
+        self.env = env
+        self.argv = ["docker-compose", "-p", project, "-f", str(ROOT / "docker-compose.yml"),
+                     *(arg for path in extra for arg in ("-f", str(path)))]
+        self.project = project
+
+    def __call__(self, *args, timeout=300, check=True):
+        return run([*self.argv, *args], env=self.env, timeout=timeout, check=check)
+
+    def containers(self):
+        return self("ps", "-q").stdout.split()
+
+    def container(self, service):
+        return self("ps", "-q", service).stdout.strip()
+
+    def up(self):
+        """`up -d`, then wait until every service's container is healthy; the seconds it took."""
+        started = time.monotonic()
+        self("up", "-d", timeout=600)
+        wait_healthy(self.containers, len(self.SERVICES))
+        return time.monotonic() - started
+
+    def down(self, *args):
+        self("down", *args, timeout=300, check=False)
+
+    def volumes(self):
+        return run(["docker", "volume", "ls", "-q", "--filter",
+                    f"label=com.docker.compose.project={self.project}"]).stdout.split()
+
+
 def wait_until_gone(containers_of, timeout=180):
     deadline = time.monotonic() + timeout
     while containers_of():

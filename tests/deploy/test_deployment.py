@@ -18,7 +18,7 @@ from tests.deploy import deployment as d
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(2400)]
 
 # Eight containers both ways: compose's web1 and web2 are the stack's two tasks of web.
-SERVICES = ("postgres", "redis", "web1", "web2", "lb", "worker", "beat", "watcher")
+SERVICES = d.Compose.SERVICES
 # `id -un` proves the command ran as the image's unprivileged user; `uname -n` names the container.
 COMMAND = "echo ran-by=$(id -un)@$(uname -n)"
 
@@ -37,46 +37,31 @@ def _hostname(container):
 def test_compose_brings_the_portal_up_healthy_runs_a_job_and_keeps_its_data(images, capsys):
     d.need("docker")
     d.need("docker-compose")
-    project = f"opsportal-ci-{os.getpid()}"
     port = d.free_port()
-    env = d.settings(images, WEB_PORT=str(port), PORTAL_URL=f"http://127.0.0.1:{port}")
-    compose = ["docker-compose", "-p", project, "-f", str(d.ROOT / "docker-compose.yml")]
-
-    def containers():
-        return d.run([*compose, "ps", "-q"], env=env).stdout.split()
-
-    def container(service):
-        return d.run([*compose, "ps", "-q", service], env=env).stdout.strip()
-
+    compose = d.Compose(f"opsportal-ci-{os.getpid()}",
+                        d.settings(images, WEB_PORT=str(port), PORTAL_URL=f"http://127.0.0.1:{port}"))
     try:
-        started = time.monotonic()
-        d.run([*compose, "up", "-d"], env=env, timeout=600)
-        _, healthy_after = d.wait_healthy(containers, len(SERVICES))
-        first_up = time.monotonic() - started
-        published = d.run(["docker", "port", container("lb"), "8000/tcp"]).stdout.split()
+        first_up = compose.up()
+        published = d.run(["docker", "port", compose.container("lb"), "8000/tcp"]).stdout.split()
         assert published == [f"127.0.0.1:{port}"]  # loopback only
 
-        user, password = d.bootstrap(container("web1"))
+        user, password = d.bootstrap(compose.container("web1"))
         base = f"http://127.0.0.1:{port}"
         result = d.client([base, "run", user, password, "development", COMMAND])
-        _check_job(result, _hostname(container("worker")))
+        _check_job(result, _hostname(compose.container("worker")))
 
         # down keeps the named volumes: the token, the job and its output are still there.
-        d.run([*compose, "down"], env=env, timeout=300)
-        assert containers() == []
-        started = time.monotonic()
-        d.run([*compose, "up", "-d"], env=env, timeout=600)
-        d.wait_healthy(containers, len(SERVICES))
-        second_up = time.monotonic() - started
+        compose("down")
+        assert compose.containers() == []
+        second_up = compose.up()
         again = d.client([base, "job", result["token"], str(result["job"]["id"])])
         assert again["job"]["state"] == "succeeded" and again["output"] == result["output"]
         with capsys.disabled():
             print(f"\ncompose: healthy {first_up:.0f}s after up (first start, migrations), "
                   f"{second_up:.0f}s after the second up")
     finally:
-        d.run([*compose, "down", "-v", "--timeout", "30"], env=env, timeout=300, check=False)
-    volumes = d.run(["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={project}"]).stdout
-    assert volumes.split() == []
+        compose.down("-v", "--timeout", "30")
+    assert compose.volumes() == []
 
 
 def _stack_containers(stack, every=False):

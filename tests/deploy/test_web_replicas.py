@@ -20,7 +20,6 @@ from tests.deploy.portal_client import Portal
 
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1800)]
 
-SERVICES = ("postgres", "redis", "web1", "web2", "lb", "worker", "beat", "watcher")
 JOB = "for i in $(seq 1 30); do echo line-$i; sleep 0.1; done"
 
 
@@ -45,29 +44,17 @@ def _receive(ws, predicate, timeout=120):
 def deployment(images):
     d.need("docker")
     d.need("docker-compose")
-    project = f"opsportal-replicas-{os.getpid()}"
     ports = {"lb": d.free_port(), "web1": d.free_port(), "web2": d.free_port()}
     net = random.randrange(16, 250)  # a network of its own: another run's may hold the default subnet
     env = d.settings(images, WEB_PORT=str(ports["lb"]), WEB1_PORT=str(ports["web1"]), WEB2_PORT=str(ports["web2"]),
                      PORTAL_URL=f"http://127.0.0.1:{ports['lb']}", PORTAL_SUBNET=f"10.214.{net}.0/24",
                      LB_ADDRESS=f"10.214.{net}.250")
-    compose = ["docker-compose", "-p", project, "-f", str(d.ROOT / "docker-compose.yml"),
-               "-f", str(d.ROOT / "tests" / "deploy" / "compose.replicas.yml")]
-
-    def containers():
-        return d.run([*compose, "ps", "-q"], env=env).stdout.split()
-
-    def container(service):
-        return d.run([*compose, "ps", "-q", service], env=env).stdout.strip()
-
+    compose = d.Compose(f"opsportal-replicas-{os.getpid()}", env, d.ROOT / "tests" / "deploy" / "compose.replicas.yml")
     try:
-        started = time.monotonic()
-        d.run([*compose, "up", "-d"], env=env, timeout=600)
-        d.wait_healthy(containers, len(SERVICES))
-        healthy_after = time.monotonic() - started
-        yield {"ports": ports, "container": container, "healthy_after": healthy_after, "env": env}
+        healthy_after = compose.up()
+        yield {"ports": ports, "container": compose.container, "healthy_after": healthy_after, "env": env}
     finally:
-        d.run([*compose, "down", "-v", "--timeout", "30"], env=env, timeout=300, check=False)
+        compose.down("-v", "--timeout", "30")
 
 
 def test_two_replicas_behind_the_lb_share_sessions_throttle_and_every_jobs_events(deployment, capsys):
