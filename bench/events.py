@@ -14,7 +14,11 @@ stream. Reported per repeat, then as medians over repeats:
 - then launch → first event on the websocket over small jobs (median, p99).
 
 The command waits for a gate file before printing, so every client is subscribed before the first
-line exists; the job itself was launched (and its `running` event sent) just before.
+line exists; the job itself was launched (and its `running` event sent) just before. By default it
+prints as fast as it can, so the delay includes the lines waiting to be stored while the writer
+catches up; `--rate N` paces it (N lines/s) to measure live delivery of a steady stream.
+`--client node` runs the clients in one Node process (bench/wsclients.js) at a third of the Python
+clients' CPU, so that 20 clients on two cores measure the portal more than themselves.
 """
 import multiprocessing
 import shlex
@@ -27,20 +31,27 @@ from .runtime import fmt, median, percentile
 
 PRODUCER = r"""
 import os, sys, time
-gate, n = sys.argv[1], int(sys.argv[2])
+gate, n, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 end = time.time() + 300
 while not os.path.exists(gate) and time.time() < end:
     time.sleep(0.005)
 w, f, now = sys.stdout.write, sys.stdout.flush, time.time
+start = now()
 for i in range(1, n + 1):
     w("%d %.6f\n" % (i, now()))
     f()
+    if rate and i % 50 == 0:  # paced: i lines by start + i / rate
+        ahead = start + i / rate - now()
+        if ahead > 0:
+            time.sleep(ahead)
 """
 
 
 def add_arguments(parser):
     parser.add_argument("--lines", type=int, default=100_000, help="output lines per job (100000)")
     parser.add_argument("--clients", type=int, default=20, help="websocket clients (20)")
+    parser.add_argument("--rate", type=float, default=0,
+                        help="lines per second the command prints (0: as fast as it can, the default)")
     parser.add_argument("--client-procs", type=int, default=2, help="processes the clients are spread over (2)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of the big job (3)")
     parser.add_argument("--small-jobs", type=int, default=20, help="small jobs for launch → first event (20)")
@@ -74,7 +85,7 @@ def big_job(args, actor, environment, web, worker, number):
     gate = Path(f"/tmp/opsportal-bench-gate-{runtime.RUN_ID}-{number}")
     gate.unlink(missing_ok=True)
     runtime.cleanup.push("gate file", gate.unlink, True)
-    command = f"python3 -c {shlex.quote(PRODUCER)} {shlex.quote(str(gate))} {args.lines}"
+    command = f"python3 -c {shlex.quote(PRODUCER)} {shlex.quote(str(gate))} {args.lines} {args.rate}"
     launched = time.time()
     job = launch_adhoc(actor, environment=environment, action="host.command",
                                 values={"command": command}, selector={"all": True},
@@ -297,7 +308,8 @@ def main(args):
     m, s = summary["median"], summary["small"]
     goal = 10_000
     print()
-    print(f"events: {args.lines} lines to {args.clients} clients, median of {args.repeats} runs "
+    paced = f" at {args.rate:g} lines/s" if args.rate else ""
+    print(f"events: {args.lines} lines{paced} to {args.clients} clients, median of {args.repeats} runs "
           f"(load average {info['load_average_start']} → {summary['load_average_end']})")
     print(f"  stored            {fmt(m['stored_per_s_streaming'], 0)} lines/s while streaming, "
           f"{fmt(m['stored_per_s_overall'], 0)} lines/s overall "
