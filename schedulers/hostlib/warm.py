@@ -120,7 +120,8 @@ class WarmPool:
             _, conn, since = found
             # Dead transports are dropped; one idle a while may have died silently (host rebooted,
             # NAT forgot it): a session round trip proves it before it is handed out.
-            if not _alive(conn) or (self._clock() - since >= self.verify_after and not conn.verify(self.verify_timeout)):
+            quiet = self._clock() - since >= self.verify_after
+            if not _alive(conn) or (quiet and not conn.verify(self.verify_timeout)):
                 with self._lock:
                     self.counters["dead"] += 1
                 _close(conn)
