@@ -65,7 +65,7 @@ class WarmPool:
     monotonic time they were opened (.opened_at).
     """
 
-    def __init__(self, max_connections: int = 0, idle_seconds: float = 300.0, *, verify_after: float = 15.0,
+    def __init__(self, max_connections: int = 0, idle_seconds: float = 300.0, *, verify_after: float = 2.0,
                  verify_timeout: float = 5.0, clock=time.monotonic):
         self.max_connections = 0
         self.idle_seconds = 0.0
