@@ -93,11 +93,12 @@ def main(args):
     import docker
 
     import fleet
-    from ops_portal.inventory import warm
-    from ops_portal.inventory.models import Credential
 
     n = args.hosts
     runtime.setup_django()
+    from ops_portal.inventory import warm
+    from ops_portal.inventory.models import Credential
+
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     actor, _, environment = runtime.bench_user()
     info = runtime.machine()
