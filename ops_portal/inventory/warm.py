@@ -12,7 +12,10 @@ fingerprint and the same pinned key, so old ones never match and idle out.
 """
 import json
 import logging
+import os
+import socket
 import threading
+import time
 
 from django.conf import settings
 from django.db import transaction
@@ -35,6 +38,33 @@ def configure():
 
 def channel():
     return portal_redis.key("ssh-warm", "revoke")
+
+
+STATS_EVERY = 10.0  # seconds between a process's reports of its warm pool (kept 3x as long)
+
+
+def report():
+    """Write this process's warm pool figures to Redis (read by totals())."""
+    key = portal_redis.key("ssh-warm", "stats", f"{socket.gethostname()}:{os.getpid()}")
+    portal_redis.client().set(key, json.dumps(WARM.stats()), ex=int(STATS_EVERY * 3))
+
+
+def totals():
+    """Warm connections held now over every listening process: {"processes", "idle", "reused"}."""
+    client = portal_redis.client()
+    keys = list(client.scan_iter(match=portal_redis.key("ssh-warm", "stats", "*"), count=500))
+    found = {"processes": 0, "idle": 0, "reused": 0}
+    for raw in client.mget(keys) if keys else []:
+        if raw is None:
+            continue
+        try:
+            stats = json.loads(raw)
+            found["idle"] += int(stats.get("idle", 0))
+            found["reused"] += int(stats.get("reused", 0))
+        except (ValueError, TypeError, AttributeError):
+            continue
+        found["processes"] += 1
+    return found
 
 
 def fingerprint_of(credential):
@@ -98,7 +128,11 @@ def _listen(ready):
                 # Announcements may have been missed: drop what is idle rather than trust it.
                 WARM.clear()
             failing = False
+            reported = 0.0
             while True:
+                if time.monotonic() - reported >= STATS_EVERY:
+                    report()
+                    reported = time.monotonic()
                 message = pubsub.get_message(timeout=5.0)
                 if message is not None and message.get("type") == "message":
                     apply(message["data"])

@@ -139,3 +139,20 @@ def test_each_process_listens_and_closes_what_is_announced(pool, world):
     client.publish(warm.channel(), json.dumps({"address": "127.0.0.1", "port": 2202}))
     wait_until(lambda: theirs.closed, timeout=5, what="the announced host's connection to close")
     assert not mine.closed
+
+
+def test_the_dashboard_shows_the_warm_connections_workers_report(pool, world, client):
+    env, actor, credential, host, other = world
+    from ops_portal.core import redis as portal_redis
+
+    redis = portal_redis.client()
+    for key in redis.scan_iter(match=portal_redis.key("ssh-warm", "stats", "*")):
+        redis.delete(key)  # an earlier test's listener reported this process's pool
+    client.force_login(person(env, Role.VIEWER))
+    assert "warm SSH connection" not in client.get("/").content.decode()  # nobody reported
+    kept(host, credential)
+    kept(other, other.credential, KEY_B)
+    warm.report()
+    assert warm.totals() == {"processes": 1, "idle": 2, "reused": 0}
+    page = client.get("/").content.decode()
+    assert "2 warm SSH connections kept by 1 worker process" in page
