@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import OrderedDict, deque
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class WarmPool:
         self._wake = threading.Event()
         self.counters = {"reused": 0, "kept": 0, "evicted": 0, "expired": 0, "dead": 0, "revoked": 0}
         self.configure(max_connections, idle_seconds)
-        os.register_at_fork(after_in_child=self._forget_after_fork)
+        _POOLS.add(self)
 
     def configure(self, max_connections: int, idle_seconds: float):
         """Set the bounds; 0 for either disables the pool and closes what it holds."""
@@ -238,5 +239,15 @@ class WarmPool:
         self._idle = OrderedDict()
         self._reaper = None
 
+
+_POOLS = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    for pool in list(_POOLS):
+        pool._forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 WARM = WarmPool()  # the process's pool; disabled until configured (the portal: SSH_WARM_MAX)

@@ -107,3 +107,17 @@ def test_a_changed_pinned_key_is_refused_not_served_a_warm_connection(fleet, doc
     assert f"host key for {second.name} changed" in job.targets.get().error
     assert len(accepted(docker_client, fleet.host(second.name))) == logins  # refused before any login
 
+
+
+def test_a_warm_connection_to_a_restarted_host_is_replaced_by_a_new_login(fleet, docker_client, warm_site):
+    env, actor, hosts, worker = warm_site
+    host = hosts[2]
+    run(actor, env, [host])
+    assert established(fleet, fleet.host(host.name)) == 1
+    fleet.stop_host(host.name)  # a reboot: the kept connection dies with the host's sshd
+    restarted = fleet.start_host(host.name)
+    logins = len(accepted(docker_client, restarted))  # the new container's log: the fleet's own readiness login
+    job = run(actor, env, [host])
+    assert job.targets.get().exit_code == 0
+    assert len(accepted(docker_client, restarted)) == logins + 1  # a new handshake, the dead one dropped
+    assert established(fleet, restarted) == 1

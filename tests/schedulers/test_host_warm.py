@@ -254,3 +254,23 @@ def test_a_disabled_warm_pool_is_not_used(clock):
     with SSHPool(2, warm=warm, connect=FakeConn) as pool, pool.connection(target()) as conn:
         pass
     assert conn.closed and pool.warm is None
+
+
+def test_a_forked_child_does_not_inherit_the_parents_connections(warm):
+    import os
+
+    conn = FakeConn(target())
+    warm.put(conn)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a new worker process must start empty and not touch the parent's sockets
+        try:
+            os.write(write, b"%d %d" % (warm.stats()["idle"], warm.checkout(target()) is None))
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 64)
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert answer == b"0 1"
+    assert not conn.closed and warm.checkout(target()) is conn  # the parent keeps its own
