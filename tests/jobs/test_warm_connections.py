@@ -59,8 +59,10 @@ def test_a_second_job_reuses_the_connections_and_a_rotation_closes_them(fleet, d
     assert after_first == [n + 1 for n in before]  # one handshake per host
     assert [established(fleet, h) for h in fleet_hosts] == [1] * len(hosts)  # kept warm by the worker
 
+    assert not any((data or {}).get("reused_connection") for data in first.targets.values_list("data", flat=True))
     second = run(actor, env, hosts)
     assert set(second.targets.values_list("state", flat=True)) == {TargetState.OK}
+    assert all(data["reused_connection"] for data in second.targets.values_list("data", flat=True))
     assert [len(accepted(docker_client, h)) for h in fleet_hosts] == after_first  # no new handshake
     assert [established(fleet, h) for h in fleet_hosts] == [1] * len(hosts)
 
