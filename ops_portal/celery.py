@@ -19,6 +19,18 @@ def _start_worker_heartbeat(sender, **kwargs):
     heartbeat.start("worker", sender.hostname, queues=sorted(sender.app.amqp.queues.consume_from))
 
 
+@signals.worker_process_init.connect
+@signals.worker_ready.connect
+def _start_warm_ssh(**kwargs):
+    # Each process that runs jobs (prefork children; the main process of solo/threads pools)
+    # keeps its own warm SSH connections and closes them when a credential or host changes.
+    from ops_portal.inventory import warm  # noqa: PLC0415 — see above
+
+    warm.configure()
+    if warm.WARM.enabled:
+        warm.start_listener()
+
+
 @signals.beat_init.connect
 def _start_beat_heartbeat(sender, **kwargs):
     from ops_portal.core import heartbeat  # noqa: PLC0415 — see above

@@ -340,6 +340,10 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "default")
 # Seconds between worker and beat heartbeats, and how long a heartbeat stays valid.
 HEARTBEAT_INTERVAL = env_int("HEARTBEAT_INTERVAL", 10, minimum=1)
 HEARTBEAT_TTL = env_int("HEARTBEAT_TTL", 30, minimum=2)
+# Warm SSH connections a worker process keeps between jobs (docs/OPERATIONS.md): at most this
+# many, each closed after this many idle seconds; 0 turns them off.
+SSH_WARM_MAX = env_int("SSH_WARM_MAX", 256, minimum=0, maximum=100000)
+SSH_WARM_IDLE_SECONDS = env_int("SSH_WARM_IDLE_SECONDS", 300, minimum=0, maximum=86400)
 # The portal's own machine (hosts with the "local" transport) holds the portal's secrets: only
 # administrators of all environments may run work there. The test suite turns this off to use
 # local hosts as stand-ins for real targets of operators; a test checks the refusal.

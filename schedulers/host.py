@@ -42,13 +42,14 @@ from .hostlib.files import apply_file, put_file, read_file, stat
 from .hostlib.probes import collect_metrics, gather_facts, probe_source, run_compliance_checks
 from .hostlib.release import deploy_release, rollback_release
 from .hostlib.validate import release_archive as validate_release_archive
+from .hostlib.warm import WARM, WarmPool, credential_fingerprint
 
 __all__ = [
-    "HOST", "BackendError", "CancelToken", "CommandResult", "ConnectionLost", "HostBackend", "HostConnection",
+    "HOST", "WARM", "BackendError", "CancelToken", "CommandResult", "ConnectionLost", "HostBackend", "HostConnection",
     "HostKeyMismatch", "LocalTarget", "SSHPool", "SSHTarget", "apply_file", "collect_metrics", "connect",
     "deploy_release", "end_remote_session",
     "gather_facts", "put_file", "read_file", "rollback_release", "run_capture", "run_command",
-    "run_compliance_checks", "stat", "validate_release_archive",
+    "run_compliance_checks", "stat", "validate_release_archive", "WarmPool", "credential_fingerprint",
 ]
 
 INTERPRETERS = {"sh": ["sh", "-s"], "bash": ["bash", "-s"], "python3": ["python3", "-"]}
@@ -76,8 +77,10 @@ class HostBackend(Backend):
     level = "host"
     transports = ("local", "ssh")
 
-    def session(self, limit, *, on_host_key=None):
-        return SSHPool(max_connections=max(1, limit), on_host_key=on_host_key)
+    def session(self, limit, *, on_host_key=None, reusable=None):
+        """A job's SSH pool: it takes warm connections of this process (hostlib/warm.py, when
+        configured) and gives healthy ones back at the end unless reusable() says no."""
+        return SSHPool(max_connections=max(1, limit), on_host_key=on_host_key, warm=WARM, reusable=reusable)
 
     def local_env(self, env=None):
         return {"PATH": LOCAL_PATH, "HOME": os.environ.get("HOME", "/"), "LANG": "C.UTF-8", **(env or {})}

@@ -14,6 +14,7 @@ from ops_portal.approvals.choices import RequestState
 from ops_portal.approvals.models import ApprovalRequest
 from ops_portal.audit.models import AuditEvent
 from ops_portal.core import heartbeat
+from ops_portal.inventory import warm
 from ops_portal.inventory.models import Host
 from ops_portal.jobs import live
 from ops_portal.jobs.choices import FAILED_STATES, WAITING_STATES, JobState
@@ -75,8 +76,9 @@ def home(request):
     hosts = restrict(Host.objects.all(), user, Action.VIEW)
     try:
         workers = heartbeat.alive("worker")
+        warm_ssh = warm.totals()
     except Exception:  # Redis down: the page still renders and says so
-        workers = None
+        workers = warm_ssh = None
     # People's work; the portal's own periodic jobs (metrics every minute) would drown it.
     jobs = restrict(Job.objects.by_people(), user, Action.VIEW)
     since = timezone.now() - timedelta(hours=24)
@@ -95,6 +97,7 @@ def home(request):
         "unreachable_count": hosts.filter(reachability="unreachable").count(),
         "recent_audit": restrict(AuditEvent.objects.all(), user, Action.VIEW)[:10],
         "workers": workers,
+        "warm_ssh": warm_ssh,
         **_chart_context(request),
     }
     return render(request, "dashboard/home.html", context)

@@ -16,6 +16,7 @@ from ops_portal.audit.services import record, snapshot
 from schedulers import sshkeys
 from schedulers.host import validate_release_archive
 
+from . import warm
 from .choices import Reachability, Transport
 from .models import Artifact, ComplianceResult, Credential, FactsChange, Host, HostGroup, Site
 
@@ -62,17 +63,27 @@ def create_credential(actor, *, private_key, passphrase="", **fields):
 def update_credential(actor, credential, **fields):
     fields.pop("private_key", None)
     fields.pop("passphrase", None)
-    return update_object(actor, credential, fields)
+    old_fingerprint, old_username = warm.fingerprint_of(credential), credential.username
+    credential = update_object(actor, credential, fields)
+    if credential.username != old_username:
+        warm.revoke_on_commit(fingerprint=old_fingerprint)
+    return credential
 
 
 def rotate_credential(actor, credential, *, private_key, passphrase=""):
-    """Replace the key of a credential; hosts using it switch at their next connection."""
+    """Replace the key of a credential; hosts using it switch at their next connection, and every
+    worker closes its warm connections made with the old key once the change is committed."""
     fields = {**_key_fields(private_key, passphrase), "rotated": timezone.now()}
-    return update_object(actor, credential, fields, audit_action="credential.rotate")
+    old_fingerprint = warm.fingerprint_of(credential)
+    credential = update_object(actor, credential, fields, audit_action="credential.rotate")
+    warm.revoke_on_commit(fingerprint=old_fingerprint)
+    return credential
 
 
 def delete_credential(actor, credential):
+    old_fingerprint = warm.fingerprint_of(credential)
     delete_object(actor, credential)
+    warm.revoke_on_commit(fingerprint=old_fingerprint)
 
 
 def _authorize_group(authority, group, m2m, before):
@@ -117,15 +128,25 @@ def create_host(actor, *, groups=(), **fields):
     return create_object(actor, Host, fields, m2m={"groups": list(groups)}, authorize=_authorize_host)
 
 
+# What a warm SSH connection was made with: a change to any closes the host's warm connections.
+REACH_FIELDS = ("address", "port", "username", "credential_id", "host_key", "enabled", "transport")
+
+
 def update_host(actor, host, *, groups=None, **fields):
     if groups is not None:
         _check_groups(fields.get("environment", host.environment), groups)
     m2m = {"groups": list(groups)} if groups is not None else None
-    return update_object(actor, host, fields, m2m=m2m, authorize=_authorize_host)
+    before = {name: getattr(host, name) for name in REACH_FIELDS}
+    host = update_object(actor, host, fields, m2m=m2m, authorize=_authorize_host)
+    if any(getattr(host, name) != value for name, value in before.items()):
+        warm.revoke_on_commit(address=before["address"], port=before["port"])
+    return host
 
 
 def delete_host(actor, host):
+    address, port = host.address, host.port
     delete_object(actor, host, authorize=_authorize_host)
+    warm.revoke_on_commit(address=address, port=port)
 
 
 def accept_host_key(actor, host):
@@ -142,6 +163,7 @@ def accept_host_key(actor, host):
         host.last_error = ""
         host.save()
         record(actor, "host.accept_host_key", host, before=before, after=snapshot(host))
+        warm.revoke_on_commit(address=host.address, port=host.port)
     return host
 
 
@@ -159,6 +181,8 @@ def note_unreachable(host_id, error):
 def note_host_key_changed(host_id, offered_key, error):
     Host.objects.filter(pk=host_id).update(reachability=Reachability.HOST_KEY_CHANGED, offered_host_key=offered_key,
                                            last_error=str(error)[:500])
+    for address, port in Host.objects.filter(pk=host_id).values_list("address", "port"):
+        warm.revoke_on_commit(address=address, port=port)
 
 
 def pin_first_host_key(host_id, key_line):

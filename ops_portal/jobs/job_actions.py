@@ -6,6 +6,7 @@ top of its layers, loaded by core.declarations like every app's job_actions.py);
 monitoring build theirs on the helpers here (prepare_ssh, with_host).
 """
 from ops_portal.inventory import services as inventory
+from ops_portal.inventory import warm
 from ops_portal.inventory.choices import Transport
 from ops_portal.inventory.models import Artifact
 from ops_portal.inventory.targets import HOSTS
@@ -27,6 +28,13 @@ def job_env(ctx):
     return {"OPSPORTAL_JOB": str(ctx.job.pk), "OPSPORTAL_TARGET": ctx.target.name}
 
 
+def job_session(runner, limit, on_host_key):
+    """The job's SSH pool over this worker process's warm connections: those of a canceled or
+    timed-out job are closed rather than kept (their sessions were being ended)."""
+    warm.configure()
+    return HOST.session(limit, on_host_key=on_host_key, reusable=lambda: not runner.cancel.is_set())
+
+
 def prepare_ssh(runner):
     """The host backend's per-job session: one SSH pool bounded by the strategy's limit; first-seen
     host keys get pinned."""
@@ -38,7 +46,7 @@ def prepare_ssh(runner):
             runner.writer.call(lambda: inventory.pin_first_host_key(host_id, key_line))
 
     limit = runner.job.strategy.get("limit", DEFAULT_POOL)
-    runner.resources["ssh"] = HOST.session(min(limit, len(runner.targets) or 1), on_host_key=on_host_key)
+    runner.resources["ssh"] = job_session(runner, min(limit, len(runner.targets) or 1), on_host_key)
 
 
 def host_target(host):

@@ -16,7 +16,7 @@ from ops_portal.inventory import services as inventory
 from ops_portal.inventory.choices import Transport
 from ops_portal.inventory.targets import HOSTS
 from ops_portal.jobs.actions import ActionSpec, register
-from ops_portal.jobs.job_actions import DEFAULT_POOL, HOST, host_target, job_env, prepare_ssh, with_host
+from ops_portal.jobs.job_actions import DEFAULT_POOL, HOST, host_target, job_env, job_session, prepare_ssh, with_host
 from ops_portal.programs import services as programs
 from ops_portal.programs.backend import shell_for
 from schedulers import host as ssh
@@ -109,7 +109,7 @@ def prepare_process(runner):
             runner.writer.call(lambda: inventory.pin_first_host_key(host_id, key_line))
 
     limit = runner.job.strategy.get("limit", DEFAULT_POOL)
-    runner.resources["ssh"] = HOST.session(min(limit, len(hosts) or 1), on_host_key=on_host_key)
+    runner.resources["ssh"] = job_session(runner, min(limit, len(hosts) or 1), on_host_key)
     use_manager = runner.params.get("use_manager", True)
 
     def owner(process):

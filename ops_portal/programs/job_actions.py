@@ -18,7 +18,7 @@ from django.db.models import Q
 from ops_portal.inventory import services as inventory
 from ops_portal.inventory.targets import HOSTS
 from ops_portal.jobs.actions import ActionSpec, register
-from ops_portal.jobs.job_actions import DEFAULT_POOL, HOST, job_env, prepare_ssh, ssh_only, with_host
+from ops_portal.jobs.job_actions import DEFAULT_POOL, HOST, job_env, job_session, prepare_ssh, ssh_only, with_host
 from schedulers.base import BackendError, CancelToken, CommandResult
 from schedulers.process import supervisor
 from schedulers.process.base import ProcessError
@@ -56,7 +56,7 @@ def prepare_programs(runner):
             runner.writer.call(lambda: inventory.pin_first_host_key(host_id, key_line))
 
     limit = runner.job.strategy.get("limit", DEFAULT_POOL)
-    runner.resources["ssh"] = HOST.session(min(limit, len(hosts_by_name) or 1), on_host_key=on_host_key)
+    runner.resources["ssh"] = job_session(runner, min(limit, len(hosts_by_name) or 1), on_host_key)
 
 
 @dataclass

@@ -136,6 +136,8 @@ def run_command(pool_or_conn, target, command: str, *, on_line, cancel: CancelTo
                       sudo=sudo, cwd=cwd, grace=kill_grace, stdin=stdin, on_session=on_session, sweep=sweep).run()
         if conn.trusted_on_first_use:
             result.data.setdefault("host_key", conn.host_key)
+        if conn.reused:  # a warm connection of an earlier job (hostlib/warm.py): no handshake
+            result.data.setdefault("reused_connection", True)
     return result
 
 

@@ -87,6 +87,8 @@ class HostConnection(Connection):
     host_key = ""  # the key line the host offered on this connection
     host_key_fingerprint = ""
     trusted_on_first_use = False  # True when no key was pinned: the portal should pin host_key
+    opened_at = 0.0  # time.monotonic() when the handshake completed (warm.py's revocations)
+    reused = False  # True when it came from the warm pool (no handshake for this job)
 
     def verify(self, timeout=5.0):
         """Return True when the host still answers on this connection (one session round trip)."""
@@ -231,6 +233,7 @@ def connect(target: SSHTarget) -> HostConnection:
     conn.host_key_fingerprint = fingerprint(offered)
     conn.trusted_on_first_use = expected is None
     conn.transport.set_keepalive(30)
+    conn.opened_at = time.monotonic()
     return conn
 
 
@@ -261,11 +264,15 @@ class SSHPool:
     before reuse; one idle longer than idle_timeout is closed.
     on_host_key(target, key_line, fingerprint) is called when a host without a pinned key
     was trusted on first use, so the portal can pin it.
+
+    With warm (a warm.WarmPool, process-wide), a connection is first asked of it before a
+    handshake, and healthy connections go back to it when the pool closes, unless reusable()
+    says no (the job was canceled). A broken connection is never given back.
     """
 
     def __init__(self, max_connections: int = 8, *, on_host_key: Callable | None = None,
                  idle_timeout: float = 300.0, verify_after: float = 15.0, verify_timeout: float = 5.0,
-                 connect: Callable = connect):
+                 connect: Callable = connect, warm=None, reusable: Callable | None = None):
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self.max_connections = max_connections
@@ -274,13 +281,16 @@ class SSHPool:
         self.verify_after = verify_after
         self.verify_timeout = verify_timeout
         self._connect = connect
+        self.warm = warm if warm is not None and warm.enabled else None
+        self.reusable = reusable
         self._cond = threading.Condition()
         self._idle = []  # [(target, conn, released_at)], oldest first
         # By identity: Fabric Connections to the same host/user/port compare (and hash) equal.
         self._leased = {}
         self._opening = 0
         self._closed = False
-        self.opened = 0  # connections opened over the pool's life (for tests and metrics)
+        self.opened = 0  # handshakes made over the pool's life (for tests and metrics)
+        self.reused = 0  # connections taken from the warm pool instead
 
     def __enter__(self):
         return self
@@ -291,7 +301,7 @@ class SSHPool:
     def stats(self):
         with self._cond:
             return {"idle": len(self._idle), "leased": len(self._leased), "opening": self._opening,
-                    "opened": self.opened, "max": self.max_connections}
+                    "opened": self.opened, "reused": self.reused, "max": self.max_connections}
 
     @contextmanager
     def connection(self, target: SSHTarget, *, cancel: CancelToken | None = None, wait: float | None = None):
@@ -317,7 +327,10 @@ class SSHPool:
                 return conn
             self.release(conn, broken=True)
         try:
-            conn = self._connect(target)
+            conn = self.warm.checkout(target) if self.warm is not None else None
+            warm = conn is not None
+            if conn is None:
+                conn = self._connect(target)
         except BaseException:
             with self._cond:
                 self._opening -= 1
@@ -325,10 +338,13 @@ class SSHPool:
             raise
         with self._cond:
             self._opening -= 1
-            self.opened += 1
+            if warm:
+                self.reused += 1
+            else:
+                self.opened += 1
             if self._closed:
                 self._cond.notify_all()
-                _close(conn)
+                self._retire(conn)
                 raise BackendError("the SSH connection pool is closed")
             self._leased[id(conn)] = conn
         if conn.trusted_on_first_use and self.on_host_key is not None:
@@ -337,7 +353,7 @@ class SSHPool:
 
     def _lease_idle_or_reserve(self, target, cancel, deadline, wait):
         """Under the lock: (idle connection, seconds idle) leased, or (None, None) with a slot reserved."""
-        to_close = []
+        to_close, to_retire = [], []
         try:
             with self._cond:
                 while True:
@@ -349,7 +365,7 @@ class SSHPool:
                         self._leased[id(conn)] = conn
                         return conn, time.monotonic() - released_at
                     if len(self._idle) + len(self._leased) + self._opening >= self.max_connections and self._idle:
-                        to_close.append(self._idle.pop(0)[1])  # least recently used, another target
+                        to_retire.append(self._idle.pop(0)[1])  # least recently used, another target
                     if len(self._idle) + len(self._leased) + self._opening < self.max_connections:
                         self._opening += 1
                         return None, None
@@ -362,6 +378,8 @@ class SSHPool:
         finally:
             for stale in to_close:
                 _close(stale)
+            for conn in to_retire:
+                self._retire(conn)
 
     def _take_idle(self, target, to_close):
         for index in range(len(self._idle) - 1, -1, -1):
@@ -381,11 +399,14 @@ class SSHPool:
     def release(self, conn, *, broken=False):
         with self._cond:
             self._leased.pop(id(conn), None)
-            keep = not (broken or self._closed or not conn.is_connected)
+            healthy = not broken and conn.is_connected
+            keep = healthy and not self._closed
             if keep:
                 self._idle.append((conn.target, conn, time.monotonic()))
             self._cond.notify_all()
-        if not keep:
+        if healthy and not keep:
+            self._retire(conn)  # given back after the pool closed: warm, or closed
+        elif not keep:
             _close(conn)
 
     def discard(self, conn):
@@ -399,6 +420,17 @@ class SSHPool:
             idle, self._idle = self._idle, []
             self._cond.notify_all()
         for _, conn, _ in idle:
+            self._retire(conn)
+
+    def _retire(self, conn):
+        """A healthy connection this pool no longer wants: to the warm pool when reuse is allowed."""
+        try:
+            reuse = self.warm is not None and (self.reusable is None or self.reusable())
+        except Exception:
+            reuse = False
+        if reuse:
+            self.warm.put(conn)
+        else:
             _close(conn)
 
 
