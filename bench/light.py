@@ -12,7 +12,12 @@ size, in the same run:
 - the database: the job's rows (its JobTargets, JobEvents, and the audit rows written from launch to
   completion), their bytes (pg_column_size of each row) and the growth of the three tables with their
   indexes (pg_total_relation_size, page-granular), per target;
-- the light server's own CPU per target, during the portal run and during the floor run.
+- the light server's own CPU per target, during the portal run and during the floor run;
+- with --slices K --workers K (K > 1): the same job sliced (strategy "slices": K) over K more
+  workers (concurrency 1 each) on a queue of their own, timed the same way, with the CPU of all K
+  workers' process trees: against the one-worker run above. The hosts are moved to a bench site
+  for that run (its queue site.<name>, served only by the K workers) and back after it, by a direct
+  update (not audited: bench data).
 """
 import logging
 import time
@@ -28,6 +33,8 @@ def add_arguments(parser):
     parser.add_argument("--limit", type=int, default=50, help="parallel targets: portal limit and floor threads (50)")
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker concurrency (2)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds a portal job may take (3600)")
+    parser.add_argument("--slices", type=int, default=1, help="also run the job in this many slices (1: not)")
+    parser.add_argument("--workers", type=int, default=None, help="workers for the sliced run (--slices)")
 
 
 def register(actor, environment, light, count):
@@ -118,6 +125,45 @@ def floor(targets, args, light):
     return result
 
 
+def sliced(actor, environment, names, args, workers, site):
+    """The job in args.slices slices over `workers` (queue site.<site>): seconds until every result is
+    stored, the job's end, and the CPU of all the workers' process trees."""
+    from ops_portal.inventory.models import Host
+    from ops_portal.jobs.launch import launch_adhoc
+    from ops_portal.jobs.models import Job, JobSlice, JobTarget
+
+    from .hosts import FINISHED, tree_cpu
+
+    Host.objects.filter(name__in=names).update(site=site)
+    try:
+        load = runtime.load_average()
+        cpu_before = sum(tree_cpu(w.pid) for w in workers)
+        started = time.perf_counter()
+        job = launch_adhoc(actor, environment=environment, action="host.command", values={"command": "uname -a"},
+                           selector={"names": names}, name=f"bench sliced x{len(names)}",
+                           strategy={"kind": "parallel", "limit": args.limit, "slices": args.slices})
+        all_done = None
+        while True:
+            done, state = Job.objects.filter(pk=job.pk).values_list("targets_done", "state").get()
+            now = time.perf_counter()
+            if all_done is None and done >= len(names):
+                all_done = now
+            if state in FINISHED:
+                finished = now
+                break
+            if now - started > args.timeout:
+                raise RuntimeError(f"sliced job {job.pk} still {state} after {args.timeout}s")
+            time.sleep(0.01)
+        cpu = sum(tree_cpu(w.pid) for w in workers) - cpu_before
+    finally:
+        Host.objects.filter(name__in=names).update(site=None)
+    ok = JobTarget.objects.filter(job=job, state="ok").count()
+    ran_on = sorted(set(JobSlice.objects.filter(job=job).values_list("worker", flat=True)))
+    state = Job.objects.filter(pk=job.pk).values_list("state", flat=True).get()
+    return {"seconds": (all_done or finished) - started, "job_finished_s": finished - started, "ok": ok,
+            "state": state, "job": job.pk, "cpu_s": round(cpu, 3), "load": load, "workers": ran_on}
+
+
 def main(args):
     from fleet.light import LightFleet
 
@@ -140,11 +186,19 @@ def main(args):
     print(f"registered {len(names)} hosts through the inventory service in {fmt(register_s, 1)} s")
     targets = ssh_targets(light, light.hosts[:biggest])
     worker = runtime.start_worker(args.concurrency)
+    slicing = args.slices > 1
+    if slicing:
+        from ops_portal.inventory.models import Site
+
+        site = Site.objects.create(name=f"{runtime.NAME_PREFIX}{runtime.RUN_ID}-sliced")
+        runtime.cleanup.push("bench site removed", lambda: Site.objects.filter(pk=site.pk).delete())
+        slice_workers = [runtime.start_worker(1, queues=f"site.{site.name}", name=f"slicer{n}")
+                         for n in range(1, (args.workers or args.slices) + 1)]
     # Warm-up: imports, the worker's first job; nothing timed.
     portal_run(actor, environment, names[:2], args.limit, worker)
     fabric_pool_run(targets[:2], 2)
 
-    results = {size: {"portal": [], "floor": []} for size in sizes}
+    results = {size: {"portal": [], "floor": [], "sliced": []} for size in sizes}
     print(f"\n'uname -a' on {', '.join(map(str, sizes))} "
           f"light hosts (parallelism {args.limit}, worker concurrency {args.concurrency})")
     for repeat in range(args.repeats):
@@ -156,6 +210,11 @@ def main(args):
             print(f"  repeat {repeat + 1}: {size:5} hosts: portal {fmt(p['seconds'])} s ({p['ok']} ok, {p['state']}, "
                   f"worker CPU {p['cpu_s']} s, RSS peak {p['worker_rss_peak_mib']} MiB), floor {fmt(f['seconds'])} s "
                   f"({f['ok']} ok, CPU {f['cpu_s']} s), load {p['load'][0]}")
+            if slicing:
+                s = sliced(actor, environment, names[:size], args, slice_workers, site)
+                results[size]["sliced"].append(s)
+                print(f"             {args.slices} slices on {len(s['workers'])} workers: {fmt(s['seconds'])} s "
+                      f"({s['ok']} ok, {s['state']}, workers' CPU {s['cpu_s']} s), load {s['load'][0]}")
 
     summary = {"machine": info, "args": {k: v for k, v in vars(args).items() if k != "func"},
                "light": {"hosts": biggest, "up_s": round(up_s, 2), "server_rss_mib": round(rss / 2**20, 1),
@@ -180,6 +239,12 @@ def main(args):
               f"{fmt(p / f)}x the floor")
         print(f"         CPU per target: worker {fmt(pc / size * 1000, 1)} ms, floor {fmt(fc / size * 1000, 1)} ms; "
               f"light server {fmt(sp / size * 1000, 1)} ms (portal run), {fmt(sf / size * 1000, 1)} ms (floor run)")
+        if slicing:
+            runs_s = results[size]["sliced"]
+            ss, sc = median([r["seconds"] for r in runs_s]), median([r["cpu_s"] for r in runs_s])
+            print(f"         sliced: {args.slices} slices on {args.workers or args.slices} workers {fmt(ss)} s, "
+                  f"{fmt(p / ss)}x faster than one worker; workers' CPU {fmt(sc)} s "
+                  f"({fmt(sc / size * 1000, 1)} ms/target) against {fmt(pc)} s")
         print(f"         worker RSS peak {max(r['worker_rss_peak_mib'] for r in runs_p)} MiB "
               f"(before {last['worker_rss_before_mib']} MiB)")
         detail = ", ".join(f"{key} {n} ({fmt(b / size, 0)} B/target)" for key, (n, b) in rows.items())

@@ -291,13 +291,14 @@ def wait_for(predicate, timeout, what, process=None, interval=0.1):
                        (f"\n{process.tail()}" if process is not None else ""))
 
 
-def start_worker(concurrency=2):
+def start_worker(concurrency=2, queues="default", name="worker"):
     from ops_portal.core import heartbeat
 
-    hostname = f"bench{RUN_ID}@{socket.gethostname()}"
-    process = Process("worker", [str(BIN / "celery"), "-A", "ops_portal", "worker", "-l", "WARNING",
-                                 "--concurrency", str(concurrency), "--hostname", hostname, "-Q", "default",
-                                 "--without-mingle", "--without-gossip"])
+    suffix = "" if name == "worker" else f"-{name}"
+    hostname = f"bench{RUN_ID}{suffix}@{socket.gethostname()}"
+    process = Process(name, [str(BIN / "celery"), "-A", "ops_portal", "worker", "-l", "WARNING",
+                             "--concurrency", str(concurrency), "--hostname", hostname, "-Q", queues,
+                             "--without-mingle", "--without-gossip"])
     wait_for(lambda: heartbeat.is_alive("worker", hostname), 90, f"worker {hostname} heartbeat", process)
     process.hostname = hostname
     return process
