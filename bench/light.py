@@ -106,6 +106,18 @@ def server_cpu(light):
     return times.user + times.system
 
 
+def run_seconds(job_id):
+    """From the job's claim (started) to its last target's end: the run without the launch call
+    and the queue wait, from the database's clocks."""
+    from django.db.models import Max
+
+    from ops_portal.jobs.models import Job, JobTarget
+
+    started = Job.objects.filter(pk=job_id).values_list("started", flat=True).get()
+    last = JobTarget.objects.filter(job_id=job_id).aggregate(last=Max("finished"))["last"]
+    return round((last - started).total_seconds(), 3) if started and last else None
+
+
 def portal(actor, environment, names, args, worker, light):
     audit_after = last_audit_id()
     sizes_before = table_sizes()
@@ -113,6 +125,7 @@ def portal(actor, environment, names, args, worker, light):
     result = portal_run(actor, environment, names, args.limit, worker, timeout=args.timeout)
     result["server_cpu_s"] = round(server_cpu(light) - cpu_before, 3)
     result["rows"] = job_rows(result["job"], audit_after)
+    result["run_s"] = run_seconds(result["job"])
     sizes_after = table_sizes()
     result["table_growth_bytes"] = {key: sizes_after[key] - sizes_before[key] for key in sizes_before}
     return result
@@ -142,6 +155,7 @@ def sliced(actor, environment, names, args, workers, site):
         job = launch_adhoc(actor, environment=environment, action="host.command", values={"command": "uname -a"},
                            selector={"names": names}, name=f"bench sliced x{len(names)}",
                            strategy={"kind": "parallel", "limit": args.limit, "slices": args.slices})
+        launched = time.perf_counter()
         all_done = None
         while True:
             done, state = Job.objects.filter(pk=job.pk).values_list("targets_done", "state").get()
@@ -161,7 +175,8 @@ def sliced(actor, environment, names, args, workers, site):
     ran_on = sorted(set(JobSlice.objects.filter(job=job).values_list("worker", flat=True)))
     state = Job.objects.filter(pk=job.pk).values_list("state", flat=True).get()
     return {"seconds": (all_done or finished) - started, "job_finished_s": finished - started, "ok": ok,
-            "state": state, "job": job.pk, "cpu_s": round(cpu, 3), "load": load, "workers": ran_on}
+            "state": state, "job": job.pk, "cpu_s": round(cpu, 3), "load": load, "workers": ran_on,
+            "launch_call_s": launched - started, "run_s": run_seconds(job.pk)}
 
 
 def main(args):
@@ -214,7 +229,8 @@ def main(args):
                 s = sliced(actor, environment, names[:size], args, slice_workers, site)
                 results[size]["sliced"].append(s)
                 print(f"             {args.slices} slices on {len(s['workers'])} workers: {fmt(s['seconds'])} s "
-                      f"({s['ok']} ok, {s['state']}, workers' CPU {s['cpu_s']} s), load {s['load'][0]}")
+                      f"({s['ok']} ok, {s['state']}, workers' CPU {s['cpu_s']} s), load {s['load'][0]}; "
+                      f"claim to last target: one worker {p['run_s']} s, sliced {s['run_s']} s")
 
     summary = {"machine": info, "args": {k: v for k, v in vars(args).items() if k != "func"},
                "light": {"hosts": biggest, "up_s": round(up_s, 2), "server_rss_mib": round(rss / 2**20, 1),
@@ -242,9 +258,13 @@ def main(args):
         if slicing:
             runs_s = results[size]["sliced"]
             ss, sc = median([r["seconds"] for r in runs_s]), median([r["cpu_s"] for r in runs_s])
+            sr = median([r["run_s"] for r in runs_s])
+            pr = median([r["run_s"] for r in runs_p])
             print(f"         sliced: {args.slices} slices on {args.workers or args.slices} workers {fmt(ss)} s, "
                   f"{fmt(p / ss)}x faster than one worker; workers' CPU {fmt(sc)} s "
                   f"({fmt(sc / size * 1000, 1)} ms/target) against {fmt(pc)} s")
+            print(f"         claim to last target (no launch call): one worker {fmt(pr)} s, sliced {fmt(sr)} s "
+                  f"({fmt(pr / sr)}x)")
         print(f"         worker RSS peak {max(r['worker_rss_peak_mib'] for r in runs_p)} MiB "
               f"(before {last['worker_rss_before_mib']} MiB)")
         detail = ", ".join(f"{key} {n} ({fmt(b / size, 0)} B/target)" for key, (n, b) in rows.items())
