@@ -241,6 +241,17 @@ def test_a_slice_starting_after_the_threshold_was_passed_starts_no_target(sliced
         TargetState.SKIPPED}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_reaches_slices_started_after_it_and_the_job_ends_canceled(sliced):
+    job = sliced(command="true", slices=2)
+    Job.objects.filter(pk=job.pk).update(cancel_requested=timezone.now())
+    for job_slice in JobSlice.objects.filter(job=job).order_by("number"):
+        taken = slices.take(job_slice.pk, f"w{job_slice.number}@test")
+        JobRunner(taken.job, taken).run()
+    assert set(JobTarget.objects.filter(job=job).values_list("state", flat=True)) == {TargetState.CANCELED}
+    assert Job.objects.get(pk=job.pk).state == JobState.CANCELED
+
+
 # Lost slices ---------------------------------------------------------------------------------
 
 @pytest.mark.django_db(transaction=True)
