@@ -179,6 +179,37 @@ def sliced(actor, environment, names, args, workers, site):
             "launch_call_s": launched - started, "run_s": run_seconds(job.pk)}
 
 
+def independent(actor, environment, names, args, workers, site):
+    """The control for the sliced run: the same targets as args.slices separate unsliced jobs at
+    once on the same workers. Seconds from the first launch until every job's targets are stored."""
+    from ops_portal.inventory.models import Host
+    from ops_portal.jobs.launch import launch_adhoc
+    from ops_portal.jobs.models import Job
+
+    from .hosts import tree_cpu
+
+    parts = [names[i::args.slices] for i in range(args.slices)]
+    Host.objects.filter(name__in=names).update(site=site)
+    try:
+        cpu_before = sum(tree_cpu(w.pid) for w in workers)
+        started = time.perf_counter()
+        jobs = [launch_adhoc(actor, environment=environment, action="host.command", values={"command": "uname -a"},
+                             selector={"names": part}, name=f"bench part x{len(part)}",
+                             strategy={"kind": "parallel", "limit": args.limit}).pk for part in parts]
+        while sum(Job.objects.filter(pk__in=jobs).values_list("targets_done", flat=True)) < len(names):
+            if time.perf_counter() - started > args.timeout:
+                raise RuntimeError(f"independent jobs {jobs} not done after {args.timeout}s")
+            time.sleep(0.01)
+        seconds = time.perf_counter() - started
+        while Job.objects.filter(pk__in=jobs, state="running").exists():
+            time.sleep(0.05)
+        cpu = sum(tree_cpu(w.pid) for w in workers) - cpu_before
+    finally:
+        Host.objects.filter(name__in=names).update(site=None)
+    return {"seconds": seconds, "cpu_s": round(cpu, 3), "run_s": [run_seconds(j) for j in jobs],
+            "workers": sorted(set(Job.objects.filter(pk__in=jobs).values_list("worker", flat=True)))}
+
+
 def main(args):
     from fleet.light import LightFleet
 
@@ -213,7 +244,7 @@ def main(args):
     portal_run(actor, environment, names[:2], args.limit, worker)
     fabric_pool_run(targets[:2], 2)
 
-    results = {size: {"portal": [], "floor": [], "sliced": []} for size in sizes}
+    results = {size: {"portal": [], "floor": [], "sliced": [], "independent": []} for size in sizes}
     print(f"\n'uname -a' on {', '.join(map(str, sizes))} "
           f"light hosts (parallelism {args.limit}, worker concurrency {args.concurrency})")
     for repeat in range(args.repeats):
@@ -231,6 +262,11 @@ def main(args):
                 print(f"             {args.slices} slices on {len(s['workers'])} workers: {fmt(s['seconds'])} s "
                       f"({s['ok']} ok, {s['state']}, workers' CPU {s['cpu_s']} s), load {s['load'][0]}; "
                       f"claim to last target: one worker {p['run_s']} s, sliced {s['run_s']} s")
+                c = independent(actor, environment, names[:size], args, slice_workers, site)
+                results[size]["independent"].append(c)
+                print(f"             control, {args.slices} unsliced jobs of {size // args.slices} at once on "
+                      f"{len(c['workers'])} workers: {fmt(c['seconds'])} s (workers' CPU {c['cpu_s']} s; claim to "
+                      f"last target {c['run_s']} s)")
 
     summary = {"machine": info, "args": {k: v for k, v in vars(args).items() if k != "func"},
                "light": {"hosts": biggest, "up_s": round(up_s, 2), "server_rss_mib": round(rss / 2**20, 1),
@@ -265,6 +301,8 @@ def main(args):
                   f"({fmt(sc / size * 1000, 1)} ms/target) against {fmt(pc)} s")
             print(f"         claim to last target (no launch call): one worker {fmt(pr)} s, sliced {fmt(sr)} s "
                   f"({fmt(pr / sr)}x)")
+            cs = median([r["seconds"] for r in results[size]["independent"]])
+            print(f"         control: {args.slices} separate jobs at once {fmt(cs)} s ({fmt(p / cs)}x one worker)")
         print(f"         worker RSS peak {max(r['worker_rss_peak_mib'] for r in runs_p)} MiB "
               f"(before {last['worker_rss_before_mib']} MiB)")
         detail = ", ".join(f"{key} {n} ({fmt(b / size, 0)} B/target)" for key, (n, b) in rows.items())
