@@ -291,15 +291,16 @@ def wait_for(predicate, timeout, what, process=None, interval=0.1):
                        (f"\n{process.tail()}" if process is not None else ""))
 
 
-def start_worker(concurrency=2, *, warm=False):
+def start_worker(concurrency=2, queues="default", name="worker", *, warm=False):
     """A Celery worker on the bench's database; warm SSH connections off unless asked for (the
     benchmarks that measure jobs cold must not be served connections of the previous repeat)."""
     from ops_portal.core import heartbeat
 
-    hostname = f"bench{RUN_ID}@{socket.gethostname()}"
-    process = Process("worker", [str(BIN / "celery"), "-A", "ops_portal", "worker", "-l", "WARNING",
-                                 "--concurrency", str(concurrency), "--hostname", hostname, "-Q", "default",
-                                 "--without-mingle", "--without-gossip"],
+    suffix = "" if name == "worker" else f"-{name}"
+    hostname = f"bench{RUN_ID}{suffix}@{socket.gethostname()}"
+    process = Process(name, [str(BIN / "celery"), "-A", "ops_portal", "worker", "-l", "WARNING",
+                             "--concurrency", str(concurrency), "--hostname", hostname, "-Q", queues,
+                             "--without-mingle", "--without-gossip"],
                       extra_env=None if warm else {"SSH_WARM_MAX": "0"})
     wait_for(lambda: heartbeat.is_alive("worker", hostname), 90, f"worker {hostname} heartbeat", process)
     process.hostname = hostname

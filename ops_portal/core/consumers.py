@@ -171,6 +171,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
                 if len(page) < BACKLOG_PAGE:
                     break
             for message in sub.pending:
+                await self._fill_gap(sub, message)
                 sub.accept_batch(message)
             sub.pending = []
         sub.ready = True
@@ -273,23 +274,42 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def stream_event(self, message):
         payload = message["payload"]
-        self._dispatch(message["group"], {"raw": json.dumps([payload], separators=(",", ":")), "count": 1,
-                                          "first": payload.get("seq"), "last": payload.get("seq")})
+        await self._dispatch(message["group"], {"raw": json.dumps([payload], separators=(",", ":")), "count": 1,
+                                                "first": payload.get("seq"), "last": payload.get("seq")})
 
     async def stream_batch(self, message):
-        self._dispatch(message["group"], message)
+        await self._dispatch(message["group"], message)
 
-    def _dispatch(self, group, message):
-        for sub_id in self.group_subs.get(group, ()):
+    async def _dispatch(self, group, message):
+        for sub_id in list(self.group_subs.get(group, ())):
             sub = self.subscriptions.get(sub_id)
             if sub is None:
                 continue
             if not sub.ready:
                 sub.pending.append(message)
                 continue
+            await self._fill_gap(sub, message)
             sub.accept_batch(message)
         if self.flush_task is None or self.flush_task.done():
             self.flush_task = asyncio.ensure_future(self._flush_soon())
+
+    async def _fill_gap(self, sub, message):
+        """Events of an ordered stream that skip ahead (several writers publish one job's events,
+        each after its own commit, so the live copies can cross): read the missing ones from the
+        database first, where every lower seq is committed by then (jobs.events.reserve_seqs)."""
+        first = message.get("first")
+        if not sub.stream.ordered or first is None:
+            return
+        while sub.last_seq + 1 < first:
+            try:
+                page = await database_sync_to_async(sub.stream.backlog)(
+                    self.user, sub.params, sub.last_seq, min(first - 1 - sub.last_seq, BACKLOG_PAGE))
+            except streams.StreamDenied:
+                return
+            page = [p for p in page if p.get("seq", 0) < first]
+            if not page:
+                return
+            sub.accept(page)
 
     async def _flush_soon(self):
         await asyncio.sleep(FLUSH_DELAY)

@@ -55,6 +55,18 @@ TARGET_FAILS_JOB = TARGET_FAILED | {TargetState.ROLLED_BACK}
 TARGET_UNFINISHED = frozenset({TargetState.PENDING, TargetState.RUNNING})
 
 
+class SliceState(models.TextChoices):
+    """A slice of a sliced job (JobSlice): queued for a worker, running, ended, or lost with its worker."""
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    LOST = "lost", "Lost (worker died)"
+
+
+SLICE_UNFINISHED = frozenset({SliceState.QUEUED, SliceState.RUNNING})
+
+
 class WaitingKind(models.TextChoices):
     """Why a queued job does not run yet (its waiting_reason says it in words)."""
 

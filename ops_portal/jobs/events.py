@@ -2,6 +2,13 @@
 
 All of a running job's database writes go through its EventWriter thread (one connection), so
 target threads never touch the database and a 200-target job does not hold 200 connections.
+
+A sliced job has one writer per slice, on different workers. Each flush reserves its seq numbers
+from the job row (reserve_seqs: UPDATE ... RETURNING, first statement of its transaction): the row
+lock it takes orders the writers' transactions, so seqs commit in increasing order and the job's
+events stay one gapless stream. The live copies may still reach a socket out of order (each
+writer publishes after its commit); the consumer fills such a gap from the database, where every
+lower seq is committed by then.
 """
 import asyncio
 import json
@@ -12,7 +19,6 @@ import time
 
 from channels.layers import get_channel_layer
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from ops_portal.core import streams
@@ -41,7 +47,6 @@ class EventWriter:
     def __init__(self, job):
         self.job_id = job.pk
         self.group = groups.job(job.pk)
-        self.seq = job.last_seq
         self._queue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name=f"job-{job.pk}-events", daemon=True)
         self.failed = None
@@ -121,20 +126,15 @@ class EventWriter:
 
     def _store(self, pending, calls=()):
         rows, payloads = [], []
-        for when, kind, target, stream, text, data in pending:
-            self.seq += 1
-            rows.append((self.job_id, self.seq, when, kind, target, stream, text, data))
-            payloads.append(JobEvent.wire(self.seq, kind, when, text, target, stream, data))
         with transaction.atomic():
-            if rows and connection.vendor == "postgresql":
-                _copy_rows(rows)
-            elif rows:
-                JobEvent.objects.bulk_create([
-                    JobEvent(job_id=job_id, seq=seq, time=when, kind=kind, target=target, stream=stream, text=text,
-                             data=data)
-                    for job_id, seq, when, kind, target, stream, text, data in rows], batch_size=2500)
-            if rows:
-                Job.objects.filter(pk=self.job_id).update(last_seq=F("last_seq") + len(rows))
+            # Always, calls too: the job row is locked first in every writer's transaction (a
+            # target's counters update it), the order the reaper and a slice's end take too.
+            first = reserve_seqs(self.job_id, len(pending))
+            if pending:
+                for seq, (when, kind, target, stream, text, data) in enumerate(pending, start=first):
+                    rows.append((self.job_id, seq, when, kind, target, stream, text, data))
+                    payloads.append(JobEvent.wire(seq, kind, when, text, target, stream, data))
+                insert_rows(rows)
             for func in calls:
                 func()
         self.stored += len(rows)
@@ -151,6 +151,41 @@ class EventWriter:
             self._publish_loop = asyncio.new_event_loop()
         message = streams.batch_message(self.group, payloads)
         self._publish_loop.run_until_complete(get_channel_layer().group_send(message["group"], message))
+
+
+def reserve_seqs(job_id, count):
+    """Take the next `count` seq numbers of the job; returns the first. Locks the job's row until
+    the transaction ends, so call it first in a transaction (one lock order: the job row first)."""
+    table = connection.ops.quote_name(Job._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq",
+                       [count, job_id])
+        (last,) = cursor.fetchone()
+    return last - count + 1
+
+
+def insert_rows(rows):
+    if rows and connection.vendor == "postgresql":
+        _copy_rows(rows)
+    elif rows:
+        JobEvent.objects.bulk_create([
+            JobEvent(job_id=job_id, seq=seq, time=when, kind=kind, target=target, stream=stream, text=text, data=data)
+            for job_id, seq, when, kind, target, stream, text, data in rows], batch_size=2500)
+
+
+def store_now(job, kind, text="", *, target=None, data=None):
+    """Store one event of `job` (a Job, its row locked) in the current transaction, its seq
+    reserved like a writer's (and kept on `job`, so a later job.save() keeps it), and publish it
+    after commit: for what happens outside a runner (a slice lost, a sliced job's end)."""
+    job_id = job.pk
+    when = timezone.now()
+    seq = reserve_seqs(job_id, 1)
+    job.last_seq = seq
+    insert_rows([(job_id, seq, when, kind, target, "", text, data)])
+    payload = JobEvent.wire(seq, kind, when, text, target, "", data)
+    group = groups.job(job_id)
+    transaction.on_commit(lambda: streams.publish_many(group, [payload]))
+    return seq
 
 
 def _copy_rows(rows):

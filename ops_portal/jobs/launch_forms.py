@@ -101,7 +101,8 @@ STRATEGY_FIELDS = {"limit": "limit", "batch_size": "batch_size", "batch_percent"
                    "max_failure_percent": "max_failure_percent", "health_gate.url": "gate_url",
                    "health_gate.command": "gate_command", "health_gate.timeout": "gate_timeout",
                    "health_gate.retries": "gate_retries", "health_gate.interval": "gate_interval",
-                   "health_gate": "gate_type", "Batches": "gate_type", "A rolling": "batch_size"}
+                   "health_gate": "gate_type", "Batches": "gate_type", "A rolling": "batch_size",
+                   "slices": "slices", "slice_size": "slice_size"}
 
 
 def _number(label, low, high, **kwargs):
@@ -121,6 +122,9 @@ class StrategyForm(forms.Form):
     pause_seconds = _number("Pause between batches (s)", 0, 86400)
     max_failures = _number("Stop after this many failed targets", 0, 100000)
     max_failure_percent = _number("or this % of targets failed", 0, 100)
+    slices = _number("Slices (one per worker)", 1, strategies.MAX_SLICES,
+                     help_text="Split the targets over this many workers of the job's queue (parallel only).")
+    slice_size = _number("or targets per slice", 1, 100000)
     gate_type = forms.ChoiceField(required=False, label="Health gate after each batch",
                                   choices=[("", "None"), ("http", "HTTP check"), ("command", "Command")])
     gate_url = forms.CharField(required=False, label="Gate URL", help_text="e.g. http://127.0.0.1:8080/health")
@@ -156,7 +160,7 @@ def strategy_from_fields(data):
     """The strategy dict the API takes, from the fields (blank fields left out)."""
     kind = data.get("strategy_kind") or StrategyKind.PARALLEL
     result = {"kind": kind}
-    keys = ["limit", "max_failures", "max_failure_percent"]
+    keys = ["limit", "max_failures", "max_failure_percent", "slices", "slice_size"]
     if kind == StrategyKind.ROLLING:
         keys += ["batch_size", "batch_percent", "pause_seconds"]
     for key in keys:
@@ -210,7 +214,7 @@ class AdhocForm(TargetPickerForm, StrategyForm):
                                         "target_pattern")]
 
     def strategy_fields(self):
-        return [self[name] for name in ("limit", "max_failures", "max_failure_percent")]
+        return [self[name] for name in ("limit", "max_failures", "max_failure_percent", "slices", "slice_size")]
 
     def rolling_fields(self):
         return [self[name] for name in ("batch_size", "batch_percent", "pause_seconds", "gate_type", "gate_url",

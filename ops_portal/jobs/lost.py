@@ -68,11 +68,14 @@ def _end_local_runs(job, targets, notes):
             "left_running": [f"{name} {pid}" for pid, name in left]}
 
 
-def end_lost_sessions(job_id):
-    """End the remote sessions and the local runs (ansible-playbook) of a lost job's targets;
-    returns {target name: note}."""
+def end_lost_sessions(job_id, first=None, last=None):
+    """End the remote sessions and the local runs (ansible-playbook) of a lost job's targets (of a
+    lost slice: those with index first..last-1); returns {target name: note}."""
     job = Job.objects.get(pk=job_id)
-    lost = list(JobTarget.objects.filter(job=job, state=TargetState.LOST))
+    lost = JobTarget.objects.filter(job=job, state=TargetState.LOST)
+    if first is not None and last is not None:
+        lost = lost.filter(index__gte=first, index__lt=last)
+    lost = list(lost)
     targets = [t for t in lost if isinstance(t.data, dict) and isinstance(t.data.get("session"), int)]
     local = [t for t in lost if isinstance(t.data, dict) and isinstance(t.data.get("local_run"), str)]
     if not targets and not local:

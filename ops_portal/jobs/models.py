@@ -13,7 +13,7 @@ from ops_portal.core.choices import Source
 from ops_portal.core.crypto import EncryptedTextField
 from ops_portal.inventory.models import name_validator
 
-from .choices import FINISHED_STATES, EventKind, JobState, TargetState, WaitingKind
+from .choices import FINISHED_STATES, EventKind, JobState, SliceState, TargetState, WaitingKind
 
 
 class JobTemplate(models.Model):
@@ -167,6 +167,39 @@ class JobTarget(models.Model):
 
     def __str__(self):
         return f"{self.job_id}/{self.name}"
+
+
+class JobSlice(models.Model):
+    """One slice of a sliced job (strategy "slices"/"slice_size"): the targets with index in
+    [first, last) run by one worker, with its own heartbeat. Created when the job is claimed."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="slices")
+    number = models.PositiveIntegerField()  # 1, 2, ...
+    first = models.PositiveIntegerField()
+    last = models.PositiveIntegerField()  # exclusive
+    state = models.CharField(max_length=8, choices=SliceState.choices, default=SliceState.QUEUED)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    # Why it ended early: a rollout stop, a runner error, its worker lost; empty when it ran through.
+    error = models.TextField(blank=True)
+    # How the slice's runner ended it: "timed_out" or "canceled" (its cancel reason), else empty.
+    outcome = models.CharField(max_length=16, blank=True)
+
+    environment_path = "job__environment"
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="jobslice_unique_number")]
+        indexes = [models.Index(fields=["state", "heartbeat"])]
+
+    def __str__(self):
+        return f"{self.job_id}/slice {self.number}"
+
+    @property
+    def size(self):
+        return self.last - self.first
 
 
 class JobEvent(models.Model):

@@ -3,6 +3,10 @@
 Threads: the Celery task's thread drives the strategy; a bounded pool runs targets (never one
 thread per target); the EventWriter thread does every database write; a supervisor thread
 heartbeats, watches for cancel requests and enforces the job timeout.
+
+A sliced job (jobs.slices) runs one JobRunner per slice, each on the worker that took the slice:
+over the slice's targets, with its own writer and heartbeat; the failure threshold is the job's,
+read from the job's failed count by each slice's supervisor.
 """
 import logging
 import socket
@@ -22,7 +26,7 @@ from ops_portal.core import targets as target_kinds
 from schedulers import local
 from schedulers.base import BackendError, CancelToken, CommandResult
 
-from . import actions, params
+from . import actions, params, slices
 from . import strategy as strategies
 from .choices import (
     TARGET_ENDED,
@@ -38,7 +42,7 @@ from .choices import (
 from .events import EventWriter
 from .gating import plan_still_approved
 from .lifecycle import dispatch_soon, stored_params, transition, wait, worker_actor
-from .models import Job, JobTarget, Lease
+from .models import Job, JobSlice, JobTarget, Lease
 from .windows import active_freeze
 
 log = logging.getLogger(__name__)
@@ -56,6 +60,7 @@ def worker_name():
 class Claim:
     job: Job | None = None
     retry_at: object = None  # a datetime when the job should be tried again
+    slices: int = 0  # sliced: its slices were planned and sent to workers (jobs.run_slice)
 
 
 def claim(job_id, worker):
@@ -94,7 +99,7 @@ def claim(job_id, worker):
                 wait(job, WaitingKind.LEASE, blocked)
                 return Claim()
         transition(actor, job, JobState.RUNNING, worker=worker)
-        return Claim(job=job)
+        return Claim(job=job, slices=slices.plan(job, worker))
 
 
 def _portal_read_only(job):
@@ -199,8 +204,9 @@ class BatchContext:
 
 
 class JobRunner:
-    def __init__(self, job):
+    def __init__(self, job, job_slice=None):
         self.job = job
+        self.slice = job_slice
         self.spec = actions.get(job.action)
         self.cancel = CancelToken()
         self.stop_reason = ""
@@ -208,26 +214,41 @@ class JobRunner:
         self.lock = threading.Lock()
         self.writer = EventWriter(job)
         self.resources = {}
-        self.targets = list(job.targets.order_by("index"))
+        targets = job.targets.order_by("index")
+        if job_slice is not None:
+            targets = targets.filter(index__gte=job_slice.first, index__lt=job_slice.last)
+        self.targets = list(targets)
         public, secret = stored_params(job)
         self.params = {**public, **secret}
         # Secret values never reach the job's output, errors or the worker's log, even when a
         # command prints them.
         self.mask = params.masker(secret)
         self.writer.mask = self.mask
-        self.threshold = strategies.failure_threshold(len(self.targets), job.strategy)
+        total = len(self.targets) if job_slice is None else job.targets.count()
+        self.threshold = strategies.failure_threshold(total, job.strategy)
         self._done = threading.Event()
         self.objects = {}
+        if job_slice is not None and job.cancel_requested:
+            self.cancel.cancel("canceled")  # canceled before this slice started: start none of its targets
+        if job_slice is not None:
+            self._job_threshold(job.targets_failed)  # other slices may have failed enough already
 
     # Supervisor: heartbeat, cancel requests, the job timeout --------------------------------
 
     def _supervise(self):
         deadline = time.monotonic() + self.job.timeout_seconds
+        if self.slice is not None and self.job.started:  # the job's timeout counts from the job's start
+            deadline -= (timezone.now() - self.job.started).total_seconds()
         try:
             while not self._done.wait(SUPERVISE_INTERVAL):
                 close_old_connections()
-                row = Job.objects.filter(pk=self.job.pk).values_list("cancel_requested", flat=True).first()
-                Job.objects.filter(pk=self.job.pk).update(heartbeat=timezone.now())
+                row, failed = Job.objects.filter(pk=self.job.pk).values_list("cancel_requested",
+                                                                            "targets_failed").first() or (None, 0)
+                if self.slice is None:
+                    Job.objects.filter(pk=self.job.pk).update(heartbeat=timezone.now())
+                else:
+                    JobSlice.objects.filter(pk=self.slice.pk).update(heartbeat=timezone.now())
+                    self._job_threshold(failed)
                 if row and not self.cancel.is_set():
                     self.cancel.cancel("canceled")
                     self.writer.emit(EventKind.INFO, "Cancel requested: ending the remote processes…")
@@ -236,6 +257,12 @@ class JobRunner:
                     self.writer.emit(EventKind.INFO, f"Job timeout of {self.job.timeout_seconds}s reached.")
         finally:
             connection.close()
+
+    def _job_threshold(self, failed):
+        """A slice stops its rollout when the whole job's failures (all slices') exceed the threshold."""
+        with self.lock:
+            if self.threshold is not None and failed > self.threshold and not self.stop_reason:
+                self.stop_reason = f"{failed} targets of the job failed (threshold {self.threshold})"
 
     # Targets --------------------------------------------------------------------------------
 
@@ -391,8 +418,13 @@ class JobRunner:
             self.objects = load_objects(self.targets)
             if self.spec.prepare is not None:
                 self.spec.prepare(self)
-            self.writer.emit(EventKind.STATE, "running", data={"state": JobState.RUNNING,
-                                                                "worker": self.job.worker})
+            if self.slice is None:
+                self.writer.emit(EventKind.STATE, "running", data={"state": JobState.RUNNING,
+                                                                    "worker": self.job.worker})
+            else:
+                self.writer.emit(EventKind.INFO, f"Slice {self.slice.number}: targets {self.slice.first + 1}–"
+                                                 f"{self.slice.last} on {self.slice.worker}.",
+                                 data={"slice": slices.slice_wire(self.slice)})
             batches = strategies.batches(len(self.targets), self.job.strategy)
             gate = self.job.strategy.get("health_gate")
             pause = self.job.strategy.get("pause_seconds", 0)
@@ -424,6 +456,8 @@ class JobRunner:
         self.finish(error)
 
     def finish(self, error=""):
+        if self.slice is not None:
+            return self._finish_slice(error)
         if self.cancel.reason == "timed_out":
             final = JobState.TIMED_OUT
         elif self.cancel.is_set():
@@ -449,6 +483,19 @@ class JobRunner:
                 transition(worker_actor(job), job, final, error=message)
         transaction.on_commit(dispatch_soon)
         return final
+
+
+    def _finish_slice(self, error):
+        """Store the slice's last events, then end the slice (and the job, if it was the last)."""
+        outcome = self.cancel.reason if self.cancel.reason in ("timed_out", "canceled") else ""
+        message = error or (f"rollout stopped: {self.stop_reason}" if self.stop_reason else "")
+        try:
+            self.writer.close()
+        except RuntimeError as exc:
+            message = f"storing output failed: {exc.__cause__}"
+        close_old_connections()
+        slices.end_slice(self.slice, message, outcome)
+        return outcome or ("failed" if message else "done")
 
 
 def load_objects(targets):

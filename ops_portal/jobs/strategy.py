@@ -6,9 +6,15 @@
  "health_gate": {"type": "http", "url": "http://127.0.0.1:8080/health", "timeout": 5, "retries": 3,
                  "interval": 2} | {"type": "command", "command": "curl -fsS ...", ...},
  "rollback_action": "host.rollback"}
+{"kind": "parallel", "limit": 50, "slices": 2 | "slice_size": 500, "max_failures": 10}
 
 limit bounds how many targets run at once (a thread pool of that size, never one per target).
 When failed targets exceed the threshold, no new target starts and the rollout stops.
+
+slices (or slice_size: targets per slice) splits a parallel job into slices of consecutive
+targets, each run by whichever worker of the job's queue takes it (jobs.run_slice), with limit
+applying per slice; the failure threshold counts the whole job's failures. Rolling batches,
+health gates and rollback actions are not supported with slices (refused).
 """
 import math
 from urllib.parse import urlsplit
@@ -20,8 +26,9 @@ from .choices import StrategyKind
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 200
+MAX_SLICES = 64
 KEYS = {"kind", "limit", "batch_size", "batch_percent", "pause_seconds", "max_failures", "max_failure_percent",
-        "health_gate", "rollback_action"}
+        "health_gate", "rollback_action", "slices", "slice_size"}
 GATE_KEYS = {"type", "url", "command", "timeout", "retries", "interval"}
 
 
@@ -74,9 +81,50 @@ def validate(strategy):
         elif actions.get(rollback).run is None:
             errors.append(f"rollback_action {rollback!r} runs per batch, not on one target.")
         result["rollback_action"] = rollback
+    _validate_slices(strategy, result, errors)
     if errors:
         raise ValidationError({"strategy": errors})
     return result
+
+
+def _validate_slices(strategy, result, errors):
+    slices, size = strategy.get("slices"), strategy.get("slice_size")
+    if slices is None and size is None:
+        return
+    if slices is not None and size is not None:
+        errors.append("slices or slice_size: give one of them, not both.")
+        return
+    if slices is not None:
+        _int(slices, "slices", 1, MAX_SLICES, errors)
+        result["slices"] = slices
+    else:
+        _int(size, "slice_size", 1, 100000, errors)
+        result["slice_size"] = size
+    if result.get("kind") == StrategyKind.ROLLING or "health_gate" in strategy or \
+            strategy.get("rollback_action") is not None:
+        errors.append("slices go with a parallel strategy: rolling batches, health gates and rollback actions "
+                      "are not supported with slices.")
+
+
+def plan_slices(count, strategy):
+    """[(first, last), ...]: the target index ranges of the job's slices (consecutive, sizes
+    differing by at most one), or [] when the job is not sliced (one slice or none asked)."""
+    if count == 0:
+        return []
+    if strategy.get("slice_size"):
+        wanted = math.ceil(count / strategy["slice_size"])
+    else:
+        wanted = strategy.get("slices") or 1
+    wanted = min(wanted, count, MAX_SLICES)
+    if wanted <= 1:
+        return []
+    base, extra = divmod(count, wanted)
+    ranges, start = [], 0
+    for number in range(wanted):
+        end = start + base + (number < extra)
+        ranges.append((start, end))
+        start = end
+    return ranges
 
 
 def _validate_gate(gate, errors):

@@ -9,10 +9,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import lost
-from .choices import RETRIED_WAITS, JobState, TargetState, WaitingKind
+from . import lost, slices
+from .choices import RETRIED_WAITS, JobState, SliceState, TargetState, WaitingKind
 from .lifecycle import DISPATCH_TASK, RUN_TASK, dispatch_soon, transition, worker_actor
-from .models import Job, JobEvent, JobTarget
+from .models import Job, JobEvent, JobSlice, JobTarget
 from .runner import JobRunner, claim, worker_name
 from .schedules import fire
 from .system import launch_everywhere
@@ -32,8 +32,17 @@ def run_job(job_id):
     outcome = claim(job_id, worker_name())
     if outcome.retry_at is not None:
         run_job.apply_async((job_id,), eta=outcome.retry_at)
-    if outcome.job is not None:
+    if outcome.job is not None and not outcome.slices:
         JobRunner(outcome.job).run()
+
+
+@shared_task(name=slices.RUN_SLICE_TASK, acks_late=True, ignore_result=True, soft_time_limit=8 * 86400,
+             time_limit=8 * 86400 + 60)
+def run_slice(slice_id):
+    """Run one slice of a sliced job. Safe to deliver twice: only a queued slice is taken."""
+    job_slice = slices.take(slice_id, worker_name())
+    if job_slice is not None:
+        JobRunner(job_slice.job, job_slice).run()
 
 
 @shared_task(name=DISPATCH_TASK, ignore_result=True)
@@ -51,11 +60,17 @@ def dispatch_waiting():
 
 @shared_task(name="jobs.reap_lost", ignore_result=True)
 def reap_lost_jobs():
-    """Mark running jobs whose heartbeat stopped as lost, keeping each target's last state."""
+    """Mark running jobs whose heartbeat stopped as lost, keeping each target's last state; of a
+    sliced job, the slices whose heartbeat stopped (the job goes on with its other slices)."""
     cutoff = timezone.now() - LOST_AFTER
     reaped = 0
-    for job_id in Job.objects.filter(state=JobState.RUNNING, heartbeat__lt=cutoff).values_list("pk", flat=True):
+    for job_id in (Job.objects.filter(state=JobState.RUNNING, heartbeat__lt=cutoff, slices__isnull=True)
+                   .values_list("pk", flat=True)):
         reaped += mark_lost(job_id, f"no heartbeat from worker since {cutoff:%H:%M:%S}", only_before=cutoff)
+    stopped = JobSlice.objects.filter(state=SliceState.RUNNING, heartbeat__lt=cutoff)
+    for slice_id in stopped.values_list("pk", flat=True):
+        reaped += slices.mark_slice_lost(slice_id, f"no heartbeat from its worker since {cutoff:%H:%M:%S}",
+                                         only_before=cutoff)
     return reaped
 
 
@@ -79,17 +94,22 @@ def mark_lost(job_id, reason, *, only_before=None):
 
 
 @shared_task(name="jobs.end_lost_sessions", ignore_result=True)
-def end_lost_sessions(job_id):
-    """End the remote commands a lost job's worker left running (see jobs.lost)."""
-    return lost.end_lost_sessions(job_id)
+def end_lost_sessions(job_id, first=None, last=None):
+    """End the remote commands a lost job's (or slice's: targets first..last-1) worker left running
+    (see jobs.lost)."""
+    return lost.end_lost_sessions(job_id, first, last)
 
 
 @signals.worker_ready.connect
 def _reap_own_jobs_on_start(sender, **kwargs):
     """Jobs this worker ran before it restarted cannot still be running: they are lost now."""
     try:
-        for job_id in Job.objects.filter(state=JobState.RUNNING, worker=sender.hostname).values_list("pk", flat=True):
+        for job_id in (Job.objects.filter(state=JobState.RUNNING, worker=sender.hostname, slices__isnull=True)
+                       .values_list("pk", flat=True)):
             mark_lost(job_id, "the worker restarted")
+        for slice_id in (JobSlice.objects.filter(state=SliceState.RUNNING, worker=sender.hostname)
+                         .values_list("pk", flat=True)):
+            slices.mark_slice_lost(slice_id, "its worker restarted")
     except Exception:  # the database may be briefly away at start; the reaper catches up
         log.warning("could not reap this worker's earlier jobs", exc_info=True)
 

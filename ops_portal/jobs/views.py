@@ -15,7 +15,7 @@ from ops_portal.core import periodic
 from ops_portal.core.web import actor, attempt, paginate
 from ops_portal.inventory.models import Host, HostGroup
 
-from . import actions, dry_runs, launch, live, schedules, system, windows
+from . import actions, dry_runs, launch, live, schedules, slices, system, windows
 from . import preview as previews
 from .choices import ACTIVE_STATES, FINISHED_STATES, JobState
 from .filtersets import JobFilterSet
@@ -60,6 +60,7 @@ def _live_context(request, job):
         "counts": live.target_counts(job),
         "waiting": live.why_waiting(job, approvals),
         "duration": live.duration(job),
+        "slices": slices.table(job),
     }
 
 

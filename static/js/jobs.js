@@ -193,6 +193,7 @@
           lines.push({ target: item.target, kind: "target",
             text: "** " + (item.data && item.data.state) + (item.data && item.data.error ? ": " + item.data.error : "") });
         } else if (item.kind === "info" && item.data && item.data.task && tasks) { taskEvent(item); if (item.text) { lines.push(item); } }
+        else if (item.kind === "info" && item.data && item.data.slice) { changed = true; lines.push(item); }
         else if (item.kind === "state") {
           changed = true;
           lines.push({ kind: "state", text: "job " + item.data.state });

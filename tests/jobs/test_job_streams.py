@@ -189,3 +189,46 @@ async def test_a_hosts_stream_does_not_show_jobs_of_the_environment_it_left():
     await receive_until(comm, got_new, timeout=15)
     assert old.pk not in {i["id"] for i in seen}
     await comm.disconnect()
+
+
+async def test_live_events_that_cross_between_two_writers_reach_a_client_in_order_once():
+    """Two slices' writers publish after their own commits, so seqs 4-5 can arrive before 1-3:
+    the consumer reads 1-3 from the database first. No worker: the writes are done here."""
+    from django.utils import timezone
+
+    from ops_portal.core import streams
+    from ops_portal.jobs import groups
+    from ops_portal.jobs.events import insert_rows, reserve_seqs
+    from ops_portal.jobs.models import JobEvent
+
+    @sync_to_async
+    def setup():
+        env = factories.environment("crossed")
+        host = local_hosts(env, 1)[0]
+        job = Job.objects.create(name="crossed", environment=env, action="host.command", plan_hash="x")
+        job.targets.create(index=0, kind="host", ref_id=host.pk, name=host.name)
+        return person(env, Role.VIEWER), job
+
+    @sync_to_async
+    def write(texts):
+        from django.db import transaction
+        with transaction.atomic():
+            first = reserve_seqs(job.pk, len(texts))
+            rows = [(job.pk, seq, timezone.now(), "output", 0, "stdout", text, None)
+                    for seq, text in enumerate(texts, start=first)]
+            insert_rows(rows)
+        return [JobEvent.wire(seq, kind, when, text, target, stream, data)
+                for _, seq, when, kind, target, stream, text, data in rows]
+
+    viewer, job = await setup()
+    comm = await _socket(viewer)
+    await comm.send_json_to({"action": "subscribe", "id": "j", "stream": "job", "params": {"job": job.pk}})
+    await receive_until(comm, lambda m: m["type"] == "subscribed")
+    first_writer = await write(["a1", "a2", "a3"])
+    second_writer = await write(["b1", "b2"])
+    await sync_to_async(streams.publish_many)(groups.job(job.pk), second_writer)  # crosses ahead
+    await sync_to_async(streams.publish_many)(groups.job(job.pk), first_writer)
+    seqs, items = await _collect(comm, "j", 5)
+    assert seqs == [1, 2, 3, 4, 5] and [i["text"] for i in items] == ["a1", "a2", "a3", "b1", "b2"]
+    assert await comm.receive_nothing(timeout=1)  # the late copies of 1-3 are not delivered again
+    await comm.disconnect()

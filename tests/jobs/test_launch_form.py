@@ -219,3 +219,16 @@ def test_a_disabled_template_says_so_instead_of_launching(client, fleet):
     response = client.post(f"/templates/{template.pk}/launch/", {"step": "launch"})
     assert response.status_code == 200 and "This template is disabled." in response.content.decode()
     assert not Job.objects.exists()
+
+
+def test_the_launch_page_slices_a_job_and_shows_a_refused_slicing_on_its_field(client, fleet):
+    alpha, _ = fleet
+    client.force_login(person(alpha, Role.OPERATOR))
+    page = client.get("/jobs/new/").content.decode()
+    assert 'name="slices"' in page and 'name="slice_size"' in page
+    preview = client.post("/jobs/new/", adhoc(alpha, target_groups="web", slices="2", step="preview"))
+    assert preview.status_code == 200 and "sliced over 2 workers" in preview.content.decode()
+    refused = client.post("/jobs/new/", adhoc(alpha, target_groups="web", strategy_kind="rolling", batch_size="1",
+                                               slices="2", step="preview"))
+    assert "slices go with a parallel strategy" in refused.content.decode()
+    assert not Job.objects.exists()

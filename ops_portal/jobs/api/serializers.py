@@ -1,11 +1,12 @@
 import json
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ops_portal.core.api.fields import VisiblePrimaryKeyRelatedField
 from ops_portal.inventory.api.serializers import EnvironmentField
 
-from .. import actions
+from .. import actions, slices
 from ..models import FreezeWindow, Job, JobSchedule, JobTarget, JobTemplate, MaintenanceWindow, ScheduleRun
 from ..schedules import next_run
 
@@ -91,12 +92,32 @@ class JobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class JobSliceSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    first = serializers.IntegerField(help_text="Index of its first target.")
+    last = serializers.IntegerField(help_text="Index after its last target.")
+    state = serializers.CharField()
+    worker = serializers.CharField()
+    targets = serializers.IntegerField()
+    done = serializers.IntegerField()
+    failed = serializers.IntegerField(help_text="Failed, timed out or lost targets.")
+    error = serializers.CharField()
+    started = serializers.DateTimeField(allow_null=True)
+    finished = serializers.DateTimeField(allow_null=True)
+
+
 class JobDetailSerializer(JobSerializer):
     targets = JobTargetSerializer(many=True, read_only=True)
+    slices = serializers.SerializerMethodField()
 
     class Meta(JobSerializer.Meta):
-        fields = JobSerializer.Meta.fields + ["targets"]
+        fields = JobSerializer.Meta.fields + ["targets", "slices"]
         read_only_fields = fields
+
+    @extend_schema_field(JobSliceSerializer(many=True))
+    def get_slices(self, obj):
+        """A sliced job's slices (strategy slices/slice_size) with their counts; [] when not sliced."""
+        return JobSliceSerializer(slices.table(obj), many=True).data
 
 
 class JobEventSerializer(serializers.Serializer):
