@@ -135,7 +135,7 @@ for _name in (a.split(".")[1] for a in CONTAINER_ACTIONS):
     setattr(ContainerViewSet, _name, _container_action(_name))
 
 
-class ServiceViewSet(OperateMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
+class ServiceViewSet(OperateMixin, RowsListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
     """Swarm services as the engines report them, with publish mode and endpoints and whether the
     image tag moved. POST launches jobs (create, scale, update, rollback, remove, check-balance) and
     returns the job; it succeeds only once the service converged."""
