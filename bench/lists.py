@@ -44,6 +44,8 @@ def add_arguments(parser):
     parser.add_argument("--events-per-job", type=int, default=1_000, help="job events per job (1,000)")
     parser.add_argument("--audit", type=int, default=10_000_000, help="audit rows (10,000,000)")
     parser.add_argument("--alerts", type=int, default=10_000, help="alerts (10,000)")
+    parser.add_argument("--metric-hours", type=int, default=24,
+                        help="hours of 5-minute rollups of CPU, memory and disk per host (24; 0: no metrics)")
     parser.add_argument("--requests", type=int, default=20, help="timed requests per list and user (20)")
     parser.add_argument("--regenerate", action="store_true", help="drop the generated rows and make them again")
     parser.add_argument("--only", default="", help="a regular expression: measure only the lists it matches")
@@ -91,7 +93,9 @@ def drop_generated():
     from django.db import connection, transaction
 
     tables = ["jobs_jobevent", "jobs_jobtarget", "jobs_job", "jobs_jobtemplate", "monitoring_alert",
-              "monitoring_alertrule", "processes_process", "processes_processscan", "programs_program",
+              "monitoring_alertrule", "monitoring_sample", "monitoring_rollup", "monitoring_rollupstate",
+              "monitoring_environmentrollup", "monitoring_series", "processes_process", "processes_processscan",
+              "programs_program",
               "containers_container", "containers_service", "containers_engine", "inventory_host_groups",
               "inventory_host", "inventory_hostgroup", "inventory_credential"]
     with transaction.atomic(), connection.cursor() as cursor:
@@ -221,6 +225,9 @@ def generate(args):
          "resolved_at": "CASE WHEN mod(g, 2) = 0 THEN NULL ELSE now() END",
          "fired_at": "now() - g * interval '1 minute'"})))
 
+    if args.metric_hours:
+        took["metrics"] = _timed(f"{args.metric_hours} h of metrics", lambda: run(lambda c: metric_rows(c, args)))
+
     def audit(cursor, start, count):
         cursor.execute(
             "INSERT INTO audit_auditevent (time, actor_name, action, object_type, object_id, object_repr, "
@@ -237,7 +244,34 @@ def generate(args):
     took["audit"] = _timed(f"{args.audit:,} audit rows", lambda: [
         run(lambda c, i=i: audit(c, i + 1, min(step, args.audit - i))) for i in range(0, args.audit, step)])
     _timed("ANALYZE", lambda: connection.cursor().execute("ANALYZE"))
+    # BRIN ranges are summarized by VACUUM: until then a time-range read scans every rollup.
+    _timed("VACUUM of metrics", lambda: connection.cursor().execute("VACUUM monitoring_rollup, monitoring_sample"))
     return took
+
+
+def metric_rows(cursor, args):
+    """A CPU, memory and disk (/) series per host, their 5-minute rollups for the last
+    `--metric-hours` up to the rollup watermark (now - 7 minutes, rounded to 5), raw samples once
+    a minute after it, and monitoring's rollup state saying so; then the per-environment rollups
+    from them (monitoring.metrics.roll_environments)."""
+    from ops_portal.monitoring import metrics
+    from ops_portal.monitoring.choices import FIVE_MINUTES
+
+    now = int(time.time())
+    mark = (now - 420) // FIVE_MINUTES * FIVE_MINUTES
+    cursor.execute("INSERT INTO monitoring_series (host_id, metric, mount, created) SELECT h.id, m, "
+                   "CASE WHEN m = 'disk_percent' THEN '/' ELSE '' END, now() FROM inventory_host h, "
+                   "unnest(ARRAY['cpu_percent','mem_percent','disk_percent']) m")
+    cursor.execute("INSERT INTO monitoring_rollup (series_id, step, time, avg, max, count) "
+                   "SELECT s.id, 300, t, mod(s.id * 7 + t / 300, 90), mod(s.id * 7 + t / 300, 90) + 9, 5 "
+                   # in time order, as the rollup task writes them (the time BRIN index relies on it)
+                   "FROM generate_series(%s, %s, 300) t, monitoring_series s ORDER BY t, s.id",
+                   [mark - args.metric_hours * 3600, mark - FIVE_MINUTES])
+    cursor.execute("INSERT INTO monitoring_sample (series_id, time, value) SELECT s.id, t, mod(s.id * 7 + t, 100) "
+                   "FROM generate_series(%s, %s, 60) t, monitoring_series s ORDER BY t, s.id", [mark, now])
+    cursor.execute("INSERT INTO monitoring_rollupstate (step, done_until) VALUES (300, %s) "
+                   "ON CONFLICT (step) DO UPDATE SET done_until = excluded.done_until", [mark])
+    metrics.roll_environments(FIVE_MINUTES, 0, mark)
 
 
 def _ed25519():

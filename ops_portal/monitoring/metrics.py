@@ -8,12 +8,12 @@ import time
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Avg, F, Max
+from django.db.models import Avg, F, Max, Q
 
 from ops_portal.inventory.models import Host
 
 from .choices import FIVE_MINUTES, HOURLY, RAW, Metric
-from .models import Rollup, RollupState, Sample, Series
+from .models import EnvironmentRollup, Rollup, RollupState, Sample, Series
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,34 @@ def _from_rollups_sql(step, source_step):
             f"GROUP BY {_q('series_id')}, ({t} / {step})")
 
 
+def _environments_sql():
+    r, s, h = "r", "s", "h"
+    t = f"{r}.{_q('time')}"
+    return (f"INSERT INTO {_q(EnvironmentRollup._meta.db_table)} ({_q('environment_id')}, {_q('metric')}, "
+            f"{_q('step')}, {_q('time')}, {_q('total')}, {_q('series')}, {_q('max')}) "
+            f"SELECT {h}.{_q('environment_id')}, {s}.{_q('metric')}, {r}.{_q('step')}, {t}, "
+            f"SUM(CAST({r}.{_q('avg')} AS DOUBLE PRECISION)), COUNT(*), MAX({r}.{_q('max')}) "
+            f"FROM {_q(Rollup._meta.db_table)} {r} "
+            f"JOIN {_q(Series._meta.db_table)} {s} ON {s}.{_q('id')} = {r}.{_q('series_id')} "
+            f"JOIN {_q(Host._meta.db_table)} {h} ON {h}.{_q('id')} = {s}.{_q('host_id')} "
+            f"WHERE {r}.{_q('step')} = %s AND {t} >= %s AND {t} < %s AND {s}.{_q('mount')} NOT LIKE 'ctr:%%' "
+            f"GROUP BY {h}.{_q('environment_id')}, {s}.{_q('metric')}, {r}.{_q('step')}, {t}")
+
+
+def roll_environments(step, start, until):
+    """(Re)write the per-environment rows of `step` for the buckets in [start, until) from the
+    rollups of the same step: the old rows of that range go first, so a host that moved or went
+    away leaves no stale one."""
+    with transaction.atomic():
+        EnvironmentRollup.objects.filter(step=step, time__gte=start, time__lt=until).delete()
+        with connection.cursor() as cursor:
+            cursor.execute(_environments_sql(), [step, start, until])
+
+
 def _roll(step, until, source_sql, first_time):
-    """Compute buckets of `step` up to `until` (exclusive, a bucket boundary). Returns the new
-    watermark."""
+    """Compute buckets of `step` up to `until` (exclusive, a bucket boundary), and their
+    per-environment rows (all of them, the first time: a portal upgraded with rollups already
+    stored). Returns the new watermark."""
     state = RollupState.objects.filter(step=step).first()
     if state is not None:
         start = max(0, state.done_until - RECOMPUTE_SECONDS[step])
@@ -137,6 +162,8 @@ def _roll(step, until, source_sql, first_time):
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(_upsert_sql(step, source_sql), [start, until])
+        backfill = not EnvironmentRollup.objects.filter(step=step).exists()
+        roll_environments(step, 0 if backfill else start, until)
         RollupState.objects.update_or_create(step=step, defaults={"done_until": until})
     return until
 
@@ -163,11 +190,14 @@ def retention(*, raw_hours=None, five_minute_days=None, hourly_days=None, now=No
     five_minute_days = five_minute_days or conf["five_minute_days"]
     hourly_days = hourly_days or conf["hourly_days"]
     now = int(now if now is not None else now_seconds())
+    five_before, hour_before = now - five_minute_days * 86400, now - hourly_days * 86400
     # Nothing refers to samples or rollups: each delete is one DELETE ... WHERE statement.
     return {
         "raw": Sample.objects.filter(time__lt=now - raw_hours * 3600).delete()[0],
-        "5m": Rollup.objects.filter(step=FIVE_MINUTES, time__lt=now - five_minute_days * 86400).delete()[0],
-        "1h": Rollup.objects.filter(step=HOURLY, time__lt=now - hourly_days * 86400).delete()[0],
+        "5m": Rollup.objects.filter(step=FIVE_MINUTES, time__lt=five_before).delete()[0],
+        "1h": Rollup.objects.filter(step=HOURLY, time__lt=hour_before).delete()[0],
+        "environments": EnvironmentRollup.objects.filter(Q(step=FIVE_MINUTES, time__lt=five_before)
+                                                         | Q(step=HOURLY, time__lt=hour_before)).delete()[0],
     }
 
 

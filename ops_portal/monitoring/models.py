@@ -82,6 +82,33 @@ class Rollup(models.Model):
         return f"{self.series_id}@{self.time}/{self.step}s avg={self.avg} max={self.max}"
 
 
+class EnvironmentRollup(models.Model):
+    """The hosts' series of one metric in one environment over one rollup bucket: the sum and the
+    number of their bucket averages (so an average over several environments stays the average
+    over all their series) and the largest maximum. Written by the rollup task from the Rollup
+    rows of the same step and bucket (container series, mount "ctr:…", left out); the dashboard's
+    fleet charts read these, a few rows per bucket however many hosts there are."""
+
+    pk = models.CompositePrimaryKey("environment_id", "metric", "step", "time")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, db_index=False, related_name="+")
+    metric = models.CharField(max_length=16, choices=Metric.choices)
+    step = models.SmallIntegerField()  # 300 or 3600, as Rollup
+    time = models.BigIntegerField()
+    total = models.FloatField()  # the sum of the series' averages
+    series = models.IntegerField()  # how many series (for CPU and memory: hosts)
+    max = RealField()
+
+    objects = RestrictedQuerySet.as_manager()
+    environment_path = "environment"
+
+    def __str__(self):
+        return f"{self.environment_id}/{self.metric}@{self.time}/{self.step}s"
+
+    @property
+    def avg(self):
+        return self.total / self.series
+
+
 class RollupState(models.Model):
     """How far rollups of one step are complete (unix seconds, exclusive)."""
 

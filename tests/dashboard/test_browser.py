@@ -8,6 +8,7 @@ from ops_portal.accounts.choices import Role
 from ops_portal.inventory.choices import Transport
 from ops_portal.jobs import launch as jobs_launch
 from ops_portal.jobs.choices import JobState
+from ops_portal.monitoring import metrics
 from tests import factories
 from tests.browser.helpers import sign_in
 from tests.helpers import act, person, wait_until
@@ -107,9 +108,10 @@ def test_a_single_sample_gives_a_short_time_axis_and_a_long_legend_no_sideways_s
 
 def test_the_dashboard_draws_fleet_charts_and_an_environment_can_be_chosen(page, live_web):
     alpha, beta = factories.environment("alpha"), factories.environment("beta")
-    at = int(time.time()) - 300
+    at = int(time.time()) - 900
     for env, value in ((alpha, 20), (beta, 80)):
         series_values(factories.host(env, f"{env.name}-1"), "cpu_percent", [value], start=at)
+    metrics.rollup()  # the fleet charts draw what the rollup task has rolled up
     person(None, Role.VIEWER, "ada")
     errors = _watch_errors(page)
     page.set_viewport_size({"width": 1440, "height": 900})

@@ -1,5 +1,6 @@
-"""The dashboard's fleet and per-environment charts: aggregates per time bucket, only the
-environments the user may view, a fixed number of queries however many rows there are."""
+"""The dashboard's fleet and per-environment charts: aggregates per time bucket (metrics from the
+per-environment rollups, equal to grouping the hosts' rollups), only the environments the user may
+view, a fixed number of queries however many rows there are."""
 import datetime
 import re
 
@@ -7,6 +8,7 @@ import pytest
 from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.db import connection
+from django.db.models import Avg, Max
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -14,7 +16,8 @@ from ops_portal.accounts.choices import Role
 from ops_portal.dashboard import charts
 from ops_portal.jobs.models import Job
 from ops_portal.monitoring import metrics
-from ops_portal.monitoring.models import Alert
+from ops_portal.monitoring.choices import FIVE_MINUTES, HOURLY
+from ops_portal.monitoring.models import Alert, Rollup
 from tests import factories
 from tests.helpers import person
 from tests.monitoring.helpers import series_values
@@ -41,7 +44,43 @@ def fleet(envs):
             series_values(host, "cpu_percent", [value], start=NOW - 600)
             series_values(host, "disk_percent", [50 + i], start=NOW - 600, mount="/")
             metrics.store([(host.pk, NOW - 600, [("cpu_percent", "ctr:1:abc", 100.0)])])  # a container's
+    metrics.rollup(now=NOW + metrics.ROLLUP_GRACE_SECONDS)  # the charts end at the rollup watermark
     return alpha, beta
+
+
+def _grouped(env_ids, step, since):
+    """What the charts gave before per-environment rollups: the hosts' rollups grouped per bucket."""
+    rows = (Rollup.objects.filter(step=step, time__gte=since, series__host__environment_id__in=env_ids,
+                                  series__metric__in=charts.METRICS)
+            .exclude(series__mount__startswith="ctr:").values("series__metric", "time")
+            .annotate(a=Avg("avg"), m=Max("max")).values_list("series__metric", "time", "a", "m").order_by())
+    out = {metric: {} for metric in charts.METRICS}
+    for metric, at, avg, top in rows:
+        out[metric][at] = (round(avg, 2), round(top, 2))
+    return {metric: {"times": sorted(out[metric]), "avg": [out[metric][t][0] for t in sorted(out[metric])],
+                     "max": [out[metric][t][1] for t in sorted(out[metric])]} for metric in charts.METRICS}
+
+
+def test_the_metric_charts_equal_grouping_the_hosts_rollups(envs):
+    alpha, beta = envs
+    start = NOW - 3 * 86400 - NOW % 3600
+    for env in envs:
+        for i in range(3):
+            host = factories.host(env, f"{env.name}-{i}")
+            for metric, mount in (("cpu_percent", ""), ("mem_percent", ""), ("disk_percent", "/"),
+                                  ("disk_percent", "/var"), ("cpu_percent", "ctr:1:x")):
+                values = [(i * 7 + k * 13 + len(mount)) % 100 for k in range(24)]
+                series_values(host, metric, values, start=start + 60 * i, every=3 * 3600, mount=mount)
+    metrics.rollup(now=NOW + metrics.ROLLUP_GRACE_SECONDS)
+    admin, viewer = person(None, Role.ADMIN), person(beta, Role.VIEWER)
+    for user, env_ids in ((admin, [alpha.pk, beta.pk]), (viewer, [beta.pk])):
+        for range_key, step in (("24h", FIVE_MINUTES), ("7d", HOURLY)):
+            data = charts.fleet(user, range_key=range_key, now=NOW)
+            expected = _grouped(env_ids, step, NOW - charts.RANGES[range_key])
+            assert expected["cpu_percent"]["times"]  # something to compare
+            for metric in charts.METRICS:
+                got = data["metrics"][metric]
+                assert {k: got[k] for k in ("times", "avg", "max")} == expected[metric], (user, range_key, metric)
 
 
 def test_cpu_is_averaged_over_the_viewers_hosts_with_the_busiest_beside(fleet):
@@ -94,9 +133,12 @@ def test_the_dashboard_fetches_its_chart_data_and_its_queries_do_not_grow(client
         host = factories.host(alpha, f"more-{i}")
         series_values(host, "cpu_percent", [1, 2, 3], start=NOW - 1800, every=300)
         _job(alpha, viewer, "failed", ago=100 + i, ran=3)
+    metrics.rollup(now=NOW + metrics.ROLLUP_GRACE_SECONDS)
     with CaptureQueriesContext(connection) as many:
         client.get(url)
-    assert len(many) == len(few)
+    # The session, the user and who may view what (5), then the watermark, the metric rows, jobs by
+    # state, durations and alerts (5): pinned, however many hosts, samples and jobs there are.
+    assert len(many) == len(few) == 10, [q["sql"][:80] for q in many.captured_queries]
 
 
 def test_an_unknown_range_or_environment_falls_back_to_the_default(client, fleet):

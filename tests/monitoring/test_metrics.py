@@ -102,8 +102,8 @@ def test_retention_drops_each_resolution_after_its_own_period_in_single_statemen
         Rollup.objects.create(series=series, step=step, time=at - at % step, avg=1, max=1, count=1)
     with CaptureQueriesContext(connection) as queries:
         removed = metrics.retention(now=now)
-    assert removed == {"raw": 1, "5m": 1, "1h": 1}
-    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["DELETE"] * 3
+    assert removed == {"raw": 1, "5m": 1, "1h": 1, "environments": 0}
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["DELETE"] * 4
     assert list(Sample.objects.values_list("value", flat=True)) == [2.0]
     assert Rollup.objects.count() == 2
 

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from ops_portal.accounts.choices import Action
 from ops_portal.accounts.permissions import can_on, restrict, scope_for
-from ops_portal.core.api.viewsets import PortalViewSet, ServiceModelViewSet
+from ops_portal.core.api.viewsets import PortalViewSet, RowsListMixin, ServiceModelViewSet
 
 from .. import services
 from ..choices import CONTAINER_ACTIONS
@@ -81,7 +81,7 @@ class EngineViewSet(ServiceModelViewSet):
         return Response({"state": engine.state, "message": result.message, "engine": s.EngineSerializer(engine).data})
 
 
-class ContainerViewSet(OperateMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
+class ContainerViewSet(OperateMixin, RowsListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
     """Containers as the engines report them (kept current by the watcher). POST actions launch jobs:
     start, stop, restart, pause, unpause, kill, remove, logs, stats, exec; bulk on many at once;
     create (on an engine)."""
@@ -135,7 +135,7 @@ for _name in (a.split(".")[1] for a in CONTAINER_ACTIONS):
     setattr(ContainerViewSet, _name, _container_action(_name))
 
 
-class ServiceViewSet(OperateMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
+class ServiceViewSet(OperateMixin, RowsListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
     """Swarm services as the engines report them, with publish mode and endpoints and whether the
     image tag moved. POST launches jobs (create, scale, update, rollback, remove, check-balance) and
     returns the job; it succeeds only once the service converged."""

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from ops_portal.accounts.choices import Action
 from ops_portal.accounts.permissions import scope_for
 from ops_portal.core import periodic
-from ops_portal.core.api.viewsets import PortalViewSet, ServiceModelViewSet
+from ops_portal.core.api.viewsets import PortalViewSet, RowsListMixin, ServiceModelViewSet
 
 from .. import actions, schedules
 from ..filtersets import FreezeWindowFilterSet, JobFilterSet, JobTemplateFilterSet
@@ -79,7 +79,8 @@ class JobTemplateViewSet(ServiceModelViewSet):
         return Response(s.JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
-class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, PortalViewSet):
+class JobViewSet(RowsListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                 PortalViewSet):
     """Jobs. POST launches an ad-hoc job; templates launch through /job-templates/{id}/launch/."""
 
     queryset = Job.objects.select_related("environment", "template")

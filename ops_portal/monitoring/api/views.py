@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from ops_portal.accounts.choices import Action
 from ops_portal.accounts.permissions import restrict
-from ops_portal.core.api.viewsets import PortalViewSet, ServiceModelViewSet
+from ops_portal.core.api.viewsets import PortalViewSet, RowsListMixin, ServiceModelViewSet
 from ops_portal.inventory.models import Host
 
 from .. import metrics, services
@@ -41,7 +41,7 @@ class AlertRuleViewSet(ServiceModelViewSet):
         services.delete_rule(self.actor, instance)
 
 
-class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
+class AlertViewSet(RowsListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
     """Alerts from rules and from other sources (drift, compliance). They resolve by themselves."""
 
     queryset = Alert.objects.select_related("environment", "rule")

@@ -1,8 +1,11 @@
+import datetime
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from schedulers.process import control
 
+from ..choices import STATES
 from ..models import Process, ProcessScan
 
 
@@ -29,6 +32,15 @@ class ProcessSerializer(serializers.ModelSerializer):
     @extend_schema_field(PortSerializer(many=True))
     def get_ports(self, process):
         return [{"address": address, "port": port} for address, port in process.ports]
+
+
+# ProcessSerializer's fields that are not columns, for list pages written from values() rows
+# (ops_portal.core.api.rows): the model's properties and get_ports, on the row.
+PROCESS_ROW_COMPUTED = {
+    "state_label": (["state"], lambda row: STATES.get(row["state"], row["state"])),
+    "started": (["start_time"], lambda row: datetime.datetime.fromtimestamp(row["start_time"], tz=datetime.UTC)),
+    "ports": (["ports"], lambda row: [{"address": address, "port": port} for address, port in row["ports"]]),
+}
 
 
 class ProcessNodeSerializer(serializers.Serializer):

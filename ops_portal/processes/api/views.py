@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from ops_portal.accounts.choices import Action
 from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import restrict
-from ops_portal.core.api.viewsets import PortalViewSet
+from ops_portal.core.api.viewsets import PortalViewSet, RowsListMixin
 from ops_portal.inventory.models import Host
 
 from .. import queries, services
@@ -28,7 +28,7 @@ def _query(serializer_class, request):
     return query.validated_data
 
 
-class ProcessViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
+class ProcessViewSet(RowsListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
     """Every process of every host as its latest scan saw it. Actions launch jobs (operators and
     administrators of the host's environment); a process owned by supervisord, systemd or PM2 is
     acted on through its manager when the portal knows its program (use_manager, default true)."""
@@ -38,6 +38,7 @@ class ProcessViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalVie
     filterset_class = ProcessFilterSet
     ordering_fields = ["pid", "name", "user", "cpu_percent", "rss", "threads", "fds", "start_time", "host__name"]
     ordering = ["host__name", "pid"]
+    list_computed = s.PROCESS_ROW_COMPUTED
 
     @extend_schema(parameters=[s.TreeQuerySerializer], responses=s.ProcessNodeSerializer(many=True))
     @action(detail=False, methods=["get"], pagination_class=None, filter_backends=[])

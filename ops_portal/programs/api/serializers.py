@@ -57,6 +57,43 @@ class ProgramSerializer(serializers.ModelSerializer):
         return {operation: refusal(program, operation, manager) for operation in OPERATIONS}
 
 
+class ProgramRow:
+    """What refusal() reads of a program, from a values() row of a list page (its manager's
+    label, host name, state and whether the portal manages it)."""
+
+    __slots__ = ("host", "host_id", "manager", "managed", "name", "state")
+    COLUMNS = ["host", "host__name", "manager", "managed", "name", "state"]
+    _labels = None
+
+    class _Host:
+        __slots__ = ("name",)
+
+        def __init__(self, name):
+            self.name = name
+
+    def __init__(self, row):
+        self.host = self._Host(row["host__name"])
+        self.host_id = row["host"]
+        self.manager, self.managed, self.name, self.state = row["manager"], row["managed"], row["name"], row["state"]
+
+    def get_manager_display(self):
+        if ProgramRow._labels is None:
+            ProgramRow._labels = {k: str(v) for k, v in Program._meta.get_field("manager").flatchoices}
+        return ProgramRow._labels.get(self.manager, self.manager)
+
+
+def row_actions(managers):
+    """The `actions` field of ProgramSerializer for a values() row, given the page's managers."""
+
+    def actions(row):
+        program = ProgramRow(row)
+        manager = managers.get((program.host_id, program.manager))
+        if manager is None:
+            manager = _Unchecked()
+        return {operation: refusal(program, operation, manager) for operation in OPERATIONS}
+    return actions
+
+
 class _Unchecked:
     """A manager no refresh has looked at yet (for refusal())."""
 

@@ -7,6 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from ops_portal.core.api.rows import Rows
 from ops_portal.core.api.viewsets import PortalViewSet, ServiceModelViewSet
 
 from .. import services
@@ -41,12 +42,14 @@ class ProgramViewSet(ServiceModelViewSet):
         return context
 
     def list(self, request, *args, **kwargs):
-        queryset = self.filter_queryset(self.get_queryset())
+        """Written from values() rows (ops_portal.core.api.rows), with the serializer's JSON."""
+        managers = {}
+        rows = Rows(self.get_serializer(), {"actions": (s.ProgramRow.COLUMNS, s.row_actions(managers))})
+        queryset = self.filter_queryset(self.get_queryset()).values(*rows.paths)
         page = self.paginate_queryset(queryset)
-        rows = page if page is not None else list(queryset)
-        context = self.get_serializer_context()
-        context["managers"] = _managers_of(rows)
-        data = s.ProgramSerializer(rows, many=True, context=context).data
+        found = page if page is not None else list(queryset)
+        managers.update(_managers_of_hosts({row["host"] for row in found}))
+        data = rows.write(found)
         return self.get_paginated_response(data) if page is not None else Response(data)
 
     def perform_create(self, serializer):
@@ -127,8 +130,7 @@ class ProgramViewSet(ServiceModelViewSet):
         return _launched(services.launch_install(self.actor, serializer.validated_data["host"]))
 
 
-def _managers_of(programs):
-    host_ids = {p.host_id for p in programs}
+def _managers_of_hosts(host_ids):
     return {(m.host_id, m.manager): m for m in HostManager.objects.filter(host_id__in=host_ids)}
 
 
