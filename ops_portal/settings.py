@@ -156,24 +156,27 @@ CACHES = {
     }
 }
 
-# Each websocket waits for its next message with a blocking pop of 5 s (channels-redis'
+# The channel layer carries live events from web, workers and beat to the websockets of every web
+# process. "pubsub" (the default): one Redis PUBLISH per batch, received once by each web process
+# and handed to its subscribed sockets there, so a batch costs the same whatever the number of
+# watchers. "core": channels-redis' lists, one copy of each batch per subscribed socket, popped one
+# at a time by its process (kept for comparison: `bench events`). Either way live delivery is best
+# effort: an ordered stream (a job's log) that sees a gap reads it from the database.
+CHANNEL_LAYER = env_choice("CHANNEL_LAYER", ("pubsub", "core"), "pubsub")
+# With "core", each websocket waits for its next message with a blocking pop of 5 s (channels-redis'
 # brpop_timeout); redis-py's default socket timeout is also 5 s, so an idle socket's read timed out
 # and the socket was closed with 1011. Reads get a timeout well above the pop, and idle pooled
 # connections are checked before use.
 CHANNEL_LAYER_SOCKET_TIMEOUT = env_int("CHANNEL_LAYER_SOCKET_TIMEOUT", 30, minimum=10)
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT,
-                       "socket_connect_timeout": 5, "socket_keepalive": True, "health_check_interval": 15}],
-            "prefix": f"{REDIS_PREFIX}:asgi",
-            "capacity": 5000,
-            "expiry": 60,
-            "group_expiry": 86400,
-        },
-    }
-}
+_CHANNEL_REDIS = {"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT, "socket_connect_timeout": 5,
+                  "socket_keepalive": True, "health_check_interval": 15}
+if CHANNEL_LAYER == "pubsub":
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                                  "CONFIG": {"hosts": [_CHANNEL_REDIS], "prefix": f"{REDIS_PREFIX}:asgi"}}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                  "CONFIG": {"hosts": [_CHANNEL_REDIS], "prefix": f"{REDIS_PREFIX}:asgi",
+                                             "capacity": 5000, "expiry": 60, "group_expiry": 86400}}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

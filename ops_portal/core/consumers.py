@@ -39,6 +39,10 @@ MAX_SUBSCRIPTIONS = 50
 # Longest time events flow to a socket on authority checked this long ago. Changes are announced
 # at once (accounts.authority); this bounds what a lost announcement can leak.
 AUTH_RECHECK_SECONDS = 5
+# While events flow, the check is renewed in the background this long after the last one, so a
+# flush finds it fresh and never waits for the database: with every socket's check due at once,
+# the checks queue on daphne's one database thread (20 sockets: a few hundred ms of stall).
+AUTH_RENEW_SECONDS = 4
 REVOKED = 4401  # close code: the credential no longer holds (revoked, expired, signed out, deactivated)
 
 
@@ -105,9 +109,11 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         self.subscriptions = {}
         self.group_subs = {}
         self.flush_task = None
+        self.renew_task = None
         self.closed = False
         self.checked_at = time.monotonic()
         self.check_lock = asyncio.Lock()
+        self.forced_checks = 0  # checks asked for by a change, waiting or under way
         self.auth_group = authority.group(user.pk)
         await self.channel_layer.group_add(self.auth_group, self.channel_name)
         await self.accept()
@@ -122,6 +128,8 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
         if getattr(self, "flush_task", None):
             self.flush_task.cancel()
+        if getattr(self, "renew_task", None):
+            self.renew_task.cancel()
 
     async def receive_json(self, content, **kwargs):
         if not isinstance(content, dict):
@@ -225,7 +233,21 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def _recheck(self, max_age=None):
         """Check the credential and every subscription again (unless checked within max_age
-        seconds); False when the socket was closed."""
+        seconds); False when the socket was closed. A check asked for because something changed
+        (max_age None) holds back every flush until it is done; a fresh routine check does not
+        wait for a renewal under way."""
+        if (max_age is not None and not self.forced_checks and not self.closed
+                and time.monotonic() - self.checked_at <= max_age):
+            return True
+        if max_age is None:
+            self.forced_checks += 1
+        try:
+            return await self._check(max_age)
+        finally:
+            if max_age is None:
+                self.forced_checks -= 1
+
+    async def _check(self, max_age):
         async with self.check_lock:  # also waits for a check under way
             if self.closed:
                 return False
@@ -292,6 +314,15 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             sub.accept_batch(message)
         if self.flush_task is None or self.flush_task.done():
             self.flush_task = asyncio.ensure_future(self._flush_soon())
+        if self.renew_task is None or self.renew_task.done():
+            self.renew_task = asyncio.ensure_future(self._renew_soon())
+
+    async def _renew_soon(self):
+        """Renew the authority check before a flush would have to wait for it (events are flowing)."""
+        due = AUTH_RENEW_SECONDS - (time.monotonic() - self.checked_at)
+        if due > 0:
+            await asyncio.sleep(due)
+        await self._recheck(max_age=AUTH_RENEW_SECONDS)
 
     async def _fill_gap(self, sub, message):
         """Events of an ordered stream that skip ahead (several writers publish one job's events,
