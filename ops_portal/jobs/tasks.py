@@ -47,13 +47,21 @@ def run_slice(slice_id):
 
 @shared_task(name=DISPATCH_TASK, ignore_result=True)
 def dispatch_waiting():
-    """Give queued jobs that wait (for a lease, a concurrency slot) or lost their message a new try."""
+    """Give queued jobs that wait (for a lease, a concurrency slot) or lost their message a new try,
+    and so the queued slices of running jobs."""
     now = timezone.now()
     waiting = Job.objects.filter(state=JobState.QUEUED, waiting_kind__in=RETRIED_WAITS)
     stale = Job.objects.filter(state=JobState.QUEUED, waiting_kind=WaitingKind.NONE, queued_at__lt=now - REQUEUE_AFTER)
     count = 0
     for job_id, queue in (waiting | stale).order_by("created").values_list("pk", "queue")[:1000]:
         run_job.apply_async((job_id,), queue=queue)
+        count += 1
+    # Slices of running jobs still queued long after the claim sent them: their message may be
+    # lost (a broker restart); a second one is harmless (a slice is taken once).
+    unclaimed = JobSlice.objects.filter(state=SliceState.QUEUED, job__state=JobState.RUNNING,
+                                        job__started__lt=now - REQUEUE_AFTER)
+    for slice_id, queue in unclaimed.order_by("job_id", "number").values_list("pk", "job__queue")[:1000]:
+        run_slice.apply_async((slice_id,), queue=queue)
         count += 1
     return count
 

@@ -334,3 +334,18 @@ def test_the_job_page_and_api_show_the_slices(sliced, client, api, env):
     body = api.get(f"/api/jobs/{job.pk}/").json()
     assert [(s["number"], s["state"], s["worker"], s["targets"], s["done"], s["failed"]) for s in body["slices"]] == [
         (1, "running", "w1@test", 3, 3, 1), (2, "queued", "", 3, 0, 0)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dispatcher_sends_again_a_slice_whose_message_was_lost(sliced, monkeypatch):
+    """A slice still queued two minutes after its job's claim may have lost its message (a broker
+    restart): the dispatcher sends it again, on the job's queue; a slice already taken is left."""
+    job = sliced(slices=2)
+    first, second = JobSlice.objects.filter(job=job).order_by("number")
+    slices.take(first.pk, "w1@test")
+    sent = []
+    monkeypatch.setattr(tasks.run_slice, "apply_async", lambda args, queue: sent.append((args, queue)))
+    assert tasks.dispatch_waiting() == 0  # just claimed: its messages are still on their way
+    Job.objects.filter(pk=job.pk).update(started=timezone.now() - timedelta(minutes=3))
+    assert tasks.dispatch_waiting() == 1
+    assert sent == [((second.pk,), "site.nowhere")]
