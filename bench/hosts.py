@@ -28,7 +28,6 @@ from .runtime import fmt, median
 
 HERE = Path(__file__).resolve().parent
 COMMAND = "uname -a"
-FINISHED = ("succeeded", "failed", "canceled", "timed_out", "lost")
 
 
 def add_arguments(parser):
@@ -95,18 +94,7 @@ def portal_run(actor, environment, names, limit, worker, action="host.command", 
                                     selector={"names": names}, strategy={"kind": "parallel", "limit": limit},
                                     name=f"bench {action} x{len(names)}")
         launched = time.perf_counter()
-        all_done = None
-        while True:
-            done, state = Job.objects.filter(pk=job.pk).values_list("targets_done", "state").get()
-            now = time.perf_counter()
-            if all_done is None and done >= len(names):
-                all_done = now
-            if state in FINISHED:
-                finished = now
-                break
-            if now - started > timeout:
-                raise RuntimeError(f"job {job.pk} still {state} after {timeout}s ({done}/{len(names)} done)")
-            time.sleep(0.01)
+        all_done, finished, _ = runtime.follow_job(job.pk, len(names), started, timeout)
     worker_cpu = tree_cpu(worker.pid) - cpu_before
     job = Job.objects.get(pk=job.pk)
     states = dict.fromkeys(("ok", "failed"), 0)

@@ -145,7 +145,7 @@ def sliced(actor, environment, names, args, workers, site):
     from ops_portal.jobs.launch import launch_adhoc
     from ops_portal.jobs.models import Job, JobSlice, JobTarget
 
-    from .hosts import FINISHED, tree_cpu
+    from .hosts import tree_cpu
 
     Host.objects.filter(name__in=names).update(site=site)
     try:
@@ -156,18 +156,7 @@ def sliced(actor, environment, names, args, workers, site):
                            selector={"names": names}, name=f"bench sliced x{len(names)}",
                            strategy={"kind": "parallel", "limit": args.limit, "slices": args.slices})
         launched = time.perf_counter()
-        all_done = None
-        while True:
-            done, state = Job.objects.filter(pk=job.pk).values_list("targets_done", "state").get()
-            now = time.perf_counter()
-            if all_done is None and done >= len(names):
-                all_done = now
-            if state in FINISHED:
-                finished = now
-                break
-            if now - started > args.timeout:
-                raise RuntimeError(f"sliced job {job.pk} still {state} after {args.timeout}s")
-            time.sleep(0.01)
+        all_done, finished, _ = runtime.follow_job(job.pk, len(names), started, args.timeout, "sliced job")
         cpu = sum(tree_cpu(w.pid) for w in workers) - cpu_before
     finally:
         Host.objects.filter(name__in=names).update(site=None)

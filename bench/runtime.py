@@ -340,6 +340,25 @@ def wait_job(job_id, timeout=300, interval=0.05):
     raise RuntimeError(f"job {job_id} did not finish within {timeout}s")
 
 
+def follow_job(job_id, targets, started, timeout, what="job"):
+    """Poll a job every 10 ms until it ends: (perf_counter when all `targets` were stored or None,
+    perf_counter when it ended, its state). `started` is the caller's perf_counter at launch."""
+    from ops_portal.jobs.choices import FINISHED_STATES
+    from ops_portal.jobs.models import Job
+
+    all_done = None
+    while True:
+        done, state = Job.objects.filter(pk=job_id).values_list("targets_done", "state").get()
+        now = time.perf_counter()
+        if all_done is None and done >= targets:
+            all_done = now
+        if state in FINISHED_STATES:
+            return all_done, now, state
+        if now - started > timeout:
+            raise RuntimeError(f"{what} {job_id} still {state} after {timeout}s ({done}/{targets} done)")
+        time.sleep(0.01)
+
+
 # Figures -------------------------------------------------------------------------------------
 
 def median(values):

@@ -1,4 +1,7 @@
 """Websockets: authenticate before accepting, authorise every subscription, deliver events."""
+import asyncio
+import time
+
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -179,6 +182,27 @@ async def test_a_long_backlog_comes_page_by_page_in_order_then_live_events(monke
     await comm.disconnect()
 
 
+async def follow_job(cookie, job):
+    """A socket subscribed to the job's stream from seq 0: (communicator, the seqs received so far,
+    until(n): a receive_until predicate that collects seqs until n arrived)."""
+    comm = communicator(cookie)
+    await comm.connect()
+    await comm.receive_json_from()
+    await comm.send_json_to({"action": "subscribe", "id": "j", "stream": "job", "params": {"job": job.pk},
+                             "since": 0})
+    assert (await comm.receive_json_from())["type"] == "subscribed"
+    seqs = []
+
+    def until(upto):
+        def take(message):
+            if message["type"] == "events":
+                seqs.extend(item["seq"] for item in message["items"])
+            return bool(seqs) and seqs[-1] >= upto
+        return take
+
+    return comm, seqs, until
+
+
 async def test_a_live_batch_after_a_gap_is_sent_after_the_gap_read_from_the_database():
     """Live delivery is best effort (a web process away from Redis for a moment misses batches) and
     two writers of one job may publish out of order: a batch that starts after the next seq makes
@@ -208,20 +232,7 @@ async def test_a_live_batch_after_a_gap_is_sent_after_the_gap_read_from_the_data
         return events
 
     job, cookie = await make()
-    comm = communicator(cookie)
-    await comm.connect()
-    await comm.receive_json_from()
-    await comm.send_json_to({"action": "subscribe", "id": "j", "stream": "job", "params": {"job": job.pk},
-                             "since": 0})
-    assert (await comm.receive_json_from())["type"] == "subscribed"
-    seqs = []
-
-    def take(upto):
-        def until(message):
-            if message["type"] == "events":
-                seqs.extend(item["seq"] for item in message["items"])
-            return bool(seqs) and seqs[-1] >= upto
-        return until
+    comm, seqs, take = await follow_job(cookie, job)
 
     await receive_until(comm, take(2), timeout=10)
     missed = await store(range(3, 6), publish=False)  # stored, but their batch never reached the socket
@@ -264,23 +275,7 @@ async def test_while_events_flow_the_authority_check_is_renewed_before_a_flush_m
         return job, cookie
 
     job, cookie = await make()
-    comm = communicator(cookie)
-    await comm.connect()
-    await comm.receive_json_from()
-    await comm.send_json_to({"action": "subscribe", "id": "j", "stream": "job", "params": {"job": job.pk},
-                             "since": 0})
-    assert (await comm.receive_json_from())["type"] == "subscribed"
-    seqs = []
-
-    def until(upto):
-        def take(message):
-            if message["type"] == "events":
-                seqs.extend(item["seq"] for item in message["items"])
-            return bool(seqs) and seqs[-1] >= upto
-        return take
-
-    import asyncio
-    import time
+    comm, seqs, until = await follow_job(cookie, job)
 
     started = time.monotonic()
     seq = 0
