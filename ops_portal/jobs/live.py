@@ -10,8 +10,8 @@ from redis.exceptions import RedisError
 from ops_portal.core import heartbeat
 from ops_portal.inventory.models import site_of_queue
 
-from .choices import JobState, TargetState, WaitingKind
-from .models import JobTarget
+from .choices import JobState, SliceState, TargetState, WaitingKind
+from .models import JobSlice, JobTarget
 
 # (key, label, the target states it counts), in the order the page shows them. Canceled, skipped
 # and lost targets ended without doing their work: they are not "done".
@@ -73,6 +73,8 @@ def why_waiting(job, approvals=()):
             a = pending[-1]
             return f"Waiting for approval: {a.approvals} of {a.required} (request #{a.pk})."
         return "Waiting for approval."
+    if job.state == JobState.RUNNING:
+        return _slices_waiting(job)
     if job.state != JobState.QUEUED:
         return ""
     if job.waiting_kind != WaitingKind.NONE and job.waiting_reason:
@@ -94,6 +96,25 @@ def why_waiting(job, approvals=()):
         if waited >= 5:
             return f"Queued {waited} s ago for a worker ({', '.join(takers)} alive on queue {job.queue})."
     return ""
+
+
+def _slices_waiting(job):
+    """Words for the slices of a running sliced job that no worker can take, or ""."""
+    queued = list(JobSlice.objects.filter(job=job, state=SliceState.QUEUED).order_by("number")
+                  .values_list("number", flat=True)[:21])
+    if not queued:
+        return ""
+    try:
+        takers = heartbeat.takers(job.queue)
+    except (RedisError, OSError):
+        return ""
+    if takers:
+        return ""
+    numbers = ", ".join(str(n) for n in queued[:20]) + (", …" if len(queued) > 20 else "")
+    site = site_of_queue(job.queue)
+    who = f"no worker for site {site}" if site is not None else f"no worker is alive on queue {job.queue}"
+    return (f"Slice{'s' if len(queued) > 1 else ''} {numbers} not started: {who}; "
+            f"{'they run' if len(queued) > 1 else 'it runs'} as soon as a worker takes queue {job.queue}.")
 
 
 def duration(job):

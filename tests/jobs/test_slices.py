@@ -349,3 +349,16 @@ def test_the_dispatcher_sends_again_a_slice_whose_message_was_lost(sliced, monke
     Job.objects.filter(pk=job.pk).update(started=timezone.now() - timedelta(minutes=3))
     assert tasks.dispatch_waiting() == 1
     assert sent == [((second.pk,), "site.nowhere")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_job_whose_slices_no_worker_can_take_says_so(sliced):
+    from ops_portal.jobs import live
+
+    job = sliced(slices=2)
+    first = JobSlice.objects.get(job=job, number=1)
+    assert live.why_waiting(job) == ("Slices 1, 2 not started: no worker for site nowhere; they run as soon as a "
+                                     "worker takes queue site.nowhere.")
+    slices.take(first.pk, "w1@test")
+    assert live.why_waiting(job) == ("Slice 2 not started: no worker for site nowhere; it runs as soon as a worker "
+                                     "takes queue site.nowhere.")
