@@ -362,3 +362,17 @@ def test_a_running_job_whose_slices_no_worker_can_take_says_so(sliced):
     slices.take(first.pk, "w1@test")
     assert live.why_waiting(job) == ("Slice 2 not started: no worker for site nowhere; it runs as soon as a worker "
                                      "takes queue site.nowhere.")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_slices_no_worker_can_take_raise_the_sites_alert_until_none_waits(sliced):
+    from ops_portal.monitoring import site_workers
+    from ops_portal.monitoring.models import Alert
+
+    job = sliced(slices=2)
+    assert site_workers.check() == [f"site:nowhere:environment:{job.environment_id}"]
+    assert "1 job waiting" in Alert.objects.get(source="site_workers", state="firing").summary
+    for job_slice in JobSlice.objects.filter(job=job):
+        slices.take(job_slice.pk, "w1@test")
+    assert site_workers.check() == []
+    assert not Alert.objects.filter(source="site_workers", state="firing").exists()
