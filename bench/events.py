@@ -247,8 +247,12 @@ def small_jobs(args, actor, environment, web):
 
 
 def main(args):
+    import shutil
+
     import django.db
 
+    if args.client == "node" and shutil.which("node") is None:
+        raise SystemExit("--client node needs Node.js (Debian: apt-get install nodejs)")
     runtime.setup_django()
     actor, key, environment = runtime.bench_user()
     args.key = key
