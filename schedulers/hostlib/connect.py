@@ -98,6 +98,21 @@ class HostConnection(Connection):
         except BackendError:
             return False
 
+    def sftp(self):
+        """The connection's SFTP client. Fabric keeps the first one for good; a connection kept
+        warm across jobs can hold one whose channel has closed since (the server ended the SFTP
+        subsystem), which fails every call with "Socket is closed": open a new one then."""
+        client = self._sftp
+        if client is not None:
+            channel = client.get_channel()
+            if channel is None or channel.closed:
+                try:
+                    client.close()
+                except Exception:  # noqa: BLE001 — already closed; nothing to give back
+                    pass
+                self._sftp = None
+        return super().sftp()
+
     def channel(self, timeout=None):
         """Open a new session channel on this connection's transport."""
         transport = self.transport

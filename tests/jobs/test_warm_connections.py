@@ -6,6 +6,7 @@ never served a connection made under the old one."""
 import pytest
 
 from ops_portal.inventory import services as inventory
+from ops_portal.inventory import warm
 from ops_portal.inventory.models import Host
 from ops_portal.jobs.choices import JobState, TargetState
 from schedulers.sshkeys import describe
@@ -33,11 +34,17 @@ def established(fleet, host):
 
 
 @pytest.fixture
-def warm_site(fleet_env, live_env, live_logs):
-    """The fleet hosts on a site served by one single-process worker (warm connections are per process)."""
+def warm_site(fleet, fleet_env, live_env, live_logs):
+    """The fleet hosts on a site served by one single-process worker (warm connections are per
+    process), with no connection to them left warm by the session's earlier tests (their workers
+    and this process keep theirs: the counts below start from none)."""
     env, actor, hosts = fleet_env
     site = factories.site("warm")
     hosts = [inventory.update_host(actor, host, site=site) for host in hosts]
+    for host in hosts:
+        warm.publish(address=host.address, port=host.port)
+    wait_until(lambda: [established(fleet, fleet.host(h.name)) for h in hosts] == [0] * len(hosts), timeout=15,
+               what="the connections earlier tests kept warm to close")
     worker = start_worker(live_env, live_logs, name="warm", concurrency=1, queues="site.warm")
     yield env, actor, hosts, worker
     worker.stop()

@@ -165,3 +165,20 @@ def test_facts_from_every_host_through_a_pool_of_eight(fleet, targets):
         watcher.join()
     assert 1 <= peak[0] <= 8
     assert [f["hostname"] for f in facts] == [t.name for t in targets]
+
+
+def test_a_connection_whose_sftp_channel_closed_opens_a_new_one(fleet, fleet_key):
+    """Fabric keeps a connection's first SFTP client for good; kept warm across jobs, a connection
+    may hold one whose channel the server closed since: it fails no file action ("Socket is
+    closed"), a new client is opened on the same connection."""
+    host = fleet.hosts[0]
+    conn = connect(ssh_target(host, fleet_key))
+    try:
+        first = conn.sftp()
+        assert first.normalize(".") == "/root"
+        first.get_channel().close()  # as when sshd ends the SFTP subsystem
+        second = conn.sftp()
+        assert second is not first and second.normalize(".") == "/root"
+        assert conn.sftp() is second  # kept while it works
+    finally:
+        conn.close()
