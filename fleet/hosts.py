@@ -318,7 +318,7 @@ class Fleet:
 
     def ssh(self, name, timeout=10.0):
         """Return a connected paramiko.SSHClient to the host, pinned to its known host key."""
-        return ssh.connect(self.host(name), self.known_hosts_path, timeout=timeout, pkey=self._private_key())
+        return ssh.connect_retrying(self.host(name), self.known_hosts_path, timeout=timeout, pkey=self._private_key())
 
     def run(self, name, command, timeout=60.0):
         """Run a shell command on the host over SSH; return a CommandResult."""

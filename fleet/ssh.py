@@ -92,6 +92,32 @@ def connect(host, known_hosts_path=None, timeout=10.0, pkey=None):
     return client
 
 
+# A busy host (or a loaded machine) can drop a new connection before its banner, or while it
+# starts a session; sshd's MaxStartups drops unauthenticated connections at random when many
+# arrive at once. Those are worth a second try; a wrong host key or a refused key is not.
+_TRANSIENT_MESSAGES = ("Error reading SSH protocol banner", "No existing session", "SSH session not active")
+
+
+def is_transient(exc):
+    """True when a failed connect is worth retrying: the connection dropped, not a refusal."""
+    if isinstance(exc, (paramiko.BadHostKeyException, paramiko.AuthenticationException)):
+        return False
+    if isinstance(exc, (EOFError, ConnectionResetError, ConnectionAbortedError, socket.timeout)):
+        return True
+    return isinstance(exc, paramiko.SSHException) and any(m in str(exc) for m in _TRANSIENT_MESSAGES)
+
+
+def connect_retrying(host, known_hosts_path=None, timeout=10.0, pkey=None, attempts=3):
+    """connect(), tried again (up to `attempts` in all) when the connection dropped on the way."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return connect(host, known_hosts_path, timeout=timeout, pkey=pkey)
+        except Exception as exc:
+            if attempt == attempts or not is_transient(exc):
+                raise
+            time.sleep(0.5 * attempt)
+
+
 def run(client, command, timeout=60.0):
     """Run command in an open SSH session; return a CommandResult."""
     _, stdout, stderr = client.exec_command(command, timeout=timeout)

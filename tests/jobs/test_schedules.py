@@ -15,8 +15,9 @@ from ops_portal.jobs.choices import JobState
 from ops_portal.jobs.models import JobSchedule, ScheduleRun
 from ops_portal.jobs.templates import create_template, update_template
 from tests import factories
-from tests.helpers import act, person, wait_until
+from tests.helpers import act, person
 from tests.jobs.helpers import wait_job
+from tests.live import wait_for
 
 
 @pytest.fixture
@@ -140,8 +141,9 @@ def test_a_real_beat_fires_a_schedule_and_the_job_runs(live_worker, live_beat):
                                         selector={"all": True}, action_params={"command": "echo tick"})
     schedule = schedules.create_schedule(actor, name="every-10s", template=template, kind="interval",
                                          interval_seconds=10)
-    run = wait_until(lambda: ScheduleRun.objects.filter(schedule=schedule, outcome="launched").first(),
-                     timeout=120, what="beat to fire the schedule")
+    # With beat's process: fail at once if it died, and show its log's tail if it never fired.
+    run = wait_for(lambda: ScheduleRun.objects.filter(schedule=schedule, outcome="launched").first(),
+                   120, "beat to fire the schedule", live_beat)
     job = wait_job(run.job, JobState.SUCCEEDED)
     assert job.source == "schedule" and job.created_by_name == actor.username
     assert job.schedule_id == schedule.pk
