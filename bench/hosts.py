@@ -315,38 +315,50 @@ def bring_up(count, suffix, notes):
     return run
 
 
+class Prepared:
+    """What a fleet benchmark starts from: the bench user and environment, N fleet hosts registered
+    through the inventory service, a Celery worker, the bare backend's targets and, unless skipped,
+    ansible on a work directory of its own; warmed up (imports, the worker's first job, ansible's
+    byte-compiled modules), nothing timed."""
+
+    def __init__(self, args, count, suffix="", ansible_hosts=None, warm=False, ansible_modules=("raw", "command")):
+        import fleet
+
+        runtime.setup_django()
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)  # fleet's login retries while hosts start
+        self.actor, _, self.environment = runtime.bench_user()
+        self.info = runtime.machine()
+        self.notes = []
+        self.ansible_version = None if args.skip_ansible else ensure_ansible()
+        fleet.ensure_engine()
+        fleet.ensure_images()
+        print(f"bringing up {count} fleet hosts (load average {self.info['load_average_start']})…")
+        self.fleet = bring_up(count, suffix, self.notes)
+        self.hosts = list(self.fleet.hosts)
+        self.names = register(self.actor, self.environment, self.fleet)
+        self.worker = runtime.start_worker(args.concurrency, warm=warm)
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"opsportal-bench-{runtime.RUN_ID}-"))
+        runtime.cleanup.push("ansible workdir", shutil.rmtree, self.workdir, True)
+        runtime.cleanup.push("ansible leftovers", end_processes_using, self.workdir)
+        self.targets = ssh_targets(self.fleet, self.hosts)
+        ansible_hosts = self.hosts if ansible_hosts is None else self.hosts[:ansible_hosts]
+        self.ansible = None if args.skip_ansible else Ansible(self.fleet, ansible_hosts, self.workdir)
+        portal_run(self.actor, self.environment, self.names[:2], getattr(args, "limit", count), self.worker)
+        fabric_pool_run(self.targets[:2], 2)
+        for module in ansible_modules if self.ansible else ():
+            self.ansible.run(module, 2, pattern=self.hosts[0].name, expected=1)
+
+
 def main(args):
     import psutil
 
-    import fleet
-
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     n = args.hosts
-    runtime.setup_django()
-    logging.getLogger("paramiko").setLevel(logging.CRITICAL)  # fleet's login retries while hosts start
-    actor, _, environment = runtime.bench_user()
-    info = runtime.machine()
-    notes = []
-    ansible_version = None if args.skip_ansible else ensure_ansible()
-    fleet.ensure_engine()
-    fleet.ensure_images()
     first_size = max([n] + [s for s in sizes if s <= n])
-    print(f"bringing up {first_size} fleet hosts (load average {info['load_average_start']})…")
-    fleet_a = bring_up(first_size, "", notes)
-    hosts = list(fleet_a.hosts)
-    names = register(actor, environment, fleet_a)
-    worker = runtime.start_worker(args.concurrency)
-    workdir = Path(tempfile.mkdtemp(prefix=f"opsportal-bench-{runtime.RUN_ID}-"))
-    runtime.cleanup.push("ansible workdir", shutil.rmtree, workdir, True)
-    runtime.cleanup.push("ansible leftovers", end_processes_using, workdir)
-    targets = ssh_targets(fleet_a, hosts)
-    ansible = None if args.skip_ansible else Ansible(fleet_a, hosts[:n], workdir)
-    # Warm-up: imports, the worker's first job, ansible's byte-compiled modules; nothing timed.
-    portal_run(actor, environment, names[:2], args.limit, worker)
-    fabric_pool_run(targets[:2], 2)
-    if ansible:
-        ansible.run("raw", 2, pattern=hosts[0].name, expected=1)
-        ansible.run("command", 2, pattern=hosts[0].name, expected=1)
+    prepared = Prepared(args, first_size, ansible_hosts=n)
+    actor, environment, info, notes = prepared.actor, prepared.environment, prepared.info, prepared.notes
+    ansible_version, fleet_a, hosts, names = prepared.ansible_version, prepared.fleet, prepared.hosts, prepared.names
+    worker, targets, ansible = prepared.worker, prepared.targets, prepared.ansible
 
     # 1. The comparison on n hosts, each repeat in a rotated order.
     contenders = [

@@ -16,24 +16,13 @@ with --concurrency 1 by default: warm connections belong to one worker process, 
 worker hands a job to any of its children (see docs/OPERATIONS.md). Handshakes are counted from
 the hosts' side (sshd's "Accepted publickey" lines) to show the warm job made none.
 """
-import logging
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from . import runtime
-from .hosts import (
-    Ansible,
-    bring_up,
-    end_control_masters,
-    end_processes_using,
-    ensure_ansible,
-    fabric_pool_run,
-    portal_run,
-    register,
-    ssh_targets,
-)
+from .hosts import Prepared, end_control_masters, fabric_pool_run, portal_run
 from .runtime import fmt, median
 
 
@@ -92,37 +81,16 @@ def ansible_twice(ansible, forks, expected):
 def main(args):
     import docker
 
-    import fleet
-
     n = args.hosts
-    runtime.setup_django()
+    prepared = Prepared(args, n, suffix="w", warm=True, ansible_modules=("raw",))
     from ops_portal.inventory import warm
     from ops_portal.inventory.models import Credential
 
-    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
-    actor, _, environment = runtime.bench_user()
-    info = runtime.machine()
-    notes = []
-    ansible_version = None if args.skip_ansible else ensure_ansible()
-    fleet.ensure_engine()
-    fleet.ensure_images()
-    print(f"bringing up {n} fleet hosts (load average {info['load_average_start']})…")
-    fleet_run = bring_up(n, "w", notes)
-    hosts = list(fleet_run.hosts)
-    names = register(actor, environment, fleet_run)
+    actor, environment, info, notes = prepared.actor, prepared.environment, prepared.info, prepared.notes
+    ansible_version, fleet_run, names = prepared.ansible_version, prepared.fleet, prepared.names
+    worker, targets, ansible = prepared.worker, prepared.targets, prepared.ansible
     fingerprint = warm.fingerprint_of(Credential.objects.get(name=f"{runtime.NAME_PREFIX}{fleet_run.run_id}"))
-    worker = runtime.start_worker(args.concurrency, warm=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f"opsportal-bench-{runtime.RUN_ID}-"))
-    runtime.cleanup.push("ansible workdir", shutil.rmtree, workdir, True)
-    runtime.cleanup.push("ansible leftovers", end_processes_using, workdir)
-    targets = ssh_targets(fleet_run, hosts)
-    ansible = None if args.skip_ansible else Ansible(fleet_run, hosts, workdir)
     engine = docker.from_env()
-    # Warm-up (not timed): imports, the worker's first job, ansible's first run.
-    portal_run(actor, environment, names[:2], n, worker)
-    fabric_pool_run(targets[:2], 2)
-    if ansible:
-        ansible.run("raw", 2, pattern=hosts[0].name, expected=1)
 
     results = {"floor": [], "portal cold": [], "portal warm": [], "ansible raw cold": [], "ansible raw warm": []}
     warm_handshakes = []
