@@ -5,12 +5,13 @@ the parameters they ask for, and may serve a backlog ("everything after seq N") 
 connects late or reconnects misses nothing. Publishers anywhere (web, worker, beat) call publish().
 """
 import asyncio
+import concurrent.futures
 import json
 import logging
+import os
 import re
 import threading
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
@@ -68,27 +69,68 @@ def check_group(name):
     return name
 
 
-def _send(group, message):
-    check_group(group)
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return _send_now(group, message)
-    # Sync code called from a thread that runs an event loop (a Playwright script, an async test
-    # saving a model): async_to_sync refuses to run there, so send from a helper thread.
-    sender = threading.Thread(target=_send_now, args=(group, message), name="streams-send")
-    sender.start()
-    sender.join()
+class _Sender:
+    """An event loop on a thread of its own, one per process, shared by every sync publisher.
+
+    async_to_sync makes a new event loop for each call, and the channel layer keeps its Redis
+    connection per event loop: every event sent from sync code (web views, workers, beat) paid a
+    new connection, 7-20 ms here, so a launch that told 50 hosts' streams waited about a second
+    and a job's state change as long again. Kept, the loop keeps its connection. A forked child
+    (a prefork Celery worker) makes its own: the parent's thread does not survive the fork.
+    """
+
+    timeout = 15.0  # a send that takes longer is dropped (live delivery is best effort)
+
+    def __init__(self):
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self):
+        self._lock = threading.Lock()
+        self._loop = None
+
+    def _running_loop(self):
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="streams-sender", daemon=True).start()
+                self._loop = loop
+            return self._loop
+
+    def send(self, items):
+        future = asyncio.run_coroutine_threadsafe(_send_all(items), self._running_loop())
+        try:
+            future.result(self.timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            log.warning("live events for %s not sent: no answer in %gs", items[0][0], self.timeout)
 
 
-def _send_now(group, message):
+async def _send_all(items):
     # Live delivery is best effort: what matters is stored, and a client that reconnects catches up
     # from the database. A caller (a job's state change, an approval) must not fail because Redis
     # is restarting.
-    try:
-        async_to_sync(get_channel_layer().group_send)(group, message)
-    except (RedisError, OSError) as exc:
-        log.warning("live event for %s not sent: %s", group, exc)
+    layer = get_channel_layer()
+    for group, message in items:
+        try:
+            await layer.group_send(group, message)
+        except (RedisError, OSError) as exc:
+            log.warning("live event for %s not sent: %s", group, exc)
+            return
+
+
+_sender = _Sender()
+
+
+def _send(group, message):
+    _send_each([(group, message)])
+
+
+def _send_each(items):
+    """Send (group, message) pairs in order, in one hop to the sender loop."""
+    items = [(check_group(group), message) for group, message in items]
+    if items:
+        _sender.send(items)
 
 
 def send_control(group, message):
@@ -110,6 +152,11 @@ def batch_message(group, payloads):
     payloads = list(payloads)
     return {"type": "stream.batch", "group": check_group(group), "raw": json.dumps(payloads, separators=(",", ":")),
             "count": len(payloads), "first": payloads[0].get("seq"), "last": payloads[-1].get("seq")}
+
+
+def publish_to(groups, payload):
+    """Send one event to several groups (a job's summary to each of its targets' streams) at once."""
+    _send_each([(group, {"type": "stream.event", "group": group, "payload": payload}) for group in groups])
 
 
 def publish_many(group, payloads):
