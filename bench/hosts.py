@@ -107,7 +107,7 @@ def portal_run(actor, environment, names, limit, worker, action="host.command", 
             "launch_call_s": launched - started, "ok": states["ok"], "failed": states["failed"],
             "state": job.state, "job": job.pk, "worker_rss_peak_mib": round(sampler.peak / 2**20, 1),
             "worker_rss_before_mib": round(sampler.baseline / 2**20, 1), "load": load,
-            "cpu_s": round(worker_cpu, 3)}
+            "cpu_s": round(worker_cpu, 3), "phases_ms": runtime.job_phases(job.pk)}
 
 
 def tree_cpu(pid):

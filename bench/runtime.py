@@ -359,6 +359,24 @@ def follow_job(job_id, targets, started, timeout, what="job"):
         time.sleep(0.01)
 
 
+def job_phases(job_id):
+    """Where a job's time went, in ms, from the database's clocks: created -> claimed (the Celery hop
+    and the claim), claimed -> first target started, first -> last target finished, last target
+    finished -> job finished (the writer's last flush and the job's end)."""
+    from django.db.models import Max, Min
+
+    from ops_portal.jobs.models import Job, JobTarget
+
+    job = Job.objects.filter(pk=job_id).values("created", "started", "finished").get()
+    ends = JobTarget.objects.filter(job_id=job_id).aggregate(first=Min("started"), last=Max("finished"))
+
+    def ms(a, b):
+        return round((b - a).total_seconds() * 1000) if a and b else None
+
+    return {"to_claim": ms(job["created"], job["started"]), "to_first_target": ms(job["started"], ends["first"]),
+            "targets": ms(ends["first"], ends["last"]), "to_end": ms(ends["last"], job["finished"])}
+
+
 # Figures -------------------------------------------------------------------------------------
 
 def median(values):

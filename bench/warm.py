@@ -121,6 +121,13 @@ def main(args):
     if "ansible raw warm" in medians:
         print(f"  portal warm / ansible raw warm (ControlPersist): "
               f"{fmt(medians['portal warm'] / medians['ansible raw warm'])}x")
+    for label in ("portal cold", "portal warm"):
+        phases = {key: median([r["phases_ms"][key] for r in results[label] if r["phases_ms"][key] is not None])
+                  for key in results[label][0]["phases_ms"]}
+        launch = median([r["launch_call_s"] * 1000 for r in results[label]])
+        print(f"  {label}, medians in ms: launch call {fmt(launch, 0)}, created->claimed {fmt(phases['to_claim'], 0)}, "
+              f"claimed->first target {fmt(phases['to_first_target'], 0)}, targets {fmt(phases['targets'], 0)}, "
+              f"last target->job end {fmt(phases['to_end'], 0)}")
     print(f"  handshakes during the warm jobs: {warm_handshakes}; load average at the end "
           f"{runtime.load_average()}")
     runtime.save_results("warm", {"machine": info, "hosts": n, "repeats": args.repeats, "concurrency": args.concurrency,
