@@ -128,3 +128,23 @@ def test_containers_come_by_name_then_engine_ordered_in_the_container_table(clie
     assert [(c["name"], c["engine_id"]) for c in api] == expected
     reverse = client.get("/api/containers/?ordering=-name").json()["results"]
     assert [c["name"] for c in reverse][:2] == ["web-1", "web-1"] and reverse[-1]["name"] == "api"
+
+
+def test_programs_come_crash_loops_first_then_by_name_and_host_from_their_index(client):
+    from tests.programs.helpers import program
+
+    env = factories.environment("alpha")
+    b, a = factories.host(env, "host-b"), factories.host(env, "host-a")
+    program(b, "worker"), program(a, "worker"), program(b, "api"), program(a, "zeta", crash_loop=True)
+    client.force_login(person(env, Role.VIEWER))
+    with CaptureQueriesContext(connection) as captured:
+        page = client.get("/programs/").content.decode()
+    shown = re.findall(r'href="/programs/(\d+)/"', page)
+    from ops_portal.programs.models import Program
+
+    names = [(p.name, p.host.name) for p in (Program.objects.get(pk=int(pk)) for pk in dict.fromkeys(shown))]
+    assert names == [("zeta", "host-a"), ("api", "host-b"), ("worker", "host-b"), ("worker", "host-a")]
+    rows = [q["sql"] for q in captured.captured_queries if 'FROM "programs_program"' in q["sql"]
+            and "ORDER BY" in q["sql"]]
+    assert rows and rows[0].split("ORDER BY")[1].strip().startswith(
+        '"programs_program"."crash_loop" DESC, "programs_program"."name" ASC, "programs_program"."host_id" ASC')
