@@ -37,7 +37,8 @@ class Pagination(LimitOffsetPagination):
         if not hasattr(queryset, "query"):
             return len(queryset)
         bound = min(max(counting.COUNT_CAP, self.offset + self.limit), counting.MAX_BOUND)
-        count, self.count_capped = counting.bounded_count(queryset, bound)
+        source = getattr(self, "count_source", None)  # the rows before values() (RowsListMixin)
+        count, self.count_capped = counting.bounded_count(queryset if source is None else source, bound)
         return count
 
     def get_next_link(self):
