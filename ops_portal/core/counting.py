@@ -1,10 +1,10 @@
 """Bounded counts for limit/offset lists (pages and API): COUNT(*) over 200,000 processes or
 millions of audit rows costs more than the page itself, and nobody reads "page 1 of 4,000".
 
-A list counts at most COUNT_CAP rows (`SELECT count(*) FROM (SELECT 1 … LIMIT n)`), or, for a
+A list counts at most COUNT_CAP rows (`SELECT count(*) FROM (SELECT id … LIMIT n)`), or, for a
 page further than that, up to the end of the page asked for (reaching it costs that much anyway),
 plus one row to tell "exactly n" from "more than n". Past the bound the count says so (capped):
-the web pager writes "more than 10,000 rows" and keeps its next link, the API answers
+the web pager writes "page 1 of 200+ (10000+ rows)" and keeps its next link, the API answers
 `count_capped: true` with `count` the bound and keeps its `next` link, so a client still pages to
 the end."""
 import math
@@ -21,8 +21,10 @@ def bounded_count(queryset, bound):
     `bound`. One query, whose cost grows with min(rows, bound), not with the table."""
     if queryset.query.is_empty():
         return 0, False
-    if queryset.query.distinct_fields or queryset.query.group_by is not None:
-        rows = queryset[:bound + 1].count()  # DISTINCT ON needs its ordering; GROUP BY its columns
+    query = queryset.query
+    if query.distinct_fields or query.group_by is not None or query.combinator:
+        # DISTINCT ON needs its ordering, GROUP BY its columns, a UNION its parts: count them whole.
+        rows = queryset[:bound + 1].count()
     else:
         # Only the key: the joins of select_related and the ordering are not needed to count.
         inner = queryset.order_by().values("pk")[:bound + 1]

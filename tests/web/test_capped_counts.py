@@ -39,6 +39,21 @@ def test_a_bounded_count_is_exact_below_the_bound_and_capped_above_it(hosts):
     assert counting.bounded_count(queryset.none(), 5) == (0, False)
 
 
+def test_a_bounded_count_of_grouped_distinct_and_combined_rows_counts_rows_not_groups(hosts):
+    from django.db.models import Count
+
+    env, made = hosts
+    group = factories.host_group(env, "web")
+    for host in made[:3]:
+        host.groups.add(group)
+    assert counting.bounded_count(Host.objects.annotate(n=Count("groups")), 20) == (12, False)
+    assert counting.bounded_count(Host.objects.filter(groups__name__in=["web", "db"]).distinct(), 2) == (2, True)
+    one_per_environment = Host.objects.order_by("environment_id", "name").distinct("environment_id")
+    assert counting.bounded_count(one_per_environment, 5) == (1, False)
+    both = Host.objects.filter(name="host-00").union(Host.objects.filter(name="host-01"))
+    assert counting.bounded_count(both, 5) == (2, False)
+
+
 def test_a_bounded_count_reads_no_more_rows_than_the_bound(hosts):
     with CaptureQueriesContext(connection) as captured:
         counting.bounded_count(Host.objects.select_related("environment").order_by("name"), 7)
