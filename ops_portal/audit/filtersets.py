@@ -1,6 +1,8 @@
 import django_filters
 
+from ops_portal.accounts.choices import Action
 from ops_portal.accounts.models import Environment
+from ops_portal.accounts.permissions import scope_for
 from ops_portal.core.api.filters import PortalFilterSet
 from ops_portal.core.choices import Source
 
@@ -31,4 +33,10 @@ class AuditEventFilterSet(PortalFilterSet):
         environment = Environment.objects.filter(name=value).values_list("pk", flat=True).first()
         if environment is None:
             return queryset.filter(environment_name=value)
+        user = getattr(self.request, "user", None)
+        if user is not None and not scope_for(user, Action.VIEW).allows(environment):
+            # An empty answer without asking PostgreSQL: given "environment_id IN (a) AND
+            # environment_id = b" it plans a parallel scan of every row before finding the
+            # condition false (368 ms of JIT and workers at 10 million rows).
+            return queryset.none()
         return queryset.filter(environment_id=environment)

@@ -13,7 +13,7 @@ from .registry import all_actions
 @login_required
 def audit_list(request):
     queryset = restrict(AuditEvent.objects.all(), request.user, Action.VIEW)
-    filterset = AuditEventFilterSet(request.GET, queryset=queryset)
+    filterset = AuditEventFilterSet(request.GET, queryset=queryset, request=request)
     rows = filterset.qs if filterset.is_valid() else queryset.none()
     page = keyset_page(request, rows, ["-time", "-pk"])
     params = request.GET.copy()

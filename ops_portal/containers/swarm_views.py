@@ -59,7 +59,7 @@ def service_list(request):
         if job:
             return _job_page(job)
     filterset = ServiceFilterSet(request.GET, queryset=queryset)
-    page = paginate(request, filterset.qs.order_by("engine__name", "name") if filterset.is_valid()
+    page = paginate(request, filterset.qs if filterset.is_valid()
                     else queryset.none(), per_page=100)
     return render(request, "containers/services.html", {"page": page, "form": form, "query": _query(request),
                                                         "can_create": managers.exists()})

@@ -56,7 +56,7 @@ def home(request):
         if job:
             return _job_page(job)
     filterset = ContainerFilterSet(request.GET, queryset=containers)
-    page = paginate(request, filterset.qs.order_by("engine__name", "name") if filterset.is_valid()
+    page = paginate(request, filterset.qs if filterset.is_valid()
                     else containers.none(), per_page=100)
     return render(request, "containers/home.html", {
         "engines": visible_engines(request.user), "page": page, "filterset": filterset, "bulk": bulk,

@@ -1,14 +1,14 @@
 """Helpers for server-rendered views: run a service, turn its refusals into messages."""
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.db.models import ProtectedError
 from django.shortcuts import redirect, render
 
 from ops_portal.accounts.choices import Action
 from ops_portal.accounts.permissions import can_on, has_any
-from ops_portal.core import keyset
+from ops_portal.core import counting, keyset
 from ops_portal.core.context import Actor
+from ops_portal.core.counting import CappedPaginator
 
 
 def actor(request):
@@ -38,9 +38,12 @@ def attempt(request, func, *args, form=None, success=None, **kwargs):
     return result if result is not None else True
 
 
-def paginate(request, queryset, per_page=50):
-    paginator = Paginator(queryset, per_page)
-    return paginator.get_page(request.GET.get("page"))
+def paginate(request, queryset, per_page=50, param="page"):
+    """The page of `queryset` that `?page=` asks for, counted at most to COUNT_CAP rows (or to the
+    end of that page): `page.paginator.capped` says there are more (see core.counting)."""
+    raw = request.GET.get(param)
+    paginator = CappedPaginator(queryset, per_page, wanted=counting.wanted_page(raw))
+    return paginator.get_page(raw)
 
 
 

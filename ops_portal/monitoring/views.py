@@ -1,6 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.db.models import Case, IntegerField, Value, When
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from ops_portal.accounts.choices import Action
@@ -29,7 +30,11 @@ def annotate(alerts, user):
     """Mark what the user may do with each alert on the page."""
     operate = scope_for(user, Action.OPERATE)
     books = runbooks(user, {a.rule.runbook_id for a in alerts if a.rule_id})
+    # Links made from one reverse() each, not one per row: the page lists up to 500 alerts.
+    host_url, ack_url = reverse("inventory:host", args=[0]), reverse("monitoring:acknowledge", args=[0])
     for alert in alerts:
+        alert.host_url = host_url.replace("/0/", f"/{alert.host_id}/") if alert.host_id else ""
+        alert.ack_url = ack_url.replace("/0/", f"/{alert.pk}/")
         alert.can_acknowledge = alert.state == AlertState.FIRING and operate.allows(alert.environment_id)
         template_id = alert.rule.runbook_id if alert.rule_id else None
         alert.runbook_link = (template_id, books[template_id]) if template_id in books else None

@@ -7,7 +7,6 @@ open pages over the "processes" stream (static/js/processes.js reloads the live 
 """
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -53,7 +52,7 @@ def home(request):
     page = paginate(request, rows.order_by(*queries.ORDER[order]))
     hosts = queries.with_latest_scans(restrict(Host.objects.select_related("environment"), request.user, Action.VIEW)
                                       .order_by("name"))
-    host_page = Paginator(hosts, HOSTS_PER_PAGE).get_page(request.GET.get("hpage"))
+    host_page = paginate(request, hosts, HOSTS_PER_PAGE, param="hpage")
     operable = restrict(Environment.objects.all(), request.user, Action.OPERATE).order_by("name")
     scope = scope_for(request.user, Action.OPERATE)
     for host in host_page.object_list:

@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q
+from django.db.models import Exists, OuterRef
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -75,22 +75,27 @@ def home(request):
     if text and "\x00" not in text:
         programs = programs.filter(name__icontains=text)
         filters["q"] = query["q"] = text
-    page = paginate(request, programs.order_by("-crash_loop", "host__name", "manager", "name"), PAGE_SIZE)
+    # Crash loops first, then by name and host: read in the order of program_list_order (a sort by
+    # host name joined in was 110 ms at 20,000 programs); the hosts' facts are not shown.
+    page = paginate(request, programs.defer("host__facts", "host__variables")
+                    .order_by("-crash_loop", "name", "host_id", "manager"), PAGE_SIZE)
     page.object_list = _annotate(request.user, page.object_list)
-    hosts = _hosts(request.user).annotate(
-        available=Count("program_managers", filter=Q(program_managers__available=True)),
-        checked=Count("program_managers")).filter(Q(available=0)).order_by("name")
-    without = [h for h in hosts[:200] if h.checked]
-    unchecked = [h for h in hosts[:200] if not h.checked]
+    managers = HostManager.objects.filter(host=OuterRef("pk"))
+    hosts = (_hosts(request.user).defer("facts", "variables")
+             .annotate(checked=Exists(managers))
+             .exclude(Exists(managers.filter(available=True))).order_by("name"))
+    candidates = list(hosts[:200])
+    without = [h for h in candidates if h.checked]
+    unchecked = [h for h in candidates if not h.checked]
     manage = scope_for(request.user, Action.MANAGE)
     for h in without:
         h.can_install = manage.allows(h.environment_id) and h.transport != "local"
-    environments = {h.environment for h in _hosts(request.user, Action.OPERATE)[:500]}
+    environments = Environment.objects.filter(
+        pk__in=_hosts(request.user, Action.OPERATE).values("environment_id")).order_by("name")
     return render(request, "programs/home.html", {
         "page": page, "filters": filters, "query": urlencode(query), "without": without, "unchecked": unchecked,
         "states": ProgramState.choices, "managers": Manager.choices, "host": filters.get("host"),
-        "refresh_environments": sorted(environments, key=lambda e: e.name),
-        "can_create": not manage.empty,
+        "refresh_environments": list(environments), "can_create": not manage.empty,
     })
 
 

@@ -151,3 +151,22 @@ def test_keyset_orderings_must_be_one_column_and_the_primary_key():
             keyset.parse_ordering(AuditEvent, ordering)
     field, descending = keyset.parse_ordering(AuditEvent, ["-time", "-pk"])
     assert field.name == "time" and descending
+
+
+def test_a_viewer_filtering_on_an_environment_it_cannot_see_gets_nothing_without_reading_rows(client, api):
+    from ops_portal.accounts.choices import Role
+    from tests.helpers import person
+
+    alpha, beta = factories.environment("alpha"), factories.environment("beta")
+    insert_rows(4, environment=alpha)
+    insert_rows(4, environment=beta)
+    viewer = person(alpha, Role.VIEWER)
+    api.force_authenticate(viewer)
+    client.force_login(viewer)
+    with CaptureQueriesContext(connection) as captured:
+        assert api.get("/api/audit/", {"environment": "beta"}).json()["results"] == []
+        page = client.get("/audit/", {"environment": "beta"})
+    assert page.status_code == 200 and "host-0" not in page.content.decode()
+    assert not [q for q in captured.captured_queries if 'FROM "audit_auditevent"' in q["sql"]]
+    mine = api.get("/api/audit/", {"environment": "alpha"}).json()["results"]
+    assert len(mine) == 4 and {row["environment_name"] for row in mine} == {"alpha"}

@@ -4,16 +4,63 @@ from rest_framework.pagination import BasePagination, LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from ops_portal.core import keyset
+from ops_portal.core import counting, keyset
 
 
 class Pagination(LimitOffsetPagination):
+    """limit/offset pages whose `count` is bounded (core.counting): at most COUNT_CAP rows, or up to
+    the end of the page asked for, are counted. Past that, `count_capped` is true and `count` is
+    the bound (the list has more rows); `next` still leads on, to the last page."""
+
     default_limit = 50
     max_limit = 1000
     max_offset = 10**9  # PostgreSQL's OFFSET is a bigint; nobody pages this far
 
     def get_offset(self, request):
         return min(super().get_offset(request), self.max_offset)
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.count_capped = False
+        self.request = request
+        self.limit = self.get_limit(request)
+        if self.limit is None:
+            return None
+        self.offset = self.get_offset(request)  # before the count: the bound reaches this page's end
+        self.count = self.get_count(queryset)
+        if self.count > self.limit and self.template is not None:
+            self.display_page_controls = True
+        if self.count == 0 or self.offset > self.count:
+            return []
+        return list(queryset[self.offset:self.offset + self.limit])
+
+    def get_count(self, queryset):
+        if not hasattr(queryset, "query"):
+            return len(queryset)
+        bound = min(max(counting.COUNT_CAP, self.offset + self.limit), counting.MAX_BOUND)
+        source = getattr(self, "count_source", None)  # the rows before values() (RowsListMixin)
+        count, self.count_capped = counting.bounded_count(queryset if source is None else source, bound)
+        return count
+
+    def get_next_link(self):
+        if self.count_capped:  # more rows than counted, and the bound reaches past this page
+            url = self.request.build_absolute_uri()
+            url = replace_query_param(url, self.limit_query_param, self.limit)
+            return replace_query_param(url, self.offset_query_param, self.offset + self.limit)
+        return super().get_next_link()
+
+    def get_paginated_response(self, data):
+        return Response({"count": self.count, "count_capped": self.count_capped, "next": self.get_next_link(),
+                         "previous": self.get_previous_link(), "results": data})
+
+    def get_paginated_response_schema(self, schema):
+        answer = super().get_paginated_response_schema(schema)
+        answer["properties"]["count"]["description"] = (
+            f"Rows in the list, counted up to {counting.COUNT_CAP:,} (or to the end of the page asked for).")
+        answer["properties"]["count_capped"] = {
+            "type": "boolean", "description": "True when the list has more rows than `count` (the count stopped "
+                                              "there); `next` still leads to the following pages."}
+        answer["required"] = ["count", "count_capped", "results"]
+        return answer
 
 
 class KeysetPagination(BasePagination):

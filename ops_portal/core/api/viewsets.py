@@ -68,7 +68,12 @@ class RowsListMixin:
 
     def list(self, request, *args, **kwargs):
         rows = self.list_rows()
-        queryset = self.filter_queryset(self.get_queryset()).values(*rows.paths)
+        filtered = self.filter_queryset(self.get_queryset())
+        queryset = filtered.values(*rows.paths)
+        if self.paginator is not None:
+            # Count the rows before values() joined the tables of the row paths (a hash join of
+            # 200,000 processes with their hosts, just to count them).
+            self.paginator.count_source = filtered
         page = self.paginate_queryset(queryset)
         if page is None:
             return Response(rows.write(queryset))
