@@ -134,3 +134,32 @@ def test_object_pages_show_their_open_alerts_and_link_to_all_of_them(client, env
         assert 'name="note"' in page  # an operator acknowledges it there
     page = client.get(f"/programs/{quiet.pk}/").content.decode()
     assert "No open alerts." in page and "ticker keeps crashing" not in page
+
+
+def test_migration_0006_gives_older_alerts_their_subject(env, host):
+    """Alerts raised before subjects existed: a crash loop's program or container when it is still
+    there, else the host it was raised on, else none."""
+    import importlib
+
+    from django.apps import apps
+
+    fill_subjects = importlib.import_module("ops_portal.monitoring.migrations.0006_alert_subject").fill_subjects
+    engine = ct.engine(env)
+    box = ct.container(engine, "box-1")
+    ticker = make_program(host, "ticker")
+    made = {
+        "program": raise_about(env, "program", ticker, key=f"program:{ticker.pk}", host=host),
+        "container": raise_about(env, "container", box, key=f"container:{engine.pk}:box-1", host=host),
+        "gone program": raise_about(env, "program", ticker, key="program:999999", host=host),
+        "drift": services.raise_external("config_drift", "d", environment=env, host=host, severity="info",
+                                         summary="drift"),
+        "site": services.raise_external("site_queue", "q", environment=env, severity="info", summary="queue"),
+    }
+    Alert.objects.update(subject_kind="", subject_id=None, subject_name="")
+    fill_subjects(apps, None)
+    subjects = {name: Alert.objects.values_list("subject_kind", "subject_id", "subject_name").get(pk=alert.pk)
+                for name, alert in made.items()}
+    assert subjects == {
+        "program": ("program", ticker.pk, "ticker"), "container": ("container", box.pk, "box-1"),
+        "gone program": ("host", host.pk, "web-1"), "drift": ("host", host.pk, "web-1"), "site": ("", None, ""),
+    }
