@@ -170,7 +170,7 @@ def _give_up(event, container, policy, attempts):
     code = f", last exit code {container.exit_code}" if container.exit_code is not None else ""
     monitoring.raise_external(
         ALERT_SOURCE, alert_key(container.engine_id, container.name), environment=container.engine.environment,
-        host=host, severity=ALERT_SEVERITY, actor=actor(),
+        host=host, severity=ALERT_SEVERITY, actor=actor(), subject=("container", container.pk, container.name),
         summary=f"Container {container.name} on engine {container.engine.name} is in a crash loop: "
                 f"{attempts} {policy.action}s within {policy.window_seconds} s did not keep it up{code}; "
                 f"self-healing stopped trying")

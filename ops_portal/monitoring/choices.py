@@ -28,6 +28,16 @@ class AlertState(models.TextChoices):
     RESOLVED = "resolved", "Resolved"
 
 
+class SubjectKind(models.TextChoices):
+    """What an alert is about: a host (metric rules, drift), or an object of another level (a
+    container's or a program's crash loop); empty for environment-wide alerts (a site's queue)."""
+
+    HOST = "host", "Host"
+    CONTAINER = "container", "Container"
+    SERVICE = "service", "Swarm service"
+    PROGRAM = "program", "Program"
+
+
 OPEN_STATES = (AlertState.FIRING, AlertState.ACKNOWLEDGED)
 # Every allowed state change. Alerts change state only in services.
 TRANSITIONS = {

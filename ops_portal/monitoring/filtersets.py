@@ -2,7 +2,7 @@ import django_filters
 
 from ops_portal.core.api.filters import PortalFilterSet
 
-from .choices import AlertState, Comparator, Metric, Severity
+from .choices import AlertState, Comparator, Metric, Severity, SubjectKind
 from .models import Alert, AlertRule
 
 
@@ -25,9 +25,13 @@ class AlertFilterSet(PortalFilterSet):
     host = django_filters.NumberFilter(field_name="host_id")
     rule = django_filters.NumberFilter(field_name="rule_id")
     source = django_filters.CharFilter()
+    subject_kind = django_filters.ChoiceFilter(choices=SubjectKind.choices)
+    subject_id = django_filters.NumberFilter(min_value=1, max_value=2**63 - 1)
+    subject_name = django_filters.CharFilter()
     since = django_filters.IsoDateTimeFilter(field_name="fired_at", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="fired_at", lookup_expr="lt")
 
     class Meta:
         model = Alert
-        fields = ["environment", "state", "severity", "host", "rule", "source", "since", "until"]
+        fields = ["environment", "state", "severity", "host", "rule", "source", "subject_kind", "subject_id",
+                  "subject_name", "since", "until"]

@@ -16,7 +16,7 @@ from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import RestrictedQuerySet
 from ops_portal.inventory.models import TAG, Host, HostGroup, name_validator
 
-from .choices import OPEN_STATES, AlertState, Comparator, Metric, Severity
+from .choices import OPEN_STATES, AlertState, Comparator, Metric, Severity, SubjectKind
 
 MAX_FOR_SECONDS = 86400  # raw samples are kept 48 h at least; a rule looks back at most a day
 mount_validator = RegexValidator(r"^/[^\x00\n]{0,254}\Z", "Enter an absolute mount point such as /var.")
@@ -193,6 +193,12 @@ class Alert(models.Model):
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="alerts")
     host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
     host_name = models.CharField(max_length=128, blank=True)
+    # What the alert is about (its page lists it): the host, or a container, Swarm service or
+    # program by id (no foreign key: the monitoring app sits below those apps) and by name (kept
+    # when the object is gone). Empty for an environment-wide alert.
+    subject_kind = models.CharField(max_length=16, choices=SubjectKind.choices, blank=True)
+    subject_id = models.PositiveBigIntegerField(null=True, blank=True)
+    subject_name = models.CharField(max_length=255, blank=True)
     metric = models.CharField(max_length=16, blank=True)
     mount = models.CharField(max_length=255, blank=True)
     severity = models.CharField(max_length=16, choices=Severity.choices)
@@ -214,7 +220,8 @@ class Alert(models.Model):
 
     class Meta:
         ordering = ["-fired_at", "-pk"]
-        indexes = [models.Index(fields=["environment", "state"]), models.Index(fields=["host", "-fired_at"])]
+        indexes = [models.Index(fields=["environment", "state"]), models.Index(fields=["host", "-fired_at"]),
+                   models.Index(fields=["subject_kind", "subject_id", "-fired_at"], name="alert_subject_fired")]
         constraints = [
             models.UniqueConstraint(fields=["source", "key"], condition=Q(state__in=OPEN_STATES),
                                     name="alert_one_open_per_key"),
@@ -226,6 +233,10 @@ class Alert(models.Model):
     @property
     def is_open(self):
         return self.state in OPEN_STATES
+
+    def clean(self):
+        if bool(self.subject_kind) != (self.subject_id is not None):
+            raise ValidationError({"subject_id": "A subject has both a kind and an id, or neither."})
 
 
 def rule_key(rule_id, host_id, mount=""):

@@ -6,6 +6,9 @@ resolve_external(), e.g. configuration drift or failed compliance checks:
 
     raise_external("drift", f"host:{host.pk}:/etc/nginx.conf", environment=host.environment, host=host,
                    severity="warning", summary="nginx.conf differs from its desired state")
+
+An alert is about a subject (Alert.subject_kind/subject_id/subject_name): by default its host, or
+nothing; an alert of another level's object names it, e.g. subject=("program", program.pk, name).
     resolve_external("drift", f"host:{host.pk}:/etc/nginx.conf")
 """
 import re
@@ -25,7 +28,7 @@ from ops_portal.core.errors import StateConflict
 from ops_portal.jobs.models import JobTemplate
 from ops_portal.notifications.services import notify
 
-from .choices import OPEN_STATES, RULE_SOURCE, AlertState, Severity
+from .choices import OPEN_STATES, RULE_SOURCE, AlertState, Severity, SubjectKind
 from .models import Alert, AlertRule
 
 SOURCE = re.compile(r"^[a-z][a-z0-9_.-]{0,31}\Z")
@@ -94,7 +97,9 @@ def alert_payload(alert):
         "summary": alert.summary, "source": alert.source, "environment": alert.environment_id,
         "environment_name": alert.environment.name,
         "runbook_template_id": alert.rule.runbook_id if alert.rule_id else None,
-        "host": alert.host_id, "host_name": alert.host_name, "metric": alert.metric, "mount": alert.mount,
+        "host": alert.host_id, "host_name": alert.host_name, "subject_kind": alert.subject_kind,
+        "subject_id": alert.subject_id, "subject_name": alert.subject_name, "metric": alert.metric,
+        "mount": alert.mount,
         "value": alert.value, "threshold": alert.threshold, "rule": alert.rule_id,
         "fired_at": alert.fired_at.isoformat(),
         "acknowledged_by": alert.acknowledged_by_name, "note": alert.note,
@@ -114,15 +119,28 @@ def _announce(alert, event=None):
                dedupe_key=f"alert:{alert.pk}:{event}")
 
 
+def _subject(subject, host):
+    """(kind, id, name) of an alert's subject: the one given, else its host, else none."""
+    if subject is None:
+        return (SubjectKind.HOST, host.pk, host.name) if host is not None else ("", None, "")
+    kind, subject_id, name = subject
+    if kind not in SubjectKind.values or not isinstance(subject_id, int) or subject_id < 1:
+        raise ValueError(f"an alert subject is (one of {', '.join(SubjectKind.values)}, a positive id, a name)")
+    return kind, subject_id, str(name)[:255]
+
+
 def fire(actor, *, source, key, environment, severity, summary, host=None, rule=None, metric="", mount="",
-         value=None, threshold=None):
-    """Open an alert for (source, key) unless one is open. Returns (alert, opened)."""
+         value=None, threshold=None, subject=None):
+    """Open an alert for (source, key) unless one is open. Returns (alert, opened). `subject` is
+    (kind, id, name) of what it is about (default: its host)."""
+    subject_kind, subject_id, subject_name = _subject(subject, host)
     with transaction.atomic():
         existing = Alert.objects.select_for_update().filter(source=source, key=key, state__in=OPEN_STATES).first()
         if existing is not None:
             return existing, False
         alert = Alert(source=source, key=key[:200], environment=environment, host=host,
                       host_name=host.name if host is not None else "", rule=rule, metric=metric, mount=mount,
+                      subject_kind=subject_kind, subject_id=subject_id, subject_name=subject_name,
                       severity=severity, summary=" ".join(str(summary).split())[:500], value=value,
                       threshold=threshold, fired_at=timezone.now())
         alert.full_clean(exclude=["rule", "host", "environment", "acknowledged_by"], validate_constraints=False)
@@ -189,9 +207,10 @@ def _check_external(source, key):
         raise ValueError("an alert key is a non-empty string of at most 200 characters")
 
 
-def raise_external(source, key, *, environment, host=None, severity, summary, actor=None):
-    """Open the alert (source, key), or keep the open one (its severity and summary follow the
-    latest call). Idempotent. Returns the open alert."""
+def raise_external(source, key, *, environment, host=None, severity, summary, actor=None, subject=None):
+    """Open the alert (source, key), or keep the open one (its severity, summary and subject follow
+    the latest call). `subject`: (kind, id, name) of what it is about (default: the host). Idempotent.
+    Returns the open alert."""
     _check_external(source, key)
     if severity not in Severity.values:
         raise ValueError(f"severity must be one of {', '.join(Severity.values)}")
@@ -202,12 +221,14 @@ def raise_external(source, key, *, environment, host=None, severity, summary, ac
         raise ValueError(f"host {host} is not in {environment}")
     with transaction.atomic():
         alert, opened = fire(actor, source=source, key=key, environment=environment, host=host, severity=severity,
-                             summary=summary)
+                             summary=summary, subject=subject)
         summary = " ".join(str(summary).split())[:500]
-        if not opened and (alert.severity, alert.summary) != (severity, summary):
+        latest = (severity, summary, *_subject(subject, host))
+        if not opened and (alert.severity, alert.summary, alert.subject_kind, alert.subject_id,
+                           alert.subject_name) != latest:
             before = snapshot(alert)
-            alert.severity, alert.summary = severity, summary
-            alert.save(update_fields=["severity", "summary"])
+            (alert.severity, alert.summary, alert.subject_kind, alert.subject_id, alert.subject_name) = latest
+            alert.save(update_fields=["severity", "summary", "subject_kind", "subject_id", "subject_name"])
             record(actor, "alert.update", alert, before=before, after=snapshot(alert))
             _announce(alert)
     return alert

@@ -1,3 +1,7 @@
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Case, IntegerField, Value, When
 from django.shortcuts import get_object_or_404, redirect, render
@@ -10,7 +14,7 @@ from ops_portal.core.web import actor, attempt, paginate
 from ops_portal.jobs.models import JobTemplate
 
 from . import services
-from .choices import OPEN_STATES, AlertState, Severity
+from .choices import OPEN_STATES, AlertState, Severity, SubjectKind
 from .models import Alert, AlertRule
 
 OPEN_LIMIT = 500
@@ -41,10 +45,36 @@ def annotate(alerts, user):
     return alerts
 
 
+class SubjectForm(forms.Form):
+    """The alerts of one subject (a container's, service's, program's or host's page links here)."""
+
+    subject_kind = forms.ChoiceField(choices=SubjectKind.choices)
+    subject_id = forms.IntegerField(min_value=1, max_value=2**63 - 1)
+
+
+def subject_filter(request):
+    """(kind, id, name) of the subject the page is narrowed to, or None; bad input is a message."""
+    if "subject_kind" not in request.GET and "subject_id" not in request.GET:
+        return None
+    form = SubjectForm(request.GET)
+    if not form.is_valid():
+        problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        messages.error(request, f"Not a subject to filter alerts by ({problems}); showing all alerts.")
+        return None
+    kind, subject_id = form.cleaned_data["subject_kind"], form.cleaned_data["subject_id"]
+    return kind, subject_id, SubjectKind(kind).label
+
+
 @login_required
 def home(request):
-    """Open alerts (live), recently resolved ones, and the rules."""
+    """Open alerts (live), recently resolved ones, and the rules; ?subject_kind=&subject_id= narrows
+    the alerts to one container's, service's, program's or host's."""
     visible = restrict(Alert.objects.select_related("environment", "rule"), request.user, Action.VIEW)
+    subject = subject_filter(request)
+    if subject is not None:
+        visible = visible.filter(subject_kind=subject[0], subject_id=subject[1])
+        latest = visible.exclude(subject_name="").order_by("-fired_at").values_list("subject_name", flat=True)
+        subject = {"kind": subject[0], "id": subject[1], "label": subject[2], "name": latest.first() or ""}
     open_alerts = annotate(list(visible.filter(state__in=OPEN_STATES)
                                 .order_by(SEVERITY_ORDER, "-fired_at")[:OPEN_LIMIT]), request.user)
     rules = restrict(AlertRule.objects.select_related("environment", "group"), request.user, Action.VIEW)
@@ -55,6 +85,8 @@ def home(request):
         rule.can_manage = manage.allows(rule.environment_id)
         rule.runbook_link = (rule.runbook_id, books[rule.runbook_id]) if rule.runbook_id in books else None
     context = {
+        "subject": subject,
+        "query": urlencode({"subject_kind": subject["kind"], "subject_id": subject["id"]}) if subject else "",
         "open_alerts": open_alerts,
         "resolved": paginate(request, visible.filter(state=AlertState.RESOLVED).order_by("-resolved_at"), 25),
         "rules": rules,

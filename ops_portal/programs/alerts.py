@@ -28,7 +28,8 @@ def sync(program, host, now, alert_after):
                and (now - program.crash_loop_since).total_seconds() >= alert_after)
     if lasting and not program.alerted:
         monitoring.raise_external(ALERT_SOURCE, key(program.pk), environment=host.environment, host=host,
-                                  severity=SEVERITY, summary=summary(program, host))
+                                  severity=SEVERITY, summary=summary(program, host),
+                                  subject=("program", program.pk, program.name))
         program.alerted = True
         return True
     if not program.crash_loop and program.alerted:

@@ -83,6 +83,9 @@
   }
 
   function apply(table, item) {
+    // A page of one subject's alerts (?subject_kind=…&subject_id=…) takes only that subject's.
+    if (table.dataset.subjectKind && (item.subject_kind !== table.dataset.subjectKind ||
+                                      String(item.subject_id) !== table.dataset.subjectId)) { return; }
     var body = table.tBodies[0];
     var existing = body.querySelector("tr[data-alert='" + item.id + "']");
     if (item.state === "resolved") {

@@ -77,15 +77,17 @@ def test_a_services_tasks_lead_to_their_hosts_and_containers(client, env, rig):
     assert f'<code>{"m" * 12}</code>' in unknown[:unknown.index("</tr>")]
 
 
-def test_object_pages_link_to_their_jobs_audit_and_host_alerts(client, env, rig):
+def test_object_pages_link_to_their_jobs_audit_and_own_alerts(client, env, rig):
+    """A container's and a program's alerts are their own; a process's are its host's."""
     host, _, ctr = rig
     program = Program.objects.get()
     process = Process.objects.get(pid=1)
     client.force_login(person(env, Role.VIEWER))
     for url, kind, obj, alerts in ((f"/hosts/{host.pk}/", "host", host, "#host-monitoring"),
-                                   (f"/containers/{ctr.pk}/", "container", ctr, f"/hosts/{host.pk}/#host-monitoring"),
+                                   (f"/containers/{ctr.pk}/", "container", ctr,
+                                    f"/monitoring/?subject_kind=container&subject_id={ctr.pk}"),
                                    (f"/programs/{program.pk}/", "program", program,
-                                    f"/hosts/{host.pk}/#host-monitoring"),
+                                    f"/monitoring/?subject_kind=program&subject_id={program.pk}"),
                                    (f"/processes/{process.pk}/", "process", process,
                                     f"/hosts/{host.pk}/#host-monitoring")):
         page = client.get(url).content.decode()

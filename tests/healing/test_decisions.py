@@ -188,6 +188,7 @@ def test_a_crash_loop_past_the_limit_gives_up_with_an_alert_resolved_once_the_co
     alert = Alert.objects.get(source=ALERT_SOURCE)
     assert alert.state == "firing" and alert.key == f"container:{engine.pk}:web-1" and alert.environment == env
     assert "web-1" in alert.summary and "crash loop" in alert.summary
+    assert (alert.subject_kind, alert.subject_id, alert.subject_name) == ("container", row.pk, "web-1")
     assert AuditEvent.objects.filter(action="healing.gave_up").exists()
     assert not Job.objects.filter(action="container.restart").exists()
     # A person starts it: up for less than the stable time, the alert stays; after it, it resolves.

@@ -104,6 +104,8 @@ def test_a_crash_loop_is_restarted_with_backoff_then_given_up_with_an_alert(
     assert all(e.exit_code == 3 for e in events)
     alert = Alert.objects.get(source=ALERT_SOURCE, key=f"container:{local.pk}:{name}")
     assert alert.severity == "critical" and name in alert.summary
+    assert (alert.subject_kind, alert.subject_name) == ("container", name)
+    assert alert.subject_id == Container.objects.get(engine=local, docker_id=created.id).pk
     time.sleep(3)  # given up: no more jobs
     row = Container.objects.get(engine=local, docker_id=created.id)
     assert Job.objects.filter(action="container.restart", targets__kind="container",

@@ -87,3 +87,23 @@ def test_alerts_arrive_are_acknowledged_and_leave_live(page, live_web):
     in_thread(services.resolve, Actor.system(), alert, resolution="the value is back past the clear threshold")
     page.locator(f"#alerts-open tr[data-alert='{alert.pk}']").wait_for(state="detached")
     assert errors == []
+
+
+def test_a_subjects_alerts_page_takes_only_that_subjects_alerts_live(page, live_web):
+    env = factories.environment("staging")
+    host = factories.host(env, "db-1")
+    other = factories.host(env, "db-2")
+    person(env, Role.VIEWER, "vic")
+    errors = watch_errors(page)
+    sign_in(page, live_web.url, "vic")
+    page.goto(f"{live_web.url}/monitoring/?subject_kind=host&subject_id={host.pk}")
+    page.wait_for_selector("body[data-live=live]")
+    page.wait_for_timeout(300)  # the subscription is sent right after the socket opens
+    elsewhere, _ = in_thread(services.fire, Actor.system(), source="rule", key="b", environment=env, host=other,
+                             severity="critical", summary="db-2 is hot")
+    mine, _ = in_thread(services.fire, Actor.system(), source="rule", key="a", environment=env, host=host,
+                        severity="critical", summary="db-1 is hot")
+    page.locator(f"#alerts-open tr[data-alert='{mine.pk}']").wait_for()
+    assert page.locator(f"#alerts-open tr[data-alert='{elsewhere.pk}']").count() == 0
+    assert "db-2 is hot" not in page.locator("#alerts-open").inner_text()
+    assert errors == []

@@ -90,6 +90,7 @@ def test_a_lasting_crash_loop_raises_one_alert_and_its_end_resolves_it(host):
     observe.store_host(host.pk, [report(looping)], alert_after=0)
     alert = Alert.objects.get(source=ALERT_SOURCE)
     assert alert.state == AlertState.FIRING and alert.host_id == host.pk and "crash loop" in alert.summary
+    assert (alert.subject_kind, alert.subject_id, alert.subject_name) == ("program", program.pk, "ticker")
     assert Program.objects.get(name="ticker").alerted
     # Running again, but it restarted 3 times a moment ago: still the same loop.
     observe.store_host(host.pk, [report(seen(pids=[300], restarts=3))], alert_after=0)

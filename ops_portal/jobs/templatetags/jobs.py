@@ -33,11 +33,28 @@ def object_jobs(context, kind, ref_id, limit=20):
     return restrict(jobs, request.user, Action.VIEW).select_related("environment").order_by("-created")[:limit]
 
 
+# The kinds of objects alerts are raised about (monitoring's SubjectKind, bar the host).
+ALERT_SUBJECTS = {"container", "service", "program"}
+
+
+def _alerts_link(kind, obj, host):
+    """A container's, service's or program's own alerts; a host's on its page; else its host's."""
+    if kind in ALERT_SUBJECTS:
+        url = reverse("monitoring:home") + "?" + urlencode({"subject_kind": kind, "subject_id": obj.pk})
+        return {"alerts_url": url, "alerts_label": "Its alerts"}
+    if host is None:
+        return {"alerts_url": None, "alerts_label": ""}
+    if host == obj:
+        return {"alerts_url": "#host-monitoring", "alerts_label": "Its alerts"}
+    return {"alerts_url": reverse("inventory:host", args=[host.pk]) + "#host-monitoring",
+            "alerts_label": "Alerts on its host"}
+
+
 @register.inclusion_tag("jobs/_object_links.html", takes_context=True)
 def object_links(context, kind, obj, host=None):
     """Above an object's job table: show or hide the portal's own jobs, and links to every job,
-    and every audit entry, of the object (filtered lists), and to the alerts of its host (alerts
-    are raised on hosts) when it has one."""
+    and every audit entry, of the object (filtered lists), and to its alerts (a container's,
+    service's or program's own; a process's are its host's)."""
     request = context.get("request")
     showing = _showing_system(request)
     params = request.GET.copy() if request is not None else {}
@@ -53,9 +70,7 @@ def object_links(context, kind, obj, host=None):
         "showing_system": showing,
         "toggle_url": (request.path if request is not None else "") + toggle,
         "jobs_url": reverse("jobs:list") + "?" + urlencode(jobs_query),
-        "alerts_url": (None if host is None else "#host-monitoring" if host == obj
-                       else reverse("inventory:host", args=[host.pk]) + "#host-monitoring"),
-        "alerts_label": "Its alerts" if host is not None and host == obj else "Alerts on its host",
+        **_alerts_link(kind, obj, host),
         "audit_url": reverse("audit:list") + "?" + urlencode({"object_type": obj._meta.label_lower,
                                                               "object_id": obj.pk}),
     }

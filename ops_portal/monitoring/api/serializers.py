@@ -55,7 +55,8 @@ class AlertSerializer(serializers.ModelSerializer):
     class Meta:
         model = Alert
         fields = ["id", "state", "severity", "summary", "source", "key", "environment", "host", "host_name",
-                  "metric", "mount", "value", "threshold", "rule", "rule_name", "runbook_template_id", "fired_at",
+                  "subject_kind", "subject_id", "subject_name", "metric", "mount", "value", "threshold", "rule",
+                  "rule_name", "runbook_template_id", "fired_at",
                   "acknowledged_at", "acknowledged_by_name", "note", "resolved_at", "resolution"]
         read_only_fields = fields
 
