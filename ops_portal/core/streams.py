@@ -69,26 +69,38 @@ def check_group(name):
 
 
 def _send(group, message):
-    check_group(group)
+    _send_all([(check_group(group), message)])
+
+
+def _send_all(messages):
+    """Send (group, message) pairs in order, from sync code."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return _send_now(group, message)
+        return _send_now(messages)
     # Sync code called from a thread that runs an event loop (a Playwright script, an async test
     # saving a model): async_to_sync refuses to run there, so send from a helper thread.
-    sender = threading.Thread(target=_send_now, args=(group, message), name="streams-send")
+    sender = threading.Thread(target=_send_now, args=(messages,), name="streams-send")
     sender.start()
     sender.join()
 
 
-def _send_now(group, message):
+def _send_now(messages):
     # Live delivery is best effort: what matters is stored, and a client that reconnects catches up
     # from the database. A caller (a job's state change, an approval) must not fail because Redis
     # is restarting.
+    # One async_to_sync call for all: each call runs a new event loop, and the channel layer opens
+    # a Redis connection per loop (a few ms of CPU each), so a message per call costs that per group.
+    async def send():
+        layer = get_channel_layer()
+        for group, message in messages:
+            await layer.group_send(group, message)
+
     try:
-        async_to_sync(get_channel_layer().group_send)(group, message)
+        async_to_sync(send)()
     except (RedisError, OSError) as exc:
-        log.warning("live event for %s not sent: %s", group, exc)
+        groups = ", ".join(group for group, _ in messages[:3]) + (" …" if len(messages) > 3 else "")
+        log.warning("live event for %s not sent: %s", groups, exc)
 
 
 def send_control(group, message):
@@ -99,6 +111,13 @@ def send_control(group, message):
 def publish(group, payload):
     """Send one event to everyone subscribed to `group` (from sync code: web, worker, beat)."""
     _send(group, {"type": "stream.event", "group": group, "payload": payload})
+
+
+def publish_to(groups, payload):
+    """Send one event to several groups (a job's summary to its targets' object streams) over one
+    event loop and Redis connection, rather than publish() per group."""
+    _send_all([(check_group(group), {"type": "stream.event", "group": group, "payload": payload})
+               for group in groups])
 
 
 def batch_message(group, payloads):

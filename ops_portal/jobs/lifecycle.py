@@ -115,9 +115,9 @@ def publish_job(job):
     target_refs = list(job.targets.values_list("kind", "ref_id")[:500]) if job.pk else []
 
     def send():
-        streams.publish(groups.jobs_in(job.environment_id), summary)
-        for kind, ref_id in target_refs:
-            streams.publish(groups.object_jobs(kind, ref_id, job.environment_id), summary)
+        streams.publish_to([groups.jobs_in(job.environment_id)]
+                           + [groups.object_jobs(kind, ref_id, job.environment_id) for kind, ref_id in target_refs],
+                           summary)
 
     transaction.on_commit(send)
 
