@@ -111,11 +111,13 @@ async def _send_all(items):
     # from the database. A caller (a job's state change, an approval) must not fail because Redis
     # is restarting.
     layer = get_channel_layer()
-    for group, message in items:
+    for n, (group, message) in enumerate(items):
         try:
             await layer.group_send(group, message)
         except (RedisError, OSError) as exc:
-            log.warning("live event for %s not sent: %s", group, exc)
+            unsent = [name for name, _ in items[n:]]
+            log.warning("live event for %s not sent: %s", ", ".join(unsent[:3]) + (" …" if len(unsent) > 3 else ""),
+                        exc)
             return
 
 

@@ -174,6 +174,12 @@ def note_reachable(host_id):
                                            last_error="")
 
 
+def note_reachable_many(host_ids):
+    """note_reachable for several hosts in one statement (a job's targets that ended together)."""
+    Host.objects.filter(pk__in=host_ids).update(reachability=Reachability.REACHABLE, last_seen=timezone.now(),
+                                                last_error="")
+
+
 def note_unreachable(host_id, error):
     Host.objects.filter(pk=host_id).update(reachability=Reachability.UNREACHABLE, last_error=str(error)[:500])
 

@@ -70,6 +70,14 @@ class EventWriter:
         """Run func() in the writer thread, in the transaction that stores the events emitted before it."""
         self._queue.put(("call", func))
 
+    def call_batched(self, func, item):
+        """Like call(), for work that many targets share (their rows' updates, their hosts'
+        reachability): func(items) runs once for the items queued since the last call(), in their
+        order, before that call (and at the end of the flush). So what a call() does comes after
+        every batched item queued before it and before every one queued after it; batched funcs
+        of different kinds must not depend on each other's order."""
+        self._queue.put(("batched", (func, item)))
+
     def close(self, timeout=120):
         self._queue.put((_STOP, None))
         self._thread.join(timeout)
@@ -107,8 +115,8 @@ class EventWriter:
                 if kind is _STOP:
                     stop = True
                     break
-                if kind == "call":
-                    calls.append(payload)
+                if kind == "call" or kind == "batched":
+                    calls.append((kind, payload))
                 else:
                     pending.append(payload)
                     lines += kind == "line"
@@ -135,8 +143,7 @@ class EventWriter:
                     rows.append((self.job_id, seq, when, kind, target, stream, text, data))
                     payloads.append(JobEvent.wire(seq, kind, when, text, target, stream, data))
                 insert_rows(rows)
-            for func in calls:
-                func()
+            run_calls(calls)
         self.stored += len(rows)
         for start in range(0, len(payloads), PUBLISH_CHUNK):
             try:
@@ -151,6 +158,23 @@ class EventWriter:
             self._publish_loop = asyncio.new_event_loop()
         message = streams.batch_message(self.group, payloads)
         self._publish_loop.run_until_complete(get_channel_layer().group_send(message["group"], message))
+
+
+def run_calls(calls):
+    """Run a flush's ("call", func) and ("batched", (func, item)) entries in order, each batched
+    func once over its items since the previous plain call."""
+    batched = {}
+    for kind, payload in calls:
+        if kind == "batched":
+            func, item = payload
+            batched.setdefault(func, []).append(item)
+            continue
+        for func, items in batched.items():
+            func(items)
+        batched = {}
+        payload()
+    for func, items in batched.items():
+        func(items)
 
 
 def reserve_seqs(job_id, count):

@@ -86,7 +86,7 @@ def with_host(ctx, call):
         message = str(exc)
         ctx.after(lambda: inventory.note_unreachable(host_id, message))
         raise
-    ctx.after(lambda: inventory.note_reachable(host_id))
+    ctx.after_each(inventory.note_reachable_many, host_id)
     return result
 
 

@@ -9,6 +9,7 @@ over the slice's targets, with its own writer and heartbeat; the failure thresho
 read from the job's failed count by each slice's supervisor.
 """
 import logging
+import re
 import socket
 import threading
 import time
@@ -158,8 +159,13 @@ class TargetContext:
 
     def remote_session(self, sid):
         """Note the remote session a command runs in, so it can be ended should this worker die."""
-        job_id, index = self.job.pk, self.target.index
-        self.writer.call(lambda: JobTarget.objects.filter(job_id=job_id, index=index).update(data={"session": sid}))
+        self.writer.call_batched(store_targets, (self.job.pk, self.target.index, {"data": {"session": sid}}, False,
+                                                 False))
+
+    def after_each(self, func, item):
+        """func(items) in the writer thread, once for the items of the targets that end close
+        together (EventWriter.call_batched), e.g. the hosts reached."""
+        self.writer.call_batched(func, item)
 
 
 class BatchContext:
@@ -271,17 +277,10 @@ class JobRunner:
             fields["error"] = self.mask(fields["error"])
         for name, value in fields.items():
             setattr(target, name, value)
-        job_id, index = self.job.pk, target.index
+        index = target.index
         done = fields.get("state") in TARGET_ENDED
         failed = fields.get("state") in TARGET_FAILED
-
-        def save():
-            JobTarget.objects.filter(job_id=job_id, index=index).update(**fields)
-            if done:
-                Job.objects.filter(pk=job_id).update(targets_done=F("targets_done") + 1,
-                                                     targets_failed=F("targets_failed") + int(failed))
-
-        self.writer.call(save)
+        self.writer.call_batched(store_targets, (self.job.pk, index, fields, done, failed))
         data = {"state": target.state, "exit_code": target.exit_code, "changed": target.changed,
                 "error": target.error[:500] if target.error else ""}
         result = fields.get("data") if isinstance(fields.get("data"), dict) else {}
@@ -496,6 +495,55 @@ class JobRunner:
         close_old_connections()
         slices.end_slice(self.slice, message, outcome)
         return outcome or ("failed" if message else "done")
+
+
+def store_targets(items):
+    """Store targets' changes, (job_id, index, fields, ended, failed) queued through the writer
+    (call_batched), and count the ended ones on their job: a target's changes in one flush are
+    merged (later fields win) and targets with the same changed fields share one UPDATE, so a
+    flush of N targets costs a few statements rather than 2-3 per target."""
+    changes, counts = {}, {}
+    for job_id, index, fields, ended, failed in items:
+        changes[(job_id, index)] = {**changes.get((job_id, index), {}), **fields}
+        if ended:
+            done_before, failed_before = counts.get(job_id, (0, 0))
+            counts[job_id] = (done_before + 1, failed_before + int(failed))
+    groups = {}
+    for (job_id, index), fields in changes.items():
+        groups.setdefault((job_id, tuple(sorted(fields))), []).append((index, fields))
+    for (job_id, names), rows in groups.items():
+        _update_targets(job_id, names, rows)
+    for job_id, (done, failed) in counts.items():
+        Job.objects.filter(pk=job_id).update(targets_done=F("targets_done") + done,
+                                             targets_failed=F("targets_failed") + failed)
+
+
+_LENGTH = re.compile(r"\(\d+\)")
+
+
+def _update_targets(job_id, names, rows):
+    """Set the fields `names` of the job's targets, rows [(index, {name: value})]: on PostgreSQL
+    one UPDATE ... FROM (VALUES ...) for all rows (the ORM's update() per row costs ~0.3 ms of
+    CPU in the writer thread)."""
+    if len(rows) == 1 or connection.vendor != "postgresql":
+        for index, fields in rows:
+            JobTarget.objects.filter(job_id=job_id, index=index).update(**fields)
+        return
+    qn = connection.ops.quote_name
+    model_fields = [JobTarget._meta.get_field(name) for name in names]
+    # Casts without a length: a too long value fails as the ORM's update would, not cut short.
+    row = "(%s::integer, " + ", ".join(f"%s::{_LENGTH.sub('', f.db_type(connection))}" for f in model_fields) + ")"
+    params = []
+    for index, fields in rows:
+        params.append(index)
+        params.extend(f.get_db_prep_save(fields[f.name], connection) for f in model_fields)
+    columns = ", ".join(qn(f.column) for f in model_fields)
+    sets = ", ".join(f"{qn(f.column)} = v.{qn(f.column)}" for f in model_fields)
+    index = qn("index")
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {qn(JobTarget._meta.db_table)} AS t SET {sets} "
+                       f"FROM (VALUES {', '.join([row] * len(rows))}) AS v({index}, {columns}) "
+                       f"WHERE t.{qn('job_id')} = %s AND t.{index} = v.{index}", [*params, job_id])
 
 
 def load_objects(targets):

@@ -67,6 +67,7 @@ class _OnHost:
     resources: dict
     after: object
     target: object
+    after_each: object
 
 
 def _program(ctx):
@@ -77,7 +78,7 @@ def _program(ctx):
 
 def on_manager(ctx, program, call):
     """call(manager) with the program's manager on its host; reachability noted on the host."""
-    view = _OnHost(program.host, ctx.resources, ctx.after, ctx.target)
+    view = _OnHost(program.host, ctx.resources, ctx.after, ctx.target, ctx.after_each)
     return with_host(view, lambda session, target: call(backend.manager_for(
         backend.shell_for(session, target, env=job_env(ctx), on_session=ctx.remote_session), program.manager)))
 

@@ -118,7 +118,24 @@ async def test_a_live_event_is_dropped_not_raised_while_redis_is_away(caplog):
     with override_settings(CHANNEL_LAYERS=away):
         await sync_to_async(streams.publish)(status.SYSTEM_GROUP, {"message": "lost"})
         await sync_to_async(streams.publish_many)("job.1", [{"seq": 1, "text": "lost"}])
+        await sync_to_async(streams.publish_to)(["jobs.env.1", "jobs.obj.host.1.1"], {"message": "lost"})
     assert "live event for status.system not sent" in caplog.text
+    assert "live event for jobs.env.1, jobs.obj.host.1.1 not sent" in caplog.text
+
+
+async def test_one_event_published_to_several_groups_reaches_each_of_them():
+    """publish_to: a job's summary to its targets' object streams, over one connection."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    groups = [f"test.publish-to.{n}" for n in range(3)]
+    channels = [await layer.new_channel() for _ in groups]
+    for group, channel in zip(groups, channels, strict=True):
+        await layer.group_add(group, channel)
+    await sync_to_async(streams.publish_to)(groups, {"message": "all"})
+    for group, channel in zip(groups, channels, strict=True):
+        message = await asyncio.wait_for(layer.receive(channel), 5)
+        assert message == {"type": "stream.event", "group": group, "payload": {"message": "all"}}
 
 
 async def test_a_long_backlog_comes_page_by_page_in_order_then_live_events(monkeypatch):
