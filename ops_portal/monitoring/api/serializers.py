@@ -5,7 +5,7 @@ from ops_portal.inventory.api.serializers import EnvironmentField
 from ops_portal.inventory.models import HostGroup
 from ops_portal.jobs.models import JobTemplate
 
-from ..choices import STEPS, Metric
+from ..choices import STEPS, Metric, SubjectKind
 from ..models import Alert, AlertRule
 
 MAX_RANGE_DAYS = 400
@@ -51,6 +51,8 @@ class AlertSerializer(serializers.ModelSerializer):
     rule_name = serializers.CharField(source="rule.name", read_only=True, default=None)
     runbook_template_id = serializers.IntegerField(source="rule.runbook_id", read_only=True, default=None,
                                                    allow_null=True)
+    # Declared: a read-only model field loses allow_blank, and the schema would refuse "" (no subject).
+    subject_kind = serializers.ChoiceField(choices=SubjectKind.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = Alert
