@@ -343,6 +343,13 @@ class SSHPool:
             self.release(conn, broken=True)
         try:
             conn = self.warm.checkout(target) if self.warm is not None else None
+            if conn is not None and not conn.verify(self.verify_timeout):
+                # A kept connection the host closed meanwhile: the full suite saw one fail with
+                # EOF on the next job's first session, half a second after the last job gave it
+                # back. One session round trip proves it; nothing of this job ran on it yet, so a
+                # fresh login replaces it.
+                _close(conn)
+                conn = None
             warm = conn is not None
             if conn is None:
                 conn = self._connect(target)
