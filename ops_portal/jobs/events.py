@@ -10,14 +10,12 @@ events stay one gapless stream. The live copies may still reach a socket out of 
 writer publishes after its commit); the consumer fills such a gap from the database, where every
 lower seq is committed by then.
 """
-import asyncio
 import json
 import logging
 import queue
 import threading
 import time
 
-from channels.layers import get_channel_layer
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
@@ -94,10 +92,6 @@ class EventWriter:
             self.failed = exc
         finally:
             connection.close()
-            if self._publish_loop is not None:
-                self._publish_loop.close()  # channels_redis flushes its pool for this loop on close
-
-    _publish_loop = None
 
     def _run(self):
         # Events and calls that arrive within FLUSH_INTERVAL go to the database in one transaction:
@@ -145,19 +139,12 @@ class EventWriter:
                 insert_rows(rows)
             run_calls(calls)
         self.stored += len(rows)
+        # Through the process's kept sender loop and its Redis connection (streams._Sender).
         for start in range(0, len(payloads), PUBLISH_CHUNK):
             try:
-                self._publish(payloads[start:start + PUBLISH_CHUNK])
+                streams.publish_many(self.group, payloads[start:start + PUBLISH_CHUNK])
             except Exception:  # stored is what counts: clients catch up from the database
                 log.warning("publishing events of job %s failed", self.job_id, exc_info=True)
-
-    def _publish(self, payloads):
-        """streams.publish_many on one event loop kept for the job (so one Redis connection), rather
-        than async_to_sync's fresh loop and connection for every batch."""
-        if self._publish_loop is None:
-            self._publish_loop = asyncio.new_event_loop()
-        message = streams.batch_message(self.group, payloads)
-        self._publish_loop.run_until_complete(get_channel_layer().group_send(message["group"], message))
 
 
 def run_calls(calls):
