@@ -4,6 +4,8 @@ On one fleet (sshd containers on 127.0.0.1), in the same run, repeated:
 
 - the cold floor: schedulers.host.SSHPool + run_command `uname -a` on N threads, a new pool without
   warm connections (handshakes included), as in `bench hosts`;
+- the warm floor: the same on a pool that ran the command once on every host first (no handshakes
+  in the timed pass): what is left once handshakes are gone, before any job machinery;
 - portal cold: host.command `uname -a` (parallel, limit N) after every worker's warm connections
   were closed (the revocation a credential rotation sends);
 - portal warm: the same job again at once, served the connections the cold job left;
@@ -92,12 +94,14 @@ def main(args):
     fingerprint = warm.fingerprint_of(Credential.objects.get(name=f"{runtime.NAME_PREFIX}{fleet_run.run_id}"))
     engine = docker.from_env()
 
-    results = {"floor": [], "portal cold": [], "portal warm": [], "ansible raw cold": [], "ansible raw warm": []}
+    results = {label: [] for label in ("floor", "warm floor", "portal cold", "portal warm", "ansible raw cold",
+                                       "ansible raw warm")}
     warm_handshakes = []
     print(f"\n'uname -a' on {n} hosts, {args.repeats} repeats (parallelism {n}, worker concurrency "
           f"{args.concurrency})")
     for repeat in range(args.repeats):
         results["floor"].append(fabric_pool_run(targets, n))
+        results["warm floor"].append(fabric_pool_run(targets, n, warm=True))
         close_warm(fingerprint)
         results["portal cold"].append(portal_run(actor, environment, names, n, worker))
         before = handshakes(engine, fleet_run)
@@ -117,7 +121,8 @@ def main(args):
         ok = min(r["ok"] for r in results[label])
         print(f"  {label:18} {fmt(value)} s ({fmt(value / n * 1000, 1)} ms/host), all ok: {ok == n}")
     print(f"  portal warm / cold floor: {fmt(medians['portal warm'] / medians['floor'])}x; "
-          f"portal warm / portal cold: {fmt(medians['portal warm'] / medians['portal cold'])}x")
+          f"portal warm / portal cold: {fmt(medians['portal warm'] / medians['portal cold'])}x; "
+          f"portal warm / warm floor: {fmt(medians['portal warm'] / medians['warm floor'])}x")
     if "ansible raw warm" in medians:
         print(f"  portal warm / ansible raw warm (ControlPersist): "
               f"{fmt(medians['portal warm'] / medians['ansible raw warm'])}x")
