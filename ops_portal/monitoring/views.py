@@ -17,7 +17,7 @@ from . import services
 from .choices import OPEN_STATES, AlertState, Severity, SubjectKind
 from .models import Alert, AlertRule
 
-OPEN_LIMIT = 500
+OPEN_PER_PAGE = 100
 SEVERITY_ORDER = Case(When(severity=Severity.CRITICAL, then=Value(0)), When(severity=Severity.WARNING, then=Value(1)),
                       default=Value(2), output_field=IntegerField())
 
@@ -34,7 +34,7 @@ def annotate(alerts, user):
     """Mark what the user may do with each alert on the page."""
     operate = scope_for(user, Action.OPERATE)
     books = runbooks(user, {a.rule.runbook_id for a in alerts if a.rule_id})
-    # Links made from one reverse() each, not one per row: the page lists up to 500 alerts.
+    # Links made from one reverse() each, not one per row.
     host_url, ack_url = reverse("inventory:host", args=[0]), reverse("monitoring:acknowledge", args=[0])
     for alert in alerts:
         alert.host_url = host_url.replace("/0/", f"/{alert.host_id}/") if alert.host_id else ""
@@ -75,8 +75,11 @@ def home(request):
         visible = visible.filter(subject_kind=subject[0], subject_id=subject[1])
         latest = visible.exclude(subject_name="").order_by("-fired_at").values_list("subject_name", flat=True)
         subject = {"kind": subject[0], "id": subject[1], "label": subject[2], "name": latest.first() or ""}
-    open_alerts = annotate(list(visible.filter(state__in=OPEN_STATES)
-                                .order_by(SEVERITY_ORDER, "-fired_at")[:OPEN_LIMIT]), request.user)
+    # Most severe first, then newest, a page at a time: with thousands open (an outage), the
+    # first page is what needs eyes, and 500 rows took 280-370 ms of template time.
+    open_alerts = paginate(request, visible.filter(state__in=OPEN_STATES).order_by(SEVERITY_ORDER, "-fired_at", "-pk"),
+                           OPEN_PER_PAGE, param="open")
+    open_alerts.object_list = annotate(list(open_alerts.object_list), request.user)
     rules = restrict(AlertRule.objects.select_related("environment", "group"), request.user, Action.VIEW)
     rules = list(rules)
     books = runbooks(request.user, {r.runbook_id for r in rules})

@@ -32,6 +32,29 @@ def test_a_viewer_sees_open_alerts_and_rules_but_no_acknowledge_button(client, e
 
 
 @pytest.mark.django_db
+def test_open_alerts_come_a_page_at_a_time_most_severe_first(client, env, host):
+    import re
+
+    for n in range(205):
+        fire(env, host, key=f"w{n}", severity="warning", summary=f"warning-{n}")
+    for n in range(3):
+        fire(env, host, key=f"c{n}", severity="critical", summary=f"critical-{n}")
+    client.force_login(person(env, Role.VIEWER))
+    first = client.get("/monitoring/").content.decode()
+    table = first.split('id="alerts-open"')[1].split("</table>")[0]
+    summaries = re.findall(r"<td>((?:critical|warning)-\d+)</td>", table)
+    assert len(summaries) == 100
+    assert summaries[:3] == ["critical-2", "critical-1", "critical-0"]  # most severe, then newest
+    assert summaries[3] == "warning-204"
+    assert 'aria-label="Pages of open alerts"' in first and "page 1 of 3 (208 rows)" in first
+    assert 'href="?open=2"' in first
+    last = client.get("/monitoring/", {"open": 3}).content.decode()
+    table = last.split('id="alerts-open"')[1].split("</table>")[0]
+    assert re.findall(r"<td>((?:critical|warning)-\d+)</td>", table) == [f"warning-{n}" for n in range(7, -1, -1)]
+    assert client.get("/monitoring/", {"open": "x"}).status_code == 200  # a bad page number shows the first
+
+
+@pytest.mark.django_db
 def test_an_operator_acknowledges_on_the_page_and_a_viewer_is_refused(client, env, host):
     alert = fire(env, host)
     viewer = person(env, Role.VIEWER)

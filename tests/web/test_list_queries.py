@@ -38,7 +38,7 @@ PINNED = {
     "/api/jobs/?limit=1000": (5, "job {r}-1"),
     "/audit/": (4, "host-{r}-1"),
     "/api/audit/?limit=1000": (4, "host-{r}-1"),
-    "/monitoring/": (7, "host-{r}-1"),
+    "/monitoring/": (8, "host-{r}-1"),
     "/api/alerts/?limit=1000": (5, "host-{r}-1"),
 }
 
