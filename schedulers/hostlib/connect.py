@@ -89,14 +89,41 @@ class HostConnection(Connection):
     trusted_on_first_use = False  # True when no key was pinned: the portal should pin host_key
     opened_at = 0.0  # time.monotonic() when the handshake completed (warm.py's revocations)
     reused = False  # True when it came from the warm pool (no handshake for this job)
+    # (channel, time.monotonic()) of the session the last verify() opened: the next channel()
+    # takes it, so proving a kept connection costs no round trip of its own when a command follows.
+    _spare = None
+    SPARE_SECONDS: ClassVar[float] = 30.0
 
     def verify(self, timeout=5.0):
-        """Return True when the host still answers on this connection (one session round trip)."""
+        """Return True when the host still answers on this connection (one session round trip,
+        or none when a session opened for the same proof a moment ago is still open)."""
+        if self._fresh_spare(1.0) is not None:
+            return True
+        self.drop_spare()
         try:
-            self.channel(timeout=timeout).close()
+            self._spare = (self.channel(timeout=timeout), time.monotonic())
             return True
         except BackendError:
             return False
+
+    def _fresh_spare(self, within):
+        spare = self._spare
+        if spare is None:
+            return None
+        chan, opened = spare
+        transport = self.transport
+        if chan.closed or transport is None or not transport.is_active() or time.monotonic() - opened >= within:
+            return None
+        return chan
+
+    def drop_spare(self):
+        """Close the session a verify kept and nothing used (before the connection is kept idle)."""
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            try:
+                spare[0].close()
+            except Exception:  # noqa: BLE001 — the connection is going anyway
+                pass
 
     def sftp(self):
         """The connection's SFTP client. Fabric keeps the first one for good; a connection kept
@@ -114,7 +141,13 @@ class HostConnection(Connection):
         return super().sftp()
 
     def channel(self, timeout=None):
-        """Open a new session channel on this connection's transport."""
+        """A new session channel on this connection's transport (the one verify() just opened, if
+        it is still open: a session nobody has used yet)."""
+        chan = self._fresh_spare(self.SPARE_SECONDS)
+        if chan is not None:
+            self._spare = None
+            return chan
+        self.drop_spare()
         transport = self.transport
         if transport is None or not transport.is_active():
             raise BackendError(f"the connection to {self.target.name} is closed")
@@ -419,6 +452,9 @@ class SSHPool:
             to_close.append(self._idle.pop(0)[1])
 
     def release(self, conn, *, broken=False):
+        drop_spare = getattr(conn, "drop_spare", None)
+        if drop_spare is not None:
+            drop_spare()  # a kept connection holds no open session
         with self._cond:
             self._leased.pop(id(conn), None)
             healthy = not broken and conn.is_connected

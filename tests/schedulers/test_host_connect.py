@@ -182,3 +182,34 @@ def test_a_connection_whose_sftp_channel_closed_opens_a_new_one(fleet, fleet_key
         assert conn.sftp() is second  # kept while it works
     finally:
         conn.close()
+
+
+def test_the_session_a_liveness_check_opened_carries_the_next_command(fleet, fleet_key):
+    """Proving a kept connection alive opens a session; the command that follows runs on it
+    instead of opening another (the check costs no round trip of its own), and a connection given
+    back to a pool holds no unused session."""
+    host = fleet.hosts[1]
+    target = ssh_target(host, fleet_key)
+    conn = connect(target)
+    opened = []
+    real_open = conn.transport.open_session
+    conn.transport.open_session = lambda *args, **kwargs: opened.append(1) or real_open(*args, **kwargs)
+    try:
+        assert conn.verify(2.0) and len(opened) == 1
+        assert conn.verify(2.0) and len(opened) == 1  # proven a moment ago: no second round trip
+        result, out, _ = run_capture(conn, target, "echo first")
+        assert (result.ok, out, len(opened)) == (True, "first", 1)
+        result, out, _ = run_capture(conn, target, "echo second")
+        assert (result.ok, out, len(opened)) == (True, "second", 2)
+        assert conn.verify(2.0) and len(opened) == 3
+        spare = conn._spare[0]
+        conn.drop_spare()
+        assert spare.closed and conn._spare is None
+    finally:
+        conn.close()
+    with SSHPool(1, verify_after=0.0) as pool:
+        assert run_capture(pool, target, "true")[0].ok
+        kept = pool._idle[0][1]
+        assert kept._spare is None  # given back without an open session
+        assert run_capture(pool, target, "echo again")[1] == "again"  # verified, then run on that session
+        assert pool._idle[0][1] is kept and kept._spare is None and pool.stats()["opened"] == 1
