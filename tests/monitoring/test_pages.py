@@ -47,7 +47,7 @@ def test_open_alerts_come_a_page_at_a_time_most_severe_first(client, env, host):
     assert summaries[:3] == ["critical-2", "critical-1", "critical-0"]  # most severe, then newest
     assert summaries[3] == "warning-204"
     assert 'aria-label="Pages of open alerts"' in first and "page 1 of 3 (208 rows)" in first
-    assert 'href="?open=2"' in first
+    assert 'href="?open=2">next →</a>' in first
     last = client.get("/monitoring/", {"open": 3}).content.decode()
     table = last.split('id="alerts-open"')[1].split("</table>")[0]
     assert re.findall(r"<td>((?:critical|warning)-\d+)</td>", table) == [f"warning-{n}" for n in range(7, -1, -1)]
