@@ -29,13 +29,15 @@ def _container_detail(state, health, exit_code):
 def failing_containers(rule):
     """Containers of the rule's environment that are not running, or running but unhealthy."""
     rows = (_containers(rule).filter(~Q(state=ContainerState.RUNNING) | Q(health=Health.UNHEALTHY))
-            .values_list("pk", "name", "state", "health", "exit_code", "finished_at", "created_at", "host_id",
-                         "engine__name"))
-    for pk, name, state, health, exit_code, finished_at, created_at, host_id, engine_name in rows:
+            .values_list("pk", "name", "state", "health", "exit_code", "finished_at", "created_at", "started_at",
+                         "host_id", "engine__name"))
+    for pk, name, state, health, exit_code, finished_at, created_at, started_at, host_id, engine_name in rows:
         # Since when, from the engine's own times where the state has one (an exit, a creation
         # never started); unhealthy, paused and restarting count from the evaluation's first sight.
         since = {ContainerState.EXITED: finished_at, ContainerState.DEAD: finished_at,
                  ContainerState.CREATED: created_at}.get(state) if state != ContainerState.RUNNING else None
+        if since is not None and started_at is not None and since < started_at:
+            since = None  # not the time of this state (the engine reports none newer)
         yield states.Failing(pk, name, _container_detail(state, health, exit_code), host_id=host_id, since=since,
                              where=f"(container on engine {engine_name})")
 

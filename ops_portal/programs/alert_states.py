@@ -25,15 +25,17 @@ def _tagged(rule, tags):
 
 def failing_programs(rule):
     rows = (_programs(rule).exclude(state__in=NOT_FAILING)
-            .values_list("pk", "name", "state", "exit_code", "exit_at", "stopped_at", "host_id", "host__name",
-                         "host__tags"))
-    for pk, name, state, exit_code, exit_at, stopped_at, host_id, host_name, tags in rows:
+            .values_list("pk", "name", "state", "exit_code", "exit_at", "stopped_at", "started_at", "host_id",
+                         "host__name", "host__tags"))
+    for pk, name, state, exit_code, exit_at, stopped_at, started_at, host_id, host_name, tags in rows:
         if not _tagged(rule, tags):
             continue
         # Since when, from the manager's own stop or exit time (the later: an older one may be of
         # an earlier run); a program restarting, starting or absent counts from the first sight.
         times = [t for t in (stopped_at, exit_at) if t is not None]
         since = max(times) if times and state in DATED else None
+        if since is not None and started_at is not None and since < started_at:
+            since = None  # a manager that did not date this stop: the time is of an earlier run
         detail = ProgramState(state).label.lower() if state in ProgramState.values else state
         if exit_code is not None and state in (ProgramState.EXITED, ProgramState.FATAL):
             detail += f", exit code {exit_code}"
