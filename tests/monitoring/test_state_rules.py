@@ -42,7 +42,7 @@ def local(env, host):
 
 def test_a_stopped_container_alerts_after_for_seconds_from_its_exit_and_resolves_when_running(env, local, host):
     rule = state_rule(env, "container_not_running", for_seconds=60, severity="critical")
-    box = container(local, "web-a", state="exited", exit_code=137, finished_at=at(NOW - 30))
+    box = container(local, "web-a", state="exited", exit_code=137, finished_at=at(NOW - 30), host=host)  # as synced
     container(local, "web-b")  # running: nothing to say
     assert evaluate(now=NOW) == {"fired": 0, "resolved": 0}
     assert evaluate(now=NOW + 30) == {"fired": 1, "resolved": 0}
