@@ -3,8 +3,9 @@
 An app declares its named audit actions in `<app>/audit_actions.py`, the notification events it
 sends in `<app>/notification_events.py`, its built-in periodic tasks in `<app>/periodic_tasks.py`,
 the target kinds it owns in `<app>/targets.py` and the actions jobs can run on them in
-`<app>/job_actions.py`, each calling the registry it feeds (audit.registry,
-notifications.registry, core.periodic, core.targets, jobs.actions). Any of them may be missing.
+`<app>/job_actions.py`, and the state alert rule kinds it answers for in `<app>/alert_states.py`,
+each calling the registry it feeds (audit.registry, notifications.registry, core.periodic,
+core.targets, jobs.actions, monitoring.states). Any of them may be missing.
 The registries hold no declarations of their own apps' users; this loader is the only place that
 imports them all. Modules load kind by kind, in the order of MODULES (every target kind before the
 first job action that acts on one).
@@ -14,7 +15,7 @@ import importlib.util
 
 from django.apps import apps
 
-MODULES = ("audit_actions", "notification_events", "periodic_tasks", "targets", "job_actions")
+MODULES = ("audit_actions", "notification_events", "periodic_tasks", "targets", "job_actions", "alert_states")
 
 
 def load(app_configs=None):

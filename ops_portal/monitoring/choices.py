@@ -11,6 +11,19 @@ class Metric(models.TextChoices):
     REACHABLE = "reachable", "Reachable (1 or 0)"
 
 
+class RuleKind(models.TextChoices):
+    """What a rule watches: a host metric against a threshold, or the state of a container-level or
+    process-level object (evaluated from the state the container watcher and program refreshes keep)."""
+
+    METRIC = "metric", "Host metric"
+    CONTAINER_NOT_RUNNING = "container_not_running", "Container not running"
+    SERVICE_SHORT = "service_short", "Service short of tasks"
+    PROGRAM_NOT_RUNNING = "program_not_running", "Program not running"
+
+
+STATE_KINDS = (RuleKind.CONTAINER_NOT_RUNNING, RuleKind.SERVICE_SHORT, RuleKind.PROGRAM_NOT_RUNNING)
+
+
 class Comparator(models.TextChoices):
     GT = ">", "above"
     LT = "<", "below"
@@ -45,7 +58,7 @@ TRANSITIONS = {
     AlertState.ACKNOWLEDGED: {AlertState.RESOLVED},
 }
 
-# Where alerts come from: "rule" for metric rules, anything else is an external source
+# Where alerts come from: "rule" for rules (metric and state), anything else is an external source
 # (configuration drift, compliance) raised through services.raise_external().
 RULE_SOURCE = "rule"
 

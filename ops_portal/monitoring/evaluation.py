@@ -1,4 +1,4 @@
-"""Evaluating alert rules against the raw samples.
+"""Evaluating alert rules against the raw samples (state rules: state_evaluation.py).
 
 Stateless: whether a condition has held for `for_seconds` is read from the samples themselves,
 so evaluators may restart, run on any worker, or run twice (the rule row is locked while it is
@@ -25,6 +25,7 @@ from . import services
 from .choices import OPEN_STATES, RULE_SOURCE, Comparator, Metric
 from .metrics import now_seconds
 from .models import Alert, AlertRule, Sample, Series, rule_key
+from .state_evaluation import evaluate_state_rule
 
 log = logging.getLogger(__name__)
 LOOKBACK_SECONDS = 600
@@ -92,6 +93,8 @@ def evaluate_rule(actor, rule_id, *, now=None):
                 .filter(pk=rule_id, enabled=True).first())
         if rule is None:
             return outcome
+        if rule.is_state:
+            return evaluate_state_rule(actor, rule, now)
         hosts = hosts_in_scope(rule)
         series = Series.objects.filter(host_id__in=hosts, metric=rule.metric)
         if rule.mount:

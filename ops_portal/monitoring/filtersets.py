@@ -2,20 +2,21 @@ import django_filters
 
 from ops_portal.core.api.filters import PortalFilterSet
 
-from .choices import AlertState, Comparator, Metric, Severity, SubjectKind
+from .choices import AlertState, Comparator, Metric, RuleKind, Severity, SubjectKind
 from .models import Alert, AlertRule
 
 
 class AlertRuleFilterSet(PortalFilterSet):
     environment = django_filters.CharFilter(field_name="environment__name")
     name = django_filters.CharFilter(lookup_expr="icontains")
+    kind = django_filters.ChoiceFilter(choices=RuleKind.choices)
     metric = django_filters.ChoiceFilter(choices=Metric.choices)
     comparator = django_filters.ChoiceFilter(choices=Comparator.choices)
     severity = django_filters.ChoiceFilter(choices=Severity.choices)
 
     class Meta:
         model = AlertRule
-        fields = ["environment", "name", "metric", "comparator", "severity", "enabled"]
+        fields = ["environment", "name", "kind", "metric", "comparator", "severity", "enabled"]
 
 
 class AlertFilterSet(PortalFilterSet):

@@ -17,8 +17,10 @@ from .choices import OPEN_STATES
 from .forms import AlertRuleForm
 from .models import AlertRule
 
-INTRO = ("A rule fires an alert when a metric of the hosts in its scope passes the threshold for long enough, and "
-         "resolves it once the value is back past the clear threshold.")
+INTRO = ("A metric rule fires an alert when a metric of the hosts in its scope passes the threshold for long "
+         "enough, and resolves it once the value is back past the clear threshold. A state rule fires one alert per "
+         "container not running (or unhealthy), Swarm service short of tasks, or program not running for long "
+         "enough, and resolves it once that object is fine again, gone or out of scope.")
 
 
 def _visible(user):
@@ -36,7 +38,8 @@ def _page(request, rule=None):
     save = services.create_rule if rule is None else services.update_rule
     home = reverse("monitoring:home") + "#alert-rules"
     return form_page(request, form, save, obj=rule, what="alert rule", intro=INTRO, back=home, done=home,
-                     delete_url=reverse("monitoring:rule_delete", args=[rule.pk]) if rule else None)
+                     delete_url=reverse("monitoring:rule_delete", args=[rule.pk]) if rule else None,
+                     template="monitoring/rule_form.html")
 
 
 @login_required

@@ -16,11 +16,12 @@ from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import RestrictedQuerySet
 from ops_portal.inventory.models import TAG, Host, HostGroup, name_validator
 
-from .choices import OPEN_STATES, AlertState, Comparator, Metric, Severity, SubjectKind
+from .choices import OPEN_STATES, STATE_KINDS, AlertState, Comparator, Metric, RuleKind, Severity, SubjectKind
 
 MAX_FOR_SECONDS = 86400  # raw samples are kept 48 h at least; a rule looks back at most a day
 mount_validator = RegexValidator(r"^/[^\x00\n]{0,254}\Z", "Enter an absolute mount point such as /var.")
 tag_validator = RegexValidator(TAG, "Enter one tag (letters, digits, . _ : -).")
+name_filter_validator = RegexValidator(r"^[^\x00-\x1f]{1,255}\Z", "Enter a name or a glob such as web-* on one line.")
 
 
 class RealField(models.FloatField):
@@ -122,15 +123,20 @@ class RollupState(models.Model):
 
 
 class AlertRule(models.Model):
-    """When a metric of hosts in scope passes a threshold for long enough, an alert fires; it
-    resolves when the value comes back past the clear threshold (hysteresis)."""
+    """A metric rule: when a metric of hosts in scope passes a threshold for long enough, an alert
+    fires; it resolves when the value comes back past the clear threshold (hysteresis).
+
+    A state rule (kind other than "metric"): when a container, Swarm service or program of the
+    environment is not running (short of tasks) for long enough, an alert about it fires; it
+    resolves once the object is healthy again, gone or out of scope (monitoring/states.py)."""
 
     name = models.CharField(max_length=128, validators=[name_validator])
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="alert_rules")
     enabled = models.BooleanField(default=True)
-    metric = models.CharField(max_length=16, choices=Metric.choices)
+    kind = models.CharField(max_length=32, choices=RuleKind.choices, default=RuleKind.METRIC)
+    metric = models.CharField(max_length=16, choices=Metric.choices, blank=True)  # metric rules only
     comparator = models.CharField(max_length=1, choices=Comparator.choices, default=Comparator.GT)
-    threshold = models.FloatField()
+    threshold = models.FloatField(null=True, blank=True)  # metric rules only
     clear_threshold = models.FloatField(
         null=True, blank=True, help_text="Resolve only once the value is back past this (empty: the threshold).")
     for_seconds = models.PositiveIntegerField(
@@ -145,6 +151,9 @@ class AlertRule(models.Model):
     # A job template of the rule's environment that helps (checked by services before any write).
     runbook = models.ForeignKey("jobs.JobTemplate", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="alert_rules")
+    name_filter = models.CharField(
+        max_length=255, blank=True, validators=[name_filter_validator],
+        help_text="State rules: only objects whose name matches this glob, e.g. web-* (empty: all).")
     description = models.CharField(max_length=255, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -161,16 +170,61 @@ class AlertRule(models.Model):
         return self.name
 
     @property
+    def is_state(self):
+        return self.kind in STATE_KINDS
+
+    @property
+    def subjects_label(self):
+        """What a rule watches, for lists: "hosts", "containers", "Swarm services", "programs"."""
+        return {RuleKind.CONTAINER_NOT_RUNNING: "containers", RuleKind.SERVICE_SHORT: "Swarm services",
+                RuleKind.PROGRAM_NOT_RUNNING: "programs"}.get(self.kind, "hosts")
+
+    @property
     def clear_at(self):
         return self.threshold if self.clear_threshold is None else self.clear_threshold
 
     def describe(self):
-        where = f" on {self.mount}" if self.mount else ""
         held = f" for {self.for_seconds}s" if self.for_seconds else ""
-        return f"{self.metric} {self.comparator} {self.threshold:g}{where}{held}"
+        if self.is_state:
+            named = f" named {self.name_filter}" if self.name_filter else ""
+            return f"{RuleKind(self.kind).label.lower()}{named}{held}"
+        where = f" on {self.mount}" if self.mount else ""
+        threshold = f"{self.threshold:g}" if self.threshold is not None else "?"
+        return f"{self.metric} {self.comparator} {threshold}{where}{held}"
 
     def clean(self):
+        errors = self._state_errors() if self.is_state else self._metric_errors()
+        if self.group_id and self.environment_id and self.group.environment_id != self.environment_id:
+            errors["group"] = "The group belongs to another environment."
+        if errors:
+            raise ValidationError(errors)
+
+    def _state_errors(self):
+        """A state rule has no metric, threshold or mount (its comparator is ignored); container and
+        service rules are scoped by environment and name (they are not hosts of a group)."""
         errors = {}
+        what = RuleKind(self.kind).label.lower()
+        for field in ("metric", "mount"):
+            if getattr(self, field):
+                errors[field] = f"A '{what}' rule has no {field}."
+        for field in ("threshold", "clear_threshold"):
+            if getattr(self, field) is not None:
+                errors[field] = f"A '{what}' rule has no {field.replace('_', ' ')}."
+        if self.kind != RuleKind.PROGRAM_NOT_RUNNING:
+            if self.group_id:
+                errors["group"] = f"A '{what}' rule is scoped by environment and name filter, not host group."
+            if self.tag:
+                errors["tag"] = f"A '{what}' rule is scoped by environment and name filter, not host tag."
+        return errors
+
+    def _metric_errors(self):
+        errors = {}
+        if not self.metric:
+            errors["metric"] = "A metric rule needs a metric."
+        if self.threshold is None:
+            errors["threshold"] = "A metric rule needs a threshold."
+        if self.name_filter:
+            errors["name_filter"] = "Only state rules filter by name (metric rules: group and tag)."
         if self.mount and self.metric != Metric.DISK_PERCENT:
             errors["mount"] = "Only disk rules filter by mount."
         if self.clear_threshold is not None and self.threshold is not None:
@@ -178,10 +232,29 @@ class AlertRule(models.Model):
                 errors["clear_threshold"] = "For an 'above' rule the clear threshold is at most the threshold."
             if self.comparator == Comparator.LT and self.clear_threshold < self.threshold:
                 errors["clear_threshold"] = "For a 'below' rule the clear threshold is at least the threshold."
-        if self.group_id and self.environment_id and self.group.environment_id != self.environment_id:
-            errors["group"] = "The group belongs to another environment."
-        if errors:
-            raise ValidationError(errors)
+        return errors
+
+
+class PendingState(models.Model):
+    """Since when a state rule's evaluation has seen a subject failing, for subjects whose own rows
+    keep no time of the change (a Swarm service short of tasks, an unhealthy or restarting
+    container, a program without a stop or exit time). Written and removed by the evaluation only;
+    gone with the rule."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="+")
+    subject_kind = models.CharField(max_length=16, choices=SubjectKind.choices)
+    subject_id = models.PositiveBigIntegerField()
+    since = models.DateTimeField()
+
+    objects = RestrictedQuerySet.as_manager()
+    environment_path = "rule__environment"
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rule", "subject_kind", "subject_id"],
+                                               name="pendingstate_unique_subject")]
+
+    def __str__(self):
+        return f"rule {self.rule_id}: {self.subject_kind} {self.subject_id} failing since {self.since}"
 
 
 class Alert(models.Model):
@@ -240,6 +313,11 @@ class Alert(models.Model):
 
 
 def rule_key(rule_id, host_id, mount=""):
-    """The key of a rule's alert: one open alert per (rule, host, mount)."""
+    """The key of a metric rule's alert: one open alert per (rule, host, mount)."""
     return f"{rule_id}:{host_id}:{mount}"
+
+
+def state_key(rule_id, subject_kind, subject_id):
+    """The key of a state rule's alert: one open alert per (rule, subject)."""
+    return f"{rule_id}:{subject_kind}:{subject_id}"
 

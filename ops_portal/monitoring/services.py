@@ -29,7 +29,7 @@ from ops_portal.jobs.models import JobTemplate
 from ops_portal.notifications.services import notify
 
 from .choices import OPEN_STATES, RULE_SOURCE, AlertState, Severity, SubjectKind
-from .models import Alert, AlertRule
+from .models import Alert, AlertRule, PendingState
 
 SOURCE = re.compile(r"^[a-z][a-z0-9_.-]{0,31}\Z")
 MAX_NOTE = 2000
@@ -71,6 +71,7 @@ def update_rule(actor, rule, **fields):
         rule = update_object(actor, rule, fields)
         if not rule.enabled:
             _resolve_all(actor, rule, "the rule was disabled")
+            PendingState.objects.filter(rule=rule).delete()  # enabled again, it counts anew
     return rule
 
 

@@ -12,6 +12,7 @@ from django.apps import apps
 from ops_portal.audit import registry as audit_registry
 from ops_portal.core import declarations, periodic, targets
 from ops_portal.jobs import actions as job_actions
+from ops_portal.monitoring import states as alert_states
 from ops_portal.notifications import registry as event_registry
 
 REGISTRIES = {  # declaration module -> (registry module, name of its table)
@@ -20,6 +21,7 @@ REGISTRIES = {  # declaration module -> (registry module, name of its table)
     "periodic_tasks": (periodic, "_BUILTINS"),
     "targets": (targets, "_KINDS"),
     "job_actions": (job_actions, "_ACTIONS"),
+    "alert_states": (alert_states, "_KINDS"),
 }
 
 
@@ -63,6 +65,7 @@ def test_the_registries_hold_exactly_what_the_apps_declare(monkeypatch):
     assert "host" in declared_by("ops_portal.inventory.targets", monkeypatch)
     assert "config.drift" in declared_by("ops_portal.configs.job_actions", monkeypatch)
     assert "host.metrics" in declared_by("ops_portal.monitoring.job_actions", monkeypatch)
+    assert "program_not_running" in declared_by("ops_portal.programs.alert_states", monkeypatch)
 
 
 @pytest.fixture

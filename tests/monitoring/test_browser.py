@@ -107,3 +107,28 @@ def test_a_subjects_alerts_page_takes_only_that_subjects_alerts_live(page, live_
     assert page.locator(f"#alerts-open tr[data-alert='{elsewhere.pk}']").count() == 0
     assert "db-2 is hot" not in page.locator("#alerts-open").inner_text()
     assert errors == []
+
+
+def test_the_rule_form_shows_the_fields_of_the_kind_chosen(page, live_web):
+    env = factories.environment("staging")
+    person(env, Role.ADMIN, "ada")
+    errors = watch_errors(page)
+    sign_in(page, live_web.url, "ada")
+    page.goto(f"{live_web.url}/monitoring/rules/new/")
+
+    def shown(name):
+        return page.locator(f"#id_{name}").is_visible()
+
+    assert shown("metric") and shown("threshold") and shown("group") and not shown("name_filter")
+    page.select_option("#id_kind", "container_not_running")
+    assert not shown("metric") and not shown("threshold") and not shown("mount") and not shown("group")
+    assert shown("name_filter") and shown("for_seconds") and shown("severity")
+    page.select_option("#id_kind", "program_not_running")
+    assert shown("group") and shown("tag") and shown("name_filter") and not shown("threshold")
+    page.fill("#id_name", "programs-down")
+    page.select_option("#id_environment", str(env.pk))
+    page.fill("#id_name_filter", "web*")
+    page.click("#object-form button[type=submit]")
+    page.wait_for_selector("#alert-rules")
+    assert "program not running named web*" in page.locator("#alert-rules").inner_text()
+    assert not errors, errors

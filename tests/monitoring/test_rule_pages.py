@@ -60,3 +60,23 @@ def test_operators_may_not_manage_rules(client, env):
     assert client.post(f"/monitoring/rules/{rule.pk}/delete/").status_code == 403
     assert f"/monitoring/rules/{rule.pk}/edit/" not in client.get("/monitoring/").content.decode()
     assert AlertRule.objects.get().threshold == 90
+
+
+def test_a_state_rule_made_on_the_page_keeps_only_the_fields_of_its_kind(client, env):
+    admin = person(env, Role.ADMIN)
+    group = factories.host_group(env, "web")
+    client.force_login(admin)
+    page = client.get("/monitoring/rules/new/").content.decode()
+    assert 'id="id_kind"' in page and "js/rule_form.js" in page and 'id="id_name_filter"' in page
+    # The metric fields were filled before the kind changed (hidden by the script): they are dropped.
+    client.post("/monitoring/rules/new/", rule_form(env, name="web-down", kind="container_not_running",
+                                                    name_filter="web-*", group=group.pk, tag="blue"))
+    rule = AlertRule.objects.get()
+    assert (rule.kind, rule.name_filter, rule.metric, rule.threshold, rule.clear_threshold, rule.mount, rule.group,
+            rule.tag) == ("container_not_running", "web-*", "", None, None, "", None, "")
+    listed = client.get("/monitoring/").content.decode()
+    assert "container not running named web-* for 120s" in listed and "when fine again" in listed
+    client.post(f"/monitoring/rules/{rule.pk}/edit/", rule_form(env, name="web-down", kind="program_not_running",
+                                                                name_filter="web-*", group=group.pk))
+    rule.refresh_from_db()
+    assert (rule.kind, rule.group) == ("program_not_running", group)

@@ -22,10 +22,16 @@ class AlertRuleSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AlertRule
-        fields = ["id", "name", "environment", "enabled", "metric", "comparator", "threshold", "clear_threshold",
-                  "for_seconds", "severity", "group", "tag", "mount", "runbook_template_id", "description",
-                  "created", "updated"]
+        fields = ["id", "name", "environment", "enabled", "kind", "metric", "comparator", "threshold",
+                  "clear_threshold", "for_seconds", "severity", "group", "tag", "mount", "name_filter",
+                  "runbook_template_id", "description", "created", "updated"]
         read_only_fields = ["created", "updated"]
+        extra_kwargs = {
+            "kind": {"help_text": "metric (a host metric against a threshold; the default), or a state rule: "
+                                  "container_not_running, service_short, program_not_running."},
+            "metric": {"help_text": "Metric rules: what to watch. State rules: empty."},
+            "threshold": {"help_text": "Metric rules: the value that fires. State rules: null."},
+        }
         validators = []  # the model checks (environment, name) and answers with a field error
 
     def to_representation(self, instance):

@@ -1,0 +1,30 @@
+/* The alert rule form: show the fields the chosen kind uses (monitoring/forms.py empties the rest). */
+(function () {
+  "use strict";
+  var METRIC_ONLY = ["metric", "comparator", "threshold", "clear_threshold", "mount"];
+  var STATE_ONLY = ["name_filter"];
+  var HOST_SCOPE = ["group", "tag"];  // metric rules and program rules
+
+  function row(name) {
+    var input = document.getElementById("id_" + name);
+    return input ? input.closest("div") : null;
+  }
+
+  function show(names, visible) {
+    names.forEach(function (name) {
+      var wrapper = row(name);
+      if (wrapper) { wrapper.hidden = !visible; }
+    });
+  }
+
+  var kind = document.getElementById("id_kind");
+  if (!kind) { return; }
+  function sync() {
+    var metric = kind.value === "metric";
+    show(METRIC_ONLY, metric);
+    show(STATE_ONLY, !metric);
+    show(HOST_SCOPE, metric || kind.value === "program_not_running");
+  }
+  kind.addEventListener("change", sync);
+  sync();
+})();

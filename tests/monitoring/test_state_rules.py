@@ -1,0 +1,199 @@
+"""State rules: containers not running, Swarm services short of tasks, programs not running; their
+evaluation (for N seconds, resolution, scope, idempotence) and their validation (model and API)."""
+import datetime
+import time
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from ops_portal.accounts.choices import Role
+from ops_portal.audit.models import AuditEvent
+from ops_portal.core.context import Actor
+from ops_portal.monitoring import services
+from ops_portal.monitoring.evaluation import evaluate
+from ops_portal.monitoring.models import Alert, PendingState
+from tests import factories
+from tests.containers.helpers import container, engine, service
+from tests.monitoring.helpers import open_alerts, rule, series_values
+from tests.programs.helpers import program
+
+pytestmark = pytest.mark.django_db
+NOW = int(time.time())
+
+
+def at(seconds):
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+
+
+def state_rule(environment, kind, **fields):
+    fields.setdefault("name", f"rule-{kind}")
+    return services.create_rule(Actor.system(), environment=environment, kind=kind, **fields)
+
+
+@pytest.fixture
+def host(env):
+    return factories.host(env, "node-1", tags=["web"])
+
+
+@pytest.fixture
+def local(env, host):
+    return engine(env, host=host)
+
+
+def test_a_stopped_container_alerts_after_for_seconds_from_its_exit_and_resolves_when_running(env, local, host):
+    rule = state_rule(env, "container_not_running", for_seconds=60, severity="critical")
+    box = container(local, "web-a", state="exited", exit_code=137, finished_at=at(NOW - 30), host=host)  # as synced
+    container(local, "web-b")  # running: nothing to say
+    assert evaluate(now=NOW) == {"fired": 0, "resolved": 0}
+    assert evaluate(now=NOW + 30) == {"fired": 1, "resolved": 0}
+    alert = Alert.objects.get()
+    assert (alert.state, alert.rule, alert.severity, alert.subject_kind, alert.subject_id, alert.subject_name,
+            alert.host, alert.metric, alert.threshold) == ("firing", rule, "critical", "container", box.pk, "web-a",
+                                                           host, "", None)
+    assert alert.summary == ("web-a (container on engine local): exited (exit code 137) for 60s — "
+                             "rule-container_not_running")
+    assert AuditEvent.objects.filter(action="alert.fire", object_id=str(alert.pk)).count() == 1
+    assert evaluate(now=NOW + 31) == {"fired": 0, "resolved": 0}  # safe to run twice: one alert per subject
+    box.state, box.started_at = "running", at(NOW + 40)
+    box.save()
+    assert evaluate(now=NOW + 45) == {"fired": 0, "resolved": 1}
+    alert.refresh_from_db()
+    assert (alert.state, alert.resolution) == ("resolved", "the container is running again")
+    assert AuditEvent.objects.filter(action="alert.resolve", object_id=str(alert.pk)).count() == 1
+    assert evaluate(now=NOW + 46) == {"fired": 0, "resolved": 0}
+
+
+def test_unhealthy_and_restarting_containers_count_from_first_sight_and_task_containers_are_left_out(env, local):
+    state_rule(env, "container_not_running", for_seconds=60)
+    sick = container(local, "api", health="unhealthy")
+    looping = container(local, "worker", state="restarting")
+    container(local, "svc.1.abc", state="exited", task_id="t1", finished_at=at(NOW - 3600))  # an old Swarm task
+    assert evaluate(now=NOW) == {"fired": 0, "resolved": 0}
+    assert set(PendingState.objects.values_list("subject_id", flat=True)) == {sick.pk, looping.pk}
+    assert evaluate(now=NOW + 59)["fired"] == 0
+    assert evaluate(now=NOW + 60)["fired"] == 2
+    assert {a.summary.split(":")[1].split(" for")[0].strip() for a in open_alerts()} == {
+        "running but unhealthy", "restarting"}
+
+
+def test_a_recovery_before_for_seconds_restarts_the_count(env, local):
+    state_rule(env, "container_not_running", for_seconds=60)
+    sick = container(local, "api", health="unhealthy")
+    assert evaluate(now=NOW)["fired"] == 0
+    sick.health = "healthy"
+    sick.save()
+    assert evaluate(now=NOW + 30)["fired"] == 0
+    assert not PendingState.objects.exists()
+    sick.health = "unhealthy"
+    sick.save()
+    assert evaluate(now=NOW + 70)["fired"] == 0  # unhealthy again only since NOW+70
+    assert evaluate(now=NOW + 130)["fired"] == 1
+
+
+def test_a_service_short_of_tasks_alerts_after_for_seconds_and_resolves_with_all_its_tasks(env, local, host):
+    state_rule(env, "service_short", for_seconds=60)
+    web = service(local, "shop_web", replicas_desired=3, replicas_running=1)
+    service(local, "shop_db", replicas_desired=1, replicas_running=1)
+    service(local, "migrate", mode="replicated-job", replicas_desired=1, replicas_running=0)  # a finished job
+    assert evaluate(now=NOW)["fired"] == 0
+    assert evaluate(now=NOW + 60) == {"fired": 1, "resolved": 0}
+    alert = Alert.objects.get()
+    assert (alert.subject_kind, alert.subject_id, alert.subject_name, alert.host) == ("service", web.pk,
+                                                                                     "shop_web", host)
+    assert "1 of 3 tasks running" in alert.summary
+    web.replicas_running = 3
+    web.save()
+    assert evaluate(now=NOW + 90) == {"fired": 0, "resolved": 1}
+    alert.refresh_from_db()
+    assert alert.resolution == "the Swarm service runs all its tasks again"
+    assert not PendingState.objects.exists()
+
+
+def test_a_program_not_running_alerts_within_its_rule_scope_only(env, host):
+    state_rule(env, "program_not_running", for_seconds=0, tag="web", name_filter="web*")
+    other = factories.host(env, "db-1")
+    stopped = program(host, "web", state="stopped", stopped_at=at(NOW - 5))
+    program(host, "webhooks", state="running")
+    program(host, "cron", state="fatal", exit_code=1)  # the name filter leaves it out
+    program(other, "web", state="exited")  # its host lacks the tag
+    program(host, "web-unknown", state="unknown")  # a refresh that could not tell
+    assert evaluate(now=NOW) == {"fired": 1, "resolved": 0}
+    alert = Alert.objects.get()
+    assert (alert.subject_kind, alert.subject_id, alert.subject_name, alert.host) == ("program", stopped.pk, "web",
+                                                                                     host)
+    assert alert.summary.startswith("web (program on node-1): stopped — ")
+    host.enabled = False  # out of scope: resolved, whatever the program's state
+    host.save()
+    assert evaluate(now=NOW + 30) == {"fired": 0, "resolved": 1}
+    alert.refresh_from_db()
+    assert alert.resolution == "the program is gone or out of the rule's scope"
+
+
+def test_a_subject_that_is_gone_resolves_and_other_environments_are_not_watched(env, local):
+    state_rule(env, "container_not_running")
+    box = container(local, "web-a", state="exited", finished_at=at(NOW - 5))
+    container(engine(factories.environment("beta"), name="beta", url="unix:///beta.sock"), "web-a", state="exited")
+    assert evaluate(now=NOW) == {"fired": 1, "resolved": 0}
+    box.delete()
+    assert evaluate(now=NOW + 1) == {"fired": 0, "resolved": 1}
+    assert Alert.objects.get().resolution == "the container is gone or out of the rule's scope"
+
+
+def test_disabling_a_state_rule_resolves_its_alerts_and_forgets_what_it_saw(env, local):
+    rule = state_rule(env, "container_not_running", for_seconds=60)
+    container(local, "a", state="exited", finished_at=at(NOW - 120))
+    container(local, "b", health="unhealthy")
+    assert evaluate(now=NOW)["fired"] == 1
+    assert PendingState.objects.count() == 1
+    services.update_rule(Actor.system(), rule, enabled=False)
+    assert not open_alerts() and not PendingState.objects.exists()
+
+
+def test_changing_a_rule_from_metric_to_state_resolves_its_host_alerts(env, local, host):
+    metric_rule = rule(env, threshold=90)
+    last = series_values(host, "cpu_percent", [95], start=NOW - 10)
+    assert evaluate(now=last)["fired"] == 1
+    services.update_rule(Actor.system(), metric_rule, kind="program_not_running", metric="", threshold=None)
+    assert evaluate(now=last + 1) == {"fired": 0, "resolved": 1}
+    assert Alert.objects.get().resolution == "the rule now watches something else"
+
+
+@pytest.mark.parametrize(("kind", "fields", "field"), [
+    ("container_not_running", {"metric": "cpu_percent"}, "metric"),
+    ("container_not_running", {"threshold": 90}, "threshold"),
+    ("service_short", {"clear_threshold": 5}, "clear_threshold"),
+    ("program_not_running", {"mount": "/var"}, "mount"),
+    ("container_not_running", {"tag": "web"}, "tag"),
+    ("metric", {"metric": "cpu_percent", "threshold": 90, "name_filter": "web-*"}, "name_filter"),
+    ("metric", {"metric": "cpu_percent"}, "threshold"),
+    ("metric", {"threshold": 90}, "metric"),
+])
+def test_fields_that_do_not_fit_the_kind_are_refused_on_their_field(env, kind, fields, field):
+    with pytest.raises(ValidationError) as refused:
+        state_rule(env, kind, **fields)
+    assert field in refused.value.message_dict
+
+
+def test_the_api_takes_state_rules_and_answers_400_on_the_field_that_does_not_fit(api, env, make_user):
+    api.force_authenticate(make_user(Role.ADMIN, env))
+    factories.host_group(env, "web")
+    base = {"name": "down", "environment": env.name, "kind": "container_not_running", "for_seconds": 120,
+            "name_filter": "web-*", "severity": "critical"}
+    created = api.post("/api/alert-rules/", base, format="json")
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert (body["kind"], body["metric"], body["threshold"], body["name_filter"]) == (
+        "container_not_running", "", None, "web-*")
+    listed = api.get("/api/alert-rules/", {"kind": "container_not_running"}).json()["results"]
+    assert [row["name"] for row in listed] == ["down"]
+    for extra, field in [({"threshold": 1}, "threshold"), ({"metric": "cpu_percent"}, "metric"),
+                         ({"mount": "/var"}, "mount"), ({"group": "web"}, "group"), ({"kind": "sleeping"}, "kind"),
+                         ({"name_filter": "a\nb"}, "name_filter"), ({"kind": "metric"}, "metric")]:
+        response = api.post("/api/alert-rules/", {**base, "name": "other", **extra}, format="json")
+        assert response.status_code == 400, (extra, response.content)
+        assert field in response.json()["error"]["fields"], (extra, response.json())
+    program_rule = api.post("/api/alert-rules/", {**base, "name": "programs", "kind": "program_not_running",
+                                                  "group": "web", "tag": "blue"}, format="json")
+    assert program_rule.status_code == 201, program_rule.content
+    changed = api.patch(f"/api/alert-rules/{body['id']}/", {"kind": "metric"}, format="json")
+    assert changed.status_code == 400 and "metric" in changed.json()["error"]["fields"]
