@@ -334,3 +334,34 @@ def test_scaling_a_program_runs_more_processes_and_its_spec_follows(pfleet, live
         assert len(program.pids) == 2 and program.state == "running"
     finally:
         remove(pfleet, Program.objects.get(pk=program.pk))
+
+
+@pytest.mark.parametrize("kind", ["supervisord", "systemd", "pm2"])
+def test_a_program_stopped_on_its_host_fires_its_state_rule_and_resolves_once_started(pfleet, live_worker, kind):
+    """A "program not running" rule against a real manager: the stop job stores the state the
+    manager reports, the evaluation raises an alert about that program, and resolves it after start."""
+    from ops_portal.core.context import Actor
+    from ops_portal.monitoring import services as monitoring
+    from ops_portal.monitoring.evaluation import evaluate
+    from ops_portal.monitoring.models import Alert
+
+    refresh(pfleet, kind)
+    program = deploy(pfleet, kind, pfleet.name("watched"), {"command": ["/bin/sleep", "1000"], "startsecs": 1})
+    try:
+        rule = monitoring.create_rule(Actor.system(), environment=pfleet.env, name=f"{kind}-down",
+                                      kind="program_not_running", name_filter=program.name, severity="critical")
+        assert evaluate(environment_id=pfleet.env.pk) == {"fired": 0, "resolved": 0}
+        program = operate(pfleet, program, "stop")
+        assert program.state == "stopped", (program.state, program.exit_reason)
+        assert evaluate(environment_id=pfleet.env.pk) == {"fired": 1, "resolved": 0}
+        alert = Alert.objects.get(rule=rule)
+        assert (alert.state, alert.subject_kind, alert.subject_id, alert.subject_name, alert.host_id) == (
+            "firing", "program", program.pk, program.name, pfleet.hosts[kind].pk)
+        assert evaluate(environment_id=pfleet.env.pk) == {"fired": 0, "resolved": 0}  # once per program
+        program = operate(pfleet, program, "start")
+        assert program.state == "running"
+        assert evaluate(environment_id=pfleet.env.pk) == {"fired": 0, "resolved": 1}
+        alert.refresh_from_db()
+        assert (alert.state, alert.resolution) == ("resolved", "the program is running again")
+    finally:
+        remove(pfleet, program)
