@@ -21,9 +21,6 @@ class RuleKind(models.TextChoices):
     PROGRAM_NOT_RUNNING = "program_not_running", "Program not running"
 
 
-STATE_KINDS = (RuleKind.CONTAINER_NOT_RUNNING, RuleKind.SERVICE_SHORT, RuleKind.PROGRAM_NOT_RUNNING)
-
-
 class Comparator(models.TextChoices):
     GT = ">", "above"
     LT = "<", "below"

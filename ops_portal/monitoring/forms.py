@@ -8,6 +8,9 @@ from .choices import Comparator, Metric, RuleKind, Severity
 METRIC_ONLY = ("metric", "comparator", "threshold", "clear_threshold", "mount")
 STATE_ONLY = ("name_filter",)
 HOST_SCOPE = ("group", "tag")  # metric rules and program rules (programs are on hosts)
+# What a hidden field holds (the comparator keeps its default: state rules ignore it).
+EMPTY = {"metric": "", "comparator": Comparator.GT, "threshold": None, "clear_threshold": None, "mount": "",
+         "name_filter": "", "group": None, "tag": ""}
 
 
 class AlertRuleForm(forms.Form):
@@ -50,12 +53,10 @@ class AlertRuleForm(forms.Form):
     def clean(self):
         data = super().clean()
         kind = data["kind"] = data.get("kind") or RuleKind.METRIC  # forms posted before kinds existed
-        if kind != RuleKind.METRIC:
-            data.update(metric="", comparator=Comparator.GT, threshold=None, clear_threshold=None, mount="")
-            if kind != RuleKind.PROGRAM_NOT_RUNNING:
-                data.update(group=None, tag="")
-        else:
-            data["name_filter"] = ""
+        hidden = STATE_ONLY if kind == RuleKind.METRIC else METRIC_ONLY
+        if kind not in (RuleKind.METRIC, RuleKind.PROGRAM_NOT_RUNNING):
+            hidden += HOST_SCOPE
+        data.update({name: EMPTY[name] for name in hidden})
         return data
 
     @classmethod

@@ -16,7 +16,7 @@ from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import RestrictedQuerySet
 from ops_portal.inventory.models import TAG, Host, HostGroup, name_validator
 
-from .choices import OPEN_STATES, STATE_KINDS, AlertState, Comparator, Metric, RuleKind, Severity, SubjectKind
+from .choices import OPEN_STATES, AlertState, Comparator, Metric, RuleKind, Severity, SubjectKind
 
 MAX_FOR_SECONDS = 86400  # raw samples are kept 48 h at least; a rule looks back at most a day
 mount_validator = RegexValidator(r"^/[^\x00\n]{0,254}\Z", "Enter an absolute mount point such as /var.")
@@ -171,7 +171,7 @@ class AlertRule(models.Model):
 
     @property
     def is_state(self):
-        return self.kind in STATE_KINDS
+        return self.kind != RuleKind.METRIC
 
     @property
     def subjects_label(self):
