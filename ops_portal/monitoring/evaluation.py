@@ -22,7 +22,7 @@ from ops_portal.core.context import Actor
 from ops_portal.inventory.models import Host
 
 from . import services
-from .choices import OPEN_STATES, RULE_SOURCE, Comparator, Metric
+from .choices import OPEN_STATES, RULE_SOURCE, Comparator, Metric, SubjectKind
 from .metrics import now_seconds
 from .models import Alert, AlertRule, Sample, Series, rule_key
 from .state_evaluation import evaluate_state_rule
@@ -130,9 +130,11 @@ def evaluate_rule(actor, rule_id, *, now=None):
             elif row["last_ok"] <= row["last"] - rule.for_seconds:
                 candidates[series_id] = row
         to_fire += _held_long_enough(rule, candidates)
-        # Open alerts whose host or series left the rule's scope.
+        # Open alerts whose host or series left the rule's scope, or of the state rule it was.
         for alert in open_alerts.values():
-            to_resolve.append((alert, None, "the host is no longer in the rule's scope"))
+            about_host = alert.subject_kind in ("", SubjectKind.HOST)
+            to_resolve.append((alert, None, "the host is no longer in the rule's scope" if about_host
+                               else "the rule now watches something else"))
         to_resolve += _no_longer_reported(unreported, now)
         values = _latest_values(to_fire + [s for _, s, _ in to_resolve if s is not None], window)
         host_objects = Host.objects.in_bulk([series[s][0] for s in to_fire])

@@ -158,6 +158,15 @@ def test_changing_a_rule_from_metric_to_state_resolves_its_host_alerts(env, loca
     assert Alert.objects.get().resolution == "the rule now watches something else"
 
 
+def test_changing_a_rule_from_state_to_metric_resolves_its_subjects_alerts(env, local, host):
+    watched = state_rule(env, "container_not_running")
+    container(local, "web-a", state="exited", exit_code=1, finished_at=at(NOW - 30), host=host)
+    assert evaluate(now=NOW) == {"fired": 1, "resolved": 0}
+    services.update_rule(Actor.system(), watched, kind="metric", metric="cpu_percent", threshold=90)
+    assert evaluate(now=NOW + 1) == {"fired": 0, "resolved": 1}
+    assert Alert.objects.get().resolution == "the rule now watches something else"
+
+
 @pytest.mark.parametrize(("kind", "fields", "field"), [
     ("container_not_running", {"metric": "cpu_percent"}, "metric"),
     ("container_not_running", {"threshold": 90}, "threshold"),
