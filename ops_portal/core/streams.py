@@ -161,6 +161,11 @@ def publish_to(groups, payload):
     _send_each([(group, {"type": "stream.event", "group": group, "payload": payload}) for group in groups])
 
 
+def publish_each(pairs):
+    """Send one event to each (group, payload) of `pairs`, in order, in one hop to the sender."""
+    _send_each([(group, {"type": "stream.event", "group": group, "payload": payload}) for group, payload in pairs])
+
+
 def publish_many(group, payloads):
     """Send several events as one channel message (a job's batch of output lines)."""
     if payloads:

@@ -137,18 +137,20 @@ def evaluate_rule(actor, rule_id, *, now=None):
                                else "the rule now watches something else"))
         to_resolve += _no_longer_reported(unreported, now)
         values = _latest_values(to_fire + [s for _, s, _ in to_resolve if s is not None], window)
-        host_objects = Host.objects.in_bulk([series[s][0] for s in to_fire])
+        host_objects = Host.objects.in_bulk({series[s][0] for s in to_fire})
+        items = []
         for series_id in to_fire:
             host_id, mount = series[series_id]
             value = values.get(series_id)
-            _, opened = services.fire(
-                actor, source=RULE_SOURCE, key=rule_key(rule.pk, host_id, mount), environment=rule.environment,
-                host=host_objects[host_id], rule=rule, metric=rule.metric, mount=mount, severity=rule.severity,
-                summary=_summary(rule, hosts[host_id], mount, value), value=value, threshold=rule.threshold)
-            outcome["fired"] += int(opened)
-        for alert, series_id, resolution in to_resolve:
-            services.resolve(actor, alert, resolution=resolution, value=values.get(series_id))
-            outcome["resolved"] += 1
+            items.append({"key": rule_key(rule.pk, host_id, mount), "host": host_objects[host_id],
+                          "metric": rule.metric, "mount": mount, "severity": rule.severity,
+                          "summary": _summary(rule, hosts[host_id], mount, value), "value": value,
+                          "threshold": rule.threshold})
+        outcome["fired"] = len(services.fire_many(actor, source=RULE_SOURCE, environment=rule.environment,
+                                                  rule=rule, items=items))
+        outcome["resolved"] = len(services.resolve_many(
+            actor, {alert.pk: resolution for alert, _, resolution in to_resolve},
+            values={alert.pk: values.get(series_id) for alert, series_id, _ in to_resolve}))
     return outcome
 
 

@@ -21,12 +21,12 @@ from ops_portal.accounts.choices import Action
 from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import require_on
 from ops_portal.audit.crud import create_object, delete_object, update_object
-from ops_portal.audit.services import record, snapshot
+from ops_portal.audit.services import record, record_many, snapshot
 from ops_portal.core import streams
 from ops_portal.core.context import Actor
 from ops_portal.core.errors import StateConflict
 from ops_portal.jobs.models import JobTemplate
-from ops_portal.notifications.services import notify
+from ops_portal.notifications.services import notify, notify_many
 
 from .choices import OPEN_STATES, RULE_SOURCE, AlertState, Severity, SubjectKind
 from .models import Alert, AlertRule, PendingState
@@ -85,8 +85,8 @@ def delete_rule(actor, rule):
 
 
 def _resolve_all(actor, rule, resolution):
-    for alert in Alert.objects.filter(rule=rule, state__in=OPEN_STATES):
-        resolve(actor, alert, resolution=resolution)
+    ids = Alert.objects.filter(rule=rule, state__in=OPEN_STATES).values_list("pk", flat=True)
+    resolve_many(actor, dict.fromkeys(ids, resolution))
 
 
 # Alerts ------------------------------------------------------------------------------------
@@ -153,6 +153,106 @@ def fire(actor, *, source, key, environment, severity, summary, host=None, rule=
         record(actor, "alert.fire", alert, after=snapshot(alert))
         _announce(alert, "alert.firing")
     return alert, True
+
+
+# How many alerts one INSERT or UPDATE of fire_many()/resolve_many() handles.
+BATCH = 500
+
+
+def _chunks(items, size=BATCH):
+    items = list(items)
+    return [items[start:start + size] for start in range(0, len(items), size)]
+
+
+def fire_many(actor, *, source, environment, rule, items):
+    """fire() for many keys of one source, environment and rule at once (a state rule's evaluation
+    that sees an outage of thousands of containers): `items` are dicts of fire()'s other keyword
+    arguments (key, severity, summary, host, subject, metric, mount, value, threshold). Keys with an
+    open alert are left as they are. The same rows, audit rows, notifications and stream events as
+    fire(), written 500 at a time. Returns the alerts opened."""
+    opened = []
+    with transaction.atomic():
+        for chunk in _chunks(items):
+            opened.extend(_fire_chunk(actor, source, environment, rule, chunk))
+    return opened
+
+
+def _fire_chunk(actor, source, environment, rule, items):
+    keys = [item["key"][:200] for item in items]
+    taken = set(Alert.objects.filter(source=source, key__in=keys, state__in=OPEN_STATES).values_list("key", flat=True))
+    now = timezone.now()
+    alerts = []
+    for item, key in zip(items, keys, strict=True):
+        if key in taken:
+            continue
+        taken.add(key)  # a key given twice opens one alert
+        host = item.get("host")
+        subject_kind, subject_id, subject_name = _subject(item.get("subject"), host)
+        alert = Alert(source=source, key=key, environment=environment, host=host,
+                      host_name=host.name if host is not None else "", rule=rule, metric=item.get("metric", ""),
+                      mount=item.get("mount", ""), subject_kind=subject_kind, subject_id=subject_id,
+                      subject_name=subject_name, severity=item["severity"],
+                      summary=" ".join(str(item["summary"]).split())[:500], value=item.get("value"),
+                      threshold=item.get("threshold"), fired_at=now)
+        alert.clean_fields(exclude=["rule", "host", "environment", "acknowledged_by", "key", "summary"])
+        alert.clean()
+        alerts.append(alert)
+    if not alerts:
+        return []
+    try:
+        with transaction.atomic():  # a savepoint: another evaluator opened one meanwhile
+            Alert.objects.bulk_create(alerts)
+    except IntegrityError:
+        return [alert for alert, made in (fire(actor, source=source, environment=environment, rule=rule, **item)
+                                          for item in items) if made]
+    record_many(actor, "alert.fire", [(alert, None, snapshot(alert)) for alert in alerts], environment=environment)
+    _announce_many(environment, alerts, "alert.firing")
+    return alerts
+
+
+def resolve_many(actor, resolutions, *, values=None):
+    """resolve() for many alerts at once: `resolutions` maps an alert's id to its resolution,
+    `values` (optional) an alert's id to its value at resolution. Alerts closed meanwhile stay as
+    they are. The same rows, audit rows, notifications and stream events as resolve(), written 500
+    at a time. Returns the alerts resolved."""
+    values = {pk: value for pk, value in (values or {}).items() if value is not None}
+    resolved = []
+    with transaction.atomic():
+        for chunk in _chunks(resolutions):
+            alerts = list(Alert.objects.select_for_update(of=("self",)).select_related("rule", "environment")
+                          .filter(pk__in=chunk, state__in=OPEN_STATES).order_by("pk"))
+            now = timezone.now()
+            changes, by_text = {}, {}
+            for alert in alerts:
+                before = snapshot(alert)
+                alert.state, alert.resolved_at = AlertState.RESOLVED, now
+                alert.resolution = resolutions[alert.pk][:200]
+                alert.value = values.get(alert.pk, alert.value)
+                by_text.setdefault(alert.resolution, []).append(alert.pk)
+                changes.setdefault(alert.environment_id, []).append((alert, before, snapshot(alert)))
+            if any(alert.pk in values for alert in alerts):
+                Alert.objects.bulk_update(alerts, ["state", "resolved_at", "resolution", "value"])
+            else:
+                for text, ids in by_text.items():
+                    Alert.objects.filter(pk__in=ids).update(state=AlertState.RESOLVED, resolved_at=now,
+                                                            resolution=text)
+            for rows in changes.values():  # alerts of a rule share its environment; others may not
+                environment = rows[0][0].environment
+                record_many(actor, "alert.resolve", rows, environment=environment)
+                _announce_many(environment, [alert for alert, _, _ in rows], "alert.resolved")
+            resolved.extend(alerts)
+    return resolved
+
+
+def _announce_many(environment, alerts, event):
+    """_announce() for alerts of one environment: one stream hop, one notify_many()."""
+    payloads = [alert_payload(alert) for alert in alerts]
+    name = group(environment.pk)
+    transaction.on_commit(lambda: streams.publish_each([(name, payload) for payload in payloads]))
+    prefix = "Resolved: " if event == "alert.resolved" else ""
+    notify_many(event, environment=environment, notices=[
+        (f"{prefix}{alert.summary}" if prefix else f"[{alert.severity}] {alert.summary}", payload,
+         f"alert:{alert.pk}:{event}") for alert, payload in zip(alerts, payloads, strict=True)])
 
 
 def acknowledge(actor, alert, note):

@@ -49,28 +49,28 @@ def evaluate_state_rule(actor, rule, now):
         if (at - since).total_seconds() >= rule.for_seconds:
             to_fire.append(item)
     PendingState.objects.bulk_create(new_pending, ignore_conflicts=True)
-    hosts = Host.objects.in_bulk([f.host_id for f in to_fire if f.host_id is not None])
-    for item in to_fire:
-        _, opened = services.fire(
-            actor, source=RULE_SOURCE, key=state_key(rule.pk, subject_kind, item.subject_id),
-            environment=rule.environment, host=hosts.get(item.host_id), rule=rule, severity=rule.severity,
-            summary=summary(rule, item), subject=(subject_kind, item.subject_id, item.name))
-        outcome["fired"] += int(opened)
+    hosts = Host.objects.in_bulk({f.host_id for f in to_fire if f.host_id is not None})
+    opened = services.fire_many(actor, source=RULE_SOURCE, environment=rule.environment, rule=rule, items=[
+        {"key": state_key(rule.pk, subject_kind, item.subject_id), "host": hosts.get(item.host_id),
+         "severity": rule.severity, "summary": summary(rule, item),
+         "subject": (subject_kind, item.subject_id, item.name)}
+        for item in to_fire])
+    outcome["fired"] = len(opened)
     # What is left open is about a subject that is fine again, gone, or no longer in scope.
     left = {alert.subject_id for alert in open_alerts.values()
             if alert.subject_kind == subject_kind and alert.subject_id is not None}
     present = {subject_id for subject_id, name in (state_kind.in_scope(rule, left) if left else {}).items()
                if subject_id not in failing and states.name_matches(rule, name)}
     what = _what(subject_kind)
+    resolutions = {}
     for alert in open_alerts.values():
         if alert.subject_kind == subject_kind and alert.subject_id in present:
-            resolution = f"the {what} {state_kind.recovered}"
+            resolutions[alert.pk] = f"the {what} {state_kind.recovered}"
         elif alert.subject_kind == subject_kind:
-            resolution = f"the {what} is gone or out of the rule's scope"
+            resolutions[alert.pk] = f"the {what} is gone or out of the rule's scope"
         else:
-            resolution = "the rule now watches something else"
-        services.resolve(actor, alert, resolution=resolution)
-        outcome["resolved"] += 1
+            resolutions[alert.pk] = "the rule now watches something else"
+    outcome["resolved"] = len(services.resolve_many(actor, resolutions))
     return outcome
 
 

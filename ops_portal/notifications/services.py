@@ -17,7 +17,7 @@ from ops_portal.core.errors import StateConflict
 from . import registry
 from .choices import DeliveryStatus
 from .models import Delivery, NotificationChannel
-from .tasks import HISTORY_LIMIT, enqueue_on_commit
+from .tasks import HISTORY_LIMIT, enqueue_many_on_commit, enqueue_on_commit
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 SECRET_BYTES = 32
@@ -87,6 +87,38 @@ def notify(event, *, environment, subject, payload, dedupe_key=None):
         if delivery is not None:
             deliveries.append(delivery)
             enqueue_on_commit(delivery.pk)
+    return deliveries
+
+
+def notify_many(event, *, environment, notices):
+    """notify() for many announcements of one event in one environment (an evaluation's alerts):
+    `notices` is a list of (subject, payload, dedupe_key). The same deliveries notify() would make,
+    with one read of the channels, one of the keys already delivered and one INSERT per channel."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("notify_many() must be called inside the transaction of the events it announces")
+    subscriptions = registry.subscriptions_for(event)
+    if not notices:
+        return []
+    now = timezone.now()
+    cleaned = [{"event": event, "environment_name": environment.name, "subject": _clean_subject(subject),
+                "payload": _clean_payload(payload), "dedupe_key": str(dedupe_key or "")[:200],
+                "next_attempt_at": now} for subject, payload, dedupe_key in notices]
+    deliveries = []
+    for channel in NotificationChannel.objects.filter(environment=environment, enabled=True).order_by("pk"):
+        if not subscriptions & set(channel.events):
+            continue
+        keys = [fields["dedupe_key"] for fields in cleaned if fields["dedupe_key"]]
+        sent = set(Delivery.objects.filter(channel=channel, event=event, dedupe_key__in=keys)
+                   .values_list("dedupe_key", flat=True)) if keys else set()
+        rows = [Delivery(channel=channel, **fields) for fields in cleaned if fields["dedupe_key"] not in sent]
+        try:
+            with transaction.atomic():  # a savepoint: a concurrent duplicate falls back to one at a time
+                made = Delivery.objects.bulk_create(rows, batch_size=1000)
+        except IntegrityError:
+            made = [d for d in (_create_delivery(channel, **{f: getattr(row, f) for f in cleaned[0]}) for row in rows)
+                    if d is not None]
+        deliveries.extend(made)
+    enqueue_many_on_commit([delivery.pk for delivery in deliveries])
     return deliveries
 
 

@@ -38,6 +38,50 @@ def enqueue_on_commit(delivery_id, countdown=None):
     transaction.on_commit(partial(enqueue, delivery_id, countdown))
 
 
+def enqueue_many(delivery_ids):
+    """Queue an attempt for each delivery over one broker connection; what cannot be queued waits
+    for retry_due, as with enqueue()."""
+    queued = 0
+    try:
+        with deliver.app.producer_or_acquire() as producer:
+            for delivery_id in delivery_ids:
+                deliver.apply_async((delivery_id,), producer=producer)
+                queued += 1
+    except Exception:
+        log.warning("could not queue %d notification deliveries; retry_due will pick them up",
+                    len(delivery_ids) - queued, exc_info=True)
+
+
+# Deliveries one fan_out message names: the caller (an alert evaluation holding its rule's lock)
+# sends one message per this many, and a worker sends the one message per delivery.
+FAN_OUT_BATCH = 500
+
+
+def enqueue_many_on_commit(delivery_ids):
+    """Once the transaction commits, queue attempts of many deliveries through fan_out messages."""
+    delivery_ids = list(delivery_ids)
+    if len(delivery_ids) == 1:
+        enqueue_on_commit(delivery_ids[0])
+    elif delivery_ids:
+        transaction.on_commit(partial(_fan_out, delivery_ids))
+
+
+def _fan_out(delivery_ids):
+    try:
+        with fan_out.app.producer_or_acquire() as producer:
+            for start in range(0, len(delivery_ids), FAN_OUT_BATCH):
+                fan_out.apply_async((delivery_ids[start:start + FAN_OUT_BATCH],), producer=producer)
+    except Exception:
+        log.warning("could not queue %d notification deliveries; retry_due will pick them up", len(delivery_ids),
+                    exc_info=True)
+
+
+@shared_task(name="notifications.fan_out", acks_late=True, ignore_result=True)
+def fan_out(delivery_ids):
+    """Queue one attempt per delivery (a lost message or a dead worker: retry_due covers them)."""
+    enqueue_many([int(delivery_id) for delivery_id in delivery_ids])
+
+
 @shared_task(name="notifications.deliver", acks_late=True, ignore_result=True, soft_time_limit=90, time_limit=120)
 def deliver(delivery_id):
     """Make one attempt at a delivery; returns its status after the attempt (None if not attempted).

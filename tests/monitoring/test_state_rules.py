@@ -206,3 +206,93 @@ def test_the_api_takes_state_rules_and_answers_400_on_the_field_that_does_not_fi
     assert program_rule.status_code == 201, program_rule.content
     changed = api.patch(f"/api/alert-rules/{body['id']}/", {"kind": "metric"}, format="json")
     assert changed.status_code == 400 and "metric" in changed.json()["error"]["fields"]
+
+
+def _without(row, *names):
+    return {key: value for key, value in row.items() if key not in names}
+
+
+def test_fire_many_and_resolve_many_write_what_fire_and_resolve_write(env, host, monkeypatch,
+                                                                    django_capture_on_commit_callbacks):
+    from django.db import transaction
+
+    from ops_portal.audit.services import snapshot
+    from ops_portal.core import streams
+    from ops_portal.notifications import tasks
+    from ops_portal.notifications.models import Delivery
+    from tests.notifications.helpers import channel
+
+    monkeypatch.setattr(tasks.deliver, "apply_async", lambda *a, **kw: None)
+    monkeypatch.setattr(tasks.fan_out, "apply_async", lambda *a, **kw: None)
+    sent = []
+    monkeypatch.setattr(streams, "_send_each", lambda items: sent.extend(message["payload"] for _, message in items))
+    channel(env, "hook", events=["alert.firing", "alert.resolved"])
+    rule = state_rule(env, "container_not_running", severity="critical")
+    actor = Actor.system()
+
+    def item(n):
+        return {"key": f"{rule.pk}:container:{n}", "host": host, "severity": "critical",
+                "summary": f"box-{n}: exited", "subject": ("container", n, f"box-{n}")}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        one, opened = services.fire(actor, source="rule", environment=env, rule=rule, **item(1))
+        assert opened
+        with transaction.atomic():
+            many = services.fire_many(actor, source="rule", environment=env, rule=rule,
+                                      items=[item(1), item(2), item(3), item(3)])  # 1 is open: 2 and 3
+    assert [a.subject_id for a in many] == [2, 3] and Alert.objects.filter(state="firing").count() == 3
+    varying = ("id", "key", "subject_id", "subject_name", "summary", "fired_at")
+    rows = {a.subject_id: snapshot(a) for a in Alert.objects.all()}
+    assert _without(rows[2], *varying) == _without(rows[1], *varying)
+    assert rows[2]["summary"] == "box-2: exited" and rows[2]["key"] == f"{rule.pk}:container:2"
+    audits = {int(e.object_id): e for e in AuditEvent.objects.filter(action="alert.fire")}
+    assert set(audits) == {one.pk, *(a.pk for a in many)}
+    assert (_without(audits[many[0].pk].after, *varying) == _without(audits[one.pk].after, *varying)
+            and audits[many[0].pk].after["id"] == many[0].pk)
+    assert ({(e.environment_id, e.actor_name, e.source, e.object_type) for e in audits.values()}
+            == {(env.pk, audits[one.pk].actor_name, audits[one.pk].source, "monitoring.alert")})
+    deliveries = {d.dedupe_key: d for d in Delivery.objects.filter(event="alert.firing")}
+    assert set(deliveries) == {f"alert:{a.pk}:alert.firing" for a in (one, *many)}
+    assert deliveries[f"alert:{many[0].pk}:alert.firing"].subject == "[critical] box-2: exited"
+    assert (_without(deliveries[f"alert:{many[0].pk}:alert.firing"].payload, *varying)
+            == _without(deliveries[f"alert:{one.pk}:alert.firing"].payload, *varying))
+    assert [(p["id"], p["state"]) for p in sent] == [(one.pk, "firing"), (many[0].pk, "firing"), (many[1].pk, "firing")]
+
+    sent.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.resolve(actor, one, resolution="the container is running again")
+        done = services.resolve_many(actor, {one.pk: "again", many[0].pk: "the container is running again",
+                                             many[1].pk: "the container is gone"})
+    assert [a.pk for a in done] == [many[0].pk, many[1].pk]  # the first was resolved already
+    rows = {a.pk: snapshot(a) for a in Alert.objects.all()}
+    assert _without(rows[many[0].pk], *varying, "resolved_at") == _without(rows[one.pk], *varying, "resolved_at")
+    assert (rows[one.pk]["resolution"], rows[many[1].pk]["resolution"], rows[many[1].pk]["state"]) == (
+        "the container is running again", "the container is gone", "resolved")
+    resolves = {int(e.object_id): e for e in AuditEvent.objects.filter(action="alert.resolve")}
+    assert set(resolves) == {one.pk, many[0].pk, many[1].pk}
+    assert (resolves[many[0].pk].before["state"], resolves[many[0].pk].after["state"]) == ("firing", "resolved")
+    assert (Delivery.objects.get(dedupe_key=f"alert:{many[1].pk}:alert.resolved").subject
+            == "Resolved: box-3: exited")
+    assert [(p["id"], p["state"]) for p in sent] == [(one.pk, "resolved"), (many[0].pk, "resolved"),
+                                                     (many[1].pk, "resolved")]
+
+
+def test_an_outage_is_fired_and_resolved_in_queries_that_do_not_grow_with_its_size(env, local, host):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from ops_portal.containers.models import Container
+
+    state_rule(env, "container_not_running")
+
+    def queries_of_an_outage(size, now):
+        boxes = [container(local, f"out{size}-{n}", state="exited", exit_code=1, finished_at=at(now - 60), host=host)
+                 for n in range(size)]
+        with CaptureQueriesContext(connection) as firing:
+            assert evaluate(now=now) == {"fired": size, "resolved": 0}
+        Container.objects.filter(pk__in=[b.pk for b in boxes]).update(state="running", started_at=at(now))
+        with CaptureQueriesContext(connection) as resolving:
+            assert evaluate(now=now + 1) == {"fired": 0, "resolved": size}
+        return len(firing), len(resolving)
+
+    assert queries_of_an_outage(3, NOW) == queries_of_an_outage(40, NOW + 10)

@@ -51,3 +51,19 @@ def test_a_lost_message_is_recovered_by_retry_due(receiver, live_worker, setting
     done = wait_until(lambda: Delivery.objects.filter(pk=item.pk, status=DeliveryStatus.DELIVERED).first(),
                       what="the recovered delivery delivered")
     assert done.attempts == 1 and len(server.requests) == 1
+
+
+def test_a_worker_fans_out_and_delivers_many_notifications_committed_at_once(receiver, live_worker):
+    from ops_portal.notifications.services import notify_many
+
+    server = receiver()
+    env = factories.environment("alpha")
+    channel(env, url=server.url(), events=["alert.firing"])
+    with transaction.atomic():
+        made = notify_many("alert.firing", environment=env, notices=[
+            (f"Alert {n}", {"alert": n}, f"alert:{n}") for n in range(12)])
+
+    requests = server.wait_for(12)
+    assert sorted(int(r["headers"]["X-OpsPortal-Delivery"]) for r in requests) == sorted(d.pk for d in made)
+    wait_until(lambda: Delivery.objects.filter(pk__in=[d.pk for d in made], status=DeliveryStatus.DELIVERED).count()
+               == 12, what="12 deliveries delivered")

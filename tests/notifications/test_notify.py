@@ -129,3 +129,40 @@ def test_a_committed_transaction_queues_its_deliveries(queued):
         (item,) = notify("job.succeeded", environment=env, subject="Job 2 succeeded", payload={"job": 2})
         assert queued == []
     assert queued == [item.pk]
+
+
+@pytest.mark.django_db
+def test_notify_many_makes_notifys_deliveries_once_per_key_and_queues_them_through_fan_out_after_commit(
+        envs, queued, monkeypatch, django_capture_on_commit_callbacks):
+    from ops_portal.notifications.services import notify_many
+
+    alpha, beta = envs
+    hook = channel(alpha, "hook", events=["alert.firing"])
+    mailbox = channel(alpha, "mailbox", kind="email", events=["alert.firing"])
+    channel(alpha, "off", events=["alert.firing"], enabled=False)
+    channel(alpha, "jobs", events=["job.failed"])
+    channel(beta, "elsewhere", events=["alert.firing"])
+    fanned = []  # the fan_out messages, run here as a worker would
+    monkeypatch.setattr(tasks.fan_out, "apply_async", lambda args, **kw: (fanned.append(args[0]), tasks.fan_out(*args)))
+    with transaction.atomic():  # dedupe_key k1 has a delivery to the hook already, not to the mailbox
+        made = notify("alert.firing", environment=alpha, subject="x", payload={}, dedupe_key="k1")
+        Delivery.objects.filter(channel=mailbox).delete()
+    (already,) = [d for d in made if d.channel_id == hook.pk]
+    queued.clear()
+    notices = [(f"Alert {n}\nfiring", {"alert": n}, f"k{n}") for n in range(1, 5)] + [("No key", {"n": 0}, "")]
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with transaction.atomic():
+            made = notify_many("alert.firing", environment=alpha, notices=notices)
+            assert queued == [] and fanned == []  # nothing leaves before the commit
+
+    assert len(callbacks) == 1  # one hook for all of them
+    by_channel = {(d.channel_id, d.dedupe_key) for d in made}
+    assert by_channel == ({(hook.pk, f"k{n}") for n in range(2, 5)} | {(mailbox.pk, f"k{n}") for n in range(1, 5)}
+                          | {(hook.pk, ""), (mailbox.pk, "")})
+    assert sorted(sum(fanned, [])) == sorted(queued) == sorted(d.pk for d in made)
+    stored = Delivery.objects.get(channel=hook, dedupe_key="k2")
+    assert (stored.event, stored.environment_name, stored.subject, stored.payload, stored.status) == (
+        "alert.firing", "alpha", "Alert 2 firing", {"alert": 2}, "pending")
+    assert Delivery.objects.filter(channel=hook, dedupe_key="k1").get() == already  # not made twice
+    with transaction.atomic():  # the same notices again: every key is delivered already
+        assert [d for d in notify_many("alert.firing", environment=alpha, notices=notices[:4])] == []
