@@ -296,3 +296,26 @@ def test_an_outage_is_fired_and_resolved_in_queries_that_do_not_grow_with_its_si
         return len(firing), len(resolving)
 
     assert queries_of_an_outage(3, NOW) == queries_of_an_outage(40, NOW + 10)
+
+
+def test_fire_many_falls_back_to_one_at_a_time_when_a_key_was_opened_meanwhile(env, host, monkeypatch):
+    """Another evaluator opens one of the keys between fire_many's read of the open keys and its
+    INSERT: the batch's savepoint is rolled back and each alert is opened on its own, the one
+    opened meanwhile kept, none twice."""
+    rule = state_rule(env, "container_not_running")
+    actor = Actor.system()
+    items = [{"key": f"{rule.pk}:container:{n}", "host": host, "severity": "warning", "summary": f"box-{n} exited",
+              "subject": ("container", n, f"box-{n}")} for n in (1, 2, 3)]
+    real_now, meanwhile = services.timezone.now, []
+
+    def now_after_another_evaluator():  # fire_many reads the time after it read the open keys
+        if not meanwhile:
+            meanwhile.append("opening")
+            services.fire(actor, source="rule", environment=env, rule=rule, **items[1])
+        return real_now()
+
+    monkeypatch.setattr(services.timezone, "now", now_after_another_evaluator)
+    opened = services.fire_many(actor, source="rule", environment=env, rule=rule, items=items)
+    assert sorted(a.subject_id for a in opened) == [1, 3]
+    assert sorted(Alert.objects.filter(state="firing").values_list("subject_id", flat=True)) == [1, 2, 3]
+    assert AuditEvent.objects.filter(action="alert.fire").count() == 3
