@@ -354,6 +354,9 @@ LOCAL_TARGETS_NEED_GLOBAL_ADMIN = env_bool("LOCAL_TARGETS_NEED_GLOBAL_ADMIN", Tr
 # Built-in periodic tasks (reaping, retention, metrics...) are created enabled; the test suite
 # creates them switched off so its beat fires only what a test scheduled.
 BUILTIN_SCHEDULES_ENABLED = env_bool("BUILTIN_SCHEDULES_ENABLED", True)
+# An evaluation pass that opens (or resolves) more alerts than this at once, an outage of many
+# containers say, announces them to each notification channel as one notification listing them.
+ALERT_NOTIFY_GROUP_OVER = env_int("ALERT_NOTIFY_GROUP_OVER", 20, minimum=1, maximum=100000)
 # A running job whose worker stopped heartbeating for this long is marked lost by the reaper.
 JOB_LOST_AFTER_SECONDS = env_int("JOB_LOST_AFTER_SECONDS", 60, minimum=5)
 # How services and stacks publish ports when their spec does not say: "ingress" (Swarm's routing

@@ -11,9 +11,12 @@ An alert is about a subject (Alert.subject_kind/subject_id/subject_name): by def
 nothing; an alert of another level's object names it, e.g. subject=("program", program.pk, name).
     resolve_external("drift", f"host:{host.pk}:/etc/nginx.conf")
 """
+import json
 import re
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -245,14 +248,47 @@ def resolve_many(actor, resolutions, *, values=None):
 
 
 def _announce_many(environment, alerts, event):
-    """_announce() for alerts of one environment: one stream hop, one notify_many()."""
+    """_announce() for alerts of one environment: one stream hop, and one notify_many(): a
+    notification per alert, or one listing them all when they are more than
+    settings.ALERT_NOTIFY_GROUP_OVER (a channel is not paged 5,000 times for one outage)."""
     payloads = [alert_payload(alert) for alert in alerts]
     name = group(environment.pk)
     transaction.on_commit(lambda: streams.publish_each([(name, payload) for payload in payloads]))
-    prefix = "Resolved: " if event == "alert.resolved" else ""
-    notify_many(event, environment=environment, notices=[
-        (f"{prefix}{alert.summary}" if prefix else f"[{alert.severity}] {alert.summary}", payload,
-         f"alert:{alert.pk}:{event}") for alert, payload in zip(alerts, payloads, strict=True)])
+    if len(alerts) > settings.ALERT_NOTIFY_GROUP_OVER:
+        notices = [_group_notice(environment, alerts, payloads, event)]
+    else:
+        prefix = "Resolved: " if event == "alert.resolved" else ""
+        notices = [(f"{prefix}{alert.summary}" if prefix else f"[{alert.severity}] {alert.summary}", payload,
+                    f"alert:{alert.pk}:{event}") for alert, payload in zip(alerts, payloads, strict=True)]
+    notify_many(event, environment=environment, notices=notices)
+
+
+# What one grouped notification lists of its alerts: at most this many, in at most this many bytes
+# of JSON (a delivery's payload is at most 64 KiB); `unlisted` counts the others.
+GROUP_LISTED = 50
+GROUP_LISTED_BYTES = 48 * 1024
+SEVERITY_ORDER = [Severity.INFO, Severity.WARNING, Severity.CRITICAL]
+
+
+def _group_notice(environment, alerts, payloads, event):
+    """(subject, payload, dedupe key) of one notification about many alerts of one pass."""
+    rules = {alert.rule_id for alert in alerts}
+    rule = alerts[0].rule if len(rules) == 1 and alerts[0].rule_id else None
+    worst = max((alert.severity for alert in alerts), key=SEVERITY_ORDER.index)
+    state = "resolved" if event == "alert.resolved" else "firing"
+    subject = f"{len(alerts)} alerts {state}" + (f" — {rule.name}" if rule else "")
+    listed, size = [], 0
+    for payload in payloads:
+        size += len(json.dumps(payload, cls=DjangoJSONEncoder))
+        if len(listed) == GROUP_LISTED or size > GROUP_LISTED_BYTES:
+            break
+        listed.append(payload)
+    payload = {"kind": "alert_group", "state": state, "count": len(alerts), "severity": worst,
+               "environment": environment.pk, "environment_name": environment.name,
+               "rule": rule.pk if rule else None, "rule_name": rule.name if rule else "",
+               "alerts": listed, "unlisted": len(alerts) - len(listed)}
+    return (subject if state == "resolved" else f"[{worst}] {subject}", payload,
+            f"alerts:{alerts[0].pk}-{alerts[-1].pk}:{len(alerts)}:{event}")
 
 
 def acknowledge(actor, alert, note):

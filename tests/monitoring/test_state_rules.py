@@ -319,3 +319,36 @@ def test_fire_many_falls_back_to_one_at_a_time_when_a_key_was_opened_meanwhile(e
     assert sorted(a.subject_id for a in opened) == [1, 3]
     assert sorted(Alert.objects.filter(state="firing").values_list("subject_id", flat=True)) == [1, 2, 3]
     assert AuditEvent.objects.filter(action="alert.fire").count() == 3
+
+
+def test_an_outage_of_more_alerts_than_the_group_size_is_one_notification_listing_them(
+        env, local, host, settings, monkeypatch, django_capture_on_commit_callbacks):
+    from ops_portal.notifications import tasks
+    from ops_portal.notifications.models import Delivery
+    from tests.notifications.helpers import channel
+
+    monkeypatch.setattr(tasks.deliver, "apply_async", lambda *a, **kw: None)
+    monkeypatch.setattr(tasks.fan_out, "apply_async", lambda *a, **kw: None)
+    monkeypatch.setattr(services, "GROUP_LISTED", 3)
+    settings.ALERT_NOTIFY_GROUP_OVER = 3
+    channel(env, "hook", events=["alert.firing", "alert.resolved"])
+    state_rule(env, "container_not_running", severity="critical", name="boxes-down")
+    boxes = [container(local, f"box-{n}", state="exited", exit_code=1, finished_at=at(NOW - 60), host=host)
+             for n in range(4)]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert evaluate(now=NOW)["fired"] == 4
+    (grouped,) = Delivery.objects.filter(event="alert.firing")
+    assert grouped.subject == "[critical] 4 alerts firing — boxes-down"
+    payload = grouped.payload
+    assert (payload["kind"], payload["state"], payload["count"], payload["severity"], payload["rule_name"],
+            payload["environment_name"], payload["unlisted"]) == ("alert_group", "firing", 4, "critical",
+                                                                 "boxes-down", "alpha", 1)
+    assert [a["subject_name"] for a in payload["alerts"]] == ["box-0", "box-1", "box-2"]
+    assert AuditEvent.objects.filter(action="alert.fire").count() == 4  # each alert is still its own row
+
+    from ops_portal.containers.models import Container
+    Container.objects.filter(pk__in=[b.pk for b in boxes[:3]]).update(state="running", started_at=at(NOW))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert evaluate(now=NOW + 1)["resolved"] == 3  # not more than the group size: one each
+    assert sorted(Delivery.objects.filter(event="alert.resolved").values_list("subject", flat=True)) == [
+        f"Resolved: box-{n} (container on engine local): exited (exit code 1) — boxes-down" for n in range(3)]
