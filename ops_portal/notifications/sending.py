@@ -135,9 +135,16 @@ def render_text(delivery) -> str:
         f"Environment:  {delivery.environment_name}",
         f"Time:         {delivery.created:%Y-%m-%d %H:%M:%S %Z}",
     ]
-    if delivery.payload:
+    payload = dict(delivery.payload or {})
+    listed = payload.pop("alerts", None) if payload.get("kind") == "alert_group" else None
+    if listed is not None:  # one notification about many alerts: a line each
+        lines += ["", "Alerts:"]
+        lines += [f"  - [{_value(alert.get('severity'))}] {_value(alert.get('summary'))}" for alert in listed]
+        if payload.get("unlisted"):
+            lines.append(f"  … and {payload['unlisted']} more")
+    if payload:
         lines += ["", "Details:"]
-        lines += [f"  {key}: {_value(value)}" for key, value in delivery.payload.items()]
+        lines += [f"  {key}: {_value(value)}" for key, value in payload.items()]
     lines += ["", f"Sent by the ops portal (delivery {delivery.pk})."]
     return "\n".join(lines) + "\n"
 

@@ -232,6 +232,20 @@ def test_email_goes_to_the_channel_recipients(envs):
     assert (item.status, item.attempts) == (DeliveryStatus.DELIVERED, 1)
 
 
+def test_an_email_about_many_alerts_lists_them_a_line_each(envs):
+    mailbox = channel(envs[0], kind="email", events=["alert.firing"])
+    item = delivery(mailbox, event="alert.firing", subject="[critical] 30 alerts firing — boxes", payload={
+        "kind": "alert_group", "count": 30, "rule_name": "boxes", "unlisted": 28,
+        "alerts": [{"severity": "critical", "summary": "box-1 exited"}, {"severity": "warning", "summary": "box-2"}]})
+
+    tasks.deliver(item.pk)
+
+    (message,) = mail.outbox
+    assert "Alerts:\n  - [critical] box-1 exited\n  - [warning] box-2\n  … and 28 more\n" in message.body
+    assert "  count: 30" in message.body and "  rule_name: boxes" in message.body
+    assert "alerts:" not in message.body  # listed above, not as one line of JSON
+
+
 def test_a_mail_server_error_is_retried(envs, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 9  # discard port: nothing listens
