@@ -174,6 +174,8 @@ def fire_many(actor, *, source, environment, rule, items):
     open alert are left as they are. The same rows, audit rows, notifications and stream events as
     fire(), written 500 at a time. Returns the alerts opened."""
     opened = []
+    if not items:
+        return opened
     with transaction.atomic():
         for chunk in _chunks(items):
             opened.extend(_fire_chunk(actor, source, environment, rule, chunk))
@@ -220,6 +222,8 @@ def resolve_many(actor, resolutions, *, values=None):
     at a time. Returns the alerts resolved."""
     values = {pk: value for pk, value in (values or {}).items() if value is not None}
     resolved = []
+    if not resolutions:
+        return resolved
     with transaction.atomic():
         for chunk in _chunks(resolutions):
             alerts = list(Alert.objects.select_for_update(of=("self",)).select_related("rule", "environment")
