@@ -63,7 +63,7 @@ def test_a_worker_fans_out_and_delivers_many_notifications_committed_at_once(rec
         made = notify_many("alert.firing", environment=env, notices=[
             (f"Alert {n}", {"alert": n}, f"alert:{n}") for n in range(12)])
 
-    requests = server.wait_for(12)
+    requests = server.wait_for(12, timeout=90)
     assert sorted(int(r["headers"]["X-OpsPortal-Delivery"]) for r in requests) == sorted(d.pk for d in made)
     wait_until(lambda: Delivery.objects.filter(pk__in=[d.pk for d in made], status=DeliveryStatus.DELIVERED).count()
                == 12, what="12 deliveries delivered")
