@@ -404,14 +404,25 @@ def run_playbook(playbook: Playbook, hosts: list[Host], groups: dict, *, cancel:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def live_processes():
+    """Every process of this machine, each a Process made now: psutil.process_iter() yields the
+    objects it cached at an earlier call, and one whose pid another process took since raises
+    NoSuchProcess, so a long-lived worker would skip that process."""
+    for pid in psutil.pids():
+        try:
+            yield psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            continue
+
+
 def leftovers(directory: Path):
     """Processes whose command line names the run's private directory: ansible-playbook, its forks
     (by their inventory) and their ssh clients (by key and known_hosts files)."""
     mark = str(directory)
     found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
+    for proc in live_processes():
         try:
-            if mark in " ".join(proc.info["cmdline"] or ()):
+            if mark in " ".join(proc.cmdline() or ()):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
@@ -438,7 +449,7 @@ def tagged(job_id):
     cannot be read (another user's, gone) are skipped."""
     prefix = f"{int(job_id)}."
     found = []
-    for proc in psutil.process_iter(["pid"]):
+    for proc in live_processes():
         try:
             value = proc.environ().get(RUN_VARIABLE, "")
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):

@@ -325,3 +325,16 @@ def test_the_payload_is_what_decode_payload_reads():
     text = collector.to_json(document)
     assert decode_payload("noise\nOPSPORTAL-PAYLOAD\n" + collector.payload(text)) == document
     assert max(len(line) for line in collector.payload(text * 20).split("\n")) <= 48_000
+
+
+def test_a_psutil_scan_finds_a_process_whose_pid_was_reused_since_an_earlier_scan(listener):
+    """psutil.process_iter() yields the Process objects it cached at an earlier call; a cached one
+    whose pid now belongs to another process fails with NoSuchProcess, so a long-lived worker's scan
+    missed that process (seen in CI: the listener's pid had been another process's before)."""
+    proc, port = listener
+    stale = psutil.Process(proc.pid)
+    stale._create_time = stale.create_time() - 3600  # what psutil had cached for the pid's previous owner
+    stale._ident = (proc.pid, stale._create_time)
+    psutil._pmap[proc.pid] = stale
+    snapshot = inventory.scan_local(use_psutil=True)
+    check_listener(snapshot, proc, port)

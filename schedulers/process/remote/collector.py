@@ -360,8 +360,11 @@ def scan_psutil(psutil, listen, users, kernel):
         except (psutil.ZombieProcess, psutil.AccessDenied):  # a zombie has no command line, memory, …
             return default
 
-    for proc in psutil.process_iter():
+    # Not process_iter(): it yields the Process objects cached at an earlier call, and one whose pid
+    # now belongs to another process raises NoSuchProcess, so a long-lived scanner missed it.
+    for pid in psutil.pids():
         try:
+            proc = psutil.Process(pid)
             with proc.oneshot():
                 times, ppid = get(proc.cpu_times, None), proc.ppid()
                 cpu_s = round(times.user + times.system, 2) if times else 0.0
