@@ -82,7 +82,10 @@ def admin_all(make_user):
 
 @pytest.fixture
 def fresh_sign_in_throttle():
-    """Forget the failed sign-ins earlier tests made (the throttle counts them in Redis)."""
+    """Forget the failed sign-ins earlier tests made (the throttle counts them in Redis), and the
+    test's own after it, so a lockout it caused does not turn away later tests' sign-ins."""
+    forget_failed_sign_ins()
+    yield
     forget_failed_sign_ins()
 
 
