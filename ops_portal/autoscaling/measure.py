@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import requests
 
 from ops_portal.containers import engines as engine_rows
-from ops_portal.containers.models import Engine, Service
+from ops_portal.containers.models import Engine, Service, metric_key
 from ops_portal.containers.operations import store_samples
 from schedulers import container as backend
 from schedulers.base import BackendError
@@ -126,7 +126,7 @@ def read_cpu(policy, info, tasks):
         samples[f"{task.id[:12]} (slot {task.slot})"] = sample.cpu_percent
         row = nodes[task.node_id]
         if row.host_id:
-            stored.setdefault(row.host_id, []).append((f"ctr:{row.pk}:{task.container_id[:12]}", sample))
+            stored.setdefault(row.host_id, []).append((metric_key(row.pk, task.container_id), sample))
     for host_id, keyed in stored.items():
         for key, sample in keyed:
             store_samples(host_id, key, [(at, sample)])

@@ -1,12 +1,14 @@
 """The container level's state rule kinds (monitoring.states): containers not running and Swarm
-services short of tasks, read from the rows the watcher keeps current."""
+services short of tasks, read from the rows the watcher keeps current; and the subjects of container
+metric rules (monitoring.subjects): containers and where their series are."""
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 
-from ops_portal.monitoring import states
+from ops_portal.monitoring import states, subjects
 from ops_portal.monitoring.choices import RuleKind, SubjectKind
 
 from .choices import ContainerState, Health, ServiceMode
-from .models import Container, Service
+from .models import Container, Service, metric_key
 
 # Swarm jobs run to completion: fewer running tasks than desired is what a finished job looks like.
 JOB_MODES = (ServiceMode.REPLICATED_JOB, ServiceMode.GLOBAL_JOB)
@@ -68,3 +70,19 @@ states.register(states.StateKind(RuleKind.CONTAINER_NOT_RUNNING, SubjectKind.CON
                                  containers_in_scope))
 states.register(states.StateKind(RuleKind.SERVICE_SHORT, SubjectKind.SERVICE, failing_services, services_in_scope,
                                  recovered="runs all its tasks again"))
+
+
+def container_metric_subjects(rule):
+    """Every container of the rule's environment on an enabled engine tied to an inventory host (the
+    series of its samples are that host's), Swarm tasks' containers included: their figures are
+    their own."""
+    rows = (Container.objects.filter(engine__environment_id=rule.environment_id, engine__enabled=True)
+            .annotate(series_host=Coalesce("host_id", "engine__host_id")).filter(series_host__isnull=False)
+            .values_list("pk", "name", "series_host", "engine_id", "docker_id", "state", "engine__name"))
+    for pk, name, host_id, engine_id, docker_id, state, engine_name in rows:
+        yield subjects.Subject(pk, name, host_id, metric_key(engine_id, docker_id),
+                               running=state == ContainerState.RUNNING, where=f"(container on engine {engine_name})")
+
+
+subjects.register(subjects.MetricSubjects(RuleKind.CONTAINER_METRIC, SubjectKind.CONTAINER,
+                                          container_metric_subjects))

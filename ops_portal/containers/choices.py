@@ -2,6 +2,8 @@
 states of what runs on them (the engine's own words, kept as it gives them)."""
 from django.db import models
 
+from ops_portal.monitoring import choices as monitoring_choices
+
 
 class Transport(models.TextChoices):
     UNIX = "unix", "Unix socket (the engine on the portal's machine)"
@@ -69,15 +71,8 @@ class EndpointMode(models.TextChoices):
     DNSRR = "dnsrr", "DNS round robin"
 
 
-# Container metrics stored in monitoring's series (Series.metric; mount holds the container's key).
-class ContainerMetric(models.TextChoices):
-    CPU_PERCENT = "ctr_cpu_percent", "CPU % (of one CPU)"
-    MEM_BYTES = "ctr_mem_bytes", "Memory used (bytes)"
-    MEM_PERCENT = "ctr_mem_percent", "Memory % of the limit"
-    NET_RX = "ctr_net_rx", "Network received (bytes)"
-    NET_TX = "ctr_net_tx", "Network sent (bytes)"
-    BLOCK_READ = "ctr_blk_read", "Block I/O read (bytes)"
-    BLOCK_WRITE = "ctr_blk_write", "Block I/O written (bytes)"
+# Container metrics stored in monitoring's series: defined there (its rules watch them).
+ContainerMetric = monitoring_choices.ContainerMetric
 
 
 # Job actions (job_actions.py), named here so services and pages need not import them.

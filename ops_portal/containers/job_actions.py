@@ -7,6 +7,7 @@ Services: service.scale/update/rollback/remove/check_balance (on service targets
 service.create (on an engine). Stacks: stack.deploy and stack.remove (on the stack's engine).
 """
 from ops_portal.jobs.actions import ActionSpec, register
+from ops_portal.monitoring.choices import CONTAINER_STATS_ACTION
 
 from . import operations, safety, swarm
 from .models import Engine
@@ -84,6 +85,17 @@ register(ActionSpec(
     parameters=[{"name": "spec", "type": "text", "required": True, "max_length": 65536, "label": "Container spec"}],
     run=operations.guard(operations.create), prepare=_prepare(safety.prepare),
     description="Create and start a container from a spec written in the portal.",
+))
+
+register(ActionSpec(
+    name=CONTAINER_STATS_ACTION, label="Sample running containers", target_kind=ENGINES.name, mutating=False,
+    parameters=[{"name": "parallel", "type": "int", "default": 8, "min": 1, "max": 64,
+                 "label": "Containers sampled at a time"},
+                {"name": "max_containers", "type": "int", "default": 500, "min": 1, "max": 10000,
+                 "label": "At most this many containers per engine"}],
+    run=operations.guard(operations.engine_stats), prepare=_prepare(operations.prepare_engine_stats),
+    description="CPU %, memory, network and block I/O of every running container of the engines, into their "
+                "metric series (container metric rules read them; the built-in schedule runs it every minute).",
 ))
 
 # Services ----------------------------------------------------------------------------------

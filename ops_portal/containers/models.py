@@ -189,7 +189,12 @@ class Container(Observed):
     @property
     def metric_key(self):
         """The key of the container's metric series (monitoring Series.mount)."""
-        return f"ctr:{self.engine_id}:{self.docker_id[:12]}"
+        return metric_key(self.engine_id, self.docker_id)
+
+
+def metric_key(engine_id, docker_id):
+    """The key of a container's metric series: "ctr:<engine id>:<short docker id>"."""
+    return f"ctr:{engine_id}:{docker_id[:12]}"
 
 
 class Image(Observed):

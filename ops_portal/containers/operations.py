@@ -1,22 +1,30 @@
 """Container operations as job actions: lifecycle, logs (tail and follow), stats (stored into the
-metric series of the container), non-interactive exec, and creating a container from a spec.
+metric series of the container), the engine's periodic stats of its running containers,
+non-interactive exec, and creating a container from a spec.
 
 Each run(ctx) acts on one container target (ctx.obj, a Container row) or, for create, on an engine
 target; the outcome is stored through the writer thread as the watcher would store it.
 """
 import json
+import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+from ops_portal.core.choices import Source
 from ops_portal.monitoring import metrics as monitoring
+from ops_portal.monitoring import tasks as monitoring_tasks
 from schedulers import container as backend
 from schedulers.base import BackendError, CommandResult
 from schedulers.container import containers as ops
 from schedulers.container.validate import SpecError
 
 from . import safety
-from .choices import ContainerMetric
+from .choices import ContainerMetric, ContainerState
+from .models import Container, Engine, metric_key
 from .runtime import child_token, client_for, refused, store_container
 from .sync import EngineSync
+
+log = logging.getLogger(__name__)
 
 
 def _lifecycle(operation, describe):
@@ -98,11 +106,15 @@ def sample_rows(sample):
             (ContainerMetric.BLOCK_WRITE.value, float(sample.block_write))]
 
 
+def keyed_rows(key, sample):
+    """A sample's rows for monitoring.store: (metric, mount = the container's key, value)."""
+    return [(metric, key, value) for metric, value in sample_rows(sample)]
+
+
 def store_samples(host_id, key, samples):
     """[(unix seconds, StatsSample)] into the container's series (monitoring.Series of its host,
     `mount` = the container's key)."""
-    return monitoring.store([(host_id, at, [(metric, key, value) for metric, value in sample_rows(sample)])
-                             for at, sample in samples])
+    return monitoring.store([(host_id, at, keyed_rows(key, sample)) for at, sample in samples])
 
 
 def stats(ctx):
@@ -136,6 +148,91 @@ def stats(ctx):
         "samples": len(samples), "cpu_percent": last.cpu_percent, "memory_usage": last.memory_usage,
         "memory_percent": last.memory_percent, "net_rx": last.net_rx, "net_tx": last.net_tx,
         "block_read": last.block_read, "block_write": last.block_write, "pids": last.pids})
+
+
+def prepare_engine_stats(runner):
+    """The running containers of the job's engines, read once in the task thread: {engine id:
+    [(name, docker id, series host id, series key)]}, containers without an inventory host to hold
+    their series left out (counted in `unplaced`)."""
+    engine_ids = [obj.pk for obj in runner.objects.values() if isinstance(obj, Engine)]
+    hosts = dict(Engine.objects.filter(pk__in=engine_ids).values_list("pk", "host_id"))
+    running, unplaced = {pk: [] for pk in engine_ids}, {pk: 0 for pk in engine_ids}
+    rows = (Container.objects.filter(engine_id__in=engine_ids, state=ContainerState.RUNNING)
+            .order_by("engine_id", "name").values_list("engine_id", "name", "docker_id", "host_id"))
+    for engine_id, name, docker_id, host_id in rows:
+        host_id = host_id or hosts.get(engine_id)
+        if host_id is None:
+            unplaced[engine_id] += 1
+        else:
+            running[engine_id].append((name, docker_id, host_id, metric_key(engine_id, docker_id)))
+    runner.resources["running_containers"] = running
+    runner.resources["unplaced_containers"] = unplaced
+    runner.resources["evaluate_after"] = EvaluateAfter(runner)
+
+
+class EvaluateAfter:
+    """Closed with the job's resources once every target is done: asks for the environment's alert
+    rules to be evaluated after the samples are stored (the writer runs calls in order)."""
+
+    def __init__(self, runner):
+        self.writer, self.environment_id = runner.writer, runner.job.environment_id
+
+    def close(self):
+        environment_id = self.environment_id
+
+        def evaluate():
+            try:
+                monitoring_tasks.evaluate.delay(environment_id, Source.WORKER)
+            except Exception:  # the 30-second schedule evaluates anyway
+                log.warning("could not queue alert evaluation for environment %s", environment_id, exc_info=True)
+
+        self.writer.call(evaluate)
+
+
+def engine_stats(ctx):
+    """Sample every running container of the engine, `parallel` at a time (the engine measures
+    about a second each), into the containers' metric series; container metric rules read them."""
+    client = client_for(ctx)
+    engine = ctx.obj
+    running = ctx.resources["running_containers"].get(engine.pk, [])
+    limit = ctx.params.get("max_containers", 500)
+    chosen, skipped = running[:limit], max(len(running) - limit, 0)
+    unplaced = ctx.resources["unplaced_containers"].get(engine.pk, 0)
+    started = time.monotonic()
+
+    def sample(item):
+        if ctx.cancel.is_set():
+            return item, None, "canceled"
+        try:
+            return item, ops.stats(client, item[1]), None
+        except BackendError as exc:
+            return item, None, str(exc)
+
+    batch, failed = [], []
+    with ThreadPoolExecutor(max_workers=max(1, min(ctx.params.get("parallel", 8), len(chosen) or 1)),
+                            thread_name_prefix="container-stats") as pool:
+        for (name, _, host_id, key), figures, error in pool.map(sample, chosen):
+            if error is not None:
+                failed.append(f"{name}: {error}")
+            elif figures.running:  # it stopped meanwhile: no figures
+                batch.append((host_id, int(time.time()), keyed_rows(key, figures)))
+    if batch:
+        ctx.after(lambda: monitoring.store(batch))
+    for line in failed[:20]:
+        ctx.output("stderr", line)
+    if len(failed) > 20:
+        ctx.output("stderr", f"... and {len(failed) - 20} more failed")
+    notes = []
+    if skipped:
+        notes.append(f"{skipped} more running containers not sampled (at most {limit} a pass)")
+    if unplaced:
+        notes.append(f"{unplaced} running containers skipped: the engine is tied to no inventory host")
+    ctx.output("stdout", f"sampled {len(batch)} of {len(running) + unplaced} running containers on {engine.name} in "
+                         f"{time.monotonic() - started:.1f} s" + "".join(f"; {note}" for note in notes))
+    data = {"sampled": len(batch), "failed": len(failed), "skipped": skipped, "unplaced": unplaced}
+    if failed and not batch:
+        return CommandResult(exit_code=1, error=f"no container of {engine.name} could be sampled", data=data)
+    return CommandResult(exit_code=0, changed=False, data=data)
 
 
 def exec_command(ctx):

@@ -16,9 +16,31 @@ class RuleKind(models.TextChoices):
     process-level object (evaluated from the state the container watcher and program refreshes keep)."""
 
     METRIC = "metric", "Host metric"
+    CONTAINER_METRIC = "container_metric", "Container metric"
     CONTAINER_NOT_RUNNING = "container_not_running", "Container not running"
     SERVICE_SHORT = "service_short", "Service short of tasks"
     PROGRAM_NOT_RUNNING = "program_not_running", "Program not running"
+
+
+# Container metrics stored in the series (Series.metric, on the engine's host; mount holds the
+# container's key "ctr:<engine id>:<short docker id>"): written by the container stats jobs.
+class ContainerMetric(models.TextChoices):
+    CPU_PERCENT = "ctr_cpu_percent", "CPU % (of one CPU)"
+    MEM_BYTES = "ctr_mem_bytes", "Memory used (bytes)"
+    MEM_PERCENT = "ctr_mem_percent", "Memory % of the limit"
+    NET_RX = "ctr_net_rx", "Network received (bytes)"
+    NET_TX = "ctr_net_tx", "Network sent (bytes)"
+    BLOCK_READ = "ctr_blk_read", "Block I/O read (bytes)"
+    BLOCK_WRITE = "ctr_blk_write", "Block I/O written (bytes)"
+
+
+# What a rule may watch: host metrics (kind "metric"), and for containers (kind "container_metric")
+# the figures that are levels, not counters since the container started.
+RULE_METRICS = {RuleKind.METRIC: tuple(Metric),
+                RuleKind.CONTAINER_METRIC: (ContainerMetric.CPU_PERCENT, ContainerMetric.MEM_PERCENT,
+                                            ContainerMetric.MEM_BYTES)}
+METRIC_KINDS = tuple(RULE_METRICS)
+METRIC_LABELS = {**dict(Metric.choices), **dict(ContainerMetric.choices)}
 
 
 class Comparator(models.TextChoices):
@@ -66,3 +88,6 @@ STEPS = {"raw": RAW, "5m": FIVE_MINUTES, "1h": HOURLY}
 
 # The job action that samples metrics (job_actions.py) and the system jobs that run it (tasks.py).
 COLLECT_ACTION = "host.metrics"
+# The job action that samples the running containers of engines (containers/job_actions.py).
+CONTAINER_STATS_ACTION = "engine.container_stats"
+SAMPLING_ACTIONS = (COLLECT_ACTION, CONTAINER_STATS_ACTION)

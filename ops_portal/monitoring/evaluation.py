@@ -11,7 +11,13 @@ For one series of a rule, over the window [now - for_seconds - LOOKBACK, now]:
   latest sample is fresh (not older than MONITORING_STALE_SECONDS);
 - an open alert resolves when the latest sample is back past the clear threshold (hysteresis),
   when its host leaves the rule's scope, or when a reachable host stops reporting the series.
+
+Container metric rules read the same way the series of the environment's containers (sampled by
+the container stats jobs, subjects.py says which): one alert per container, about the container;
+it resolves when the value is back, when the container leaves the scope (gone, renamed past the
+filter), or when it stopped (no figures to judge: its state rule's business).
 """
+import dataclasses
 import logging
 
 from django.conf import settings
@@ -21,10 +27,10 @@ from django.db.models import Max, Min, Q
 from ops_portal.core.context import Actor
 from ops_portal.inventory.models import Host
 
-from . import services
-from .choices import OPEN_STATES, RULE_SOURCE, Comparator, Metric, SubjectKind
+from . import services, states, subjects
+from .choices import METRIC_LABELS, OPEN_STATES, RULE_SOURCE, Comparator, Metric, RuleKind, SubjectKind
 from .metrics import now_seconds
-from .models import Alert, AlertRule, Sample, Series, rule_key
+from .models import Alert, AlertRule, Sample, Series, rule_key, state_key
 from .state_evaluation import evaluate_state_rule
 
 log = logging.getLogger(__name__)
@@ -77,12 +83,47 @@ def _latest_values(series_ids, since):
     return values
 
 
-def _summary(rule, host_name, mount, value):
+@dataclasses.dataclass(frozen=True)
+class Scoped:
+    """One series a metric rule watches: whose it is and the key of its alert."""
+
+    host_id: int
+    mount: str  # the alert's mount (disks); "" for a container's series
+    key: str
+    name: str  # for the summary: the host's, or the container's with where it is
+    subject: object = None  # a subjects.Subject for a container's series
+
+
+def _host_series(rule):
+    hosts = hosts_in_scope(rule)
+    series = Series.objects.filter(host_id__in=hosts, metric=rule.metric)
+    if rule.mount:
+        series = series.filter(mount=rule.mount)
+    return {pk: Scoped(host_id, mount, rule_key(rule.pk, host_id, mount), hosts[host_id])
+            for pk, host_id, mount in series.values_list("pk", "host_id", "mount")}
+
+
+def _subject_series(rule):
+    """The series of the objects a container metric rule watches, by their (host, key)."""
+    declared = subjects.get(rule.kind)
+    found = {(s.host_id, s.key): s for s in declared.in_scope(rule) if states.name_matches(rule, s.name)}
+    series = (Series.objects.filter(host_id__in={host_id for host_id, _ in found}, metric=rule.metric)
+              .values_list("pk", "host_id", "mount"))
+    scoped = {}
+    for pk, host_id, mount in series:
+        subject = found.get((host_id, mount))
+        if subject is not None:
+            scoped[pk] = Scoped(host_id, "", state_key(rule.pk, declared.subject_kind, subject.subject_id),
+                                f"{subject.name} {subject.where}".strip(), subject)
+    return scoped, declared.subject_kind
+
+
+def _summary(rule, name, mount, value):
     where = f" on {mount}" if mount else ""
     shown = f"{value:g}" if value is not None else "?"
     held = f" for {rule.for_seconds}s" if rule.for_seconds else ""
-    return (f"{host_name}: {Metric(rule.metric).label}{where} is {shown} "
-            f"({rule.comparator} {rule.threshold:g}{held}) — {rule.name}")
+    label = METRIC_LABELS.get(rule.metric, rule.metric)
+    return f"{name}: {label}{where} is {shown} ({rule.comparator} {rule.threshold:g}{held}) — {rule.name}"
 
 
 def evaluate_rule(actor, rule_id, *, now=None):
@@ -95,11 +136,10 @@ def evaluate_rule(actor, rule_id, *, now=None):
             return outcome
         if rule.is_state:
             return evaluate_state_rule(actor, rule, now)
-        hosts = hosts_in_scope(rule)
-        series = Series.objects.filter(host_id__in=hosts, metric=rule.metric)
-        if rule.mount:
-            series = series.filter(mount=rule.mount)
-        series = {pk: (host_id, mount) for pk, host_id, mount in series.values_list("pk", "host_id", "mount")}
+        if rule.kind == RuleKind.CONTAINER_METRIC:
+            series, subject_kind = _subject_series(rule)
+        else:
+            series, subject_kind = _host_series(rule), SubjectKind.HOST
         open_alerts = {alert.key: alert for alert in Alert.objects.filter(rule=rule, state__in=OPEN_STATES)}
         window = now - rule.for_seconds - LOOKBACK_SECONDS
         breach, cleared = _conditions(rule)
@@ -108,15 +148,17 @@ def evaluate_rule(actor, rule_id, *, now=None):
             .annotate(last=Max("time"), first=Min("time"), last_ok=Max("time", filter=~breach),
                       last_clear=Max("time", filter=cleared)).order_by())}
         to_fire, to_resolve, unreported, candidates = [], [], [], {}
-        for series_id, (host_id, mount) in series.items():
-            key = rule_key(rule.pk, host_id, mount)
-            alert = open_alerts.pop(key, None)
+        for series_id, scoped in series.items():
+            alert = open_alerts.pop(scoped.key, None)
             row = stats.get(series_id)
             if alert is not None:
                 if alert.metric != rule.metric:
                     to_resolve.append((alert, None, "the rule now watches another metric"))
                 elif row is None or now - row["last"] > stale_after():
-                    unreported.append((alert, host_id))
+                    if scoped.subject is None:
+                        unreported.append((alert, scoped.host_id))
+                    elif not scoped.subject.running:
+                        to_resolve.append((alert, None, "the container stopped (no figures)"))
                 elif row["last_clear"] == row["last"]:
                     to_resolve.append((alert, series_id, "the value is back past the clear threshold"))
                 continue
@@ -133,19 +175,27 @@ def evaluate_rule(actor, rule_id, *, now=None):
         # Open alerts whose host or series left the rule's scope, or of the state rule it was.
         for alert in open_alerts.values():
             about_host = alert.subject_kind in ("", SubjectKind.HOST)
-            to_resolve.append((alert, None, "the host is no longer in the rule's scope" if about_host
-                               else "the rule now watches something else"))
+            if about_host and subject_kind == SubjectKind.HOST:
+                resolution = "the host is no longer in the rule's scope"
+            elif alert.subject_kind == subject_kind and alert.metric == rule.metric:
+                resolution = "the container is gone or out of the rule's scope"
+            else:
+                resolution = "the rule now watches something else"
+            to_resolve.append((alert, None, resolution))
         to_resolve += _no_longer_reported(unreported, now)
         values = _latest_values(to_fire + [s for _, s, _ in to_resolve if s is not None], window)
-        host_objects = Host.objects.in_bulk({series[s][0] for s in to_fire})
+        host_objects = Host.objects.in_bulk({series[s].host_id for s in to_fire})
         items = []
         for series_id in to_fire:
-            host_id, mount = series[series_id]
+            scoped = series[series_id]
             value = values.get(series_id)
-            items.append({"key": rule_key(rule.pk, host_id, mount), "host": host_objects[host_id],
-                          "metric": rule.metric, "mount": mount, "severity": rule.severity,
-                          "summary": _summary(rule, hosts[host_id], mount, value), "value": value,
-                          "threshold": rule.threshold})
+            item = {"key": scoped.key, "host": host_objects[scoped.host_id], "metric": rule.metric,
+                    "mount": scoped.mount, "severity": rule.severity,
+                    "summary": _summary(rule, scoped.name, scoped.mount, value), "value": value,
+                    "threshold": rule.threshold}
+            if scoped.subject is not None:
+                item["subject"] = (subject_kind, scoped.subject.subject_id, scoped.subject.name)
+            items.append(item)
         outcome["fired"] = len(services.fire_many(actor, source=RULE_SOURCE, environment=rule.environment,
                                                   rule=rule, items=items))
         outcome["resolved"] = len(services.resolve_many(

@@ -3,10 +3,10 @@ rule's kind does not use are hidden by static/js/rule_form.js and emptied here, 
 before the kind changed (or posted without script) does not turn into a refusal."""
 from django import forms
 
-from .choices import Comparator, Metric, RuleKind, Severity
+from .choices import RULE_METRICS, Comparator, Metric, RuleKind, Severity
 
 METRIC_ONLY = ("metric", "comparator", "threshold", "clear_threshold", "mount")
-STATE_ONLY = ("name_filter",)
+STATE_ONLY = ("name_filter",)  # and container metric rules
 HOST_SCOPE = ("group", "tag")  # metric rules and program rules (programs are on hosts)
 # What a hidden field holds (the comparator keeps its default: state rules ignore it).
 EMPTY = {"metric": "", "comparator": Comparator.GT, "threshold": None, "clear_threshold": None, "mount": "",
@@ -19,9 +19,11 @@ class AlertRuleForm(forms.Form):
     enabled = forms.BooleanField(required=False, initial=True,
                                  help_text="Disabling a rule resolves its open alerts.")
     kind = forms.ChoiceField(choices=RuleKind.choices, initial=RuleKind.METRIC, required=False, label="Watches",
-                             help_text="A host metric against a threshold, or the state of containers, Swarm "
-                                       "services or programs of the environment.")
-    metric = forms.ChoiceField(choices=[("", "—"), *Metric.choices], required=False)
+                             help_text="A host or container metric against a threshold, or the state of "
+                                       "containers, Swarm services or programs of the environment.")
+    metric = forms.ChoiceField(required=False, choices=[
+        ("", "—"), ("Hosts", Metric.choices),
+        ("Containers", [(m.value, m.label) for m in RULE_METRICS[RuleKind.CONTAINER_METRIC]])])
     comparator = forms.ChoiceField(choices=Comparator.choices, label="Fires when the value is")
     threshold = forms.FloatField(required=False)
     clear_threshold = forms.FloatField(required=False, help_text="Resolves once back past this (empty: the threshold).")
@@ -53,7 +55,7 @@ class AlertRuleForm(forms.Form):
     def clean(self):
         data = super().clean()
         kind = data["kind"] = data.get("kind") or RuleKind.METRIC  # forms posted before kinds existed
-        hidden = STATE_ONLY if kind == RuleKind.METRIC else METRIC_ONLY
+        hidden = {RuleKind.METRIC: STATE_ONLY, RuleKind.CONTAINER_METRIC: ("mount",)}.get(kind, METRIC_ONLY)
         if kind not in (RuleKind.METRIC, RuleKind.PROGRAM_NOT_RUNNING):
             hidden += HOST_SCOPE
         data.update({name: EMPTY[name] for name in hidden})

@@ -16,7 +16,19 @@ from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import RestrictedQuerySet
 from ops_portal.inventory.models import TAG, Host, HostGroup, name_validator
 
-from .choices import OPEN_STATES, AlertState, Comparator, Metric, RuleKind, Severity, SubjectKind
+from .choices import (
+    METRIC_KINDS,
+    METRIC_LABELS,
+    OPEN_STATES,
+    RULE_METRICS,
+    AlertState,
+    Comparator,
+    ContainerMetric,
+    Metric,
+    RuleKind,
+    Severity,
+    SubjectKind,
+)
 
 MAX_FOR_SECONDS = 86400  # raw samples are kept 48 h at least; a rule looks back at most a day
 mount_validator = RegexValidator(r"^/[^\x00\n]{0,254}\Z", "Enter an absolute mount point such as /var.")
@@ -126,7 +138,11 @@ class AlertRule(models.Model):
     """A metric rule: when a metric of hosts in scope passes a threshold for long enough, an alert
     fires; it resolves when the value comes back past the clear threshold (hysteresis).
 
-    A state rule (kind other than "metric"): when a container, Swarm service or program of the
+    A container metric rule (kind "container_metric"): the same over the running containers of the
+    environment whose name matches the name filter (their series are sampled by the container stats
+    jobs); one alert per container.
+
+    A state rule (any other kind): when a container, Swarm service or program of the
     environment is not running (short of tasks) for long enough, an alert about it fires; it
     resolves once the object is healthy again, gone or out of scope (monitoring/states.py)."""
 
@@ -134,7 +150,8 @@ class AlertRule(models.Model):
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="alert_rules")
     enabled = models.BooleanField(default=True)
     kind = models.CharField(max_length=32, choices=RuleKind.choices, default=RuleKind.METRIC)
-    metric = models.CharField(max_length=16, choices=Metric.choices, blank=True)  # metric rules only
+    metric = models.CharField(max_length=16, choices=[*Metric.choices, *ContainerMetric.choices],
+                              blank=True)  # metric rules only
     comparator = models.CharField(max_length=1, choices=Comparator.choices, default=Comparator.GT)
     threshold = models.FloatField(null=True, blank=True)  # metric rules only
     clear_threshold = models.FloatField(
@@ -171,12 +188,13 @@ class AlertRule(models.Model):
 
     @property
     def is_state(self):
-        return self.kind != RuleKind.METRIC
+        return self.kind not in METRIC_KINDS
 
     @property
     def subjects_label(self):
         """What a rule watches, for lists: "hosts", "containers", "Swarm services", "programs"."""
-        return {RuleKind.CONTAINER_NOT_RUNNING: "containers", RuleKind.SERVICE_SHORT: "Swarm services",
+        return {RuleKind.CONTAINER_NOT_RUNNING: "containers", RuleKind.CONTAINER_METRIC: "containers",
+                RuleKind.SERVICE_SHORT: "Swarm services",
                 RuleKind.PROGRAM_NOT_RUNNING: "programs"}.get(self.kind, "hosts")
 
     @property
@@ -189,8 +207,13 @@ class AlertRule(models.Model):
             named = f" named {self.name_filter}" if self.name_filter else ""
             return f"{RuleKind(self.kind).label.lower()}{named}{held}"
         where = f" on {self.mount}" if self.mount else ""
+        named = f" of containers named {self.name_filter}" if self.name_filter else ""
         threshold = f"{self.threshold:g}" if self.threshold is not None else "?"
-        return f"{self.metric} {self.comparator} {threshold}{where}{held}"
+        return f"{self.metric}{named} {self.comparator} {threshold}{where}{held}"
+
+    @property
+    def metric_label(self):
+        return METRIC_LABELS.get(self.metric, self.metric)
 
     def clean(self):
         errors = self._state_errors() if self.is_state else self._metric_errors()
@@ -219,12 +242,21 @@ class AlertRule(models.Model):
 
     def _metric_errors(self):
         errors = {}
+        allowed = RULE_METRICS[self.kind]
         if not self.metric:
             errors["metric"] = "A metric rule needs a metric."
+        elif self.metric not in allowed:
+            errors["metric"] = (f"A '{RuleKind(self.kind).label.lower()}' rule watches one of: "
+                                f"{', '.join(allowed)}.")
         if self.threshold is None:
             errors["threshold"] = "A metric rule needs a threshold."
-        if self.name_filter:
-            errors["name_filter"] = "Only state rules filter by name (metric rules: group and tag)."
+        if self.kind == RuleKind.CONTAINER_METRIC:
+            for field in ("group", "tag"):
+                if getattr(self, field + ("_id" if field == "group" else "")):
+                    errors[field] = (f"A container metric rule is scoped by environment and name filter, "
+                                     f"not host {field}.")
+        elif self.name_filter:
+            errors["name_filter"] = "Host metric rules are scoped by group and tag, not by name."
         if self.mount and self.metric != Metric.DISK_PERCENT:
             errors["mount"] = "Only disk rules filter by mount."
         if self.clear_threshold is not None and self.threshold is not None:

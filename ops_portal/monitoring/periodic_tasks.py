@@ -12,7 +12,7 @@ register("monitoring: collect metrics", "monitoring.collect_metrics", 60,
          "Launch one metrics job per environment with enabled hosts (skipped while the previous "
          "one is still running); `parallel` hosts at a time.", parallel=50, timeout_seconds=300)
 register("retention: metrics jobs", "monitoring.prune_jobs", 3600,
-         "Remove system metrics-collection jobs that ended more than `days` ago.", days=3)
+         "Remove system sampling jobs (host metrics, running containers) that ended more than `days` ago.", days=3)
 register("monitoring: workers of sites", "monitoring.site_workers", 30,
          "Alert when jobs wait on a site's queue (site.<name>) with no live worker taking it; resolve "
          "once a worker does or nothing waits.")

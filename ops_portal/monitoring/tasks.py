@@ -17,7 +17,7 @@ from ops_portal.jobs.models import Job
 from ops_portal.jobs.system import site_selectors
 
 from . import metrics, site_workers
-from .choices import COLLECT_ACTION
+from .choices import COLLECT_ACTION, SAMPLING_ACTIONS
 from .evaluation import evaluate as evaluate_rules
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,10 @@ def check_site_workers():
 
 @shared_task(name="monitoring.prune_jobs", ignore_result=True)
 def prune_metrics_jobs(days=3):
-    """Remove system metrics jobs (with their targets and output) that ended more than `days` ago;
-    the samples they stored and their audit rows stay."""
+    """Remove system sampling jobs (host metrics, running containers; with their targets and
+    output) that ended more than `days` ago; the samples they stored and their audit rows stay."""
     cutoff = timezone.now() - timedelta(days=days)
-    old = Job.objects.system().filter(action=COLLECT_ACTION, finished__lt=cutoff)
+    old = Job.objects.system().filter(action__in=SAMPLING_ACTIONS, finished__lt=cutoff)
     removed = 0
     while True:
         ids = list(old.values_list("pk", flat=True)[:1000])

@@ -2,7 +2,7 @@
 (function () {
   "use strict";
   var METRIC_ONLY = ["metric", "comparator", "threshold", "clear_threshold", "mount"];
-  var STATE_ONLY = ["name_filter"];
+  var STATE_ONLY = ["name_filter"];  // and container metric rules
   var HOST_SCOPE = ["group", "tag"];  // metric rules and program rules
 
   function row(name) {
@@ -20,10 +20,12 @@
   var kind = document.getElementById("id_kind");
   if (!kind) { return; }
   function sync() {
-    var metric = kind.value === "metric";
-    show(METRIC_ONLY, metric);
-    show(STATE_ONLY, !metric);
-    show(HOST_SCOPE, metric || kind.value === "program_not_running");
+    var hostMetric = kind.value === "metric";
+    var containerMetric = kind.value === "container_metric";
+    show(METRIC_ONLY, hostMetric || containerMetric);
+    show(["mount"], hostMetric);
+    show(STATE_ONLY, !hostMetric);
+    show(HOST_SCOPE, hostMetric || kind.value === "program_not_running");
   }
   kind.addEventListener("change", sync);
   sync();

@@ -2,6 +2,7 @@
 engine): lifecycle, logs tail and follow, stats into the container's metric series, exec with its
 exit code, bulk; approval policies gate mutating work only."""
 import json
+import re
 import time
 
 import pytest
@@ -9,9 +10,13 @@ import pytest
 from ops_portal.approvals.models import ApprovalPolicy
 from ops_portal.containers import engines, services, sync
 from ops_portal.containers.models import Container
+from ops_portal.containers.tasks import collect_stats
+from ops_portal.core.context import Actor
 from ops_portal.jobs.choices import JobState
-from ops_portal.jobs.models import JobEvent
-from ops_portal.monitoring.models import Sample
+from ops_portal.jobs.models import Job, JobEvent
+from ops_portal.monitoring import services as monitoring_services
+from ops_portal.monitoring.evaluation import evaluate
+from ops_portal.monitoring.models import Alert, Sample
 from schedulers import container as backend
 from tests import factories
 from tests.containers.helpers import engine as make_engine
@@ -100,6 +105,46 @@ def test_stats_are_stored_in_the_containers_series_and_exec_returns_its_exit_cod
     job = wait_job(services.launch_containers(operator(env), "container.exec", [row], {"argv": argv}), "failed", 60)
     target = job.targets.get()
     assert target.exit_code == 3 and lines(job, "stdout") == ["out"] and lines(job, "stderr") == ["err"]
+
+
+def test_the_periodic_sampling_feeds_a_container_metric_rule_that_fires_on_the_busy_container_only(
+        env, local, engine, docker_client, ct_images, prefix, live_worker):
+    busy, busy_row = running_container(docker_client, engine, local, ct_images["web:v1"], f"{prefix}-busy")
+    _, quiet_row = running_container(docker_client, engine, local, ct_images["web:v1"], f"{prefix}-quiet")
+    loop = docker_client.api.exec_create(busy.id, ["sh", "-c", "while [ ! -e /tmp/stop ]; do :; done"])
+    docker_client.api.exec_start(loop, detach=True)
+    # Low: a busy loop gets a part of a core however loaded the machine is; an idle web server ~0 %.
+    rule = monitoring_services.create_rule(
+        Actor.system(), environment=env, name="hot", kind="container_metric", metric="ctr_cpu_percent",
+        threshold=8, clear_threshold=4, for_seconds=0, name_filter=f"{prefix}-*")
+
+    def sample():
+        [job_id] = collect_stats(parallel=4)
+        job = wait_job(Job.objects.get(pk=job_id), "succeeded", 120)
+        # The shared engine runs other containers too (the fleet's): they are sampled as well.
+        running = Container.objects.filter(engine=local, state="running").count()
+        data = job.targets.get().data
+        assert (job.action, job.created_by, data["failed"]) == ("engine.container_stats", None, 0)
+        assert 2 <= data["sampled"] <= running
+        assert re.match(rf"sampled {data['sampled']} of {running} running containers on local in \d", lines(job)[0])
+        return job
+
+    sample()
+    cpu = {row.name: Sample.objects.filter(series__host=local.host, series__mount=row.metric_key,
+                                           series__metric="ctr_cpu_percent").latest("time").value
+           for row in (busy_row, quiet_row)}
+    assert cpu[busy_row.name] > 8 > 4 > cpu[quiet_row.name], cpu
+    evaluate(environment_id=env.pk)  # the job's end asks the worker to evaluate too: either fires it
+    [alert] = Alert.objects.filter(rule=rule)
+    assert (alert.state, alert.subject_kind, alert.subject_id, alert.host_id) == (
+        "firing", "container", busy_row.pk, local.host_id)
+
+    docker_client.api.exec_start(docker_client.api.exec_create(busy.id, ["touch", "/tmp/stop"]))
+    time.sleep(1)
+    sample()
+    evaluate(environment_id=env.pk)
+    alert.refresh_from_db()
+    assert (alert.state, alert.resolution) == ("resolved", "the value is back past the clear threshold")
 
 
 def test_bulk_restart_is_one_job_with_a_target_per_container(env, local, engine, docker_client, ct_images, prefix,

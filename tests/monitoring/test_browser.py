@@ -6,7 +6,7 @@ import pytest
 from ops_portal.accounts.choices import Role
 from ops_portal.core.context import Actor
 from ops_portal.monitoring import services
-from ops_portal.monitoring.models import Alert
+from ops_portal.monitoring.models import Alert, AlertRule
 from tests import factories
 from tests.browser.helpers import sign_in
 from tests.helpers import person
@@ -131,4 +131,29 @@ def test_the_rule_form_shows_the_fields_of_the_kind_chosen(page, live_web):
     page.click("#object-form button[type=submit]")
     page.wait_for_selector("#alert-rules")
     assert "program not running named web*" in page.locator("#alert-rules").inner_text()
+
+    # A container metric rule: a metric, a threshold and a name filter; no mount, group or tag.
+    page.goto(f"{live_web.url}/monitoring/rules/new/")
+    page.select_option("#id_kind", "container_metric")
+    assert shown("metric") and shown("threshold") and shown("name_filter")
+    assert not shown("mount") and not shown("group") and not shown("tag")
+    page.fill("#id_name", "hot-shop")
+    page.select_option("#id_environment", str(env.pk))
+    page.select_option("#id_metric", "ctr_cpu_percent")
+    page.fill("#id_threshold", "90")
+    page.fill("#id_name_filter", "shop-*")
+    page.click("#object-form button[type=submit]")
+    page.wait_for_selector("#alert-rules")
+    row = page.locator("#alert-rules tr", has_text="hot-shop").inner_text()
+    assert "ctr_cpu_percent of containers named shop-* > 90" in row and "containers named shop-*" in row, row
+    # A host metric picked for a container rule is refused on its field, nothing saved.
+    page.goto(f"{live_web.url}/monitoring/rules/new/")
+    page.select_option("#id_kind", "container_metric")
+    page.fill("#id_name", "wrong")
+    page.select_option("#id_environment", str(env.pk))
+    page.select_option("#id_metric", "load1")
+    page.fill("#id_threshold", "4")
+    page.click("#object-form button[type=submit]")
+    assert "watches one of" in page.locator("#object-form").inner_text()
+    assert not AlertRule.objects.filter(name="wrong").exists()
     assert not errors, errors

@@ -27,9 +27,12 @@ class AlertRuleSerializer(serializers.ModelSerializer):
                   "runbook_template_id", "description", "created", "updated"]
         read_only_fields = ["created", "updated"]
         extra_kwargs = {
-            "kind": {"help_text": "metric (a host metric against a threshold; the default), or a state rule: "
+            "kind": {"help_text": "metric (a host metric against a threshold; the default), container_metric "
+                                  "(a metric of each container named by name_filter), or a state rule: "
                                   "container_not_running, service_short, program_not_running."},
-            "metric": {"help_text": "Metric rules: what to watch. State rules: empty."},
+            "metric": {"help_text": "Metric rules: what to watch (host rules: cpu_percent, mem_percent, load1, "
+                                    "disk_percent, reachable; container rules: ctr_cpu_percent, ctr_mem_percent, "
+                                    "ctr_mem_bytes). State rules: empty."},
             "threshold": {"help_text": "Metric rules: the value that fires. State rules: null."},
         }
         validators = []  # the model checks (environment, name) and answers with a field error
