@@ -11,6 +11,7 @@
     python -m bench launch   # launching a job of 5,000 targets: the caller's wall and CPU time, queries (issue 15)
     python -m bench warm     # a second job over warm SSH connections vs the cold floor and warm ansible (issue 15)
     python -m bench states   # an outage of 5,000 of 50,000 containers: its alerts fired and resolved (issue 13)
+    python -m bench sampling  # the minute's container sampling job vs docker stats --no-stream (issue 13)
     python -m bench jobpage  # a job page with 100,000 log lines in Chromium: first paint, load, scrolling (issue 13)
 
 Each runs on a private database and Redis namespace (events and hosts start their own daphne
@@ -27,10 +28,24 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="name", required=True)
-    from . import containers, events, hosts, jobpage, launch, light, lists, playbooks, processes, states, warm, writer
+    from . import (
+        containers,
+        events,
+        hosts,
+        jobpage,
+        launch,
+        light,
+        lists,
+        playbooks,
+        processes,
+        sampling,
+        states,
+        warm,
+        writer,
+    )
 
     for module in (containers, events, hosts, light, writer, processes, lists, playbooks, jobpage, launch, warm,
-                   states):
+                   states, sampling):
         name = module.__name__.rsplit(".", 1)[1]
         p = sub.add_parser(name, help=module.__doc__.splitlines()[0])
         module.add_arguments(p)
