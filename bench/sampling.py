@@ -27,7 +27,7 @@ REDIS_PREFIX = "opsportal-bench-sampling"
 
 def add_arguments(parser):
     parser.add_argument("--containers", type=int, default=50, help="running containers sampled (50)")
-    parser.add_argument("--parallel", type=int, default=8, help="containers sampled at a time (8, the default)")
+    parser.add_argument("--parallel", type=int, default=100, help="containers sampled at a time (100, the default)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of each variant (3)")
 
 

@@ -89,7 +89,7 @@ register(ActionSpec(
 
 register(ActionSpec(
     name=CONTAINER_STATS_ACTION, label="Sample running containers", target_kind=ENGINES.name, mutating=False,
-    parameters=[{"name": "parallel", "type": "int", "default": 8, "min": 1, "max": 64,
+    parameters=[{"name": "parallel", "type": "int", "default": 100, "min": 1, "max": 256,
                  "label": "Containers sampled at a time"},
                 {"name": "max_containers", "type": "int", "default": 500, "min": 1, "max": 10000,
                  "label": "At most this many containers per engine"}],

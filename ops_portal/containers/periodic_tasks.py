@@ -6,4 +6,5 @@ register("containers: sample running containers", "containers.collect_stats", 60
          "Launch one job per environment and site with running containers that samples their CPU, memory, "
          "network and block I/O into their metric series (container metric rules and the container pages "
          "read them); skipped while the previous one is still running. `parallel` containers at a time per "
-         "engine, at most `max_containers` per engine.", parallel=8, max_containers=500, timeout_seconds=300)
+         "engine (4 engines at a time), at most `max_containers` per engine.",
+         parallel=100, max_containers=500, timeout_seconds=300)

@@ -34,7 +34,7 @@ def engines_to_sample():
 
 
 @shared_task(name="containers.collect_stats", ignore_result=True)
-def collect_stats(parallel=8, max_containers=500, timeout_seconds=300):
+def collect_stats(parallel=100, max_containers=500, timeout_seconds=300):
     """Launch one sampling job per environment and site with running containers (a job runs on
     one site's workers), unless its previous one is still queued or running."""
     actor = Actor.system(Source.SCHEDULE)
@@ -52,7 +52,7 @@ def collect_stats(parallel=8, max_containers=500, timeout_seconds=300):
                 actor, environment=environment, action=CONTAINER_STATS_ACTION,
                 values={"parallel": parallel, "max_containers": max_containers},
                 selector={"kind": "engine", "ids": [str(pk) for pk in sorted(engine_ids)]},
-                strategy={"kind": "parallel", "limit": 20},
+                strategy={"kind": "parallel", "limit": 4},  # engines at a time, each `parallel` threads
                 name=f"Sample containers ({environment.name}{', ' + site if site else ''})",
                 timeout_seconds=timeout_seconds, target_timeout_seconds=240, predefined=True)
         except (ValidationError, PermissionDenied) as exc:  # engines went away or were disabled meanwhile

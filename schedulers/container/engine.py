@@ -174,10 +174,17 @@ def _parse(spec):
     return scheme, parts
 
 
+# Connections kept per engine client (unix and tcp; docker-py keeps 10): a job sampling a
+# container's stats waits about 2 s on each, so its threads hold many at once.
+MAX_POOL_SIZE = 256
+
+
 def connect(spec: EngineSpec, timeout: float = 10.0) -> EngineClient:
     """Open a client to the engine and negotiate the API version; EngineError in plain words if not."""
     scheme, parts = _parse(spec)
     common = {"version": MINIMUM_DOCKER_API_VERSION, "timeout": timeout}  # no request until _negotiate
+    if scheme != "ssh":
+        common["max_pool_size"] = MAX_POOL_SIZE
     material = None
     try:
         if scheme == "unix":
