@@ -2,13 +2,12 @@
 services short of tasks, read from the rows the watcher keeps current; and the subjects of container
 metric rules (monitoring.subjects): containers and where their series are."""
 from django.db.models import F, Q
-from django.db.models.functions import Coalesce
 
 from ops_portal.monitoring import states, subjects
 from ops_portal.monitoring.choices import RuleKind, SubjectKind
 
 from .choices import ContainerState, Health, ServiceMode
-from .models import Container, Service, metric_key
+from .models import Container, Service, metric_key, series_host
 
 # Swarm jobs run to completion: fewer running tasks than desired is what a finished job looks like.
 JOB_MODES = (ServiceMode.REPLICATED_JOB, ServiceMode.GLOBAL_JOB)
@@ -77,7 +76,7 @@ def container_metric_subjects(rule):
     series of its samples are that host's), Swarm tasks' containers included: their figures are
     their own."""
     rows = (Container.objects.filter(engine__environment_id=rule.environment_id, engine__enabled=True)
-            .annotate(series_host=Coalesce("host_id", "engine__host_id")).filter(series_host__isnull=False)
+            .annotate(series_host=series_host()).filter(series_host__isnull=False)
             .values_list("pk", "name", "series_host", "engine_id", "docker_id", "state", "engine__name"))
     for pk, name, host_id, engine_id, docker_id, state, engine_name in rows:
         yield subjects.Subject(pk, name, host_id, metric_key(engine_id, docker_id),

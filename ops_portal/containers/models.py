@@ -13,6 +13,7 @@ import urllib.parse
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ops_portal.accounts.models import Environment
@@ -190,6 +191,12 @@ class Container(Observed):
     def metric_key(self):
         """The key of the container's metric series (monitoring Series.mount)."""
         return metric_key(self.engine_id, self.docker_id)
+
+
+def series_host():
+    """Whose series hold a container's samples, as a query expression: the container's inventory
+    host, else its engine's (None: no host to hold them)."""
+    return Coalesce("host_id", "engine__host_id")
 
 
 def metric_key(engine_id, docker_id):

@@ -6,11 +6,9 @@ Each run(ctx) acts on one container target (ctx.obj, a Container row) or, for cr
 target; the outcome is stored through the writer thread as the watcher would store it.
 """
 import json
-import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ops_portal.core.choices import Source
 from ops_portal.monitoring import metrics as monitoring
 from ops_portal.monitoring import tasks as monitoring_tasks
 from schedulers import container as backend
@@ -20,11 +18,9 @@ from schedulers.container.validate import SpecError
 
 from . import safety
 from .choices import ContainerMetric, ContainerState
-from .models import Container, Engine, metric_key
+from .models import Container, Engine, metric_key, series_host
 from .runtime import child_token, client_for, refused, store_container
 from .sync import EngineSync
-
-log = logging.getLogger(__name__)
 
 
 def _lifecycle(operation, describe):
@@ -155,12 +151,11 @@ def prepare_engine_stats(runner):
     [(name, docker id, series host id, series key)]}, containers without an inventory host to hold
     their series left out (counted in `unplaced`)."""
     engine_ids = [obj.pk for obj in runner.objects.values() if isinstance(obj, Engine)]
-    hosts = dict(Engine.objects.filter(pk__in=engine_ids).values_list("pk", "host_id"))
     running, unplaced = {pk: [] for pk in engine_ids}, {pk: 0 for pk in engine_ids}
     rows = (Container.objects.filter(engine_id__in=engine_ids, state=ContainerState.RUNNING)
-            .order_by("engine_id", "name").values_list("engine_id", "name", "docker_id", "host_id"))
+            .annotate(series_host=series_host()).order_by("engine_id", "name")
+            .values_list("engine_id", "name", "docker_id", "series_host"))
     for engine_id, name, docker_id, host_id in rows:
-        host_id = host_id or hosts.get(engine_id)
         if host_id is None:
             unplaced[engine_id] += 1
         else:
@@ -179,14 +174,7 @@ class EvaluateAfter:
 
     def close(self):
         environment_id = self.environment_id
-
-        def evaluate():
-            try:
-                monitoring_tasks.evaluate.delay(environment_id, Source.WORKER)
-            except Exception:  # the 30-second schedule evaluates anyway
-                log.warning("could not queue alert evaluation for environment %s", environment_id, exc_info=True)
-
-        self.writer.call(evaluate)
+        self.writer.call(lambda: monitoring_tasks.queue_evaluation(environment_id))
 
 
 def engine_stats(ctx):

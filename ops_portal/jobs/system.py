@@ -56,21 +56,24 @@ def site_selectors(selector=None):
     return found
 
 
-def launch_everywhere(action, *, name, values=None, selector=None, limit=20):
+def launch_everywhere(action, *, name, values=None, selector=None, limit=20, placed=None, timeout_seconds=1800,
+                      target_timeout_seconds=None):
     """Launch `action` in every environment (and site) with matching enabled hosts, unless the
     previous such job there is still active (work does not pile up behind a slow or unreachable
-    fleet)."""
+    fleet). `placed`: [(environment, site, selector)] to launch in instead (targets other than
+    hosts, such as engines), one job each."""
     actor = Actor.system(Source.SCHEDULE)
     busy = set(Job.objects.system().filter(action=action, state__in=ACTIVE_STATES)
                .values_list("environment_id", "queue"))
     launched = []
-    for environment, site, narrowed in site_selectors(selector):
+    for environment, site, narrowed in (site_selectors(selector) if placed is None else placed):
         if (environment.pk, DEFAULT_QUEUE if site is None else site_queue(site)) in busy:
             continue
         try:
             job = launch_adhoc(actor, environment=environment, action=action, values=values or {},
                                selector=narrowed, strategy={"kind": "parallel", "limit": limit},
-                               name=f"{name} ({environment.name}{', ' + site if site else ''})", timeout_seconds=1800,
+                               name=f"{name} ({environment.name}{', ' + site if site else ''})",
+                               timeout_seconds=timeout_seconds, target_timeout_seconds=target_timeout_seconds,
                                predefined=True)
         except ValidationError as exc:  # no enabled hosts there (any more)
             log.debug("no %s in %s (site %s): %s", action, environment, site, exc)

@@ -31,7 +31,7 @@ from . import services, states, subjects
 from .choices import METRIC_LABELS, OPEN_STATES, RULE_SOURCE, Comparator, Metric, RuleKind, SubjectKind
 from .metrics import now_seconds
 from .models import Alert, AlertRule, Sample, Series, rule_key, state_key
-from .state_evaluation import evaluate_state_rule
+from .state_evaluation import evaluate_state_rule, subject_word
 
 log = logging.getLogger(__name__)
 LOOKBACK_SECONDS = 600
@@ -158,7 +158,7 @@ def evaluate_rule(actor, rule_id, *, now=None):
                     if scoped.subject is None:
                         unreported.append((alert, scoped.host_id))
                     elif not scoped.subject.running:
-                        to_resolve.append((alert, None, "the container stopped (no figures)"))
+                        to_resolve.append((alert, None, f"the {subject_word(subject_kind)} stopped (no figures)"))
                 elif row["last_clear"] == row["last"]:
                     to_resolve.append((alert, series_id, "the value is back past the clear threshold"))
                 continue
@@ -178,7 +178,7 @@ def evaluate_rule(actor, rule_id, *, now=None):
             if about_host and subject_kind == SubjectKind.HOST:
                 resolution = "the host is no longer in the rule's scope"
             elif alert.subject_kind == subject_kind and alert.metric == rule.metric:
-                resolution = "the container is gone or out of the rule's scope"
+                resolution = f"the {subject_word(subject_kind)} is gone or out of the rule's scope"
             else:
                 resolution = "the rule now watches something else"
             to_resolve.append((alert, None, resolution))

@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 
-from ops_portal.core.choices import Source
 from ops_portal.inventory.targets import HOSTS
 from ops_portal.jobs.actions import ActionSpec, register
 from ops_portal.jobs.job_actions import HOST, job_env, prepare_ssh, with_host
@@ -21,7 +20,7 @@ from schedulers.base import BackendError, CommandResult
 
 from . import metrics as monitoring
 from .choices import COLLECT_ACTION as ACTION
-from .tasks import evaluate
+from .tasks import queue_evaluation
 
 log = logging.getLogger(__name__)
 FLUSH_ROWS = 2000  # samples per insert: about 250 hosts with a few mounts each
@@ -56,10 +55,7 @@ class MetricsSink:
         def finish():
             if batch:
                 monitoring.store(batch, series_cache=series)
-            try:
-                evaluate.delay(environment_id, Source.WORKER)
-            except Exception:  # the 30-second schedule evaluates anyway
-                log.warning("could not queue alert evaluation for environment %s", environment_id, exc_info=True)
+            queue_evaluation(environment_id)
 
         self.writer.call(finish)
 

@@ -61,7 +61,7 @@ def evaluate_state_rule(actor, rule, now):
             if alert.subject_kind == subject_kind and alert.subject_id is not None}
     present = {subject_id for subject_id, name in (state_kind.in_scope(rule, left) if left else {}).items()
                if subject_id not in failing and states.name_matches(rule, name)}
-    what = _what(subject_kind)
+    what = subject_word(subject_kind)
     resolutions = {}
     for alert in open_alerts.values():
         if alert.subject_kind == subject_kind and alert.subject_id in present:
@@ -74,6 +74,6 @@ def evaluate_state_rule(actor, rule, now):
     return outcome
 
 
-def _what(subject_kind):
+def subject_word(subject_kind):
     label = SubjectKind(subject_kind).label
     return label if label.startswith("Swarm") else label.lower()

@@ -29,6 +29,15 @@ def evaluate(environment_id=None, source=Source.SCHEDULE):
     return evaluate_rules(Actor.system(source), environment_id=environment_id)
 
 
+def queue_evaluation(environment_id):
+    """Ask a worker to evaluate the environment's rules now (a sampling job stored its samples);
+    when the broker refuses, the 30-second schedule evaluates anyway."""
+    try:
+        evaluate.delay(environment_id, Source.WORKER)
+    except Exception:
+        log.warning("could not queue alert evaluation for environment %s", environment_id, exc_info=True)
+
+
 @shared_task(name="monitoring.rollup", ignore_result=True)
 def rollup(raw_hours=None, five_minute_days=None, hourly_days=None):
     """Roll raw samples up into 5-minute and hourly buckets, then drop what is past retention."""
