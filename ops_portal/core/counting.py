@@ -35,6 +35,27 @@ def bounded_count(queryset, bound):
     return (bound, True) if rows > bound else (rows, False)
 
 
+DEFERRED_FROM = 1_000  # offsets from here read the page's keys first (page_rows)
+
+
+def page_rows(queryset, offset, limit):
+    """The rows of queryset[offset:offset + limit], as a list.
+
+    A deep offset makes the database walk and throw away `offset` rows. Read whole, each of
+    them is fetched from the table (90,000 audit rows with their JSON for a page of 50); so from
+    DEFERRED_FROM on, the page's keys are read first (the walk is then over an index of the
+    ordering's columns, without the rows) and the rows after, by key, in the same ordering."""
+    if offset < DEFERRED_FROM or not hasattr(queryset, "query"):
+        return list(queryset[offset:offset + limit])
+    query = queryset.query
+    if query.distinct_fields or query.group_by is not None or query.combinator or not queryset.ordered:
+        return list(queryset[offset:offset + limit])
+    keys = list(queryset.values_list("pk", flat=True)[offset:offset + limit])
+    if not keys:
+        return []
+    return list(queryset.filter(pk__in=keys))
+
+
 class CappedPage(Page):
     def has_next(self):
         # A capped count stops at or after this page's end: more rows follow it.
@@ -49,13 +70,21 @@ class CappedPaginator(Paginator):
     `count`, and the last counted page still has a next page. `wanted` is the page number asked for,
     so that the bound reaches it."""
 
-    def __init__(self, object_list, per_page, wanted=1, cap=None):
-        super().__init__(object_list, per_page)
+    def __init__(self, object_list, per_page, wanted=1, cap=None, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
         self.bound = min(max(COUNT_CAP if cap is None else cap, wanted * per_page), MAX_BOUND)
         self.capped = False
 
     def _get_page(self, *args, **kwargs):
         return CappedPage(*args, **kwargs)
+
+    def page(self, number):
+        number = self.validate_number(number)
+        offset = (number - 1) * self.per_page
+        limit = self.per_page
+        if offset + limit + self.orphans >= self.count:
+            limit = self.count - offset  # the last page takes the orphans
+        return self._get_page(page_rows(self.object_list, offset, limit), number, self)
 
     @property
     def count(self):

@@ -64,7 +64,12 @@ def _encode(value):
 
 
 def make_cursor(field, row, direction):
-    payload = json.dumps({"v": _encode(getattr(row, field.attname)), "k": row.pk, "d": direction},
+    """The cursor of a row: a model instance, or a values() dict holding the column and the key."""
+    if isinstance(row, dict):
+        value, pk = row[field.attname], row[field.model._meta.pk.attname]
+    else:
+        value, pk = getattr(row, field.attname), row.pk
+    payload = json.dumps({"v": _encode(value), "k": pk, "d": direction},
                          separators=(",", ":"))
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 

@@ -163,3 +163,56 @@ def test_programs_come_crash_loops_first_then_by_name_and_host_from_their_index(
             and "ORDER BY" in q["sql"]]
     assert rows and rows[0].split("ORDER BY")[1].strip().startswith(
         '"programs_program"."crash_loop" DESC, "programs_program"."name" ASC, "programs_program"."host_id" ASC')
+
+
+@pytest.fixture
+def deferred_from(monkeypatch):
+    monkeypatch.setattr(counting, "DEFERRED_FROM", 3)
+    return 3
+
+
+def _sql(captured):
+    return [query["sql"] for query in captured.captured_queries]
+
+
+def test_a_deep_offset_reads_the_page_keys_first_and_gives_the_same_rows(hosts, deferred_from):
+    queryset = Host.objects.select_related("environment").order_by("-name")
+    plain = [host.name for host in queryset[4:9]]
+    with CaptureQueriesContext(connection) as captured:
+        rows = counting.page_rows(queryset, 4, 5)
+    assert [host.name for host in rows] == plain == ["host-07", "host-06", "host-05", "host-04", "host-03"]
+    keys, page = _sql(captured)
+    assert "OFFSET 4" in keys and '"inventory_environment"' not in keys  # the walk reads keys, not rows
+    assert "OFFSET" not in page and " IN (" in page
+    assert rows[0].environment.name == "alpha"  # the rows are whole, relations included
+    # values() rows too (the API's 1,000-row lists), and a page past the end is empty
+    assert [row["name"] for row in counting.page_rows(queryset.values("name"), 4, 5)] == plain
+    assert counting.page_rows(queryset, 30, 5) == []
+
+
+def test_a_shallow_offset_or_unordered_rows_are_read_in_one_query(hosts, deferred_from):
+    with CaptureQueriesContext(connection) as captured:
+        assert len(counting.page_rows(Host.objects.order_by("name"), 2, 5)) == 5
+        assert len(counting.page_rows(Host.objects.order_by(), 4, 5)) == 5  # no order: nothing to defer to
+    assert len(captured.captured_queries) == 2
+
+
+def test_the_api_and_the_pages_give_the_same_rows_at_a_deep_offset(hosts, deferred_from, cap, client):
+    from ops_portal.audit.models import AuditEvent
+
+    env, _ = hosts
+    for i in range(12):
+        AuditEvent.objects.create(action="host.update", object_repr=f"row-{i}", environment=env,
+                                  environment_name=env.name, source="api", after={"i": i})
+    client.force_login(person(None, Role.ADMIN))
+    answer = client.get("/api/hosts/?limit=4&offset=6&ordering=name").json()
+    assert [row["name"] for row in answer["results"]] == [f"host-{i:02}" for i in range(6, 10)]
+    assert answer["count"] == 10 and answer["count_capped"] is True  # counted to the page's end
+    whole = client.get("/api/audit/?limit=1000").json()["results"]
+    assert len(whole) >= 12
+    deep = client.get("/api/audit/?limit=5&offset=4").json()
+    assert deep["results"] == whole[4:9]
+    paginator = counting.CappedPaginator(Host.objects.order_by("name"), 4, wanted=3)
+    assert [host.name for host in paginator.page(3)] == [f"host-{i:02}" for i in range(8, 12)]
+    with_orphans = counting.CappedPaginator(Host.objects.order_by("name"), 5, orphans=2, wanted=2, cap=100)
+    assert [host.name for host in with_orphans.page(2)] == [f"host-{i:02}" for i in range(5, 12)]

@@ -1,4 +1,4 @@
-"""The 1,000-row list endpoints of containers, services, programs, processes, jobs and alerts are
+"""The 1,000-row list endpoints of containers, services, programs, processes, jobs, alerts and audit are
 written from values() rows (ops_portal.core.api.rows): their JSON is what the serializer gives
 for the same rows, field for field and in the same order, nulls and computed fields included."""
 import datetime
@@ -12,6 +12,8 @@ from rest_framework.test import APIRequestFactory
 from rest_framework.utils.encoders import JSONEncoder
 
 from ops_portal.accounts.choices import Role
+from ops_portal.audit.api.serializers import AuditEventSerializer
+from ops_portal.audit.models import AuditEvent
 from ops_portal.containers.api.serializers import ContainerSerializer, ServiceSerializer
 from ops_portal.containers.models import Container, Service
 from ops_portal.core.api.rows import Rows
@@ -64,6 +66,13 @@ def world():
     world.rule.save(update_fields=["runbook"])
     Alert.objects.create(source="drift", key="drift:odd", environment=world.env, host=None, host_name="odd-host",
                          severity="critical", summary="drifted", fired_at=timezone.now())  # no rule, no host
+    AuditEvent.objects.create(actor=user, actor_name=user.username, action="host.update", object_type="inventory.host",
+                              object_id=str(host.pk), object_repr="odd-host", environment=world.env,
+                              environment_name=world.env.name, before={"port": 22, "tags": ["ä", None]},
+                              after={"port": 2222}, extra=[1, "two"], request_id="r-1", source="api",
+                              client_address="::1")
+    AuditEvent.objects.create(action="job.finish", object_type="jobs.job", object_id="7", environment=world.env,
+                              environment_name=world.env.name, source="system")  # no actor, nulls, no address
     return world
 
 
@@ -87,6 +96,8 @@ def _managers(ids):
     ("/api/jobs/?limit=1000", JobSerializer, Job),
     ("/api/services/?limit=1000", ServiceSerializer, Service),
     ("/api/alerts/?limit=1000", AlertSerializer, Alert),
+    ("/api/audit/?limit=1000", AuditEventSerializer, AuditEvent),
+    ("/api/audit/?limit=1000&offset=1", AuditEventSerializer, AuditEvent),
 ])
 def test_a_list_page_is_the_serializers_json_for_the_same_rows(world, client, url, serializer_class, model, role):
     user = person(world.env, Role.VIEWER) if role == "viewer" else person(None, Role.ADMIN)

@@ -7,7 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 
 from ops_portal.core.api.pagination import KeysetPagination
-from ops_portal.core.api.viewsets import PortalViewSet
+from ops_portal.core.api.viewsets import PortalViewSet, RowsListMixin
 
 from ..export import iter_csv, iter_jsonl
 from ..filtersets import AuditEventFilterSet
@@ -21,7 +21,7 @@ EXPORT_FORMATS = {
 }
 
 
-class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
+class AuditEventViewSet(RowsListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
     """The audit log: read-only for everyone, administrators included. Pages by cursor (newest
     first; `offset` still gives counted limit/offset pages)."""
 

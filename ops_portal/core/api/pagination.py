@@ -31,7 +31,7 @@ class Pagination(LimitOffsetPagination):
             self.display_page_controls = True
         if self.count == 0 or self.offset > self.count:
             return []
-        return list(queryset[self.offset:self.offset + self.limit])
+        return counting.page_rows(queryset, self.offset, self.limit)
 
     def get_count(self, queryset):
         if not hasattr(queryset, "query"):
@@ -80,6 +80,7 @@ class KeysetPagination(BasePagination):
         self.request = request
         if "offset" in request.query_params:
             self.legacy = Pagination()
+            self.legacy.count_source = getattr(self, "count_source", None)
             return self.legacy.paginate_queryset(queryset, request, view)
         self.legacy = None
         self.limit = self.get_limit(request)
