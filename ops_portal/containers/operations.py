@@ -162,19 +162,7 @@ def prepare_engine_stats(runner):
             running[engine_id].append((name, docker_id, host_id, metric_key(engine_id, docker_id)))
     runner.resources["running_containers"] = running
     runner.resources["unplaced_containers"] = unplaced
-    runner.resources["evaluate_after"] = EvaluateAfter(runner)
-
-
-class EvaluateAfter:
-    """Closed with the job's resources once every target is done: asks for the environment's alert
-    rules to be evaluated after the samples are stored (the writer runs calls in order)."""
-
-    def __init__(self, runner):
-        self.writer, self.environment_id = runner.writer, runner.job.environment_id
-
-    def close(self):
-        environment_id = self.environment_id
-        self.writer.call(lambda: monitoring_tasks.queue_evaluation(environment_id))
+    runner.resources["evaluate_after"] = monitoring_tasks.EvaluateAfter(runner)
 
 
 def engine_stats(ctx):

@@ -17,6 +17,7 @@ class RuleKind(models.TextChoices):
 
     METRIC = "metric", "Host metric"
     CONTAINER_METRIC = "container_metric", "Container metric"
+    PROGRAM_METRIC = "program_metric", "Program metric"
     CONTAINER_NOT_RUNNING = "container_not_running", "Container not running"
     SERVICE_SHORT = "service_short", "Service short of tasks"
     PROGRAM_NOT_RUNNING = "program_not_running", "Program not running"
@@ -34,13 +35,21 @@ class ContainerMetric(models.TextChoices):
     BLOCK_WRITE = "ctr_blk_write", "Block I/O written (bytes)"
 
 
-# What a rule may watch: host metrics (kind "metric"), and for containers (kind "container_metric")
-# the figures that are levels, not counters since the container started.
+# Program metrics (Series.metric on the program's host; mount holds "prog:<program id>"): the sums
+# over a program's processes, its own and their descendants, written from each process scan.
+class ProgramMetric(models.TextChoices):
+    CPU_PERCENT = "prog_cpu_percent", "CPU % (of one CPU, all its processes)"
+    MEM_BYTES = "prog_mem_bytes", "Memory used (RSS bytes, all its processes)"
+
+
+# What a rule may watch: host metrics (kind "metric"); for containers (kind "container_metric")
+# the figures that are levels, not counters since the container started; for programs their sums.
 RULE_METRICS = {RuleKind.METRIC: tuple(Metric),
                 RuleKind.CONTAINER_METRIC: (ContainerMetric.CPU_PERCENT, ContainerMetric.MEM_PERCENT,
-                                            ContainerMetric.MEM_BYTES)}
+                                            ContainerMetric.MEM_BYTES),
+                RuleKind.PROGRAM_METRIC: tuple(ProgramMetric)}
 METRIC_KINDS = tuple(RULE_METRICS)
-METRIC_LABELS = {**dict(Metric.choices), **dict(ContainerMetric.choices)}
+METRIC_LABELS = {**dict(Metric.choices), **dict(ContainerMetric.choices), **dict(ProgramMetric.choices)}
 
 
 class Comparator(models.TextChoices):

@@ -104,7 +104,8 @@ def _host_series(rule):
 
 
 def _subject_series(rule):
-    """The series of the objects a container metric rule watches, by their (host, key)."""
+    """The series of the objects a container or program metric rule watches, by their (host, key);
+    what they are; and after how many seconds their last sample is too old to judge."""
     declared = subjects.get(rule.kind)
     found = {(s.host_id, s.key): s for s in declared.in_scope(rule) if states.name_matches(rule, s.name)}
     series = (Series.objects.filter(host_id__in={host_id for host_id, _ in found}, metric=rule.metric)
@@ -115,7 +116,7 @@ def _subject_series(rule):
         if subject is not None:
             scoped[pk] = Scoped(host_id, "", state_key(rule.pk, declared.subject_kind, subject.subject_id),
                                 f"{subject.name} {subject.where}".strip(), subject)
-    return scoped, declared.subject_kind
+    return scoped, declared.subject_kind, (declared.stale_after or stale_after)()
 
 
 def _summary(rule, name, mount, value):
@@ -136,12 +137,12 @@ def evaluate_rule(actor, rule_id, *, now=None):
             return outcome
         if rule.is_state:
             return evaluate_state_rule(actor, rule, now)
-        if rule.kind == RuleKind.CONTAINER_METRIC:
-            series, subject_kind = _subject_series(rule)
+        if rule.kind == RuleKind.METRIC:
+            series, subject_kind, stale = _host_series(rule), SubjectKind.HOST, stale_after()
         else:
-            series, subject_kind = _host_series(rule), SubjectKind.HOST
+            series, subject_kind, stale = _subject_series(rule)
         open_alerts = {alert.key: alert for alert in Alert.objects.filter(rule=rule, state__in=OPEN_STATES)}
-        window = now - rule.for_seconds - LOOKBACK_SECONDS
+        window = now - rule.for_seconds - max(LOOKBACK_SECONDS, stale)
         breach, cleared = _conditions(rule)
         stats = {row["series_id"]: row for row in (
             Sample.objects.filter(series_id__in=series, time__gte=window).values("series_id")
@@ -154,7 +155,7 @@ def evaluate_rule(actor, rule_id, *, now=None):
             if alert is not None:
                 if alert.metric != rule.metric:
                     to_resolve.append((alert, None, "the rule now watches another metric"))
-                elif row is None or now - row["last"] > stale_after():
+                elif row is None or now - row["last"] > stale:
                     if scoped.subject is None:
                         unreported.append((alert, scoped.host_id))
                     elif not scoped.subject.running:
@@ -162,7 +163,7 @@ def evaluate_rule(actor, rule_id, *, now=None):
                 elif row["last_clear"] == row["last"]:
                     to_resolve.append((alert, series_id, "the value is back past the clear threshold"))
                 continue
-            if row is None or now - row["last"] > stale_after():
+            if row is None or now - row["last"] > stale:
                 continue
             if row["last_ok"] is not None and row["last_ok"] >= row["last"]:
                 continue  # the latest sample does not breach

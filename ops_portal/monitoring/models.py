@@ -25,6 +25,7 @@ from .choices import (
     Comparator,
     ContainerMetric,
     Metric,
+    ProgramMetric,
     RuleKind,
     Severity,
     SubjectKind,
@@ -150,8 +151,8 @@ class AlertRule(models.Model):
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="alert_rules")
     enabled = models.BooleanField(default=True)
     kind = models.CharField(max_length=32, choices=RuleKind.choices, default=RuleKind.METRIC)
-    metric = models.CharField(max_length=16, choices=[*Metric.choices, *ContainerMetric.choices],
-                              blank=True)  # metric rules only
+    metric = models.CharField(max_length=16, blank=True,  # metric rules only
+                              choices=[*Metric.choices, *ContainerMetric.choices, *ProgramMetric.choices])
     comparator = models.CharField(max_length=1, choices=Comparator.choices, default=Comparator.GT)
     threshold = models.FloatField(null=True, blank=True)  # metric rules only
     clear_threshold = models.FloatField(
@@ -195,7 +196,22 @@ class AlertRule(models.Model):
         """What a rule watches, for lists: "hosts", "containers", "Swarm services", "programs"."""
         return {RuleKind.CONTAINER_NOT_RUNNING: "containers", RuleKind.CONTAINER_METRIC: "containers",
                 RuleKind.SERVICE_SHORT: "Swarm services",
-                RuleKind.PROGRAM_NOT_RUNNING: "programs"}.get(self.kind, "hosts")
+                RuleKind.PROGRAM_NOT_RUNNING: "programs", RuleKind.PROGRAM_METRIC: "programs"}.get(self.kind, "hosts")
+
+    @property
+    def scope_label(self):
+        """Whom the rule watches, for lists: "all hosts", "group web, tag db", "containers named web-*",
+        "programs named worker-* on tag db", "Swarm services"."""
+        hosts = ", ".join(part for part in (f"group {self.group.name}" if self.group_id else "",
+                                            f"tag {self.tag}" if self.tag else "") if part)
+        if self.kind == RuleKind.METRIC:
+            return hosts or "all hosts"
+        if self.kind in (RuleKind.CONTAINER_METRIC, RuleKind.PROGRAM_METRIC):
+            what = self.subjects_label
+            label = f"{what} named {self.name_filter}" if self.name_filter else f"all {what}"
+        else:
+            label = self.subjects_label
+        return f"{label} on {hosts}" if hosts else label
 
     @property
     def clear_at(self):
@@ -207,7 +223,8 @@ class AlertRule(models.Model):
             named = f" named {self.name_filter}" if self.name_filter else ""
             return f"{RuleKind(self.kind).label.lower()}{named}{held}"
         where = f" on {self.mount}" if self.mount else ""
-        named = f" of containers named {self.name_filter}" if self.name_filter else ""
+        subjects = "programs" if self.kind == RuleKind.PROGRAM_METRIC else "containers"
+        named = f" of {subjects} named {self.name_filter}" if self.name_filter else ""
         threshold = f"{self.threshold:g}" if self.threshold is not None else "?"
         return f"{self.metric}{named} {self.comparator} {threshold}{where}{held}"
 
@@ -255,7 +272,7 @@ class AlertRule(models.Model):
                 if getattr(self, field + ("_id" if field == "group" else "")):
                     errors[field] = (f"A container metric rule is scoped by environment and name filter, "
                                      f"not host {field}.")
-        elif self.name_filter:
+        elif self.kind == RuleKind.METRIC and self.name_filter:
             errors["name_filter"] = "Host metric rules are scoped by group and tag, not by name."
         if self.mount and self.metric != Metric.DISK_PERCENT:
             errors["mount"] = "Only disk rules filter by mount."

@@ -1,4 +1,5 @@
-"""The registry of metric rule subjects other than hosts: what a "container metric" rule watches.
+"""The registry of metric rule subjects other than hosts: what a "container metric" or a "program
+metric" rule watches.
 
 Monitoring sits below the container level and imports nothing of it; the level declares which of
 its objects are in a rule's scope, and where their series are, in `<app>/alert_states.py`:
@@ -29,6 +30,9 @@ class MetricSubjects:
     kind: str  # a RuleKind value
     subject_kind: str  # a SubjectKind value
     in_scope: Callable[[object], Iterable[Subject]]
+    # Seconds after which a series' last sample is too old to judge (None: the hosts' setting,
+    # MONITORING_STALE_SECONDS); for objects sampled less often than every minute.
+    stale_after: Callable[[], int] | None = None
 
 
 def register(metric_subjects):

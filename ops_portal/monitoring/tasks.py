@@ -38,6 +38,19 @@ def queue_evaluation(environment_id):
         log.warning("could not queue alert evaluation for environment %s", environment_id, exc_info=True)
 
 
+class EvaluateAfter:
+    """A job resource (runner.resources), closed with the others once every target is done: asks
+    for the environment's alert rules to be evaluated after the samples the job's targets handed
+    to its writer are stored (the writer runs calls in order)."""
+
+    def __init__(self, runner):
+        self.writer, self.environment_id = runner.writer, runner.job.environment_id
+
+    def close(self):
+        environment_id = self.environment_id
+        self.writer.call(lambda: queue_evaluation(environment_id))
+
+
 @shared_task(name="monitoring.rollup", ignore_result=True)
 def rollup(raw_hours=None, five_minute_days=None, hourly_days=None):
     """Roll raw samples up into 5-minute and hourly buckets, then drop what is past retention."""

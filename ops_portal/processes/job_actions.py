@@ -17,6 +17,8 @@ from ops_portal.inventory.choices import Transport
 from ops_portal.inventory.targets import HOSTS
 from ops_portal.jobs.actions import ActionSpec, register
 from ops_portal.jobs.job_actions import DEFAULT_POOL, HOST, host_target, job_env, job_session, prepare_ssh, with_host
+from ops_portal.monitoring import tasks as monitoring_tasks
+from ops_portal.programs import metrics as program_metrics
 from ops_portal.programs import services as programs
 from ops_portal.programs.backend import shell_for
 from schedulers import host as ssh
@@ -54,6 +56,8 @@ DESTRUCTIVE_SIGNALS = ("KILL", "TERM", "INT", "QUIT", "ABRT")
 def prepare_scan(runner):
     prepare_ssh(runner)
     runner.resources["previous"] = store.previous_snapshots([host.pk for host in runner.objects.values()])
+    if program_metrics.watched(runner.job.environment_id):  # the scans store program samples
+        runner.resources["evaluate_after"] = monitoring_tasks.EvaluateAfter(runner)
 
 
 def scan(ctx):
@@ -89,7 +93,8 @@ def scan(ctx):
                 ctx.output("stdout", f"  {label:9} {proc.pid:>7} {proc.command[:160]}")
         for old, new in diff.restarted[:SHOWN_CHANGES]:
             ctx.output("stdout", f"  restarted {old.pid:>7} → {new.pid} {new.command[:160]}")
-    ctx.after(lambda: store.store_scan(host_id, snapshot, diff, job_id=job_id))
+    watched = "evaluate_after" in ctx.resources  # prepare_scan found a program metric rule
+    ctx.after(lambda: store.store_scan(host_id, snapshot, diff, job_id=job_id, program_samples=watched))
     return CommandResult(exit_code=0, changed=False, data={
         "processes": len(snapshot.processes), "source": snapshot.source, "elapsed": round(snapshot.elapsed, 3),
         "bytes": snapshot.payload_bytes, "new": len(diff.new) if diff else 0, "gone": len(diff.gone) if diff else 0,

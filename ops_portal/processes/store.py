@@ -4,7 +4,8 @@ with what changed since the scan before.
 Observations, like host facts: rows written from a scan are not audited (the scan job is). A
 store is a handful of queries per host whatever its process count: lock the host, read the ids
 of its rows, insert the scan, delete the rows, insert the new ones (ids kept for the processes
-that lived through), prune old scans.
+that lived through), prune old scans; where program metric rules watch, the samples of the host's
+running programs (programs/metrics.py).
 """
 import datetime
 
@@ -13,6 +14,8 @@ from django.utils import timezone
 
 from ops_portal.core import streams
 from ops_portal.inventory.models import Host
+from ops_portal.monitoring import metrics as monitoring_metrics
+from ops_portal.programs import metrics as program_metrics
 from schedulers.process.inventory import START_TOLERANCE, Proc, Snapshot
 
 from .choices import CHANGES_KEPT, SCANS_KEPT
@@ -66,9 +69,10 @@ def _row(host_id, proc, pk):
         container_id=proc.container[:64])
 
 
-def store_scan(host_id, snapshot, diff=None, *, job_id=None):
+def store_scan(host_id, snapshot, diff=None, *, job_id=None, program_samples=None):
     """Replace the host's processes with the snapshot's and record the scan; None when the host is
-    gone or a newer scan is stored already (two scans that crossed)."""
+    gone or a newer scan is stored already (two scans that crossed). `program_samples`: whether a
+    program metric rule of the host's environment wants its programs' samples (None: look)."""
     when = datetime.datetime.fromtimestamp(snapshot.collected_at, tz=datetime.UTC)
     with transaction.atomic():
         host = Host.objects.select_for_update().filter(pk=host_id).only("pk", "environment_id", "name").first()
@@ -92,6 +96,12 @@ def store_scan(host_id, snapshot, diff=None, *, job_id=None):
             rows.append(_row(host_id, proc, known[0] if same else None))
         Process.objects.filter(host_id=host_id).delete()
         Process.objects.bulk_create(rows, batch_size=BATCH)
+        if program_samples is None:
+            program_samples = program_metrics.watched(host.environment_id)
+        if program_samples:  # program metric rules read these
+            samples = program_metrics.scan_samples(host_id, snapshot)
+            if samples:
+                monitoring_metrics.store([(host_id, int(snapshot.collected_at), samples)])
         _prune(host_id)
         event = _event(host, scan)
         transaction.on_commit(lambda: streams.publish(group(host.environment_id), event))

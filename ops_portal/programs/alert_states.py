@@ -1,8 +1,10 @@
-"""The process level's state rule kind (monitoring.states): programs not RUNNING, read from the
-rows the program refreshes keep current."""
-from ops_portal.monitoring import states
+"""The process level's rule kinds: programs not RUNNING (a state rule, monitoring.states, read from
+the rows the program refreshes keep current), and program metrics (monitoring.subjects: the sums
+of a program's processes, written by process scans, programs/metrics.py)."""
+from ops_portal.monitoring import states, subjects
 from ops_portal.monitoring.choices import RuleKind, SubjectKind
 
+from . import metrics
 from .choices import ProgramState
 from .models import Program
 
@@ -49,3 +51,17 @@ def programs_in_scope(rule, ids):
 
 states.register(states.StateKind(RuleKind.PROGRAM_NOT_RUNNING, SubjectKind.PROGRAM, failing_programs,
                                  programs_in_scope))
+
+
+def program_metric_subjects(rule):
+    """The programs of the rule's enabled hosts (narrowed by its host group and tag): each one's
+    series are its host's, keyed by the program."""
+    rows = _programs(rule).values_list("pk", "name", "host_id", "state", "host__name", "host__tags")
+    for pk, name, host_id, state, host_name, tags in rows:
+        if _tagged(rule, tags):
+            yield subjects.Subject(pk, name, host_id, metrics.metric_key(pk), running=state == ProgramState.RUNNING,
+                                   where=f"(program on {host_name})")
+
+
+subjects.register(subjects.MetricSubjects(RuleKind.PROGRAM_METRIC, SubjectKind.PROGRAM, program_metric_subjects,
+                                          stale_after=metrics.stale_after))

@@ -2,8 +2,8 @@
 (function () {
   "use strict";
   var METRIC_ONLY = ["metric", "comparator", "threshold", "clear_threshold", "mount"];
-  var STATE_ONLY = ["name_filter"];  // and container metric rules
-  var HOST_SCOPE = ["group", "tag"];  // metric rules and program rules
+  var STATE_ONLY = ["name_filter"];  // and container and program metric rules
+  var HOST_SCOPE = ["group", "tag"];  // host metric rules and program rules
 
   function row(name) {
     var input = document.getElementById("id_" + name);
@@ -21,11 +21,11 @@
   if (!kind) { return; }
   function sync() {
     var hostMetric = kind.value === "metric";
-    var containerMetric = kind.value === "container_metric";
-    show(METRIC_ONLY, hostMetric || containerMetric);
+    var objectMetric = kind.value === "container_metric" || kind.value === "program_metric";
+    show(METRIC_ONLY, hostMetric || objectMetric);
     show(["mount"], hostMetric);
     show(STATE_ONLY, !hostMetric);
-    show(HOST_SCOPE, hostMetric || kind.value === "program_not_running");
+    show(HOST_SCOPE, hostMetric || kind.value === "program_not_running" || kind.value === "program_metric");
   }
   kind.addEventListener("change", sync);
   sync();

@@ -156,4 +156,23 @@ def test_the_rule_form_shows_the_fields_of_the_kind_chosen(page, live_web):
     page.click("#object-form button[type=submit]")
     assert "watches one of" in page.locator("#object-form").inner_text()
     assert not AlertRule.objects.filter(name="wrong").exists()
+
+    # A program metric rule: a metric, a threshold, a name filter and the hosts' group and tag.
+    page.goto(f"{live_web.url}/monitoring/rules/new/")
+    page.select_option("#id_kind", "program_metric")
+    assert shown("metric") and shown("threshold") and shown("name_filter") and shown("group") and shown("tag")
+    assert not shown("mount")
+    page.fill("#id_name", "fat-workers")
+    page.select_option("#id_environment", str(env.pk))
+    page.select_option("#id_metric", "prog_mem_bytes")
+    page.fill("#id_threshold", "536870912")
+    page.fill("#id_name_filter", "worker-*")
+    page.fill("#id_tag", "db")
+    page.click("#object-form button[type=submit]")
+    page.wait_for_selector("#alert-rules")
+    row = page.locator("#alert-rules tr", has_text="fat-workers").inner_text()
+    assert "programs named worker-* on tag db" in row, row
+    saved = AlertRule.objects.get(name="fat-workers")
+    assert (saved.kind, saved.metric, saved.threshold, saved.tag) == ("program_metric", "prog_mem_bytes",
+                                                                      536870912.0, "db")
     assert not errors, errors

@@ -365,3 +365,27 @@ def test_a_program_stopped_on_its_host_fires_its_state_rule_and_resolves_once_st
         assert (alert.state, alert.resolution) == ("resolved", "the program is running again")
     finally:
         remove(pfleet, program)
+
+
+def test_a_program_metric_rule_fires_from_a_real_process_scan_on_the_programs_own_memory(pfleet, live_worker):
+    """A process scan of a fleet host (SSH, the collector) writes each running program's summed
+    figures; its job then asks the worker for an evaluation, which opens the alert about the program
+    the rule names, at the memory the portal's own process inventory shows for that program."""
+    from ops_portal.monitoring import services as monitoring
+    from ops_portal.monitoring.models import Alert
+    from ops_portal.processes import services as processes
+    from ops_portal.processes.models import Process
+
+    refresh(pfleet, "supervisord")
+    host = pfleet.hosts["supervisord"]
+    ticker = Program.objects.get(host=host, manager="supervisord", name="ticker")
+    rule = monitoring.create_rule(pfleet.admin, environment=pfleet.env, name="ticker-memory", kind="program_metric",
+                                  metric="prog_mem_bytes", threshold=1, name_filter="ticker")
+    wait_job(processes.launch_scan(pfleet.operator, pfleet.env, [host]), JobState.SUCCEEDED, timeout=120)
+    alert = wait_until(lambda: Alert.objects.filter(rule=rule, state="firing").first(), timeout=60,
+                       what="the program's alert")
+    assert (alert.subject_kind, alert.subject_id, alert.host_id) == ("program", ticker.pk, host.pk)
+    owned = list(Process.objects.filter(host=host, owner_kind="supervisord", owner_name="ticker")
+                 .values_list("rss", flat=True))
+    assert owned and alert.value == float(sum(owned)) > 1
+    assert Alert.objects.filter(rule=rule).count() == 1  # sleeper is out of the name filter
