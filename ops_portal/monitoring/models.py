@@ -141,7 +141,9 @@ class AlertRule(models.Model):
 
     A container metric rule (kind "container_metric"): the same over the running containers of the
     environment whose name matches the name filter (their series are sampled by the container stats
-    jobs); one alert per container.
+    jobs); one alert per container. A program metric rule (kind "program_metric"): the same over the
+    programs of the environment's hosts (name filter, host group and tag), summed over each program's
+    processes by the process scans (programs/metrics.py); one alert per program.
 
     A state rule (any other kind): when a container, Swarm service or program of the
     environment is not running (short of tasks) for long enough, an alert about it fires; it
