@@ -1,13 +1,14 @@
 """The container level's state rule kinds (monitoring.states): containers not running and Swarm
 services short of tasks, read from the rows the watcher keeps current; and the subjects of container
-metric rules (monitoring.subjects): containers and where their series are."""
+and Swarm service metric rules (monitoring.subjects): containers and services, and where their
+series are."""
 from django.db.models import F, Q
 
 from ops_portal.monitoring import states, subjects
 from ops_portal.monitoring.choices import RuleKind, SubjectKind
 
 from .choices import ContainerState, Health, ServiceMode
-from .models import Container, Service, metric_key, series_host
+from .models import Container, Service, metric_key, series_host, service_metric_key, service_series
 
 # Swarm jobs run to completion: fewer running tasks than desired is what a finished job looks like.
 JOB_MODES = (ServiceMode.REPLICATED_JOB, ServiceMode.GLOBAL_JOB)
@@ -85,3 +86,19 @@ def container_metric_subjects(rule):
 
 subjects.register(subjects.MetricSubjects(RuleKind.CONTAINER_METRIC, SubjectKind.CONTAINER,
                                           container_metric_subjects))
+
+
+def service_metric_subjects(rule):
+    """Every Swarm service of the rule's environment whose manager engine is tied to an inventory
+    host (its tasks' averages are that host's series; one row per service id, as the sampling job
+    writes them). Fresh figures are expected while a task runs."""
+    chosen = {pk for pk, _ in service_series(Service.objects.filter(engine__environment_id=rule.environment_id))
+              .values()}
+    rows = Service.objects.filter(pk__in=chosen).values_list("pk", "name", "engine__host_id", "replicas_running",
+                                                             "engine__name")
+    for pk, name, host_id, running, engine_name in rows:
+        yield subjects.Subject(pk, name, host_id, service_metric_key(pk), running=bool(running),
+                               where=f"(Swarm service on engine {engine_name})")
+
+
+subjects.register(subjects.MetricSubjects(RuleKind.SERVICE_METRIC, SubjectKind.SERVICE, service_metric_subjects))

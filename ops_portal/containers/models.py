@@ -204,6 +204,23 @@ def metric_key(engine_id, docker_id):
     return f"ctr:{engine_id}:{docker_id[:12]}"
 
 
+def service_metric_key(service_pk):
+    """The key of a Swarm service's metric series (its tasks' averages): "svc:<service row id>"."""
+    return f"svc:{service_pk}"
+
+
+def service_series(services):
+    """{Swarm service id: (service row id, id of the host whose series hold its samples)} of these
+    Service rows on enabled engines tied to an inventory host: one row per service id (the oldest,
+    when several manager engines of one swarm list it)."""
+    found = {}
+    rows = (services.filter(engine__enabled=True, engine__host_id__isnull=False).order_by("pk")
+            .values_list("service_id", "pk", "engine__host_id"))
+    for service_id, pk, host_id in rows:
+        found.setdefault(service_id, (pk, host_id))
+    return found
+
+
 class Image(Observed):
     engine = models.ForeignKey(Engine, on_delete=models.CASCADE, related_name="images")
     docker_id = models.CharField(max_length=100)

@@ -6,11 +6,15 @@ Each run(ctx) acts on one container target (ctx.obj, a Container row) or, for cr
 target; the outcome is stored through the writer thread as the watcher would store it.
 """
 import json
+import statistics
+import threading
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 from ops_portal.monitoring import metrics as monitoring
 from ops_portal.monitoring import tasks as monitoring_tasks
+from ops_portal.monitoring.choices import ServiceMetric
 from schedulers import container as backend
 from schedulers.base import BackendError, CommandResult
 from schedulers.container import containers as ops
@@ -18,7 +22,7 @@ from schedulers.container.validate import SpecError
 
 from . import safety
 from .choices import ContainerMetric, ContainerState
-from .models import Container, Engine, metric_key, series_host
+from .models import Container, Engine, Service, metric_key, series_host, service_metric_key, service_series
 from .runtime import child_token, client_for, refused, store_container
 from .sync import EngineSync
 
@@ -148,21 +152,57 @@ def stats(ctx):
 
 def prepare_engine_stats(runner):
     """The running containers of the job's engines, read once in the task thread: {engine id:
-    [(name, docker id, series host id, series key)]}, containers without an inventory host to hold
-    their series left out (counted in `unplaced`)."""
+    [(name, docker id, series host id, series key, Swarm service id)]}, containers without an
+    inventory host to hold their series left out (counted in `unplaced`); and the environment's
+    Swarm services, whose tasks' figures the job averages when it ends (ServiceRollup)."""
     engine_ids = [obj.pk for obj in runner.objects.values() if isinstance(obj, Engine)]
     running, unplaced = {pk: [] for pk in engine_ids}, {pk: 0 for pk in engine_ids}
     rows = (Container.objects.filter(engine_id__in=engine_ids, state=ContainerState.RUNNING)
             .annotate(series_host=series_host()).order_by("engine_id", "name")
-            .values_list("engine_id", "name", "docker_id", "series_host"))
-    for engine_id, name, docker_id, host_id in rows:
+            .values_list("engine_id", "name", "docker_id", "series_host", "service_id"))
+    for engine_id, name, docker_id, host_id, service_id in rows:
         if host_id is None:
             unplaced[engine_id] += 1
         else:
-            running[engine_id].append((name, docker_id, host_id, metric_key(engine_id, docker_id)))
+            running[engine_id].append((name, docker_id, host_id, metric_key(engine_id, docker_id), service_id))
     runner.resources["running_containers"] = running
     runner.resources["unplaced_containers"] = unplaced
+    services = service_series(Service.objects.filter(engine__environment_id=runner.job.environment_id))
+    runner.resources["service_rollup"] = ServiceRollup(runner, services)  # closed before evaluate_after
     runner.resources["evaluate_after"] = monitoring_tasks.EvaluateAfter(runner)
+
+
+class ServiceRollup:
+    """A sampling job's resource: the figures of the Swarm tasks' containers its targets sampled,
+    averaged per service when the job closes its resources, into the service's series (its manager
+    engine's inventory host's, mount "svc:<service row id>"), before EvaluateAfter asks for an
+    evaluation. A service's tasks on engines of another site's job are averaged by that job."""
+
+    def __init__(self, runner, services):
+        self.writer, self.services = runner.writer, services
+        self._lock = threading.Lock()
+        self._figures = defaultdict(list)  # (host id, key) -> [(cpu %, memory % of the limit)]
+
+    def add(self, service_id, sample):
+        found = self.services.get(service_id) if service_id else None
+        if found is None:
+            return
+        pk, host_id = found
+        with self._lock:
+            self._figures[(host_id, service_metric_key(pk))].append((sample.cpu_percent, sample.memory_percent))
+
+    def rows(self, at):
+        """The entries for monitoring.store: each service's averages at `at` (unix seconds)."""
+        with self._lock:
+            figures = dict(self._figures)
+        return [(host_id, at, [(ServiceMetric.CPU_PERCENT.value, key, round(statistics.fmean(c for c, _ in tasks), 3)),
+                               (ServiceMetric.MEM_PERCENT.value, key, round(statistics.fmean(m for _, m in tasks), 3))])
+                for (host_id, key), tasks in figures.items()]
+
+    def close(self):
+        batch = self.rows(int(time.time()))
+        if batch:
+            self.writer.call(lambda: monitoring.store(batch))
 
 
 def engine_stats(ctx):
@@ -187,13 +227,16 @@ def engine_stats(ctx):
             return item, None, str(exc)
 
     batch, failed = [], []
+    rollup = ctx.resources.get("service_rollup")
     with ThreadPoolExecutor(max_workers=max(1, min(ctx.params.get("parallel", 100), len(chosen) or 1)),
                             thread_name_prefix="container-stats") as pool:
-        for (name, _, host_id, key), figures, error in pool.map(sample, chosen):
+        for (name, _, host_id, key, service_id), figures, error in pool.map(sample, chosen):
             if error is not None:
                 failed.append(f"{name}: {error}")
             elif figures.running:  # it stopped meanwhile: no figures
                 batch.append((host_id, int(time.time()), keyed_rows(key, figures)))
+                if rollup is not None:
+                    rollup.add(service_id, figures)
     if batch:
         ctx.after(lambda: monitoring.store(batch))
     for line in failed[:20]:

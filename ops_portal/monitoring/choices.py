@@ -17,6 +17,7 @@ class RuleKind(models.TextChoices):
 
     METRIC = "metric", "Host metric"
     CONTAINER_METRIC = "container_metric", "Container metric"
+    SERVICE_METRIC = "service_metric", "Swarm service metric"
     PROGRAM_METRIC = "program_metric", "Program metric"
     CONTAINER_NOT_RUNNING = "container_not_running", "Container not running"
     SERVICE_SHORT = "service_short", "Service short of tasks"
@@ -35,6 +36,13 @@ class ContainerMetric(models.TextChoices):
     BLOCK_WRITE = "ctr_blk_write", "Block I/O written (bytes)"
 
 
+# Swarm service metrics (Series.metric on the service's manager engine's host; mount holds
+# "svc:<service row id>"): the average over its running tasks' containers, from each sampling pass.
+class ServiceMetric(models.TextChoices):
+    CPU_PERCENT = "svc_cpu_percent", "CPU % per task (of one CPU, average of its tasks)"
+    MEM_PERCENT = "svc_mem_percent", "Memory % of the limit per task (average of its tasks)"
+
+
 # Program metrics (Series.metric on the program's host; mount holds "prog:<program id>"): the sums
 # over a program's processes, its own and their descendants, written from each process scan.
 class ProgramMetric(models.TextChoices):
@@ -43,13 +51,16 @@ class ProgramMetric(models.TextChoices):
 
 
 # What a rule may watch: host metrics (kind "metric"); for containers (kind "container_metric")
-# the figures that are levels, not counters since the container started; for programs their sums.
+# the figures that are levels, not counters since the container started; for Swarm services their
+# tasks' averages; for programs the sums over their processes.
 RULE_METRICS = {RuleKind.METRIC: tuple(Metric),
                 RuleKind.CONTAINER_METRIC: (ContainerMetric.CPU_PERCENT, ContainerMetric.MEM_PERCENT,
                                             ContainerMetric.MEM_BYTES),
+                RuleKind.SERVICE_METRIC: tuple(ServiceMetric),
                 RuleKind.PROGRAM_METRIC: tuple(ProgramMetric)}
 METRIC_KINDS = tuple(RULE_METRICS)
-METRIC_LABELS = {**dict(Metric.choices), **dict(ContainerMetric.choices), **dict(ProgramMetric.choices)}
+METRIC_LABELS = {**dict(Metric.choices), **dict(ContainerMetric.choices), **dict(ServiceMetric.choices),
+                 **dict(ProgramMetric.choices)}
 
 
 class Comparator(models.TextChoices):

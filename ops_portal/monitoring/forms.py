@@ -6,7 +6,7 @@ from django import forms
 from .choices import RULE_METRICS, Comparator, Metric, RuleKind, Severity
 
 METRIC_ONLY = ("metric", "comparator", "threshold", "clear_threshold", "mount")
-STATE_ONLY = ("name_filter",)  # and container and program metric rules
+STATE_ONLY = ("name_filter",)  # and container, service and program metric rules
 HOST_SCOPE = ("group", "tag")  # metric rules and program rules (programs are on hosts)
 # What a hidden field holds (the comparator keeps its default: state rules ignore it).
 EMPTY = {"metric": "", "comparator": Comparator.GT, "threshold": None, "clear_threshold": None, "mount": "",
@@ -19,11 +19,12 @@ class AlertRuleForm(forms.Form):
     enabled = forms.BooleanField(required=False, initial=True,
                                  help_text="Disabling a rule resolves its open alerts.")
     kind = forms.ChoiceField(choices=RuleKind.choices, initial=RuleKind.METRIC, required=False, label="Watches",
-                             help_text="A host, container or program metric against a threshold, or the state of "
-                                       "containers, Swarm services or programs of the environment.")
+                             help_text="A host, container, Swarm service or program metric against a threshold, "
+                                       "or the state of containers, Swarm services or programs of the environment.")
     metric = forms.ChoiceField(required=False, choices=[
         ("", "—"), ("Hosts", Metric.choices),
         ("Containers", [(m.value, m.label) for m in RULE_METRICS[RuleKind.CONTAINER_METRIC]]),
+        ("Swarm services", [(m.value, m.label) for m in RULE_METRICS[RuleKind.SERVICE_METRIC]]),
         ("Programs", [(m.value, m.label) for m in RULE_METRICS[RuleKind.PROGRAM_METRIC]])])
     comparator = forms.ChoiceField(choices=Comparator.choices, label="Fires when the value is")
     threshold = forms.FloatField(required=False)
@@ -57,7 +58,7 @@ class AlertRuleForm(forms.Form):
         data = super().clean()
         kind = data["kind"] = data.get("kind") or RuleKind.METRIC  # forms posted before kinds existed
         hidden = {RuleKind.METRIC: STATE_ONLY, RuleKind.CONTAINER_METRIC: ("mount",),
-                  RuleKind.PROGRAM_METRIC: ("mount",)}.get(kind, METRIC_ONLY)
+                  RuleKind.SERVICE_METRIC: ("mount",), RuleKind.PROGRAM_METRIC: ("mount",)}.get(kind, METRIC_ONLY)
         if kind not in (RuleKind.METRIC, RuleKind.PROGRAM_NOT_RUNNING, RuleKind.PROGRAM_METRIC):
             hidden += HOST_SCOPE
         data.update({name: EMPTY[name] for name in hidden})

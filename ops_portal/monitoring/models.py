@@ -27,6 +27,7 @@ from .choices import (
     Metric,
     ProgramMetric,
     RuleKind,
+    ServiceMetric,
     Severity,
     SubjectKind,
 )
@@ -141,7 +142,9 @@ class AlertRule(models.Model):
 
     A container metric rule (kind "container_metric"): the same over the running containers of the
     environment whose name matches the name filter (their series are sampled by the container stats
-    jobs); one alert per container. A program metric rule (kind "program_metric"): the same over the
+    jobs); one alert per container. A Swarm service metric rule (kind "service_metric"): the same
+    over the services, averaged over each one's running tasks by the sampling jobs; one alert per
+    service. A program metric rule (kind "program_metric"): the same over the
     programs of the environment's hosts (name filter, host group and tag), summed over each program's
     processes by the process scans (programs/metrics.py); one alert per program.
 
@@ -154,7 +157,8 @@ class AlertRule(models.Model):
     enabled = models.BooleanField(default=True)
     kind = models.CharField(max_length=32, choices=RuleKind.choices, default=RuleKind.METRIC)
     metric = models.CharField(max_length=16, blank=True,  # metric rules only
-                              choices=[*Metric.choices, *ContainerMetric.choices, *ProgramMetric.choices])
+                              choices=[*Metric.choices, *ContainerMetric.choices, *ServiceMetric.choices,
+                                       *ProgramMetric.choices])
     comparator = models.CharField(max_length=1, choices=Comparator.choices, default=Comparator.GT)
     threshold = models.FloatField(null=True, blank=True)  # metric rules only
     clear_threshold = models.FloatField(
@@ -197,7 +201,7 @@ class AlertRule(models.Model):
     def subjects_label(self):
         """What a rule watches, for lists: "hosts", "containers", "Swarm services", "programs"."""
         return {RuleKind.CONTAINER_NOT_RUNNING: "containers", RuleKind.CONTAINER_METRIC: "containers",
-                RuleKind.SERVICE_SHORT: "Swarm services",
+                RuleKind.SERVICE_SHORT: "Swarm services", RuleKind.SERVICE_METRIC: "Swarm services",
                 RuleKind.PROGRAM_NOT_RUNNING: "programs", RuleKind.PROGRAM_METRIC: "programs"}.get(self.kind, "hosts")
 
     @property
@@ -208,7 +212,7 @@ class AlertRule(models.Model):
                                             f"tag {self.tag}" if self.tag else "") if part)
         if self.kind == RuleKind.METRIC:
             return hosts or "all hosts"
-        if self.kind in (RuleKind.CONTAINER_METRIC, RuleKind.PROGRAM_METRIC):
+        if self.kind in (RuleKind.CONTAINER_METRIC, RuleKind.SERVICE_METRIC, RuleKind.PROGRAM_METRIC):
             what = self.subjects_label
             label = f"{what} named {self.name_filter}" if self.name_filter else f"all {what}"
         else:
@@ -225,8 +229,7 @@ class AlertRule(models.Model):
             named = f" named {self.name_filter}" if self.name_filter else ""
             return f"{RuleKind(self.kind).label.lower()}{named}{held}"
         where = f" on {self.mount}" if self.mount else ""
-        subjects = "programs" if self.kind == RuleKind.PROGRAM_METRIC else "containers"
-        named = f" of {subjects} named {self.name_filter}" if self.name_filter else ""
+        named = f" of {self.subjects_label} named {self.name_filter}" if self.name_filter else ""
         threshold = f"{self.threshold:g}" if self.threshold is not None else "?"
         return f"{self.metric}{named} {self.comparator} {threshold}{where}{held}"
 
@@ -269,11 +272,11 @@ class AlertRule(models.Model):
                                 f"{', '.join(allowed)}.")
         if self.threshold is None:
             errors["threshold"] = "A metric rule needs a threshold."
-        if self.kind == RuleKind.CONTAINER_METRIC:
+        if self.kind in (RuleKind.CONTAINER_METRIC, RuleKind.SERVICE_METRIC):
             for field in ("group", "tag"):
                 if getattr(self, field + ("_id" if field == "group" else "")):
-                    errors[field] = (f"A container metric rule is scoped by environment and name filter, "
-                                     f"not host {field}.")
+                    errors[field] = (f"A {RuleKind(self.kind).label.lower()} rule is scoped by environment and "
+                                     f"name filter, not host {field}.")
         elif self.kind == RuleKind.METRIC and self.name_filter:
             errors["name_filter"] = "Host metric rules are scoped by group and tag, not by name."
         if self.mount and self.metric != Metric.DISK_PERCENT:

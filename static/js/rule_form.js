@@ -2,7 +2,7 @@
 (function () {
   "use strict";
   var METRIC_ONLY = ["metric", "comparator", "threshold", "clear_threshold", "mount"];
-  var STATE_ONLY = ["name_filter"];  // and container and program metric rules
+  var STATE_ONLY = ["name_filter"];  // and container, service and program metric rules
   var HOST_SCOPE = ["group", "tag"];  // host metric rules and program rules
 
   function row(name) {
@@ -21,7 +21,7 @@
   if (!kind) { return; }
   function sync() {
     var hostMetric = kind.value === "metric";
-    var objectMetric = kind.value === "container_metric" || kind.value === "program_metric";
+    var objectMetric = ["container_metric", "service_metric", "program_metric"].indexOf(kind.value) >= 0;
     show(METRIC_ONLY, hostMetric || objectMetric);
     show(["mount"], hostMetric);
     show(STATE_ONLY, !hostMetric);

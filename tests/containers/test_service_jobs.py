@@ -94,3 +94,48 @@ def test_a_bad_spec_is_a_field_error_and_launches_nothing(env, local, ct_images,
     with pytest.raises(ValidationError):
         services.create_service(operator(env), local, json.dumps([1, 2]))
     assert not Job.objects.exists()
+
+
+def test_the_sampling_job_averages_a_services_busy_tasks_and_a_service_metric_rule_fires(
+        env, local, docker_client, ct_images, prefix, live_worker):
+    """The minute's sampling job samples both tasks' containers (each in a busy loop) and, when it
+    ends, writes the service's average of them into the service's series; the rule fires about the
+    service at that average."""
+    from ops_portal.containers import sync
+    from ops_portal.containers.models import Container, service_metric_key
+    from ops_portal.containers.tasks import collect_stats
+    from ops_portal.core.context import Actor
+    from ops_portal.jobs.models import Job
+    from ops_portal.monitoring import services as monitoring
+    from ops_portal.monitoring.evaluation import evaluate
+    from ops_portal.monitoring.models import Alert, Sample
+    from schedulers import container as backend
+    from tests import factories
+
+    local.host = factories.host(env, f"{prefix}-manager")  # whose series hold the samples
+    local.save(update_fields=["host"])
+    wait_job(services.create_service(operator(env), local, web_spec(prefix, ct_images["web:v1"], replicas=2)),
+             "succeeded", 120)
+    service = Service.objects.get(engine=local, name=f"{prefix}-web")
+    tasks = running_tasks(docker_client, service.service_id)
+    assert len(tasks) == 2
+    for task in tasks:
+        loop = docker_client.api.exec_create(task["Status"]["ContainerStatus"]["ContainerID"],
+                                             ["sh", "-c", "while [ ! -e /tmp/stop ]; do :; done"])
+        docker_client.api.exec_start(loop, detach=True)
+    sync.resync(local.pk, backend.snapshot(docker_client))  # the tasks' containers, with their service
+    rule = monitoring.create_rule(Actor.system(), environment=env, name="busy", kind="service_metric",
+                                  metric="svc_cpu_percent", threshold=8, for_seconds=0, name_filter=f"{prefix}-*")
+    [job_id] = collect_stats(parallel=64)
+    wait_job(Job.objects.get(pk=job_id), "succeeded", 180)
+    tasks_cpu = [Sample.objects.filter(series__mount=row.metric_key, series__metric="ctr_cpu_percent").latest("time")
+                 .value for row in Container.objects.filter(engine=local, service_id=service.service_id,
+                                                            state="running")]
+    average = Sample.objects.get(series__host=local.host, series__mount=service_metric_key(service.pk),
+                                 series__metric="svc_cpu_percent").value
+    assert len(tasks_cpu) == 2 and average == pytest.approx(sum(tasks_cpu) / 2, abs=0.01), (tasks_cpu, average)
+    assert average > 8, tasks_cpu  # a busy loop gets a part of a core however loaded the machine is
+    evaluate(environment_id=env.pk)  # the job's end asks the worker to evaluate too: either fires it
+    [alert] = Alert.objects.filter(rule=rule)
+    assert (alert.state, alert.subject_kind, alert.subject_id, alert.host_id) == (
+        "firing", "service", service.pk, local.host_id)

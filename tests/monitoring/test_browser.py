@@ -157,8 +157,12 @@ def test_the_rule_form_shows_the_fields_of_the_kind_chosen(page, live_web):
     assert "watches one of" in page.locator("#object-form").inner_text()
     assert not AlertRule.objects.filter(name="wrong").exists()
 
-    # A program metric rule: a metric, a threshold, a name filter and the hosts' group and tag.
+    # A Swarm service metric rule: as a container one (no host group or tag).
     page.goto(f"{live_web.url}/monitoring/rules/new/")
+    page.select_option("#id_kind", "service_metric")
+    assert shown("metric") and shown("threshold") and shown("name_filter")
+    assert not shown("mount") and not shown("group") and not shown("tag")
+    # A program metric rule: a metric, a threshold, a name filter and the hosts' group and tag.
     page.select_option("#id_kind", "program_metric")
     assert shown("metric") and shown("threshold") and shown("name_filter") and shown("group") and shown("tag")
     assert not shown("mount")

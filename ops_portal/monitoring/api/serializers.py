@@ -28,13 +28,15 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         read_only_fields = ["created", "updated"]
         extra_kwargs = {
             "kind": {"help_text": "metric (a host metric against a threshold; the default), container_metric "
-                                  "(a metric of each container named by name_filter), program_metric (a metric summed "
+                                  "(a metric of each container named by name_filter), service_metric (a Swarm "
+                                  "service's tasks' average, named by name_filter), program_metric (a metric summed "
                                   "over each program's processes, named by name_filter, on hosts of group/tag), or a "
                                   "state rule: "
                                   "container_not_running, service_short, program_not_running."},
             "metric": {"help_text": "Metric rules: what to watch (host rules: cpu_percent, mem_percent, load1, "
                                     "disk_percent, reachable; container rules: ctr_cpu_percent, ctr_mem_percent, "
-                                    "ctr_mem_bytes; program rules: prog_cpu_percent, prog_mem_bytes). State rules: "
+                                    "ctr_mem_bytes; service rules: svc_cpu_percent, svc_mem_percent; program rules: "
+                                    "prog_cpu_percent, prog_mem_bytes). State rules: "
                                     "empty."},
             "threshold": {"help_text": "Metric rules: the value that fires. State rules: null."},
         }
