@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ops_portal.monitoring import metrics as monitoring
 from ops_portal.monitoring import tasks as monitoring_tasks
-from ops_portal.monitoring.choices import ServiceMetric
+from ops_portal.monitoring.choices import COUNTER_RATES, ServiceMetric
+from ops_portal.monitoring.models import Sample, Series
 from schedulers import container as backend
 from schedulers.base import BackendError, CommandResult
 from schedulers.container import containers as ops
@@ -111,6 +112,42 @@ def keyed_rows(key, sample):
     return [(metric, key, value) for metric, value in sample_rows(sample)]
 
 
+RATE_WINDOW = 180  # seconds: a rate is taken against a counter sampled at most this long before
+
+
+def last_counters(pairs, now):
+    """{(host id, series key): {counter metric: (unix seconds, value)}}: the latest sample of each
+    counter of these containers' series from the last RATE_WINDOW seconds (two queries)."""
+    if not pairs:
+        return {}
+    series = (Series.objects.filter(host_id__in={host_id for host_id, _ in pairs},
+                                    mount__in={key for _, key in pairs}, metric__in=[m.value for m in COUNTER_RATES])
+              .values_list("pk", "host_id", "mount", "metric"))
+    ids = {pk: ((host_id, mount), metric) for pk, host_id, mount, metric in series if (host_id, mount) in pairs}
+    found = defaultdict(dict)
+    rows = Sample.objects.filter(series_id__in=ids, time__gte=now - RATE_WINDOW).values_list("series_id", "time",
+                                                                                              "value")
+    for series_id, at, value in rows:
+        pair, metric = ids[series_id]
+        held = found[pair].get(metric)
+        if held is None or at > held[0]:
+            found[pair][metric] = (at, value)
+    return found
+
+
+def rate_rows(key, sample, at, previous):
+    """(rate metric, key, bytes a second) of each counter with an earlier sample in `previous`
+    ({counter: (time, value)}); none across a restart (the counter went back) or within a second."""
+    current = dict(sample_rows(sample))
+    rows = []
+    for counter, rate in COUNTER_RATES.items():
+        held = previous.get(counter.value)
+        value = current[counter.value]
+        if held is not None and at > held[0] and value >= held[1]:
+            rows.append((rate.value, key, round((value - held[1]) / (at - held[0]), 3)))
+    return rows
+
+
 def store_samples(host_id, key, samples):
     """[(unix seconds, StatsSample)] into the container's series (monitoring.Series of its host,
     `mount` = the container's key)."""
@@ -167,6 +204,8 @@ def prepare_engine_stats(runner):
             running[engine_id].append((name, docker_id, host_id, metric_key(engine_id, docker_id), service_id))
     runner.resources["running_containers"] = running
     runner.resources["unplaced_containers"] = unplaced
+    pairs = {(host_id, key) for items in running.values() for _, _, host_id, key, _ in items}
+    runner.resources["last_counters"] = last_counters(pairs, int(time.time()))  # for the I/O rates
     services = service_series(Service.objects.filter(engine__environment_id=runner.job.environment_id))
     runner.resources["service_rollup"] = ServiceRollup(runner, services)  # closed before evaluate_after
     runner.resources["evaluate_after"] = monitoring_tasks.EvaluateAfter(runner)
@@ -207,9 +246,10 @@ class ServiceRollup:
 
 def engine_stats(ctx):
     """Sample every running container of the engine, `parallel` at a time, into the containers'
-    metric series (container metric rules read them). The engine answers each after two of its
-    once-a-second readings, about 2 s, whatever else it is asked meanwhile: the calls wait, side by
-    side, so many at a time cost little more than one."""
+    metric series (container metric rules read them), with the network and block I/O rates since
+    each one's previous sample (prepare read the counters once: last_counters). The engine answers
+    each after two of its once-a-second readings, about 2 s, whatever else it is asked meanwhile:
+    the calls wait, side by side, so many at a time cost little more than one."""
     client = client_for(ctx)
     engine = ctx.obj
     running = ctx.resources["running_containers"].get(engine.pk, [])
@@ -228,13 +268,16 @@ def engine_stats(ctx):
 
     batch, failed = [], []
     rollup = ctx.resources.get("service_rollup")
+    counters = ctx.resources.get("last_counters", {})
     with ThreadPoolExecutor(max_workers=max(1, min(ctx.params.get("parallel", 100), len(chosen) or 1)),
                             thread_name_prefix="container-stats") as pool:
         for (name, _, host_id, key, service_id), figures, error in pool.map(sample, chosen):
             if error is not None:
                 failed.append(f"{name}: {error}")
             elif figures.running:  # it stopped meanwhile: no figures
-                batch.append((host_id, int(time.time()), keyed_rows(key, figures)))
+                at = int(time.time())
+                rates = rate_rows(key, figures, at, counters.get((host_id, key), {}))
+                batch.append((host_id, at, keyed_rows(key, figures) + rates))
                 if rollup is not None:
                     rollup.add(service_id, figures)
     if batch:

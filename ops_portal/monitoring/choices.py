@@ -34,6 +34,18 @@ class ContainerMetric(models.TextChoices):
     NET_TX = "ctr_net_tx", "Network sent (bytes)"
     BLOCK_READ = "ctr_blk_read", "Block I/O read (bytes)"
     BLOCK_WRITE = "ctr_blk_write", "Block I/O written (bytes)"
+    # Rates of the four counters above between two samples of the minute's sampling job.
+    NET_RX_RATE = "ctr_rx_rate", "Network received (bytes/s)"
+    NET_TX_RATE = "ctr_tx_rate", "Network sent (bytes/s)"
+    BLOCK_READ_RATE = "ctr_blkr_rate", "Block I/O read (bytes/s)"
+    BLOCK_WRITE_RATE = "ctr_blkw_rate", "Block I/O written (bytes/s)"
+
+
+# Each counter since the container started and the rate the sampling job derives from it.
+COUNTER_RATES = {ContainerMetric.NET_RX: ContainerMetric.NET_RX_RATE,
+                 ContainerMetric.NET_TX: ContainerMetric.NET_TX_RATE,
+                 ContainerMetric.BLOCK_READ: ContainerMetric.BLOCK_READ_RATE,
+                 ContainerMetric.BLOCK_WRITE: ContainerMetric.BLOCK_WRITE_RATE}
 
 
 # Swarm service metrics (Series.metric on the service's manager engine's host; mount holds
@@ -51,11 +63,11 @@ class ProgramMetric(models.TextChoices):
 
 
 # What a rule may watch: host metrics (kind "metric"); for containers (kind "container_metric")
-# the figures that are levels, not counters since the container started; for Swarm services their
+# the figures that are levels or rates, not counters since the container started; for Swarm services their
 # tasks' averages; for programs the sums over their processes.
 RULE_METRICS = {RuleKind.METRIC: tuple(Metric),
                 RuleKind.CONTAINER_METRIC: (ContainerMetric.CPU_PERCENT, ContainerMetric.MEM_PERCENT,
-                                            ContainerMetric.MEM_BYTES),
+                                            ContainerMetric.MEM_BYTES, *COUNTER_RATES.values()),
                 RuleKind.SERVICE_METRIC: tuple(ServiceMetric),
                 RuleKind.PROGRAM_METRIC: tuple(ProgramMetric)}
 METRIC_KINDS = tuple(RULE_METRICS)

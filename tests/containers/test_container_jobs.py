@@ -146,6 +146,18 @@ def test_the_periodic_sampling_feeds_a_container_metric_rule_that_fires_on_the_b
     alert.refresh_from_db()
     assert (alert.state, alert.resolution) == ("resolved", "the value is back past the clear threshold")
 
+    # The second pass wrote I/O rates against the counters of the pass before it.
+    def stored(row, metric):
+        return dict(Sample.objects.filter(series__host=local.host, series__mount=row.metric_key,
+                                          series__metric=metric).values_list("time", "value"))
+
+    for counter, rate in (("ctr_net_rx", "ctr_rx_rate"), ("ctr_blk_write", "ctr_blkw_rate")):
+        counters, rates = stored(quiet_row, counter), stored(quiet_row, rate)
+        assert rates, (counter, counters)
+        at = max(rates)
+        before = max(t for t in counters if t < at)
+        assert rates[at] == pytest.approx((counters[at] - counters[before]) / (at - before), abs=0.001)
+
 
 def test_bulk_restart_is_one_job_with_a_target_per_container(env, local, engine, docker_client, ct_images, prefix,
                                                              live_worker):

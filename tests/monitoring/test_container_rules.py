@@ -164,3 +164,42 @@ def test_the_periodic_task_launches_one_sampling_job_per_environment_and_skips_a
         (env.name, "engine.container_stats", ["local"]), ("other", "engine.container_stats", ["far"])]
     assert jobs[0].params == {"parallel": 4, "max_containers": 50} and jobs[0].created_by is None
     assert container_tasks.collect_stats() == []  # both still queued: nothing piles up
+
+
+def _counters(net_rx=0, net_tx=0, block_read=0, block_write=0):
+    from schedulers.container.containers import StatsSample
+
+    return StatsSample(cpu_percent=1.0, online_cpus=1, memory_usage=1, memory_limit=2, memory_percent=50.0,
+                       net_rx=net_rx, net_tx=net_tx, block_read=block_read, block_write=block_write, pids=1,
+                       read_at="", running=True)
+
+
+def test_io_rates_are_taken_against_the_counters_previous_sample_and_not_across_a_restart(env, local):
+    from ops_portal.containers import operations
+
+    busy, fresh, old = container(local, "busy"), container(local, "fresh"), container(local, "old")
+    host_id = local.host_id
+    metrics.store([(host_id, NOW - 60, operations.keyed_rows(busy.metric_key, _counters(1000, 500, 0, 4096))),
+                   (host_id, NOW - 120, operations.keyed_rows(busy.metric_key, _counters(10, 10, 0, 0))),
+                   (host_id, NOW - operations.RATE_WINDOW - 60,
+                    operations.keyed_rows(old.metric_key, _counters(1, 1, 1, 1)))])  # too old to take a rate from
+    pairs = {(host_id, row.metric_key) for row in (busy, fresh, old)}
+    counters = operations.last_counters(pairs, NOW)
+    assert counters[(host_id, busy.metric_key)]["ctr_net_rx"] == (NOW - 60, 1000.0)  # the latest one
+    assert (host_id, fresh.metric_key) not in counters and (host_id, old.metric_key) not in counters
+    rates = operations.rate_rows(busy.metric_key, _counters(7000, 500, 300, 1024), NOW,
+                                 counters[(host_id, busy.metric_key)])
+    # 6000 B in 60 s; nothing sent; 300 B read; block writes went back (a restart): no rate
+    assert rates == [("ctr_rx_rate", busy.metric_key, 100.0), ("ctr_tx_rate", busy.metric_key, 0.0),
+                     ("ctr_blkr_rate", busy.metric_key, 5.0)]
+    assert operations.rate_rows(fresh.metric_key, _counters(5), NOW, {}) == []
+    assert operations.rate_rows(busy.metric_key, _counters(7000), NOW - 60, counters[(host_id, busy.metric_key)]) \
+        == []  # the same second: no interval to divide by
+
+
+def test_a_container_rule_takes_an_io_rate_but_not_a_counter(env, local):
+    rule = container_rule(env, metric="ctr_rx_rate", threshold=10_000_000)
+    assert rule.metric_label == "Network received (bytes/s)"
+    with pytest.raises(ValidationError) as refused:
+        container_rule(env, name="counter", metric="ctr_net_rx", threshold=1)
+    assert "metric" in refused.value.message_dict

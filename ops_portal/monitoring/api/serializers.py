@@ -35,7 +35,8 @@ class AlertRuleSerializer(serializers.ModelSerializer):
                                   "container_not_running, service_short, program_not_running."},
             "metric": {"help_text": "Metric rules: what to watch (host rules: cpu_percent, mem_percent, load1, "
                                     "disk_percent, reachable; container rules: ctr_cpu_percent, ctr_mem_percent, "
-                                    "ctr_mem_bytes; service rules: svc_cpu_percent, svc_mem_percent; program rules: "
+                                    "ctr_mem_bytes, ctr_rx_rate, ctr_tx_rate, ctr_blkr_rate, ctr_blkw_rate; "
+                                    "service rules: svc_cpu_percent, svc_mem_percent; program rules: "
                                     "prog_cpu_percent, prog_mem_bytes). State rules: "
                                     "empty."},
             "threshold": {"help_text": "Metric rules: the value that fires. State rules: null."},
