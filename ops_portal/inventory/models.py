@@ -176,6 +176,18 @@ def hosts_for_lists():
         models.Prefetch("groups", queryset=HostGroup.objects.select_related("environment"), to_attr="group_list"),
         models.Prefetch("credential", queryset=Credential.objects.only("id", "name", "username", "environment_id"))))
 
+
+def group_names(host_ids):
+    """{host id: [its groups' names]} in the groups' own order (as hosts_for_lists gives them)."""
+    found = {}
+    order = [f"hostgroup__{term}" for term in HostGroup._meta.ordering]
+    rows = Host.groups.through.objects.filter(host_id__in=host_ids).order_by(*order).values_list(
+        "host_id", "hostgroup__name")
+    for host_id, name in rows:
+        found.setdefault(host_id, []).append(name)
+    return found
+
+
 class FactsChange(models.Model):
     """One change of a host's facts: which keys changed, from what, to what."""
 

@@ -1,4 +1,4 @@
-"""The 1,000-row list endpoints of containers, services, programs, processes, jobs, alerts and audit are
+"""The 1,000-row list endpoints of hosts, containers, services, programs, processes, jobs, alerts and audit are
 written from values() rows (ops_portal.core.api.rows): their JSON is what the serializer gives
 for the same rows, field for field and in the same order, nulls and computed fields included."""
 import datetime
@@ -17,6 +17,8 @@ from ops_portal.audit.models import AuditEvent
 from ops_portal.containers.api.serializers import ContainerSerializer, ServiceSerializer
 from ops_portal.containers.models import Container, Service
 from ops_portal.core.api.rows import Rows
+from ops_portal.inventory.api.serializers import HostSerializer
+from ops_portal.inventory.models import Host
 from ops_portal.jobs.api.serializers import JobSerializer
 from ops_portal.jobs.models import Job, JobTemplate
 from ops_portal.monitoring.api.serializers import AlertSerializer
@@ -44,7 +46,9 @@ def world():
     operations) and on one never checked, one absent."""
     world = World()
     world.grow(3)
-    host = factories.host(world.env, "odd-host")
+    host = factories.host(world.env, "odd-host", tags=["b", "a"], variables={"x": [1, None]})
+    for name in ("zeta", "alpha"):  # written in the groups' order, not the order they were added
+        host.groups.add(factories.host_group(world.env, name))
     container(world.engine, "c-on-host", host=host, labels={"app": "ünïcode"}, ports=[{"port": 80}], exit_code=137,
               started_at=timezone.now() - datetime.timedelta(days=2))
     user = factories.user()
@@ -97,6 +101,8 @@ def _managers(ids):
     ("/api/services/?limit=1000", ServiceSerializer, Service),
     ("/api/alerts/?limit=1000", AlertSerializer, Alert),
     ("/api/audit/?limit=1000", AuditEventSerializer, AuditEvent),
+    ("/api/hosts/?limit=1000", HostSerializer, Host),
+    ("/api/hosts/?limit=1000&offset=1&ordering=-name", HostSerializer, Host),
     ("/api/audit/?limit=1000&offset=1", AuditEventSerializer, AuditEvent),
 ])
 def test_a_list_page_is_the_serializers_json_for_the_same_rows(world, client, url, serializer_class, model, role):
@@ -140,3 +146,11 @@ def test_a_field_that_is_not_a_column_must_be_computed():
     rows = Rows(WithMethod(), {"shout": (["name"], lambda row: row["name"].upper())})
     assert rows.paths == ["id", "name"]
     assert rows.write([{"id": 3, "name": "web"}]) == [{"id": 3, "shout": "WEB"}]
+
+
+def test_the_hosts_list_writes_each_hosts_groups_in_their_order_in_one_query(world, client,
+                                                                             django_assert_max_num_queries):
+    client.force_login(person(None, Role.ADMIN))
+    with django_assert_max_num_queries(8):
+        rows = {row["name"]: row for row in client.get("/api/hosts/?limit=1000").json()["results"]}
+    assert rows["odd-host"]["groups"] == ["alpha", "zeta"] and rows["odd-host"]["tags"] == ["b", "a"]

@@ -19,7 +19,7 @@ import datetime
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db.models import ForeignObjectRel
 from rest_framework import ISO_8601, serializers
-from rest_framework.relations import PrimaryKeyRelatedField, RelatedField, SlugRelatedField
+from rest_framework.relations import ManyRelatedField, PrimaryKeyRelatedField, RelatedField, SlugRelatedField
 from rest_framework.settings import api_settings
 
 
@@ -59,6 +59,8 @@ def _writer(field):
         return _identity  # values() gives the related row's key
     if isinstance(field, SlugRelatedField):
         return _identity  # getattr(related, slug_field)
+    if isinstance(field, ManyRelatedField) and isinstance(field.child_relation, SlugRelatedField):
+        return list  # `computed` gave the related rows' slugs
     if isinstance(field, serializers.CharField):
         return str
     if type(field) is serializers.IntegerField:

@@ -11,12 +11,13 @@ from rest_framework.views import APIView
 from ops_portal.accounts.choices import Action
 from ops_portal.accounts.permissions import restrict
 from ops_portal.core.api.parsers import LimitedJSONParser
+from ops_portal.core.api.rows import Rows
 from ops_portal.core.api.viewsets import PortalViewSet, ServiceModelViewSet
 from ops_portal.core.context import Actor
 
 from .. import services, transfer
 from ..filtersets import CredentialFilterSet, HostFilterSet, HostGroupFilterSet, SiteFilterSet
-from ..models import Artifact, Credential, Host, HostGroup, Site, hosts_for_lists
+from ..models import Artifact, Credential, Host, HostGroup, Site, group_names, hosts_for_lists
 from . import serializers as s
 
 
@@ -93,6 +94,22 @@ class HostViewSet(ServiceModelViewSet):
         if self.action == "list":
             return restrict(hosts_for_lists(), self.request.user, self.view_action)
         return super().get_queryset()
+
+    def list(self, request, *args, **kwargs):
+        """Written from values() rows (ops_portal.core.api.rows), with the serializer's JSON: a page
+        of 1,000 hosts built 4,000 model instances (hosts, environments, sites, groups); the
+        page's group names come in one more query."""
+        groups = {}
+        rows = Rows(self.get_serializer(), {"groups": ([], lambda row: groups.get(row["id"], ()))})
+        filtered = self.filter_queryset(self.get_queryset()).prefetch_related(None)
+        queryset = filtered.values(*rows.paths)
+        if self.paginator is not None:
+            self.paginator.count_source = filtered
+        page = self.paginate_queryset(queryset)
+        found = page if page is not None else list(queryset)
+        groups.update(group_names({row["id"] for row in found}))
+        data = rows.write(found)
+        return self.get_paginated_response(data) if page is not None else Response(data)
 
     def perform_create(self, serializer):
         return services.create_host(self.actor, **serializer.validated_data)
