@@ -326,6 +326,11 @@ class Service(Observed):
     def __str__(self):
         return self.name
 
+    @property
+    def metric_key(self):
+        """The key of the service's metric series (its tasks' averages, monitoring Series.mount)."""
+        return service_metric_key(self.pk)
+
 
 class Task(Observed):
     engine = models.ForeignKey(Engine, on_delete=models.CASCADE, related_name="tasks")

@@ -2,7 +2,6 @@
 Services and stacks are in swarm_views.py. Pages read through the permission layer; every change
 goes through services.py (jobs for everything that touches an engine)."""
 import json
-import time
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,17 +13,14 @@ from ops_portal.accounts.models import Environment
 from ops_portal.accounts.permissions import can, restrict
 from ops_portal.core.web import actor, attempt, paginate
 from ops_portal.inventory.models import Host, Site
-from ops_portal.monitoring import metrics as monitoring
-from ops_portal.monitoring.choices import RAW
 
 from . import services
-from .choices import ContainerMetric, EngineState
+from .choices import EngineState
 from .filtersets import ContainerFilterSet
 from .forms import AllowedHostPathForm, BulkForm, EngineForm, ExecForm, LogsForm
 from .models import AllowedHostPath, Container, Engine, Image, Network, Node, Volume
 
 LIFECYCLE = ("start", "stop", "restart", "recreate", "pause", "unpause", "kill", "remove", "stats")
-CHART_SECONDS = 3600
 
 
 def _query(request):
@@ -65,21 +61,6 @@ def home(request):
         "query": _query(request), "states": ["running", "exited", "paused", "restarting", "created", "dead"]})
 
 
-def stats_series(container, seconds=CHART_SECONDS):
-    """{metric: {"times", "values"}} of the container's stored samples (its monitoring series)."""
-    host_id = container.host_id or container.engine.host_id
-    if not host_id:
-        return {}
-    host = Host.objects.filter(pk=host_id).first()
-    until = int(time.time()) + 1
-    found = {}
-    for metric in (ContainerMetric.CPU_PERCENT, ContainerMetric.MEM_BYTES):
-        for series in monitoring.read(host, metric.value, until - seconds, until, RAW):
-            if series["mount"] == container.metric_key:
-                found[metric.value] = {"times": series["times"], "values": series["values"]}
-    return found
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def container_detail(request, pk):
@@ -113,7 +94,7 @@ def container_detail(request, pk):
     return render(request, "containers/container.html", {
         "container": container, "logs_form": logs_form, "exec_form": exec_form,
         "can_operate": can(request.user, Action.OPERATE, container.engine.environment_id),
-        "series": stats_series(container), "lifecycle": LIFECYCLE})
+        "lifecycle": LIFECYCLE})
 
 
 @login_required

@@ -208,6 +208,21 @@ def watermark(step):
     return state.done_until if state else 0
 
 
+def object_series(host_id, key, metrics, since, until):
+    """{metric: {"times", "values"}} of one object's raw samples between since and until (unix
+    seconds): the series of host `host_id` whose mount is the object's key (a container's, a Swarm
+    service's or a program's), read by that key alone (not every object of the host)."""
+    ids = dict(Series.objects.filter(host_id=host_id, mount=key, metric__in=metrics).values_list("pk", "metric"))
+    found = {}
+    rows = (Sample.objects.filter(series_id__in=ids, time__gte=since, time__lt=until).order_by("series_id", "time")
+            .values_list("series_id", "time", "value"))
+    for series_id, at, value in rows:
+        series = found.setdefault(ids[series_id], {"times": [], "values": []})
+        series["times"].append(at)
+        series["values"].append(value)
+    return found
+
+
 def read(host, metric, since, until, step):
     """Series of one host's metric between since and until (unix seconds), at `step` (RAW or a
     rollup step), as [{"mount", "times", "values"[, "max"]}] ordered by mount.

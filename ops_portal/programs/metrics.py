@@ -24,7 +24,7 @@ SCAN_SECONDS = 300  # the built-in "processes: scan" schedule
 
 
 def metric_key(program_id):
-    return f"prog:{program_id}"
+    return Program(pk=program_id).metric_key
 
 
 def stale_after():

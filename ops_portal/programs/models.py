@@ -104,6 +104,11 @@ class Program(models.Model):
     def __str__(self):
         return f"{self.name} ({self.manager})"
 
+    @property
+    def metric_key(self):
+        """The key of the program's metric series (monitoring Series.mount): "prog:<id>"."""
+        return f"prog:{self.pk}"
+
 
 class ProgramEvent(models.Model):
     """One thing that happened to a program (restart history), as a refresh or an action saw it."""

@@ -1,4 +1,5 @@
-/* Charts drawn with uPlot. Host charts: CPU %, memory %, load and disk % per mount from
+/* Charts drawn with uPlot. A container's, Swarm service's or program's charts: from the page.
+   Host charts: CPU %, memory %, load and disk % per mount from
    /api/metrics/ (the API picks the resolution, raw samples, 5-minute or hourly averages, from the
    range). The dashboard's fleet charts: data from dashboard:fleet_data, fetched once the page is up. */
 (function () {
@@ -137,6 +138,37 @@
       }
     });
   }
+
+  /* One object's charts (a container's, a Swarm service's, a program's: monitoring's object_charts
+     tag): the samples come with the page as JSON (the element named by data-source), one figure per
+     series (data-series, data-title, data-scale divides the values). */
+  function objectCharts(root) {
+    var source = document.getElementById(root.dataset.source);
+    var data = source ? JSON.parse(source.textContent) : {};
+    root.querySelectorAll("figure[data-series]").forEach(function (figure) {
+      var scale = Number(figure.dataset.scale || 1);
+      var series = data[figure.dataset.series];
+      figure.textContent = "";
+      if (!series || !series.times.length) {
+        var empty = document.createElement("p");
+        empty.className = "muted";
+        empty.textContent = figure.dataset.title + ": no samples in the last hour.";
+        figure.appendChild(empty);
+        return;
+      }
+      var values = series.values.map(function (v) { return v == null ? null : v / scale; });
+      var options = { title: figure.dataset.title, width: Math.max(260, figure.clientWidth - 24), height: 180,
+        series: [{}, { label: figure.dataset.title, stroke: COLORS[0], width: 1.5,
+                       points: { show: series.times.length < 60 },
+                       value: function (u, v) { return v == null ? "—" : (Math.round(v * 10) / 10).toString(); } }],
+        scales: { x: { time: true, range: timeRange(series.times) } }, axes: [{}, { size: 52 }] };
+      figure.plot = new window.uPlot(options, [series.times, values], figure);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    if (window.uPlot) { document.querySelectorAll("[data-object-charts]").forEach(objectCharts); }
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     var fleet = document.getElementById("fleet-charts"), fleetStatus = document.getElementById("fleet-status");

@@ -137,17 +137,6 @@
     }
   }
 
-  function chart(figure, data) {
-    var scale = Number(figure.dataset.scale || 1);
-    var series = data[figure.dataset.series];
-    if (!series || !series.times.length || !window.uPlot) { figure.textContent = figure.dataset.title + ": no samples."; return; }
-    var values = series.values.map(function (v) { return v / scale; });
-    var options = { title: figure.dataset.title, width: Math.max(260, figure.clientWidth - 24), height: 180,
-                    series: [{}, { label: figure.dataset.title, stroke: "#2563eb", width: 1.5 }], axes: [{}, { size: 52 }] };
-    figure.textContent = "";
-    new window.uPlot(options, [series.times, values], figure);
-  }
-
   function selectAll(table) {
     var all = table.querySelector(".js-all");
     if (!all) { return; }
@@ -157,11 +146,6 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    var data = document.getElementById("container-series");
-    if (data) {
-      var parsed = JSON.parse(data.textContent);
-      document.querySelectorAll("#container-charts figure").forEach(function (figure) { chart(figure, parsed); });
-    }
     var table = document.getElementById("containers");
     if (table) { selectAll(table); }
   });

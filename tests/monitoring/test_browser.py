@@ -180,3 +180,42 @@ def test_the_rule_form_shows_the_fields_of_the_kind_chosen(page, live_web):
     assert (saved.kind, saved.metric, saved.threshold, saved.tag) == ("program_metric", "prog_mem_bytes",
                                                                       536870912.0, "db")
     assert not errors, errors
+
+
+def test_a_container_a_swarm_service_and_a_program_page_chart_their_own_samples(page, live_web):
+    """Each object's page draws the last hour of its own series (and only its own: a neighbour's
+    samples on the same host stay off its charts), with a time axis of minutes, not years."""
+    from ops_portal.containers.models import service_metric_key
+    from tests.containers.helpers import container, engine, service
+    from tests.programs.helpers import program
+
+    env = factories.environment("staging")
+    host = factories.host(env, "node-1")
+    person(env, Role.VIEWER, "vera")
+    local = engine(env, host=host)
+    shown, neighbour = container(local, "shop-web", state="running"), container(local, "shop-db", state="running")
+    swarm = service(local, "shop", replicas_running=2)
+    worker = program(host, "worker", state="running")
+    now = int(time.time())
+    samples = [(shown.metric_key, "ctr_cpu_percent", [10, 20, 30]), (shown.metric_key, "ctr_rx_rate", [2048, 4096]),
+               (neighbour.metric_key, "ctr_cpu_percent", [99]),
+               (service_metric_key(swarm.pk), "svc_cpu_percent", [40, 50]),
+               (worker.metric_key, "prog_mem_bytes", [2**20, 2 * 2**20])]
+    for key, metric, values in samples:
+        series_values(host, metric, values, start=now - 60 * len(values), every=60, mount=key)
+    errors = watch_errors(page)
+    sign_in(page, live_web.url, "vera")
+    page.goto(f"{live_web.url}/containers/{shown.pk}/")
+    page.wait_for_selector("#container-charts figure[data-series=ctr_cpu_percent] .uplot")
+    assert page.locator("#container-charts .uplot").count() == 2  # CPU and network received
+    assert "no samples" in page.locator("#container-charts figure[data-series=ctr_mem_bytes]").inner_text()
+    span = page.evaluate("() => { const plot = document.querySelector("
+                         "'#container-charts figure[data-series=ctr_cpu_percent]').plot; "
+                         "return plot.scales.x.max - plot.scales.x.min; }")
+    assert 120 <= span <= 3600, span  # minutes, not a span of years
+    page.goto(f"{live_web.url}/containers/services/{swarm.pk}/")
+    page.wait_for_selector("#service-charts figure[data-series=svc_cpu_percent] .uplot")
+    page.goto(f"{live_web.url}/programs/{worker.pk}/")
+    page.wait_for_selector("#program-charts figure[data-series=prog_mem_bytes] .uplot")
+    assert "no samples" in page.locator("#program-charts figure[data-series=prog_cpu_percent]").inner_text()
+    assert errors == []
