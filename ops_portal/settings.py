@@ -163,6 +163,11 @@ CACHES = {
 # at a time by its process (kept for comparison: `bench events`). Either way live delivery is best
 # effort: an ordered stream (a job's log) that sees a gap reads it from the database.
 CHANNEL_LAYER = env_choice("CHANNEL_LAYER", ("pubsub", "core"), "pubsub")
+# A job's output: lines read but not yet stored before the reading threads wait (backpressure: a
+# command that prints faster than the portal stores slows down instead of growing the live delay),
+# and the most events one flush stores and publishes at once (docs/OPERATIONS.md, "Live output").
+JOB_EVENTS_MAX_UNSTORED = env_int("JOB_EVENTS_MAX_UNSTORED", 10000, minimum=100, maximum=1_000_000)
+JOB_EVENTS_MAX_BATCH = env_int("JOB_EVENTS_MAX_BATCH", 5000, minimum=100, maximum=50_000)
 # With "core", each websocket waits for its next message with a blocking pop of 5 s (channels-redis'
 # brpop_timeout); redis-py's default socket timeout is also 5 s, so an idle socket's read timed out
 # and the socket was closed with 1011. Reads get a timeout well above the pop, and idle pooled

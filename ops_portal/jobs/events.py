@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 
+from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
@@ -27,11 +28,12 @@ from .models import Job, JobEvent
 
 log = logging.getLogger(__name__)
 FLUSH_INTERVAL = 0.05
-MAX_BATCH = 5000
+MAX_BATCH = 5000  # events a flush stores at most (setting JOB_EVENTS_MAX_BATCH)
 PUBLISH_CHUNK = 1000
-# Output lines read but not yet stored. When the writer falls behind, the reading threads wait, so
-# a command that prints faster than the portal stores slows down (as on a slow terminal) instead
-# of growing the worker's memory and the live view's delay without bound.
+# Output lines read but not yet stored (setting JOB_EVENTS_MAX_UNSTORED). When the writer falls
+# behind, the reading threads wait, so a command that prints faster than the portal stores slows
+# down (as on a slow terminal) instead of growing the worker's memory and the live view's delay
+# without bound.
 MAX_UNSTORED_LINES = 10000
 _STOP = object()
 COPY_COLUMNS = ("job_id", "seq", "time", "kind", "target", "stream", "text", "data")
@@ -49,7 +51,8 @@ class EventWriter:
         self._thread = threading.Thread(target=self._loop, name=f"job-{job.pk}-events", daemon=True)
         self.failed = None
         self.stored = 0
-        self._room = threading.Semaphore(MAX_UNSTORED_LINES)
+        self.max_batch = getattr(settings, "JOB_EVENTS_MAX_BATCH", MAX_BATCH)
+        self._room = threading.Semaphore(getattr(settings, "JOB_EVENTS_MAX_UNSTORED", MAX_UNSTORED_LINES))
         self.mask = _unmasked  # the runner sets one that hides the job's secret values
         self._thread.start()
 
@@ -114,7 +117,7 @@ class EventWriter:
                 else:
                     pending.append(payload)
                     lines += kind == "line"
-                if len(pending) >= MAX_BATCH:
+                if len(pending) >= self.max_batch:
                     break
                 try:
                     item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))

@@ -89,3 +89,39 @@ def test_hosts_reached_together_are_noted_in_one_go(env, job):
     states = dict(Host.objects.filter(environment=env).values_list("name", "reachability"))
     assert states == {hosts[0].name: Reachability.REACHABLE, hosts[1].name: Reachability.REACHABLE,
                       hosts[2].name: Reachability.REACHABLE, hosts[3].name: Reachability.UNREACHABLE}
+
+
+def test_the_writers_batch_and_backpressure_bounds_come_from_the_settings(job, settings, monkeypatch):
+    """JOB_EVENTS_MAX_BATCH bounds what one flush stores; JOB_EVENTS_MAX_UNSTORED makes the reading
+    thread wait once that many lines are read and not stored (here: while the store is held)."""
+    import threading
+
+    from ops_portal.jobs import events
+
+    settings.JOB_EVENTS_MAX_BATCH, settings.JOB_EVENTS_MAX_UNSTORED = 100, 150
+    sizes, gate = [], threading.Event()
+    real = events.insert_rows
+
+    def held(rows):
+        gate.wait(30)
+        sizes.append(len(rows))
+        real(rows)
+
+    monkeypatch.setattr(events, "insert_rows", held)
+    writer = EventWriter(job)
+    done = threading.Event()
+
+    def read():
+        for i in range(400):
+            writer.output(None, "stdout", f"line {i}")
+        done.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert not done.wait(1.0)  # 150 lines read, none stored: the reader waits
+    gate.set()
+    assert done.wait(30)
+    reader.join()
+    writer.close()
+    assert sum(sizes) == 400 and max(sizes) <= 100, sizes
+    assert list(job.events.order_by("seq").values_list("text", flat=True)) == [f"line {i}" for i in range(400)]
