@@ -32,6 +32,13 @@ def _heartbeat_pid(kind, name):
     return json.loads(raw)["pid"] if raw else None
 
 
+def _interruptible():
+    """In the script's process before exec: SIGINT back to its default. A test run started in the
+    background by a shell without job control ignores SIGINT, and bash cannot trap a signal ignored
+    when it starts: the script would never see the Ctrl-C this test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _children(pid):
     with open(f"/proc/{pid}/task/{pid}/children") as children:
         return [int(child) for child in children.read().split()]
@@ -48,7 +55,7 @@ def test_a_killed_worker_is_restarted_while_web_and_beat_stay_up(live_env, tmp_p
     log_path = tmp_path / "run-portal.log"
     with open(log_path, "wb") as log:
         script = subprocess.Popen(["bash", "scripts/run-portal.sh"], cwd=ROOT, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+                                  stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_interruptible)
     url = f"http://127.0.0.1:{port}"
     worker_name = f"worker@{socket.gethostname()}"
 
