@@ -281,7 +281,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["ops_portal.core.api.parsers.LimitedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "ops_portal.core.api.schema.PortalAutoSchema",
     "EXCEPTION_HANDLER": "ops_portal.core.api.errors.exception_handler",
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    "DEFAULT_RENDERER_CLASSES": ["ops_portal.core.api.renderers.PortalJSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": env_str("API_RATE_LIMIT", "6000/min")},
