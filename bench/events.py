@@ -11,6 +11,8 @@ stream. Reported per repeat, then as medians over repeats:
   printed the line (its timestamp in the text);
 - lines lost per client (every client must get seq 1..last exactly once, in order) and messages
   per client (how well output is batched);
+- the machine's CPU busy (both cores, 100 % = all busy) from the gate to the last row stored and to
+  the last client's last line: the producer, worker, PostgreSQL, daphne and the clients share them;
 - then launch → first event on the websocket over small jobs (median, p99).
 
 The command waits for a gate file before printing, so every client is subscribed before the first
@@ -77,6 +79,18 @@ def _tree_cpu(pid):
         return 0.0
 
 
+def _machine_cpu():
+    import psutil
+
+    times = psutil.cpu_times()
+    return sum(times), times.idle + getattr(times, "iowait", 0.0)
+
+
+def _busy(before, after):
+    total, idle = after[0] - before[0], after[1] - before[1]
+    return round(100.0 * (total - idle) / total, 1) if total > 0 else None
+
+
 def big_job(args, actor, environment, web, worker, number):
     from ops_portal.jobs.choices import EventKind
     from ops_portal.jobs.launch import launch_adhoc
@@ -124,6 +138,7 @@ def big_job(args, actor, environment, web, worker, number):
     load_before = runtime.load_average()
     sampler = runtime.TreeSampler(worker.pid).__enter__()
     runtime.cleanup.push("rss sampler", sampler.__exit__)
+    machine_before = _machine_cpu()
     gate.touch()
     opened = time.time()
     # The storage timeline: the job's last_seq, polled every 20 ms.
@@ -137,6 +152,7 @@ def big_job(args, actor, environment, web, worker, number):
             first_stored = now
         if all_stored is None and seq >= target_seq:
             all_stored = now
+            machine_stored = _machine_cpu()
         if state in ("succeeded", "failed", "canceled", "timed_out", "lost"):
             final = state
             finished = now
@@ -146,6 +162,7 @@ def big_job(args, actor, environment, web, worker, number):
         time.sleep(0.02)
     sampler.__exit__()
     results = [result_q.get(timeout=timeout) for _ in procs]
+    machine_received = _machine_cpu()
     for p in procs:
         p.join(10)
     cpu_after = {"worker": _tree_cpu(worker.pid), "web": _tree_cpu(web.pid)}
@@ -200,6 +217,10 @@ def big_job(args, actor, environment, web, worker, number):
                   "clients": round(sum(s.get("process_cpu_s", 0) for s in summaries), 2)},
         "worker_rss_mib": {"before": round(sampler.baseline / 2**20, 1), "peak": round(sampler.peak / 2**20, 1)},
         "load_average": load_before,
+        # Both cores together, 100 = every core busy: from the gate to the last row stored, and to
+        # the last client's last line.
+        "machine_busy_percent": {"to_all_stored": _busy(machine_before, machine_stored) if all_stored else None,
+                                 "to_last_receipt": _busy(machine_before, machine_received)},
     }
     return result
 
@@ -285,7 +306,9 @@ def main(args):
               f"{fmt(result['messages_per_client_median'], 0)} messages per client; all stored "
               f"{fmt(result['gate_to_all_stored_s'])} s and last receipt {fmt(result['gate_to_last_receipt_s'])} s "
               f"after the gate opened; CPU s {result['cpu_s']}; "
-              f"worker RSS {result['worker_rss_mib']} MiB; load {result['load_average']}")
+              f"worker RSS {result['worker_rss_mib']} MiB; machine CPU busy "
+              f"{result['machine_busy_percent']['to_all_stored']} % until all stored, "
+              f"{result['machine_busy_percent']['to_last_receipt']} % until the last receipt; load {result['load_average']}")
         if result["client_errors"]:
             print("  client errors:", result["client_errors"][:3])
         django.db.close_old_connections()
