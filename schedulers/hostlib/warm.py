@@ -146,6 +146,7 @@ class WarmPool:
                           for when, fingerprint, endpoint in self._revocations)
             if not revoked:
                 self._idle[id(conn)] = (key, conn, self._clock())
+                self._idle.move_to_end(id(conn))  # the newest last, as _expire reads them
                 self.counters["kept"] += 1
             to_close = self._trim()
         if revoked:
@@ -190,8 +191,14 @@ class WarmPool:
         return (fingerprint is not None and key[3] == fingerprint) or (endpoint is not None and key[:2] == endpoint)
 
     def _expire(self):
+        # _idle is in the order connections were given back, so the stale ones are at its front:
+        # stop at the first fresh one (every checkout expires; a scan of all was O(idle) each).
         limit = self._clock() - self.idle_seconds
-        stale = [ident for ident, (_, _, since) in self._idle.items() if since <= limit]
+        stale = []
+        for ident, (_, _, since) in self._idle.items():
+            if since > limit:
+                break
+            stale.append(ident)
         self.counters["expired"] += len(stale)
         return [self._idle.pop(ident)[1] for ident in stale]
 

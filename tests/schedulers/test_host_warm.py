@@ -140,6 +140,23 @@ def test_closes_connections_idle_longer_than_the_bound(warm, clock):
     assert warm.stats()["expired"] == 1
 
 
+def test_expiry_takes_every_stale_connection_and_no_fresh_one(clock):
+    """Expiry reads the idle connections oldest first and stops at the first fresh one; one given
+    back again counts from its latest return."""
+    warm = WarmPool(16, 100, clock=clock)
+    conns = [FakeConn(target(name=f"h{i}", port=2300 + i)) for i in range(8)]
+    for conn in conns:
+        warm.put(conn)
+        clock.now += 10  # h0 given back at 0, h7 at 70
+    again = warm.checkout(target(port=2300))
+    warm.put(again)  # h0 given back again at 80: now the newest
+    clock.now += 45  # 125: h1..h2 (10, 20) are stale, h3 (30) is not yet, h0 (80) is fresh
+    assert warm.checkout(target(port=2303)) is conns[3]
+    assert [c.closed for c in conns] == [False, True, True, False, False, False, False, False]
+    assert warm.stats()["expired"] == 2
+    assert warm.checkout(target(port=2300)) is conns[0]
+
+
 def test_the_reaper_closes_idle_connections_without_any_call(clock):
     warm = WarmPool(4, 1, clock=clock)
     conn = FakeConn(target())
