@@ -308,7 +308,8 @@ def main(args):
               f"after the gate opened; CPU s {result['cpu_s']}; "
               f"worker RSS {result['worker_rss_mib']} MiB; machine CPU busy "
               f"{result['machine_busy_percent']['to_all_stored']} % until all stored, "
-              f"{result['machine_busy_percent']['to_last_receipt']} % until the last receipt; load {result['load_average']}")
+              f"{result['machine_busy_percent']['to_last_receipt']} % until the last receipt; "
+              f"load {result['load_average']}")
         if result["client_errors"]:
             print("  client errors:", result["client_errors"][:3])
         django.db.close_old_connections()
