@@ -65,11 +65,11 @@ class _Kind(targets.TargetKind):
         return engine_sites(self.model, self.engine_path, ref_ids)
 
     def load(self, ref_ids):
-        return self.model.objects.select_related(*self.related).in_bulk(list(ref_ids))
+        return self.model.objects.select_related(*self.related).order_by().in_bulk(list(ref_ids))
 
     def available(self, ref_ids, environment):
         return self.model.objects.select_related(*self.related).filter(
-            **{self.environment_lookup: environment, self.enabled_lookup: True}).in_bulk(list(ref_ids))
+            **{self.environment_lookup: environment, self.enabled_lookup: True}).order_by().in_bulk(list(ref_ids))
 
 
 def _labels_match(labels, wanted):

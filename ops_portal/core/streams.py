@@ -5,6 +5,7 @@ the parameters they ask for, and may serve a backlog ("everything after seq N") 
 connects late or reconnects misses nothing. Publishers anywhere (web, worker, beat) call publish().
 """
 import asyncio
+import atexit
 import concurrent.futures
 import json
 import logging
@@ -80,30 +81,66 @@ class _Sender:
     """
 
     timeout = 15.0  # a send that takes longer is dropped (live delivery is best effort)
+    max_unwaited = 1000  # sends not waited for (wait=False) that may be pending at once
+    drain_at_exit = 2.0  # seconds a process ending waits for its pending sends
 
     def __init__(self):
         self._reset()
         os.register_at_fork(after_in_child=self._reset)
+        atexit.register(self.drain)
 
     def _reset(self):
         self._lock = threading.Lock()
         self._loop = None
+        self._order = None
+        self._pending = set()
+        self._room = threading.BoundedSemaphore(self.max_unwaited)
 
     def _running_loop(self):
         with self._lock:
             if self._loop is None or self._loop.is_closed():
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="streams-sender", daemon=True).start()
-                self._loop = loop
+                self._loop, self._order = loop, asyncio.Lock()
             return self._loop
 
-    def send(self, items):
-        future = asyncio.run_coroutine_threadsafe(_send_all(items), self._running_loop())
+    def send(self, items, *, wait=True):
+        """Send items in order after every send this process asked for before (waited for or not).
+        wait=False returns at once: for a caller on a job's critical path (a launch, a claim) that
+        must not wait for Redis to tell 50 hosts' streams; still in order with the sends after it."""
+        loop = self._running_loop()
+        if not wait and not self._room.acquire(blocking=False):
+            log.warning("live events for %s not sent: %d sends are still pending", items[0][0], self.max_unwaited)
+            return
+        future = asyncio.run_coroutine_threadsafe(self._in_order(items), loop)
+        if not wait:
+            with self._lock:
+                self._pending.add(future)
+            future.add_done_callback(self._sent)
+            return
         try:
             future.result(self.timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
             log.warning("live events for %s not sent: no answer in %gs", items[0][0], self.timeout)
+
+    def _sent(self, future):
+        with self._lock:
+            self._pending.discard(future)
+        self._room.release()
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("live events not sent: %s", future.exception())
+
+    async def _in_order(self, items):
+        async with self._order:
+            await _send_all(items)
+
+    def drain(self, timeout=None):
+        """Wait (up to `timeout`, default drain_at_exit seconds) for the sends not waited for."""
+        with self._lock:
+            pending = list(self._pending)
+        if pending:
+            concurrent.futures.wait(pending, timeout=self.drain_at_exit if timeout is None else timeout)
 
 
 async def _send_all(items):
@@ -128,11 +165,11 @@ def _send(group, message):
     _send_each([(group, message)])
 
 
-def _send_each(items):
+def _send_each(items, *, wait=True):
     """Send (group, message) pairs in order, in one hop to the sender loop."""
     items = [(check_group(group), message) for group, message in items]
     if items:
-        _sender.send(items)
+        _sender.send(items, wait=wait)
 
 
 def send_control(group, message):
@@ -156,9 +193,10 @@ def batch_message(group, payloads):
             "count": len(payloads), "first": payloads[0].get("seq"), "last": payloads[-1].get("seq")}
 
 
-def publish_to(groups, payload):
-    """Send one event to several groups (a job's summary to each of its targets' streams) at once."""
-    _send_each([(group, {"type": "stream.event", "group": group, "payload": payload}) for group in groups])
+def publish_to(groups, payload, *, wait=True):
+    """Send one event to several groups (a job's summary to each of its targets' streams) at once;
+    with wait=False the caller goes on before Redis has them (still in order, see _Sender.send)."""
+    _send_each([(group, {"type": "stream.event", "group": group, "payload": payload}) for group in groups], wait=wait)
 
 
 def publish_each(pairs):

@@ -40,11 +40,11 @@ class HostKind(targets.TargetKind):
         return hosts
 
     def load(self, ref_ids):
-        return Host.objects.select_related("credential").in_bulk(list(ref_ids))
+        return Host.objects.select_related("credential").order_by().in_bulk(list(ref_ids))
 
     def available(self, ref_ids, environment):
-        return Host.objects.select_related("credential").filter(environment=environment, enabled=True).in_bulk(
-            list(ref_ids))
+        return (Host.objects.select_related("credential").filter(environment=environment, enabled=True).order_by()
+                .in_bulk(list(ref_ids)))
 
     def fingerprint(self, host):
         """Where the host is and how the portal reaches it."""

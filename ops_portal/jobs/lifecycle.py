@@ -114,10 +114,10 @@ def publish_job(job):
     summary = job_summary(job)
     target_refs = list(job.targets.values_list("kind", "ref_id")[:500]) if job.pk else []
 
-    def send():
+    def send():  # not waited for: a launch or a claim goes on while Redis tells the streams
         streams.publish_to([groups.jobs_in(job.environment_id)]
                            + [groups.object_jobs(kind, ref_id, job.environment_id) for kind, ref_id in target_refs],
-                           summary)
+                           summary, wait=False)
 
     transaction.on_commit(send)
 

@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import requests
@@ -24,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ops_portal.core import targets as target_kinds
+from ops_portal.core import threads
 from schedulers import local
 from schedulers.base import BackendError, CancelToken, CommandResult
 
@@ -114,19 +114,21 @@ def _lease_blocker(job):
     """Take the leases of all the job's targets, or say what holds them (first come, first served)."""
     refs = list(job.targets.values_list("kind", "ref_id", "name"))
     keys = {target_kinds.lease_key(kind, ref): name for kind, ref, name in refs}
-    held = Lease.objects.filter(target_key__in=keys).exclude(job=job).select_related("job").first()
-    if held is not None:
-        return f"waiting for lease on {keys[held.target_key]} (held by job #{held.job_id})"
+    # Plain rows, no ordering: a claim is on every job's critical path and this runs in each.
+    held = Lease.objects.filter(target_key__in=keys).exclude(job=job).order_by().values_list("target_key", "job_id")[:1]
+    for target_key, job_id in held:
+        return f"waiting for lease on {keys[target_key]} (held by job #{job_id})"
     # An older queued job that wants the same targets goes first, unless a window or freeze holds it.
     earlier = (JobTarget.objects.filter(job__state=JobState.QUEUED, job__created__lt=job.created,
                                         kind__in={k for k, _, _ in refs}, ref_id__in={r for _, r, _ in refs})
                .exclude(job=job).exclude(job__waiting_kind__in=TIMED_WAITS)
-               .values_list("job_id", "name").first())
+               .order_by().values_list("job_id", "name")[:1])
+    earlier = next(iter(earlier), None)
     if earlier is not None:
         return f"waiting for lease on {earlier[1]} (job #{earlier[0]} is ahead)"
     try:
         with transaction.atomic():
-            Lease.objects.bulk_create([Lease(target_key=key, job=job) for key in keys])
+            Lease.objects.bulk_create([Lease(target_key=key, job_id=job.pk) for key in keys])
     except IntegrityError:
         return "waiting for lease (taken a moment ago)"
     return ""
@@ -342,8 +344,9 @@ class JobRunner:
         if self.spec.run_batch is not None:
             return self._run_batch_at_once(indexes)
         limit = min(self.job.strategy.get("limit", strategies.DEFAULT_LIMIT), len(indexes))
-        with ThreadPoolExecutor(max_workers=max(1, limit), thread_name_prefix=f"job-{self.job.pk}") as pool:
-            return list(pool.map(lambda i: self._run_target(self.targets[i]), indexes))
+        # On the threads this worker process kept from its earlier jobs (core.threads).
+        return threads.run_bounded(lambda i: self._run_target(self.targets[i]), indexes, limit,
+                                   name=f"job-{self.job.pk}")
 
     def _run_batch_at_once(self, indexes):
         """An action that acts on the whole batch in one go (spec.run_batch): its targets start

@@ -88,10 +88,11 @@ class ProcessKind(targets.TargetKind):
         return sites_by(Process, "host__site__name", ref_ids)
 
     def load(self, ref_ids):
-        return self._queryset().in_bulk(list(ref_ids))
+        return self._queryset().order_by().in_bulk(list(ref_ids))
 
     def available(self, ref_ids, environment):
-        return self._queryset().filter(host__environment=environment, host__enabled=True).in_bulk(list(ref_ids))
+        return (self._queryset().filter(host__environment=environment, host__enabled=True).order_by()
+                .in_bulk(list(ref_ids)))
 
     def fingerprint(self, process):
         return {**host_fingerprint(process.host), "host": process.host.name, "pid": process.pid,

@@ -62,11 +62,11 @@ class ProgramKind(targets.TargetKind):
         return sites_by(Program, "host__site__name", ref_ids)
 
     def load(self, ref_ids):
-        return Program.objects.select_related("host__credential", "host__environment").in_bulk(list(ref_ids))
+        return Program.objects.select_related("host__credential", "host__environment").order_by().in_bulk(list(ref_ids))
 
     def available(self, ref_ids, environment):
         return Program.objects.select_related("host__credential").filter(
-            host__environment=environment, host__enabled=True).in_bulk(list(ref_ids))
+            host__environment=environment, host__enabled=True).order_by().in_bulk(list(ref_ids))
 
     def fingerprint(self, program):
         return {**host_fingerprint(program.host), "manager": program.manager, "name": program.name}

@@ -33,10 +33,10 @@ class ProjectKind(targets.TargetKind):
         return queryset.order_by("name")
 
     def load(self, ref_ids):
-        return Project.objects.in_bulk(list(ref_ids))
+        return Project.objects.order_by().in_bulk(list(ref_ids))
 
     def available(self, ref_ids, environment):
-        return Project.objects.filter(environment=environment).in_bulk(list(ref_ids))
+        return Project.objects.filter(environment=environment).order_by().in_bulk(list(ref_ids))
 
     def fingerprint(self, project):
         return {"kind": project.kind, "path": project.path, "url": project.url, "branch": project.branch,

@@ -307,3 +307,40 @@ async def test_while_events_flow_the_authority_check_is_renewed_before_a_flush_m
     assert len(renewals) >= 2, checks  # renewed about every 0.5 s while events flowed
     assert consumers.AUTH_RECHECK_SECONDS not in checks, checks  # no flush ever had to check for itself
     await comm.disconnect()
+
+
+async def test_sends_not_waited_for_arrive_in_the_order_they_were_asked_for():
+    """A launch's and a claim's summaries go out without waiting (wait=False); a group still gets
+    every event of a process in the order it was published, waited for or not."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    group = "test.unwaited-order"
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+
+    def publish_all():
+        for n in range(30):
+            streams.publish_to([group], {"n": n}, wait=n % 3 == 0)
+        streams._sender.drain(5)
+
+    await sync_to_async(publish_all)()
+    received = [(await asyncio.wait_for(layer.receive(channel), 5))["payload"]["n"] for _ in range(30)]
+    assert received == list(range(30))
+
+
+def test_a_send_not_waited_for_returns_before_redis_has_it(monkeypatch):
+    import threading
+
+    release, sent = threading.Event(), []
+
+    async def slow_send(items):
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, 5)
+        sent.extend(message["payload"] for _, message in items)
+
+    monkeypatch.setattr(streams, "_send_all", slow_send)
+    streams.publish_to(["test.unwaited-slow"], {"n": 1}, wait=False)
+    assert sent == []  # the caller went on while the send waits
+    release.set()
+    streams._sender.drain(5)
+    assert sent == [{"n": 1}]

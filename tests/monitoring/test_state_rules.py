@@ -225,7 +225,8 @@ def test_fire_many_and_resolve_many_write_what_fire_and_resolve_write(env, host,
     monkeypatch.setattr(tasks.deliver, "apply_async", lambda *a, **kw: None)
     monkeypatch.setattr(tasks.fan_out, "apply_async", lambda *a, **kw: None)
     sent = []
-    monkeypatch.setattr(streams, "_send_each", lambda items: sent.extend(message["payload"] for _, message in items))
+    monkeypatch.setattr(streams, "_send_each",
+                        lambda items, **options: sent.extend(message["payload"] for _, message in items))
     channel(env, "hook", events=["alert.firing", "alert.resolved"])
     rule = state_rule(env, "container_not_running", severity="critical")
     actor = Actor.system()
