@@ -31,6 +31,19 @@ def _start_warm_ssh(**kwargs):
         warm.start_listener()
 
 
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _close_old_connections(sender=None, **kwargs):
+    # CELERY_DB_REUSE_MAX keeps a task's database connection for the next one; as between web
+    # requests, one past CONN_MAX_AGE or broken is closed (the next use opens a new one). Not
+    # for a task applied in the caller's process (apply()): its connection is the caller's.
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections  # noqa: PLC0415 — see above
+
+    close_old_connections()
+
+
 @signals.beat_init.connect
 def _start_beat_heartbeat(sender, **kwargs):
     from ops_portal.core import heartbeat  # noqa: PLC0415 — see above

@@ -339,6 +339,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 3600, minimum=10)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 120
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the database connection around every task unless this is set; a
+# job's claim then paid a new PostgreSQL connection (a backend forked) on its critical path. Kept
+# instead, and closed every this many tasks; around each task Django's own rules apply
+# (CONN_MAX_AGE, health checks: ops_portal/celery.py).
+CELERY_DB_REUSE_MAX = 1000
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from ops_portal.core import streams
+from ops_portal.core import streams, threads
 
 from . import groups
 from .choices import EventKind
@@ -48,13 +48,13 @@ class EventWriter:
         self.job_id = job.pk
         self.group = groups.job(job.pk)
         self._queue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name=f"job-{job.pk}-events", daemon=True)
+        self._ended = threading.Event()
         self.failed = None
         self.stored = 0
         self.max_batch = getattr(settings, "JOB_EVENTS_MAX_BATCH", MAX_BATCH)
         self._room = threading.Semaphore(getattr(settings, "JOB_EVENTS_MAX_UNSTORED", MAX_UNSTORED_LINES))
         self.mask = _unmasked  # the runner sets one that hides the job's secret values
-        self._thread.start()
+        threads.cache.spawn(self._loop)  # a thread the worker kept from an earlier job, if one is idle
 
     # Producers (any thread) ---------------------------------------------------------------
 
@@ -63,7 +63,7 @@ class EventWriter:
 
     def output(self, target, stream, line):
         while not self._room.acquire(timeout=1.0):
-            if not self._thread.is_alive():  # the writer died: do not wait for room forever
+            if self._ended.is_set():  # the writer died: do not wait for room forever
                 return
         self._queue.put(("line", (timezone.now(), EventKind.OUTPUT, target, stream, self.mask(line), None)))
 
@@ -81,13 +81,15 @@ class EventWriter:
 
     def close(self, timeout=120):
         self._queue.put((_STOP, None))
-        self._thread.join(timeout)
+        self._ended.wait(timeout)
         if self.failed is not None:
             raise RuntimeError("writing job events failed") from self.failed
 
     # Writer thread ------------------------------------------------------------------------
 
     def _loop(self):
+        thread = threading.current_thread()
+        kept_name, thread.name = thread.name, f"job-{self.job_id}-events"
         try:
             self._run()
         except Exception as exc:  # keep the cause for close(); the runner marks the job failed
@@ -95,6 +97,8 @@ class EventWriter:
             self.failed = exc
         finally:
             connection.close()
+            thread.name = kept_name
+            self._ended.set()
 
     def _run(self):
         # Events and calls that arrive within FLUSH_INTERVAL go to the database in one transaction:

@@ -244,6 +244,8 @@ class JobRunner:
     # Supervisor: heartbeat, cancel requests, the job timeout --------------------------------
 
     def _supervise(self):
+        thread = threading.current_thread()
+        kept_name, thread.name = thread.name, f"job-{self.job.pk}-supervisor"
         deadline = time.monotonic() + self.job.timeout_seconds
         if self.slice is not None and self.job.started:  # the job's timeout counts from the job's start
             deadline -= (timezone.now() - self.job.started).total_seconds()
@@ -265,6 +267,7 @@ class JobRunner:
                     self.writer.emit(EventKind.INFO, f"Job timeout of {self.job.timeout_seconds}s reached.")
         finally:
             connection.close()
+            thread.name = kept_name
 
     def _job_threshold(self, failed):
         """A slice stops its rollout when the whole job's failures (all slices') exceed the threshold."""
@@ -413,8 +416,7 @@ class JobRunner:
     # The whole job -------------------------------------------------------------------------
 
     def run(self):
-        supervisor = threading.Thread(target=self._supervise, name=f"job-{self.job.pk}-supervisor", daemon=True)
-        supervisor.start()
+        threads.cache.spawn(self._supervise)
         error = ""
         try:
             self.objects = load_objects(self.targets)
