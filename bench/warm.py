@@ -13,7 +13,9 @@ On one fleet (sshd containers on 127.0.0.1), in the same run, repeated:
   (ControlMaster=auto, ControlPersist=60s), run twice on one ControlPath directory: the second is
   the warm one.
 
-Portal jobs are timed from the launch call until every per-host result is stored. The worker runs
+Portal jobs are timed from the launch call until the job's end as the database recorded it (its
+`finished`, written after every per-host result was stored), looked up every 50 ms (polling every
+10 ms, as before 2026-12-03, was load enough to slow the job it timed). The worker runs
 with --concurrency 1 by default: warm connections belong to one worker process, and a prefork
 worker hands a job to any of its children (see docs/OPERATIONS.md). Handshakes are counted from
 the hosts' side (sshd's "Accepted publickey" lines) to show the warm job made none.
