@@ -13,6 +13,7 @@ import os
 import re
 import threading
 
+import orjson
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
@@ -189,8 +190,19 @@ def batch_message(group, payloads):
     must filter it; `first`/`last` carry the sequence numbers of ordered events for that decision.
     """
     payloads = list(payloads)
-    return {"type": "stream.batch", "group": check_group(group), "raw": json.dumps(payloads, separators=(",", ":")),
+    return {"type": "stream.batch", "group": check_group(group), "raw": encode(payloads),
             "count": len(payloads), "first": payloads[0].get("seq"), "last": payloads[-1].get("seq")}
+
+
+def encode(payloads):
+    """Compact JSON text of events, by orjson: a burst's batch of 5,000 output lines is encoded
+    several times faster than by the standard library (which takes what orjson refuses, such as an
+    integer wider than 64 bits). Non-ASCII text is written as UTF-8, not as \\u escapes: the
+    same JSON to a client."""
+    try:
+        return orjson.dumps(payloads, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(payloads, separators=(",", ":"))
 
 
 def publish_to(groups, payload, *, wait=True):

@@ -130,8 +130,8 @@ class EventWriter:
             if pending or calls:
                 close_old_connections()
                 self._store(pending, calls)
-            for _ in range(lines):
-                self._room.release()
+            if lines:
+                self._room.release(lines)  # one call for the batch, not one a line
 
     def _store(self, pending, calls=()):
         rows, payloads = [], []

@@ -344,3 +344,17 @@ def test_a_send_not_waited_for_returns_before_redis_has_it(monkeypatch):
     release.set()
     streams._sender.drain(5)
     assert sent == [{"n": 1}]
+
+
+def test_a_batch_is_encoded_once_as_the_same_json_the_standard_library_reads():
+    import json
+
+    payloads = [{"seq": 1, "kind": "output", "time": 1764770000.123456, "text": "naïve – \u2028 \"q\" \\ done"},
+                {"seq": 2, "kind": "target", "time": 1764770000.5, "text": "h1", "target": 0, "data": {1: "int key"}},
+                {"seq": 3, "kind": "info", "time": 1.0, "text": "big", "data": {"n": 2**70}}]
+    message = streams.batch_message("job.1", payloads)
+    assert json.loads(message["raw"]) == json.loads(json.dumps(payloads))
+    assert (message["count"], message["first"], message["last"]) == (3, 1, 3)
+    small = streams.encode(payloads[:2])
+    assert "naïve" in small  # UTF-8, not \u escapes (orjson)
+    assert json.loads(small) == json.loads(json.dumps(payloads[:2]))
