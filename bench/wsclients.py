@@ -135,9 +135,10 @@ def run_clients(first_index, count, url, token, origin, job_id, ready_queue, res
 NODE_CLIENTS = Path(__file__).with_name("wsclients.js")
 
 
-def run_node_clients(first_index, count, url, token, origin, job_id, ready_queue, result_queue, timeout):
+def run_node_clients(first_index, count, url, token, origin, job_id, ready_queue, result_queue, timeout, sample=1):
     """Entry point of a client process with `--client node`: `count` clients in one Node process
-    (wsclients.js); this process only relays its lines. Same results as run_clients."""
+    (wsclients.js); this process only relays its lines. Same results as run_clients; with sample N
+    the delays of every Nth line (by seq) only, every seq still checked."""
     import os
     import subprocess
     import tempfile
@@ -146,7 +147,8 @@ def run_node_clients(first_index, count, url, token, origin, job_id, ready_queue
     os.close(fd)
     try:
         proc = subprocess.Popen(["node", str(NODE_CLIENTS), str(first_index), str(count), url, token, origin,
-                                 str(job_id), str(timeout), delays_path], stdout=subprocess.PIPE, text=True)
+                                 str(job_id), str(timeout), delays_path, str(sample)], stdout=subprocess.PIPE,
+                                text=True)
         summaries = None
         for line in proc.stdout:
             if line.startswith("ready "):
