@@ -101,25 +101,9 @@ function client(index, delays) {
       stats.messages += 1;
       if (stats.first_recv === null) stats.first_recv = now;
       stats.last_recv = now;
-      if (SAMPLE > 1) return sampledEvents(text, now);
-      let items = 0, state = false, m;
-      EVENT.lastIndex = 0;
-      while ((m = EVENT.exec(text)) !== null) {
-        items += 1;
-        const seq = Number(m[1]);
-        if (seq === expected.seq) expected.seq += 1;
-        else if (seq > expected.seq) { stats.gaps += seq - expected.seq; expected.seq = seq + 1; }
-        else stats.duplicates += 1;
-        if (m[2] !== "output") { state = state || m[2] === "state"; continue; }
-        const line = m[4];
-        const space = line.indexOf(" ");
-        if (space < 1 || line.charCodeAt(0) < 48 || line.charCodeAt(0) > 57) continue;
-        const number = Number(line.slice(0, space));
-        stats.output_lines += 1;
-        if (number !== expected.line) stats.line_errors += 1;
-        expected.line = number + 1;
-        delays.push(now - Number(m[3]), now - Number(line.slice(space + 1)));
-      }
+      const scanned = SAMPLE > 1 ? scanSampled(text, now) : scanAll(text, now);
+      if (scanned === null) return true;
+      const [items, state] = scanned;
       if (items !== (text.match(SEQ_COUNT) || []).length) {
         finish("an events frame the bench cannot read (fields missing or in another order)");
         return true;
@@ -137,24 +121,49 @@ function client(index, delays) {
       return false;
     }
 
+    function checkSeq(seq) {
+      if (seq === expected.seq) expected.seq += 1;
+      else if (seq > expected.seq) { stats.gaps += seq - expected.seq; expected.seq = seq + 1; }
+      else stats.duplicates += 1;
+    }
+
+    // Every event read whole: [events, whether a state event was among them].
+    function scanAll(text, now) {
+      let items = 0, state = false, m;
+      EVENT.lastIndex = 0;
+      while ((m = EVENT.exec(text)) !== null) {
+        items += 1;
+        checkSeq(Number(m[1]));
+        if (m[2] !== "output") { state = state || m[2] === "state"; continue; }
+        const line = m[4];
+        const space = line.indexOf(" ");
+        if (space < 1 || line.charCodeAt(0) < 48 || line.charCodeAt(0) > 57) continue;
+        const number = Number(line.slice(0, space));
+        stats.output_lines += 1;
+        if (number !== expected.line) stats.line_errors += 1;
+        expected.line = number + 1;
+        delays.push(now - Number(m[3]), now - Number(line.slice(space + 1)));
+      }
+      return [items, state];
+    }
+
     // Since the last sampled line: its number minus its seq, and the non-output events after it.
     const sampled = { offset: null, others: 0 };
 
-    function sampledEvents(text, now) {
+    // Seq and kind of every event, time and text of every SAMPLEth line; null when it cannot be read.
+    function scanSampled(text, now) {
       let items = 0, state = false, m;
       HEAD.lastIndex = 0;
       while ((m = HEAD.exec(text)) !== null) {
         items += 1;
         const seq = Number(m[1]);
-        if (seq === expected.seq) expected.seq += 1;
-        else if (seq > expected.seq) { stats.gaps += seq - expected.seq; expected.seq = seq + 1; }
-        else stats.duplicates += 1;
+        checkSeq(seq);
         if (m[2] !== "output") { state = state || m[2] === "state"; sampled.others += 1; continue; }
         stats.output_lines += 1;
         if (seq % SAMPLE !== 0) continue;
         TAIL.lastIndex = HEAD.lastIndex;
         const t = TAIL.exec(text);
-        if (t === null) { finish("an output event the bench cannot read (time and text not after kind)"); return true; }
+        if (t === null) { finish("an output event the bench cannot read (time and text not after kind)"); return null; }
         const line = t[2];
         const space = line.indexOf(" ");
         if (space < 1 || line.charCodeAt(0) < 48 || line.charCodeAt(0) > 57) continue;
@@ -165,21 +174,7 @@ function client(index, delays) {
         sampled.others = 0;
         delays.push(now - Number(t[1]), now - Number(line.slice(space + 1)));
       }
-      if (items !== (text.match(SEQ_COUNT) || []).length) {
-        finish("an events frame the bench cannot read (fields missing or in another order)");
-        return true;
-      }
-      stats.items += items;
-      stats.last_seq = expected.seq - 1;
-      if (state) {
-        for (const item of JSON.parse(text).items) {
-          if (item.kind === "state" && item.data && FINISHED.has(item.data.state)) {
-            stats.final_state = item.data.state;
-            return true;
-          }
-        }
-      }
-      return false;
+      return [items, state];
     }
 
     sock.on("data", (chunk) => {

@@ -35,38 +35,43 @@ class ThreadCache:
         self._idle = []  # the inboxes of idle threads, the most recently idle last
         self.started = 0  # threads started so far (in this process)
 
-    def spawn(self, func):
-        """Run func() on an idle kept thread, or on a new one (named <name>-N) when none is idle."""
+    def spawn(self, func, name=None):
+        """Run func() on an idle kept thread, or on a new one (named <name>-N) when none is idle;
+        with `name`, the thread goes by it while func runs (a job's lane, writer, supervisor)."""
         with self._lock:
             inbox = self._idle.pop() if self._idle else None
         if inbox is not None:
-            inbox.put(func)
+            inbox.put((func, name))
             return
         inbox = queue.SimpleQueue()
-        inbox.put(func)
+        inbox.put((func, name))
         with self._lock:
             self.started += 1
-            name = f"{self.name}-{self.started}"
-        threading.Thread(target=self._serve, args=(inbox,), name=name, daemon=True).start()
+            thread_name = f"{self.name}-{self.started}"
+        threading.Thread(target=self._serve, args=(inbox,), name=thread_name, daemon=True).start()
 
     def idle(self):
         with self._lock:
             return len(self._idle)
 
     def _serve(self, inbox):
-        func = inbox.get()
+        thread = threading.current_thread()
+        own_name = thread.name
+        func, name = inbox.get()
         while True:
+            thread.name = name or own_name
             try:
                 func()
             except BaseException:  # noqa: BLE001 — work handed here reports its own errors; keep the thread
                 log.exception("work on a kept thread raised")
-            func = None
+            thread.name = own_name
+            func = name = None
             with self._lock:
                 if len(self._idle) >= self.max_idle:
                     return
                 self._idle.append(inbox)
             try:
-                func = inbox.get(timeout=self.idle_seconds)
+                func, name = inbox.get(timeout=self.idle_seconds)
             except queue.Empty:
                 with self._lock:
                     try:
@@ -75,7 +80,7 @@ class ThreadCache:
                         pass
                     else:
                         return
-                func = inbox.get()
+                func, name = inbox.get()
 
     def _forget(self):
         """In a forked child: the parent's threads do not exist here."""
@@ -115,9 +120,7 @@ def run_bounded(func, items, limit, *, name="lane", threads=None):
             if state["running"] == 0:
                 done.set()
 
-    def lane(number):
-        thread = threading.current_thread()
-        kept_name, thread.name = thread.name, f"{name}_{number}"
+    def lane():
         try:
             while (index := take()) is not None:
                 try:
@@ -126,7 +129,6 @@ def run_bounded(func, items, limit, *, name="lane", threads=None):
                     errors[index] = exc
         finally:
             connections.close_all()
-            thread.name = kept_name
             ended()
 
     lanes = min(max(1, int(limit)), len(items))
@@ -134,7 +136,7 @@ def run_bounded(func, items, limit, *, name="lane", threads=None):
         with lock:
             state["running"] += 1
         try:
-            threads.spawn(lambda number=number: lane(number))
+            threads.spawn(lane, name=f"{name}_{number}")
         except RuntimeError:  # the system has no more threads: the lanes already running take every item
             ended()
             if number == 0:

@@ -54,7 +54,8 @@ class EventWriter:
         self.max_batch = getattr(settings, "JOB_EVENTS_MAX_BATCH", MAX_BATCH)
         self._room = threading.Semaphore(getattr(settings, "JOB_EVENTS_MAX_UNSTORED", MAX_UNSTORED_LINES))
         self.mask = _unmasked  # the runner sets one that hides the job's secret values
-        threads.cache.spawn(self._loop)  # a thread the worker kept from an earlier job, if one is idle
+        # A thread the worker kept from an earlier job, if one is idle.
+        threads.cache.spawn(self._loop, name=f"job-{job.pk}-events")
 
     # Producers (any thread) ---------------------------------------------------------------
 
@@ -88,8 +89,6 @@ class EventWriter:
     # Writer thread ------------------------------------------------------------------------
 
     def _loop(self):
-        thread = threading.current_thread()
-        kept_name, thread.name = thread.name, f"job-{self.job_id}-events"
         try:
             self._run()
         except Exception as exc:  # keep the cause for close(); the runner marks the job failed
@@ -97,7 +96,6 @@ class EventWriter:
             self.failed = exc
         finally:
             connection.close()
-            thread.name = kept_name
             self._ended.set()
 
     def _run(self):

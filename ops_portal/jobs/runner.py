@@ -244,8 +244,6 @@ class JobRunner:
     # Supervisor: heartbeat, cancel requests, the job timeout --------------------------------
 
     def _supervise(self):
-        thread = threading.current_thread()
-        kept_name, thread.name = thread.name, f"job-{self.job.pk}-supervisor"
         deadline = time.monotonic() + self.job.timeout_seconds
         if self.slice is not None and self.job.started:  # the job's timeout counts from the job's start
             deadline -= (timezone.now() - self.job.started).total_seconds()
@@ -267,7 +265,6 @@ class JobRunner:
                     self.writer.emit(EventKind.INFO, f"Job timeout of {self.job.timeout_seconds}s reached.")
         finally:
             connection.close()
-            thread.name = kept_name
 
     def _job_threshold(self, failed):
         """A slice stops its rollout when the whole job's failures (all slices') exceed the threshold."""
@@ -416,7 +413,7 @@ class JobRunner:
     # The whole job -------------------------------------------------------------------------
 
     def run(self):
-        threads.cache.spawn(self._supervise)
+        threads.cache.spawn(self._supervise, name=f"job-{self.job.pk}-supervisor")
         error = ""
         try:
             self.objects = load_objects(self.targets)
